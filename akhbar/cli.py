@@ -1,0 +1,55 @@
+"""The ``akhbar`` command: one entry point, one module per subcommand.
+
+Each subcommand module owns its argument parser (``main(argv) -> exit status``) and is
+imported only when called, so ``akhbar --help`` stays fast and ``serve`` never loads
+training code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from akhbar import __version__
+
+# name -> (module with main(argv), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "pretrain": ("akhbar.training.pretrain", "Train the tokenizer and pretrain the small Arabic BERT."),
+    "train": ("akhbar.training.finetune", "Fine-tune a task model (topic, stance, summary) into a bundle."),
+    "evaluate": ("akhbar.training.evaluate", "Score a bundle on a test set against baselines; write a report."),
+    "score": ("akhbar.serving.batch", "Score a file of articles in batch (local or Ray)."),
+    "serve": ("akhbar.serving.serve", "Start the HTTP service (BentoML) on port 3000."),
+    "models": ("akhbar.serving.store", "List, import, export and promote model bundles."),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="akhbar",
+        description="Score Arabic news: topic, stance toward claims, extractive summary.",
+        epilog="Run 'akhbar COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"akhbar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        # Options belong to the subcommand's own parser; everything after the name goes there.
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if not argv or argv[0].startswith("-"):
+        parser.parse_args(argv)  # prints help / version, or an error naming the problem
+        return 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""akhbar.models: everything training and serving must share."""

@@ -1,0 +1,79 @@
+"""What each task feeds the encoder, built the same way in training and serving.
+
+* topic: the title, then the article with boilerplate removed;
+* stance: the claim, then the article sentences most relevant to it (evidence), in
+  article order, so long articles are not simply cut at 512 tokens;
+* summary: the article's content sentences (see :mod:`akhbar.models.summary_inputs`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from akhbar.models.boilerplate import content_sentences
+from akhbar.models.normalize import normalize
+from akhbar.models.sentences import Sentence, split_sentences
+
+_WORD = re.compile(r"\w+")
+# Very common function words carry no evidence; dropping them sharpens the overlap score.
+_STOPWORDS = frozenset(
+    "في من الي علي عن ان او ثم قد لا ما مع هذا هذه ذلك التي الذي الذين كان كانت بعد قبل "
+    "بين حتي كل هو هي هم و ف ب ل".split()
+)
+
+
+def topic_text(text: str, title: str | None = None) -> str:
+    """Title and article body, boilerplate removed."""
+    body = "\n".join(s.text for s in content_sentences(text))
+    return f"{title.strip()}\n{body}" if title and title.strip() else body
+
+
+def _terms(text: str) -> list[str]:
+    return [w for w in _WORD.findall(normalize(text)) if w not in _STOPWORDS and len(w) > 1]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The sentences chosen for a claim, in article order, with their relevance scores."""
+
+    sentences: tuple[Sentence, ...]
+    scores: tuple[float, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(s.text for s in self.sentences)
+
+
+def select_evidence(claim: str, sentences: list[Sentence], k: int = 4) -> Evidence:
+    """The ``k`` sentences sharing most (idf-weighted) terms with the claim.
+
+    IDF comes from the article's own sentences, so words the whole article repeats count
+    little. Ties keep article order; the result is returned in article order.
+    """
+    if not sentences:
+        return Evidence((), ())
+    bags = [Counter(_terms(s.text)) for s in sentences]
+    df = Counter(t for bag in bags for t in bag)
+    n = len(sentences)
+    claim_terms = set(_terms(claim))
+    scores = []
+    for bag in bags:
+        overlap = sum(math.log(1 + n / df[t]) for t in claim_terms if t in bag)
+        scores.append(overlap / math.sqrt(1 + sum(bag.values())) if bag else 0.0)
+    ranked = sorted(range(n), key=lambda i: (-scores[i], i))[:k]
+    chosen = sorted(ranked)
+    return Evidence(tuple(sentences[i] for i in chosen), tuple(round(scores[i], 4) for i in chosen))
+
+
+def summary_sentences(text: str, max_chars: int = 400) -> list[Sentence]:
+    """The sentences a summary may pick: content sentences, or all of them when every
+    sentence looks like boilerplate (a summary is never empty for non-empty text)."""
+    return content_sentences(text, max_chars=max_chars) or split_sentences(text, max_chars)
+
+
+def stance_evidence(claim: str, text: str, k: int) -> Evidence:
+    """Evidence for a claim from the article's content sentences."""
+    return select_evidence(claim, summary_sentences(text), k)

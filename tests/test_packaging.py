@@ -1,0 +1,206 @@
+"""Packaging: installed, every module lives under the ``akhbar`` namespace.
+
+The repository keeps ``models/``, ``training/`` and ``serving/`` at the top level; setuptools
+``package-dir`` maps them to ``akhbar.models`` and friends. These tests build the wheel from a
+copy of the sources a fresh clone would hold, read it, and import it with nothing but its
+own files for akhbar; and they check the editable install maps onto the repository folders.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD_FILES = ("pyproject.toml", "README.md", "LICENSE")
+PACKAGE_DIRS = ("akhbar", "models", "training", "serving")
+BARE = ("models", "training", "serving")  # must never be importable top-level names
+
+
+def _copy_sources(dest: Path) -> None:
+    """Copy what a fresh clone holds (tracked or not ignored) that the build needs.
+
+    A copy keeps the build out of the working tree, whose stale ``build/`` could leak
+    removed modules into the wheel.
+    """
+    try:
+        listing = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=REPO, capture_output=True, check=True, timeout=60,
+        ).stdout.decode()  # fmt: skip
+        files = [f for f in listing.split("\0") if f]
+    except (OSError, subprocess.CalledProcessError):  # no git: walk the folders instead
+        files = [str(p.relative_to(REPO)) for d in PACKAGE_DIRS for p in (REPO / d).rglob("*")
+                 if p.is_file() and "__pycache__" not in p.parts]  # fmt: skip
+        files += list(BUILD_FILES)
+    for rel in files:
+        if rel in BUILD_FILES or rel.split("/", 1)[0] in PACKAGE_DIRS:
+            src = REPO / rel
+            if src.is_file():
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / rel)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("wheel")
+    src, dist = root / "src", root / "dist"
+    src.mkdir()
+    _copy_sources(src)
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
+         "--no-index", "-w", str(dist)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, f"wheel build failed:\n{result.stdout}\n{result.stderr}"
+    (path,) = dist.glob("akhbar-*.whl")
+    return path
+
+
+@pytest.fixture(scope="module")
+def unpacked(wheel, tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("unpacked")
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(dest)
+    return dest
+
+
+@pytest.mark.slow
+def test_wheel_holds_only_the_akhbar_namespace(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/", 1)[0] for n in names}
+    dist_info = {t for t in tops if t.endswith(".dist-info")}
+    assert tops - dist_info == {"akhbar"}, f"unexpected top-level entries: {sorted(tops)}"
+    stray = [n for n in names if n.endswith(".py") and not n.startswith("akhbar/")]
+    assert not stray, f"Python files outside akhbar/: {stray}"
+    for required in (
+        "akhbar/__init__.py",
+        "akhbar/cli.py",
+        "akhbar/models/__init__.py",
+        "akhbar/models/normalize.py",
+        "akhbar/training/__init__.py",
+        "akhbar/serving/__init__.py",
+        "akhbar/serving/serve.py",
+    ):
+        assert required in names, f"{required} missing from {wheel.name}"
+    assert not any(n.startswith("tests/") or "/tests/" in n for n in names)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "LICENSE not shipped"
+
+
+@pytest.mark.slow
+def test_wheel_metadata(wheel):
+    with zipfile.ZipFile(wheel) as zf:
+        (ep_name,) = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        (meta_name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        entry_points = configparser.ConfigParser()
+        entry_points.read_string(zf.read(ep_name).decode())
+        metadata = zf.read(meta_name).decode()
+    assert entry_points["console_scripts"]["akhbar"].strip() == "akhbar.cli:main"
+    # pyproject's readme = "README.md": a missing README only warns at build time.
+    assert metadata.partition("\n\n")[2].strip(), "no README.md text in the wheel's METADATA"
+
+
+@pytest.mark.slow
+def test_wheel_imports_from_its_own_files(unpacked, tmp_path):
+    # -I -S: no user site, no site-packages processing, so the editable install's path hook
+    # (a .pth file) never loads. Site-packages goes on sys.path *after* the wheel, as a plain
+    # directory, only so third-party dependencies (tokenizers, ...) import.
+    site_dirs = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    code = """
+import importlib, sys
+wheel_dir, *site_dirs = sys.argv[1:]
+sys.path[:0] = [wheel_dir]
+sys.path.extend(site_dirs)
+import akhbar, akhbar.cli, akhbar.models.normalize, akhbar.serving.serve
+assert not any("editable" in name for name in sys.modules), "editable finder loaded"
+for module in (akhbar, akhbar.cli, akhbar.models.normalize, akhbar.serving.serve):
+    assert module.__file__.startswith(wheel_dir), f"{module.__name__} from {module.__file__}"
+for bare in ("models", "training", "serving"):
+    try:
+        importlib.import_module(bare)
+    except ModuleNotFoundError:
+        continue
+    raise SystemExit(f"bare package {bare!r} importable from the wheel")
+sys.exit(akhbar.cli.main(["--version"]))
+"""
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(unpacked), *site_dirs],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("akhbar ")
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """Absolute names of the modules a file imports (relative imports resolved)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                names.add(".".join(base + ([node.module] if node.module else [])))
+            else:
+                names.add(node.module or "")
+    return names
+
+
+@pytest.mark.slow
+def test_wheel_modules_respect_the_layout(unpacked):
+    """No bare ``models``/``training``/``serving`` imports; training and serving stay apart."""
+    problems = []
+    for path in sorted((unpacked / "akhbar").rglob("*.py")):
+        rel = path.relative_to(unpacked)
+        package = ".".join(rel.parent.parts)
+        for name in _imports(path, package):
+            top = name.split(".")[0]
+            if top in BARE:
+                problems.append(f"{rel}: imports bare {name!r}; use akhbar.{name}")
+            if package.startswith("akhbar.training") and name.startswith("akhbar.serving"):
+                problems.append(f"{rel}: training imports {name!r}")
+            if package.startswith("akhbar.serving") and name.startswith("akhbar.training"):
+                problems.append(f"{rel}: serving imports {name!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_editable_install_maps_the_namespace_onto_the_repository(tmp_path):
+    code = """
+import importlib, json
+paths = {n: importlib.import_module(n).__file__
+         for n in ("akhbar", "akhbar.models", "akhbar.training", "akhbar.serving")}
+bare = []
+for n in ("models", "training", "serving"):
+    try:
+        importlib.import_module(n)
+        bare.append(n)
+    except ModuleNotFoundError:
+        pass
+print(json.dumps({"paths": paths, "bare": bare}))
+"""
+    # A neutral working directory: the repository root must not be on sys.path.
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    expected = {
+        "akhbar": REPO / "akhbar",
+        "akhbar.models": REPO / "models",
+        "akhbar.training": REPO / "training",
+        "akhbar.serving": REPO / "serving",
+    }
+    for name, folder in expected.items():
+        assert Path(found["paths"][name]).resolve() == folder / "__init__.py", name
+    assert found["bare"] == [], f"bare packages importable after install: {found['bare']}"

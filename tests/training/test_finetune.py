@@ -1,0 +1,261 @@
+"""``akhbar train``: tiny fine-tuning runs over the tiny base, into loadable bundles."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_jsonl
+
+from akhbar.models.bundle import load_bundle
+from akhbar.models.reader import DataError
+from akhbar.models.tasks import STANCE_LABELS
+from akhbar.training.finetune import CONFIG_DIR, FinetuneConfig, parse_args, run
+
+# A custom Arabic taxonomy: local news, sport, economy.
+TAXONOMY = ("محلي", "رياضة", "اقتصاد")
+WORDS = {
+    "محلي": ["البلدية", "الحي", "أمير", "المنطقة", "الطرق", "المدارس", "السكان", "الحديقة", "المستشفى", "افتتح"],
+    "رياضة": ["الفريق", "المباراة", "الهدف", "المدرب", "اللاعب", "الدوري", "الكأس", "الملعب", "فاز", "سجل"],
+    "اقتصاد": ["الأسهم", "النفط", "البورصة", "الأسعار", "التضخم", "الشركة", "الأرباح", "المصرف", "ارتفعت", "تراجعت"],
+}
+COMMON = ["في", "على", "من", "مع", "بعد", "اليوم", "الجديد", "قال", "أن", "العام"]
+
+
+def topic_rows(n: int, seed: int, labels=TAXONOMY) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = labels[i % len(labels)]
+        words = WORDS[TAXONOMY[i % len(TAXONOMY)]]
+        body = " ".join(rng.choice(words + COMMON) for _ in range(rng.randint(8, 20)))
+        rows.append({"id": f"{seed}-{i}", "title": " ".join(rng.sample(words, 3)), "text": body + ".", "label": label})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def topic_data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("topic_data")
+    write_jsonl(folder / "train.jsonl", topic_rows(40, seed=1))
+    write_jsonl(folder / "validation.jsonl", topic_rows(20, seed=2))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tensorboard"))
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(base, data, out, **overrides) -> FinetuneConfig:
+    settings = dict(task="topic", data=str(data), base_model=str(base), max_steps=6, eval_steps=3, batch_size=8,
+                    max_length=32, stride=8, output_dir=str(out), threads=1, seed=3)
+    settings.update(overrides)
+    return FinetuneConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def topic_run(tiny_base, topic_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("topic_run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TENSORBOARD_LOGGING_DIR", str(out / "tensorboard"))
+        threads = torch.get_num_threads()
+        result = run(tiny(tiny_base, topic_data, out))
+        torch.set_num_threads(threads)
+    return result
+
+
+def heads_and_encoder(bundle_dir: Path) -> tuple[dict, dict]:
+    model = load_bundle(bundle_dir).model
+    return ({k: v.clone() for k, v in model.heads.state_dict().items()},
+            {k: v.clone() for k, v in model.encoder.state_dict().items()})
+
+
+def test_topic_run_writes_a_loadable_bundle_with_the_data_labels(topic_run):
+    bundle = load_bundle(topic_run.bundle)
+    assert bundle.tasks == ("topic",)
+    settings = bundle.settings.tasks["topic"]
+    assert set(settings.labels) == set(TAXONOMY)
+    assert list(settings.labels) == sorted(TAXONOMY)
+    assert settings.max_length == 32 and settings.stride == 8
+    assert bundle.model.heads["topic"].out.weight.shape[0] == 3
+    assert settings.temperature == pytest.approx(topic_run.metrics["validation"]["temperature"])
+    assert topic_run.metrics["steps"] == 6
+    assert len(topic_run.validation_true) == len(topic_run.validation_pred) == 20
+
+
+def test_topic_metrics_json(topic_run):
+    metrics = json.loads((topic_run.bundle / "metrics.json").read_text())
+    val = metrics["validation"]
+    assert 0.0 <= val["macro_f1"] <= 1.0
+    low, high = val["macro_f1_ci"]
+    assert low <= val["macro_f1"] <= high
+    assert 0.0 <= val["ece_before"] <= 1.0 and 0.0 <= val["ece_after"] <= 1.0
+    assert 0.05 <= val["temperature"] <= 20.0
+    assert set(val["per_class"]) == set(TAXONOMY)
+    assert sum(c["support"] for c in val["per_class"].values()) == 20
+    assert metrics == json.loads(json.dumps(topic_run.metrics))
+    card = (topic_run.bundle / "README.md").read_text()
+    assert "macro-F1" in card
+
+
+def test_bundle_holds_only_safetensors(topic_run):
+    names = [p.name for p in topic_run.bundle.iterdir()]
+    assert "model.safetensors" in names
+    assert not [n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl"))]
+
+
+def test_init_from_continues_from_the_bundle(topic_run, topic_data, tiny_base, tmp_path):
+    # With a zero learning rate the continued run must end exactly where the bundle was:
+    # the same encoder and the same head (labels match, so the head is reused).
+    result = run(tiny(tiny_base, topic_data, tmp_path / "cont", init_from=str(topic_run.bundle), learning_rate=0.0))
+    heads_a, enc_a = heads_and_encoder(topic_run.bundle)
+    heads_b, enc_b = heads_and_encoder(result.bundle)
+    assert heads_a.keys() == heads_b.keys()
+    assert all(torch.equal(heads_a[k], heads_b[k]) for k in heads_a)
+    assert all(torch.equal(enc_a[k], enc_b[k]) for k in enc_a)
+    assert result.metrics["steps"] == 6
+    assert list(load_bundle(result.bundle).settings.tasks["topic"].labels) == sorted(TAXONOMY)
+
+
+def test_init_from_with_other_labels_gets_a_fresh_head(topic_run, tiny_base, tmp_path):
+    labels = ("محلي", "رياضة", "اقتصاد", "ثقافة")
+    data = tmp_path / "four"
+    write_jsonl(data / "train.jsonl", topic_rows(40, seed=5, labels=labels))
+    write_jsonl(data / "validation.jsonl", topic_rows(20, seed=6, labels=labels))
+    result = run(tiny(tiny_base, data, tmp_path / "out", init_from=str(topic_run.bundle), learning_rate=0.0))
+    bundle = load_bundle(result.bundle)
+    assert set(bundle.settings.tasks["topic"].labels) == set(labels)
+    assert bundle.model.heads["topic"].out.weight.shape[0] == 4
+    # The encoder still comes from the bundle it continued.
+    _, enc_a = heads_and_encoder(topic_run.bundle)
+    enc_b = bundle.model.encoder.state_dict()
+    assert all(torch.equal(enc_a[k], enc_b[k]) for k in enc_a)
+
+
+STANCE_CLAIMS = [
+    ("الحكومة رفعت ميزانية التعليم", "أعلنت الحكومة زيادة ميزانية التعليم. وقال الوزير إن المدارس ستستفيد.", "agree"),
+    ("الحكومة خفضت ميزانية التعليم", "أعلنت الحكومة زيادة ميزانية التعليم. ونفى الوزير أي تخفيض.", "disagree"),
+    ("الفريق فاز بالكأس", "تحدث المحللون عن حظوظ الفريق في الكأس. وتختلف الآراء حول النتيجة.", "discuss"),
+    ("أسعار النفط ارتفعت", "افتتح المهرجان السينمائي دورته الجديدة. وعرض فيلم عن البحر.", "unrelated"),
+]
+
+
+def stance_rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        claim, text, label = STANCE_CLAIMS[i % 4]
+        extra = " ".join(rng.choice(COMMON) for _ in range(rng.randint(3, 8)))
+        rows.append({"id": i, "claim": claim, "text": f"{text} {extra}.", "label": label})
+    return rows
+
+
+def test_stance_with_claims_and_class_weighting(tiny_base, tmp_path):
+    data = tmp_path / "stance"
+    write_jsonl(data / "train.jsonl", stance_rows(24, seed=1))
+    write_jsonl(data / "validation.jsonl", stance_rows(12, seed=2))
+    result = run(tiny(tiny_base, data, tmp_path / "out", task="stance", class_weighting=True,
+                      labels=",".join(STANCE_LABELS), max_length=48))
+    bundle = load_bundle(result.bundle)
+    assert bundle.tasks == ("stance",)
+    assert bundle.settings.tasks["stance"].labels == STANCE_LABELS
+    assert bundle.model.heads["stance"].out.weight.shape[0] == 4
+    val = result.metrics["validation"]
+    assert {"macro_f1", "ece_before", "ece_after", "temperature"} <= set(val)
+    assert set(val["per_class"]) == set(STANCE_LABELS)
+
+
+def with_bad_label(folder: Path) -> Path:
+    rows = topic_rows(40, seed=1)
+    rows[4] = {**rows[4], "label": "سياسة"}  # line 5: not in the label set
+    write_jsonl(folder / "train.jsonl", rows)
+    write_jsonl(folder / "validation.jsonl", topic_rows(20, seed=2))
+    return folder
+
+
+def test_strict_mode_names_the_file_and_line_of_a_bad_record(tiny_base, tmp_path):
+    data = with_bad_label(tmp_path / "bad")
+    cfg = tiny(tiny_base, data, tmp_path / "out", labels=",".join(TAXONOMY))
+    with pytest.raises(DataError) as caught:
+        run(cfg)
+    assert caught.value.line == 5
+    assert caught.value.source.endswith("train.jsonl")
+    message = str(caught.value)
+    assert "train.jsonl line 5" in message and "label" in message
+    assert not (tmp_path / "out" / "bundle").exists()
+
+
+def test_skip_bad_sets_the_record_aside_and_trains(tiny_base, tmp_path):
+    data = with_bad_label(tmp_path / "bad")
+    out = tmp_path / "out"
+    result = run(tiny(tiny_base, data, out, labels=",".join(TAXONOMY), skip_bad=True, max_steps=3))
+    rejects = [json.loads(line) for line in (out / "rejects-train.jsonl").read_text().splitlines()]
+    assert len(rejects) == 1
+    assert rejects[0]["line"] == 5 and rejects[0]["id"] == "1-4"
+    assert "label" in rejects[0]["reason"]
+    assert not (out / "rejects-validation.jsonl").exists()
+    assert load_bundle(result.bundle).settings.tasks["topic"].labels == TAXONOMY
+
+
+def test_parse_args_takes_yaml_defaults_and_cli_overrides():
+    import yaml
+
+    defaults = yaml.safe_load((CONFIG_DIR / "topic.yaml").read_text())
+    cfg = parse_args(["topic", "--max_steps", "5", "--data", "x"])
+    assert cfg.task == "topic"
+    assert cfg.max_steps == 5 and cfg.data == "x"
+    assert cfg.max_length == defaults["max_length"]
+    assert cfg.batch_size == defaults["batch_size"]
+    assert cfg.output_dir == defaults["output_dir"]
+    # Without --data the YAML's dataset is used (the dataclass default is empty).
+    assert parse_args(["topic", "--max_steps", "5"]).data == defaults["data"]
+    # The command line beats the YAML.
+    cfg = parse_args(["topic", "--data", "x", "--max_length", "64", "--batch_size", "4"])
+    assert (cfg.max_length, cfg.batch_size) == (64, 4)
+    # Stance takes its own file (its label set and class weighting).
+    stance = parse_args(["stance", "--data", "x"])
+    assert stance.labels == ",".join(STANCE_LABELS) and stance.class_weighting is True
+    assert (stance.max_windows, stance.eval_steps) == (2, 100)
+
+
+def test_parse_args_reads_the_task_yaml_from_the_config_dir(tmp_path, monkeypatch):
+    # A value that differs from the dataclass default shows the YAML is really read.
+    (tmp_path / "topic.yaml").write_text("data: topic/elsewhere\nmax_length: 77\nstride: 7\n")
+    monkeypatch.setattr("akhbar.training.finetune.CONFIG_DIR", tmp_path)
+    cfg = parse_args(["topic", "--max_steps", "5", "--data", "x"])
+    assert (cfg.max_length, cfg.stride, cfg.max_steps, cfg.data) == (77, 7, 5, "x")
+    assert parse_args(["topic", "--max_length", "90"]).max_length == 90
+
+
+def test_config_file_overrides_and_unknown_keys_are_refused(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text("data: somewhere\nmax_length: 48\nstride: 4\n")
+    cfg = parse_args(["topic", "--config", str(good), "--stride", "8"])
+    assert (cfg.data, cfg.max_length, cfg.stride) == ("somewhere", 48, 8)
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: somewhere\nmax_lenght: 48\n")
+    with pytest.raises(SystemExit):
+        parse_args(["topic", "--config", str(bad)])
+    assert "max_lenght" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit):
+        parse_args(["topic", "--config", str(tmp_path / "missing.yaml"), "--data", "x"])
+    assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="task"):
+        FinetuneConfig(task="sentiment", data="x")
+    with pytest.raises(ValueError, match="--data"):
+        FinetuneConfig(task="topic")
+    with pytest.raises(ValueError, match="--stride"):
+        FinetuneConfig(data="x", max_length=32, stride=32)
+    with pytest.raises(ValueError, match="--batch_size"):
+        FinetuneConfig(data="x", batch_size=0)

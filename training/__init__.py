@@ -1,0 +1,1 @@
+"""akhbar.training: pretraining, fine-tuning, evaluation and reports. Imports akhbar.models only."""

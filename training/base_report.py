@@ -1,0 +1,131 @@
+"""Does the pretrained base help? One run, one split, one recipe (issue 3's benchmark).
+
+Each candidate base is fine-tuned on the topic train split with the same recipe and the
+same number of steps, beside a randomly initialised encoder of the same size and the
+TF-IDF baseline, and all are scored on the topic validation split. The report gives
+macro-F1 with its bootstrap interval, the paired-bootstrap interval of each difference,
+and each base's own pretraining figures (held-out MLM loss, tokens/s).
+
+Run: ``python -m akhbar.training.base_report --bases work/pretrain/cand-mlm,work/pretrain/cand-electra``
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from transformers import HfArgumentParser
+
+from akhbar.models.inputs import topic_text
+from akhbar.models.reader import read_records
+from akhbar.training.baselines import fit_predict_tfidf
+from akhbar.training.finetune import FinetuneConfig, resolve_data, run
+from akhbar.training.metrics import bootstrap_diff_ci, classification_report
+
+RANDOM = "random-init"
+TFIDF = "tfidf"
+
+
+@dataclass
+class BaseReportConfig:
+    bases: str = field(metadata={"help": "Comma-separated base model directories to compare."})
+    output_dir: str = field(default="reports/base", metadata={"help": "Where base_report.json/.md go (committed)."})
+    work_dir: str = field(default="work/base_report", metadata={"help": "Fine-tuning runs and their checkpoints (not committed)."})
+    data: str = "topic/ant_v2.1_multisource"
+    max_steps: int = field(default=740, metadata={"help": "Fine-tuning steps, the same for every encoder."})
+    max_length: int = 128
+    batch_size: int = 32
+    learning_rate: float = 3e-4
+    max_train_samples: int = 0
+    seed: int = 42
+
+
+def finetune(cfg: BaseReportConfig, base: str, name: str, random_init: bool) -> tuple[dict, np.ndarray, np.ndarray]:
+    ft = FinetuneConfig(
+        task="topic", data=cfg.data, base_model=base, random_init=random_init,
+        output_dir=str(Path(cfg.work_dir) / name), max_length=cfg.max_length, max_windows=1,
+        max_steps=cfg.max_steps, eval_steps=cfg.max_steps, batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, max_train_samples=cfg.max_train_samples, seed=cfg.seed,
+    )
+    result = run(ft)
+    return result.metrics, result.validation_true, result.validation_pred
+
+
+def tfidf(cfg: BaseReportConfig, labels: list[str]) -> tuple[float, np.ndarray]:
+    source = resolve_data(cfg.data)
+    train = list(read_records(source, "topic", split="train"))
+    if cfg.max_train_samples:
+        train = train[: cfg.max_train_samples]
+    val = list(read_records(source, "topic", split="validation"))
+    lid = {name: i for i, name in enumerate(labels)}
+    start = time.time()
+    pred = fit_predict_tfidf([topic_text(r["text"], r.get("title")) for r in train],
+                             np.array([lid[r["label"]] for r in train]),
+                             [topic_text(r["text"], r.get("title")) for r in val])
+    return time.time() - start, pred
+
+
+def run_report(cfg: BaseReportConfig) -> dict:
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bases = [b for b in cfg.bases.split(",") if b]
+    rows: dict[str, dict] = {}
+    preds: dict[str, np.ndarray] = {}
+    y = labels = None
+    for name, base, random_init in [(RANDOM, bases[0], True)] + [(Path(b).name, b, False) for b in bases]:
+        metrics, y, preds[name] = finetune(cfg, base, name, random_init)
+        labels = list(metrics["validation"]["per_class"])
+        pretrain_file = Path(base) / "pretrain_report.json"
+        rows[name] = {
+            "base": base, "random_init": random_init, "train_seconds": metrics["train_seconds"],
+            "pretraining": None if random_init or not pretrain_file.exists() else json.loads(pretrain_file.read_text()),
+        }
+    seconds, preds[TFIDF] = tfidf(cfg, labels)
+    rows[TFIDF] = {"train_seconds": round(seconds, 1)}
+    for name, pred in preds.items():
+        rows[name].update(classification_report(y, pred, labels))
+        if name != RANDOM:
+            rows[name]["diff_vs_random_ci"] = bootstrap_diff_ci(y, pred, preds[RANDOM])
+        if name != TFIDF:
+            rows[name]["diff_vs_tfidf_ci"] = bootstrap_diff_ci(y, pred, preds[TFIDF])
+    report = {"split": "validation", "n": int(len(y)), "config": asdict(cfg), "results": rows}
+    (out / "base_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "base_report.md").write_text(markdown(report))
+    return report
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"# Does the base help? Topic validation split (n = {report['n']})", "",
+        f"Same recipe for every encoder: {report['config']['max_steps']} steps, batch {report['config']['batch_size']}, "
+        f"{report['config']['max_length']} tokens, lr {report['config']['learning_rate']}.", "",
+        "| model | macro-F1 | 95% CI | Δ vs random init (95% CI) | Δ vs TF-IDF (95% CI) | fine-tune s | held-out MLM loss | pretrain tokens/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in report["results"].items():
+        pre = row.get("pretraining") or {}
+        lines.append(
+            f"| {name} | {row['macro_f1']:.3f} | [{row['macro_f1_ci'][0]:.3f}, {row['macro_f1_ci'][1]:.3f}] | "
+            f"{_interval(row, 'diff_vs_random_ci')} | {_interval(row, 'diff_vs_tfidf_ci')} | {row['train_seconds']:.0f} | "
+            f"{pre.get('heldout_mlm_loss', float('nan')):.2f} | {pre.get('tokens_per_second', 0):.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _interval(row: dict, key: str) -> str:
+    return f"[{row[key][0]:+.3f}, {row[key][1]:+.3f}]" if key in row else "-"
+
+
+def main(argv: list[str] | None = None) -> int:
+    (cfg,) = HfArgumentParser(BaseReportConfig).parse_args_into_dataclasses(args=argv)
+    report = run_report(cfg)
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""``akhbar evaluate TASK``: score a bundle on a split beside same-run baselines.
+
+Writes ``metrics.json`` (fixed shape, below) and ``report.md`` (+ confusion matrix and
+reliability diagram for label tasks) to ``--report``. The model is scored through
+:class:`akhbar.models.predict.Predictor`, the very path the service uses.
+
+metrics.json: ``task``, ``data``, ``split``, ``n``; ``model`` (topic/stance: ``macro_f1``,
+``macro_f1_ci``, ``accuracy``, ``per_class``; summary: ``k``, ``rouge1``, ``rouge2``,
+``rougeL``); ``baselines`` (``tfidf``, ``sentence_encoder`` / ``lead``, ``oracle``, same
+keys plus ``diff_ci``: the paired-bootstrap interval of model − baseline). For ANS the
+label figures are on its native three labels; for unifiedfc ``model_dedup`` repeats them
+without the test articles that also occur in train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from akhbar.models.bundle import load_bundle
+from akhbar.models.inputs import stance_evidence, summary_sentences, topic_text
+from akhbar.models.predict import Predictor
+from akhbar.models.reader import data_root, read_records
+from akhbar.models.tasks import TASK_KINDS
+from akhbar.training.baselines import (
+    fit_predict_tfidf,
+    fit_predict_tfidf_pairs,
+    fit_predict_use_pairs,
+)
+from akhbar.training.corpus import text_hash
+from akhbar.training.metrics import accuracy, bootstrap_diff_ci, classification_report, macro_f1
+from akhbar.training.plots import confusion_png, reliability_png
+from akhbar.training.rouge import ROUGE_TYPES, greedy_oracle, rouge_scores, scorer
+
+DEFAULT_MODEL = "models/default"
+# ANS labels its "neither" pairs `other`; the model's discuss and unrelated fold into it.
+NATIVE_FOLDS = {"other": ("discuss", "unrelated")}
+
+
+def resolve(path: str) -> Path:
+    p = Path(path)
+    return p if p.exists() else data_root() / path
+
+
+def load(data: Path, task: str, split: str | None) -> list[dict]:
+    """Records of one split, or of every split with ``--split all``."""
+    if data.is_dir() and split == "all":
+        return [r for s in ("train", "validation", "test") if any(data.glob(f"{s}.jsonl*"))
+                for r in read_records(data, task, split=s)]
+    return list(read_records(data, task, split=split if data.is_dir() else None))
+
+
+def train_split(data: Path, task: str) -> list[dict] | None:
+    """The train split beside the evaluated one, for fitting baselines (None for a single file)."""
+    return list(read_records(data, task, split="train")) if data.is_dir() and any(data.glob("train.jsonl*")) else None
+
+
+def fold(label: str, native: set[str]) -> str:
+    """Map a model label onto the data's native label set (ANS: discuss/unrelated → other)."""
+    for target, sources in NATIVE_FOLDS.items():
+        if target in native and label in sources:
+            return target
+    return label
+
+
+def label_task(task: str, records: list[dict], predictor: Predictor) -> tuple[list[str], list[str], np.ndarray]:
+    """Gold labels, predicted labels (folded to the native set) and calibrated probabilities."""
+    if task == "topic":
+        preds = predictor.topic([r["text"] for r in records], [r.get("title") for r in records])
+    else:
+        preds = predictor.stance([r["claim"] for r in records], [r["text"] for r in records])
+    native = {r["label"] for r in records}
+    gold = [r["label"] for r in records]
+    return gold, [fold(p.label, native) for p in preds], np.array([list(p.scores.values()) for p in preds])
+
+
+def baseline_inputs(task: str, records: list[dict]) -> tuple[list[str], list[str] | None]:
+    if task == "topic":
+        return [topic_text(r["text"], r.get("title")) for r in records], None
+    return [stance_evidence(r["claim"], r["text"], 3).text or r["text"] for r in records], [r["claim"] for r in records]
+
+
+def label_report(task: str, records: list[dict], train: list[dict] | None, predictor: Predictor,
+                 out: Path) -> tuple[dict, np.ndarray]:
+    """Figures, and the gold/predicted label pairs ((n, 2) array) for paired comparisons."""
+    gold, pred, probs = label_task(task, records, predictor)
+    names = sorted(set(gold) | set(pred))
+    index = {n: i for i, n in enumerate(names)}
+    y, y_model = np.array([index[g] for g in gold]), np.array([index[p] for p in pred])
+    result = {"model": classification_report(y, y_model, names)}
+    confusion_png(y, y_model, names, out / "confusion.png")
+    reliability_png(probs.max(1), y_model == y, out / "reliability.png")
+    if task == "topic":
+        outlets = sorted({r.get("outlet") for r in records if r.get("outlet")})
+        result["per_outlet"] = {
+            o: {"n": int(sum(r.get("outlet") == o for r in records)),
+                "macro_f1": macro_f1(y[[r.get("outlet") == o for r in records]], y_model[[r.get("outlet") == o for r in records]])}
+            for o in outlets
+        }
+    result["baselines"] = {}
+    if train is not None:
+        texts, first = baseline_inputs(task, records)
+        train_texts, train_first = baseline_inputs(task, train)
+        train_y = np.array([index.get(r["label"], -1) for r in train])
+        keep = train_y >= 0
+        fits = {"tfidf": (fit_predict_tfidf, False)} if task == "topic" else {
+            "tfidf": (fit_predict_tfidf_pairs, True), "sentence_encoder": (fit_predict_use_pairs, True)}
+        for name, (fit, pairs) in fits.items():
+            tt = [t for t, k in zip(train_texts, keep) if k]
+            if pairs:
+                tf = [f for f, k in zip(train_first, keep) if k]
+                y_base = fit(tf, tt, train_y[keep], first, texts)
+            else:
+                y_base = fit(tt, train_y[keep], texts)
+            result["baselines"][name] = classification_report(y, y_base, names) | {
+                "diff_ci": bootstrap_diff_ci(y, y_model, y_base)}
+    if task == "stance" and train is not None and records and "rationale" in records[0]:
+        seen = {text_hash(r["text"]) for r in train}
+        fresh = np.array([text_hash(r["text"]) not in seen for r in records])
+        result["model_dedup"] = classification_report(y[fresh], y_model[fresh], names) | {"n": int(fresh.sum())}
+        result["evidence_rationale_hit_rate"] = rationale_hit_rate(records, predictor)
+    return result, np.stack([y, y_model], axis=1)
+
+
+def rationale_hit_rate(records: list[dict], predictor: Predictor) -> float | None:
+    """Share of agree/disagree pairs with a rationale whose evidence holds a rationale line."""
+    hits = total = 0
+    for r in records:
+        lines = json.loads(r["rationale"]) if isinstance(r.get("rationale"), str) and r["rationale"].strip() else r.get("rationale")
+        if not lines or r["label"] not in ("agree", "disagree"):
+            continue
+        text_lines = r["text"].split("\n")
+        wanted = [text_lines[i].strip() for i in lines if isinstance(i, int) and i < len(text_lines) and text_lines[i].strip()]
+        evidence = stance_evidence(r["claim"], r["text"], predictor.evidence_sentences).sentences
+        total += 1
+        hits += any(w in s.text or s.text in w for w in wanted for s in evidence)
+    return hits / total if total else None
+
+
+def summary_report(records: list[dict], predictor: Predictor, k: int) -> tuple[dict, np.ndarray]:
+    """Figures, and the model's ROUGE-L per document for paired comparisons."""
+    refs = [r.get("summaries") or [r["summary"]] for r in records]
+    rouge = scorer()
+    docs = [summary_sentences(r["text"]) for r in records]
+    picks = predictor.summary([r["text"] for r in records], k=k)
+    systems = {
+        "model": [" ".join(s.text for s in p.sentences) for p in picks],
+        "lead": [" ".join(s.text for s in d[:k]) for d in docs],
+        "oracle": [" ".join(d[i].text for i in greedy_oracle([s.text for s in d], ref, k)) for d, ref in zip(docs, refs)],
+    }
+    per_doc = {name: [rouge_scores(text, ref, rouge) for text, ref in zip(texts, refs)] for name, texts in systems.items()}
+
+    def figures(name: str) -> dict:
+        return {"k": k} | {t: float(np.mean([d[t] for d in per_doc[name]])) for t in ROUGE_TYPES}
+
+    model_l = np.array([d["rougeL"] for d in per_doc["model"]])
+    baselines = {name: figures(name) | {"diff_ci": mean_diff_ci(model_l - np.array([d["rougeL"] for d in per_doc[name]]))}
+                 for name in ("lead", "oracle")}
+    return {"model": figures("model"), "baselines": baselines}, model_l
+
+
+def mean_diff_ci(diff: np.ndarray, n: int = 1000, seed: int = 0) -> list[float]:
+    """Bootstrap interval of a mean per-document difference."""
+    rng = np.random.default_rng(seed)
+    boots = diff[rng.integers(0, len(diff), size=(n, len(diff)))].mean(1)
+    return [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]
+
+
+def compare(task: str, ours: np.ndarray, theirs: np.ndarray) -> dict:
+    """Per metric: which model is better and whether the 95% interval of the gap excludes 0."""
+    if TASK_KINDS[task] == "sentence":
+        gaps = {"rougeL": (float(ours.mean() - theirs.mean()), mean_diff_ci(ours - theirs))}
+    else:
+        y, a, b = ours[:, 0], ours[:, 1], theirs[:, 1]
+        gaps = {"macro_f1": (macro_f1(y, a) - macro_f1(y, b), bootstrap_diff_ci(y, a, b)),
+                "accuracy": (accuracy(y, a) - accuracy(y, b), bootstrap_diff_ci(y, a, b, metric=accuracy))}
+    return {metric: {"difference": gap, "diff_ci": ci, "better": "model" if gap > 0 else "compare" if gap < 0 else "tie",
+                     "significant": ci[0] > 0 or ci[1] < 0} for metric, (gap, ci) in gaps.items()}
+
+
+def markdown(metrics: dict) -> str:
+    lines = [f"# {metrics['task']} on {metrics['data']} ({metrics['split']}, n = {metrics['n']})", ""]
+    key = "rougeL" if metrics["task"] == "summary" else "macro_f1"
+    lines += ["| system | " + key + " | diff vs model (95% CI) |", "|---|---|---|",
+              f"| model | {metrics['model'][key]:.3f} | - |"]
+    for name, b in metrics["baselines"].items():
+        lo, hi = b["diff_ci"]
+        lines.append(f"| {name} | {b[key]:.3f} | model − {name}: [{lo:+.3f}, {hi:+.3f}] |")
+    if "model_dedup" in metrics:
+        lines += ["", f"Without test articles that also occur in train (n = {metrics['model_dedup']['n']}): "
+                  f"macro-F1 {metrics['model_dedup']['macro_f1']:.3f}."]
+    for metric, v in metrics.get("compare", {}).get("verdict", {}).items():
+        lines.append(f"Against {metrics['compare']['model']}: {metric} {v['difference']:+.3f} "
+                     f"(95% CI [{v['diff_ci'][0]:+.3f}, {v['diff_ci'][1]:+.3f}]), better: {v['better']}, "
+                     f"{'significant' if v['significant'] else 'not significant'}.")
+    if metrics.get("per_outlet"):
+        lines += ["", "| outlet | n | macro-F1 |", "|---|---|---|"]
+        lines += [f"| {o} | {v['n']} | {v['macro_f1']:.3f} |" for o, v in metrics["per_outlet"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="akhbar evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("task", choices=list(TASK_KINDS))
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="Bundle directory (default: the shipped default).")
+    parser.add_argument("--data", required=True, help="A data file or a dataset folder.")
+    parser.add_argument("--split", default="test", help="Split of a dataset folder: train, validation, test or all.")
+    parser.add_argument("--report", required=True, help="Directory for metrics.json and report.md.")
+    parser.add_argument("--summary-sentences", type=int, default=1, help="k for summary (default 1).")
+    parser.add_argument("--compare", default=None, help="A second bundle scored on the same split.")
+    return parser
+
+
+def evaluate(task: str, model: str, data: str, split: str, k: int, out: Path) -> tuple[dict, np.ndarray]:
+    source = resolve(data)
+    records = load(source, task, split)
+    if not records:
+        raise ValueError(f"{data} ({split}) holds no records to evaluate")
+    predictor = Predictor(load_bundle(model))
+    out.mkdir(parents=True, exist_ok=True)
+    if TASK_KINDS[task] == "sentence":
+        body, outcomes = summary_report(records, predictor, k)
+    else:
+        body, outcomes = label_report(task, records, train_split(source, task), predictor, out)
+    return {"task": task, "data": str(data), "split": split, "n": len(records)} | body, outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 1 <= args.summary_sentences <= 20:
+        build_parser().error("--summary-sentences must be between 1 and 20")
+    out = Path(args.report)
+    metrics, ours = evaluate(args.task, args.model, args.data, args.split, args.summary_sentences, out)
+    if args.compare:
+        other, theirs = evaluate(args.task, args.compare, args.data, args.split, args.summary_sentences, out / "compare")
+        metrics["compare"] = {"model": args.compare, "figures": other["model"], "verdict": compare(args.task, ours, theirs)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    (out / "report.md").write_text(markdown(metrics))
+    print(markdown(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

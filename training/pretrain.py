@@ -1,0 +1,425 @@
+"""``akhbar pretrain``: tokenizer, packed corpus and a small Arabic BERT, from scratch.
+
+Stages, each resumable: corpus (held-out filter) → tokenizer → packed token ids →
+pretraining with the HF ``Trainer`` (checkpoints, TensorBoard) → export of a standard
+Hugging Face model directory with a model card.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import safetensors.torch
+import torch
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    DataCollatorForLanguageModeling,
+    HfArgumentParser,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from akhbar.models.normalize import NormalizerConfig
+from akhbar.models.reader import data_root, read_records
+from akhbar.training.corpus import build_corpus, read_corpus
+from akhbar.training.pretraining_models import ElectraPretrainer, MaskedOnlyBertForMaskedLM
+from akhbar.training.tokenizer import save_tokenizer, train_tokenizer, unk_rate
+
+OBJECTIVES = ("mlm", "electra")
+EMBEDDING_INITS = ("random", "word2vec")
+UNK_CHECK_DATASET = "topic/ant_v2.1_multisource"
+
+
+@dataclass
+class PretrainConfig:
+    """Settings for ``akhbar pretrain``; every field is a command-line flag."""
+
+    output_dir: str = field(default="work/pretrain/base", metadata={"help": "Where the finished HF model directory goes."})
+    work_dir: str = field(default="work/pretrain", metadata={"help": "Corpus, token ids, checkpoints and logs (resumable)."})
+    data: str | None = field(default=None, metadata={"help": "Data root (default $AKHBAR_DATA or ../shared/data)."})
+    corpus: str | None = field(default=None, metadata={"help": "A JSON Lines file of {'text': ...} to use instead of the data root (tests, custom corpora)."})
+    objective: str = field(default="electra", metadata={"help": f"One of {OBJECTIVES}."})
+    embedding_init: str = field(default="random", metadata={"help": f"One of {EMBEDDING_INITS}: word2vec warm-starts the token embeddings with skip-gram vectors trained on the same corpus."})
+    vocab_size: int = field(default=16_000, metadata={"help": "WordPiece vocabulary size."})
+    layers: int = 4
+    hidden: int = 256
+    heads: int = 4
+    intermediate: int = 1024
+    max_positions: int = field(default=512, metadata={"help": "Longest sequence the model can take."})
+    seq_len: int = field(default=128, metadata={"help": "Packed sequence length for pretraining."})
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    mlm_probability: float = 0.15
+    generator_layers: int = field(default=1, metadata={"help": "ELECTRA generator depth."})
+    max_steps: int = field(default=0, metadata={"help": "Optimizer steps; 0 means derive from --time_budget_minutes."})
+    time_budget_minutes: float = field(default=20.0, metadata={"help": "Wall-clock budget used to size max_steps by a short probe."})
+    init_from: str | None = field(default=None, metadata={"help": "Continue from a saved base (e.g. a longer-sequence stage)."})
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast (fp32 master weights)."})
+    threads: int = field(default=0, metadata={"help": "torch threads; 0 keeps torch's default."})
+    save_steps: int = 200
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.embedding_init not in EMBEDDING_INITS:
+            raise ValueError(f"--embedding_init must be one of {', '.join(EMBEDDING_INITS)}, got {self.embedding_init!r}")
+        if self.hidden % self.heads:
+            raise ValueError(f"--hidden ({self.hidden}) must be divisible by --heads ({self.heads})")
+        if not 8 <= self.seq_len <= self.max_positions:
+            raise ValueError(f"--seq_len must be between 8 and --max_positions ({self.max_positions}), got {self.seq_len}")
+        if self.max_steps <= 0 and self.time_budget_minutes <= 0:
+            raise ValueError("set --max_steps or a positive --time_budget_minutes")
+
+
+class PackedBlocks(torch.utils.data.Dataset):
+    """Fixed-length blocks cut from one long stream of token ids ([SEP] between texts)."""
+
+    def __init__(self, ids: np.ndarray, seq_len: int, cls_id: int):
+        self.ids, self.body, self.cls_id = ids, seq_len - 1, cls_id
+
+    def __len__(self) -> int:
+        return len(self.ids) // self.body
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        chunk = torch.from_numpy(self.ids[i * self.body : (i + 1) * self.body].astype(np.int64))
+        return {"input_ids": torch.cat([torch.tensor([self.cls_id]), chunk])}
+
+
+class ThroughputCallback(TrainerCallback):
+    """Adds tokens/s to every log line (progress bar and TensorBoard)."""
+
+    def __init__(self, tokens_per_step: int):
+        self.tokens_per_step = tokens_per_step
+        self.last: tuple[int, float] | None = None
+        self.steps = 0
+        self.seconds = 0.0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        now = time.perf_counter()
+        if self.last is not None and logs is not None and state.global_step > self.last[0]:
+            steps, seconds = state.global_step - self.last[0], now - self.last[1]
+            self.steps, self.seconds = self.steps + steps, self.seconds + seconds
+            logs["tokens_per_second"] = round(steps * self.tokens_per_step / seconds, 1)
+        self.last = (state.global_step, now)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Mean over this process's logged steps (a resumed run counts only its own)."""
+        return round(self.steps * self.tokens_per_step / self.seconds, 1) if self.seconds else None
+
+
+class PretrainTrainer(Trainer):
+    """Trainer that saves ELECTRA's tied generator/encoder pair as safetensors."""
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        if isinstance(self.model, PreTrainedModel):
+            return super()._save(output_dir, state_dict)
+        output_dir = output_dir or self.args.output_dir
+        os.makedirs(output_dir, exist_ok=True)
+        safetensors.torch.save_model(self.model, os.path.join(output_dir, "model.safetensors"))
+
+
+def encode_corpus(tokenizer: PreTrainedTokenizerFast, texts, out: Path, batch: int = 1000) -> np.ndarray:
+    """Tokenize every text and concatenate with [SEP] separators into a uint16 stream."""
+    sep = tokenizer.sep_token_id
+    parts: list[np.ndarray] = []
+    buf: list[str] = []
+
+    def flush() -> None:
+        for ids in tokenizer(buf, add_special_tokens=False)["input_ids"]:
+            parts.append(np.asarray(ids + [sep], dtype=np.uint16))
+        buf.clear()
+
+    for text in texts:
+        buf.append(text)
+        if len(buf) == batch:
+            flush()
+    if buf:
+        flush()
+    ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
+    np.save(out, ids)
+    return ids
+
+
+def bert_config(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerFast) -> BertConfig:
+    # No dropout while pretraining: at this compute the model underfits, never overfits.
+    return BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        intermediate_size=cfg.intermediate,
+        max_position_embeddings=cfg.max_positions,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def build_model(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerFast) -> torch.nn.Module:
+    if cfg.init_from:
+        config = BertConfig.from_pretrained(cfg.init_from)
+    else:
+        config = bert_config(cfg, tokenizer)
+    if cfg.objective == "mlm":
+        if cfg.init_from:
+            return MaskedOnlyBertForMaskedLM.from_pretrained(cfg.init_from)
+        return MaskedOnlyBertForMaskedLM(config)
+    model = ElectraPretrainer(config, cfg.generator_layers)
+    if cfg.init_from:
+        model.encoder = model.encoder.from_pretrained(cfg.init_from, add_pooling_layer=False)
+        model.generator.bert.embeddings = model.encoder.embeddings
+    return model
+
+
+class _Documents:
+    """Re-iterable token-id documents (split at [SEP]) as gensim wants them: lists of str."""
+
+    def __init__(self, ids: np.ndarray, sep_id: int):
+        self.ids, self.cuts = ids, np.flatnonzero(np.asarray(ids) == sep_id)
+
+    def __iter__(self):
+        start = 0
+        for cut in self.cuts:
+            if cut > start:
+                yield [str(i) for i in self.ids[start:cut]]
+            start = cut + 1
+
+
+def word2vec_embeddings(ids: np.ndarray, sep_id: int, vocab: int, size: int, cache: Path, seed: int) -> np.ndarray:
+    """Skip-gram vectors for every token id, trained on the same corpus in minutes.
+
+    Tokens the corpus never shows get zero rows (the caller keeps their random init).
+    """
+    if cache.exists():
+        return np.load(cache)
+    from gensim.models import Word2Vec
+
+    w2v = Word2Vec(_Documents(ids, sep_id), vector_size=size, window=5, min_count=1, sg=1, negative=5,
+                   workers=max(1, torch.get_num_threads()), epochs=1, seed=seed)
+    vectors = np.zeros((vocab, size), dtype=np.float32)
+    for token, index in w2v.wv.key_to_index.items():
+        vectors[int(token)] = w2v.wv.vectors[index]
+    np.save(cache, vectors)
+    return vectors
+
+
+def warm_start_embeddings(model: torch.nn.Module, vectors: np.ndarray) -> None:
+    """Copy word2vec rows into the token embeddings, scaled to twice the init std.
+
+    Twice: post-LN BERT adds position embeddings of the init std before its LayerNorm,
+    and the lexical signal should dominate that sum from the first step.
+    """
+    embeddings = (model.encoder if isinstance(model, ElectraPretrainer) else model.bert).embeddings.word_embeddings
+    std = 2 * model.config.initializer_range
+    known = np.abs(vectors).sum(1) > 0
+    scaled = vectors[known] * (std / vectors[known].std())
+    with torch.no_grad():
+        embeddings.weight[torch.from_numpy(np.flatnonzero(known))] = torch.from_numpy(scaled)
+
+
+def prepare_data(cfg: PretrainConfig, work: Path) -> tuple[PreTrainedTokenizerFast, np.ndarray, np.ndarray, dict]:
+    """Corpus, tokenizer and packed ids; each step is skipped when its output exists."""
+    report: dict = {}
+    corpus_dir = work / "corpus"
+    if cfg.corpus:
+        corpus_dir = Path(cfg.corpus).parent
+        train_file, heldout_file = Path(cfg.corpus), Path(cfg.corpus)
+    else:
+        root = Path(cfg.data) if cfg.data else data_root()
+        if not (corpus_dir / "stats.json").exists():
+            build_corpus(root, corpus_dir)
+        report["corpus"] = json.loads((corpus_dir / "stats.json").read_text())
+        train_file, heldout_file = corpus_dir / "train.jsonl", corpus_dir / "heldout.jsonl"
+
+    tok_dir = work / "tokenizer"
+    if cfg.init_from:
+        tok_dir = Path(cfg.init_from)
+    elif not (tok_dir / "tokenizer.json").exists():
+        tokenizer = train_tokenizer(read_corpus(train_file), cfg.vocab_size, model_max_length=cfg.max_positions)
+        save_tokenizer(tokenizer, tok_dir, NormalizerConfig())
+    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+    report["vocab_size"] = len(tokenizer)
+    if not cfg.corpus:
+        root = Path(cfg.data) if cfg.data else data_root()
+        val = (r["text"] for r in read_records(root / UNK_CHECK_DATASET, "topic", split="validation"))
+        report["unk_rate_validation"] = round(unk_rate(tokenizer, val), 6)
+
+    ids_file, heldout_ids_file = work / "train_ids.npy", work / "heldout_ids.npy"
+    if not ids_file.exists():
+        encode_corpus(tokenizer, read_corpus(heldout_file), heldout_ids_file)
+        encode_corpus(tokenizer, read_corpus(train_file), ids_file)
+    ids = np.load(ids_file, mmap_mode="r")
+    heldout = np.load(heldout_ids_file, mmap_mode="r")
+    report["train_tokens_available"] = int(len(ids))
+    return tokenizer, ids, heldout, report
+
+
+def run_name(cfg: PretrainConfig) -> str:
+    """Checkpoints and plans are kept per candidate (mlm, electra, mlm-word2vec, ...)."""
+    return cfg.objective if cfg.embedding_init == "random" else f"{cfg.objective}-{cfg.embedding_init}"
+
+
+def plan_steps(cfg: PretrainConfig, trainer: Trainer, work: Path) -> int:
+    """Steps that fit the time budget, measured once by a short probe and remembered."""
+    plan_file = work / f"plan-{run_name(cfg)}.json"
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    if plan_file.exists():
+        return json.loads(plan_file.read_text())["max_steps"]
+    model, loader = trainer.model, trainer.get_train_dataloader()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.0)  # lr 0: the probe leaves weights unchanged
+    batches = iter(loader)
+    timings = []
+    for i in range(8):
+        batch = next(batches)
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = model(**batch)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if i >= 3:
+            timings.append(time.perf_counter() - start)
+    step_s = float(np.median(timings))
+    steps = max(10, int(cfg.time_budget_minutes * 60 / step_s))
+    plan_file.write_text(json.dumps({"max_steps": steps, "probe_step_seconds": step_s}) + "\n")
+    return steps
+
+
+def heldout_mlm_loss(model: torch.nn.Module, heldout: PackedBlocks, collator, batch_size: int, seed: int) -> float:
+    """Mean masked-LM loss on held-out blocks with a fixed masking seed (generator for ELECTRA)."""
+    mlm = model.generator if isinstance(model, ElectraPretrainer) else model
+    mlm.eval()
+    torch.manual_seed(seed)
+    losses = []
+    with torch.inference_mode():
+        for start in range(0, min(len(heldout), 512), batch_size):
+            batch = collator([heldout[i] for i in range(start, min(start + batch_size, len(heldout)))])
+            losses.append(mlm(**batch).loss.item())
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def export(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, out: Path) -> None:
+    """Save the encoder as a stock Hugging Face directory (safetensors, no custom code)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, ElectraPretrainer):
+        model.encoder.save_pretrained(out)
+    else:
+        model.save_pretrained(out)
+        if isinstance(model, MaskedOnlyBertForMaskedLM):
+            # save_pretrained records the class name; the checkpoint is a stock BertForMaskedLM.
+            model.config.architectures = ["BertForMaskedLM"]
+            model.config.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    save_tokenizer(tokenizer, out, NormalizerConfig())
+
+
+def model_card(cfg: PretrainConfig, report: dict) -> str:
+    lines = [
+        "---", "language: ar", "license: cc-by-nc-sa-4.0", "library_name: transformers", "---", "",
+        "# akhbar Arabic BERT (small, made here)", "",
+        f"A {cfg.layers}-layer, hidden-{cfg.hidden} BERT encoder pretrained from scratch on Arabic news "
+        f"with the `{cfg.objective}` objective by `akhbar pretrain`. Load it with "
+        "`AutoModel.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`; the tokenizer carries "
+        "the project's Arabic normaliser, so raw text goes in as it is.", "",
+        "## Licence", "",
+        "Pretrained on SaudiNewsNet (CC BY-NC-SA 4.0) and the train splits of the labelled sets; the weights "
+        "are shared under CC BY-NC-SA 4.0: non-commercial use, with attribution, under the same terms.", "",
+        "## Data", "",
+        "`pretrain_unlabelled/saudinewsnet` plus the train splits of the labelled sets. Every text whose "
+        "normalised hash matches a validation or test text of any set, or any of `summary/easc`, was removed.", "",
+        "## Figures", "", "```json", json.dumps(report, indent=2, ensure_ascii=False), "```", "",
+        "## Config", "", "```json", json.dumps(asdict(cfg), indent=2), "```", "",
+    ]
+    return "\n".join(lines)
+
+
+def run(cfg: PretrainConfig) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    set_seed(cfg.seed)
+    work, out = Path(cfg.work_dir), Path(cfg.output_dir)
+    tokenizer, ids, heldout_ids, report = prepare_data(cfg, work)
+    model = build_model(cfg, tokenizer)
+    if cfg.embedding_init == "word2vec" and not cfg.init_from:
+        vectors = word2vec_embeddings(ids, tokenizer.sep_token_id, len(tokenizer), cfg.hidden,
+                                      work / f"word2vec-{cfg.hidden}.npy", cfg.seed)
+        warm_start_embeddings(model, vectors)
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.mlm_probability)
+    train_set = PackedBlocks(ids, cfg.seq_len, tokenizer.cls_token_id)
+    heldout_set = PackedBlocks(heldout_ids, cfg.seq_len, tokenizer.cls_token_id)
+    if len(train_set) == 0:
+        raise ValueError(f"the corpus gives no block of {cfg.seq_len} tokens; add text or lower --seq_len")
+    ckpt_dir = work / f"checkpoints-{run_name(cfg)}"
+    # transformers 5 takes the TensorBoard folder from the environment only.
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(work / "tensorboard" / run_name(cfg))
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        lr_scheduler_type="linear",
+        max_steps=1,
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        logging_steps=20,
+        report_to=["tensorboard"],
+        bf16=cfg.bf16,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        seed=cfg.seed,
+        remove_unused_columns=False,
+        adam_beta2=0.98,
+        max_grad_norm=1.0,
+    )
+    throughput = ThroughputCallback(cfg.batch_size * cfg.seq_len)
+    trainer = PretrainTrainer(model=model, args=args, train_dataset=train_set, data_collator=collator,
+                              callbacks=[throughput])
+    trainer.args.max_steps = plan_steps(cfg, trainer, work)
+    start = time.time()
+    loss_before = heldout_mlm_loss(model, heldout_set, collator, cfg.batch_size, cfg.seed) if not cfg.init_from else None
+    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None)
+    wall = time.time() - start
+    report.update(
+        objective=cfg.objective,
+        embedding_init=cfg.embedding_init,
+        steps=trainer.state.global_step,
+        tokens_seen=trainer.state.global_step * cfg.batch_size * cfg.seq_len,
+        wall_seconds_this_run=round(wall, 1),
+        tokens_per_second=throughput.tokens_per_second,
+        heldout_mlm_loss_at_init=loss_before,
+        heldout_mlm_loss=heldout_mlm_loss(model, heldout_set, collator, cfg.batch_size, cfg.seed),
+        hardware=f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
+        torch=torch.__version__,
+    )
+    export(trainer.model, tokenizer, out)
+    (out / "pretrain_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "README.md").write_text(model_card(cfg, report))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = HfArgumentParser(PretrainConfig, prog="akhbar pretrain", description=__doc__)
+    (cfg,) = parser.parse_args_into_dataclasses(args=argv)
+    report = run(cfg)
+    print(json.dumps(report, indent=2), file=sys.stderr)
+    return 0

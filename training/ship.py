@@ -1,0 +1,47 @@
+"""Copy a base model directory or a bundle into ``models/default/`` with fp16 weights.
+
+Shipped weights live in git, so they are halved to fp16 (loading casts them back to
+fp32). Everything else (config, tokenizer, settings, card, metrics) is copied as is.
+
+Run: ``python -m akhbar.training.ship SRC DEST``
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+WEIGHTS = "model.safetensors"
+
+
+def ship(src: Path, dest: Path) -> Path:
+    if not (src / WEIGHTS).is_file():
+        raise FileNotFoundError(f"{src} has no {WEIGHTS} to ship")
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and f.name != WEIGHTS and f.suffix not in (".bin", ".pt", ".pkl"):
+            shutil.copy2(f, tmp / f.name)
+    state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(src / WEIGHTS)).items()}
+    save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)  # the old copy is replaced only once the new one is complete
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m akhbar.training.ship SRC DEST", file=sys.stderr)
+        return 2
+    print(ship(Path(args[0]), Path(args[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
