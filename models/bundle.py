@@ -8,6 +8,8 @@ Layout (Hugging Face compatible: ``AutoModel.from_pretrained(bundle)`` loads the
     akhbar.json          tasks, labels, normalisation, lengths, base model, akhbar version
     README.md            model card
     metrics.json         validation/test figures
+    tfidf_<task>.json    optional: a hashed TF-IDF model fused with the encoder
+    tfidf_<task>.safetensors   (see akhbar.models.hashed_tfidf)
 
 Loading validates everything and refuses, in one sentence naming the bundle and the
 problem, a missing file, a pickle-format file, settings that do not parse, or a label
@@ -27,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from akhbar import __version__
+from akhbar.models.hashed_tfidf import TfidfFusion
 from akhbar.models.modeling import AkhbarModel, HeadSpec
 from akhbar.models.normalize import NormalizerConfig
 from akhbar.models.tasks import KINDS, SENTENCE, SEQUENCE
@@ -151,6 +154,7 @@ class Bundle:
     tokenizer: PreTrainedTokenizerBase
     settings: BundleSettings
     metrics: dict = field(default_factory=dict)
+    fusions: dict[str, TfidfFusion] = field(default_factory=dict)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -261,7 +265,24 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(path, f"head weights do not match akhbar.json ({str(exc).splitlines()[0]})") from None
     metrics_file = path / METRICS_FILE
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    return Bundle(path=path, model=model.eval(), tokenizer=tokenizer, settings=settings, metrics=metrics)
+    return Bundle(path=path, model=model.eval(), tokenizer=tokenizer, settings=settings, metrics=metrics,
+                  fusions=_load_fusions(path, settings))
+
+
+def _load_fusions(path: Path, settings: BundleSettings) -> dict[str, TfidfFusion]:
+    fusions = {}
+    for task, spec in settings.tasks.items():
+        try:
+            fusion = TfidfFusion.load(path, task, settings.normalization)
+        except (OSError, KeyError, ValueError, SafetensorError) as exc:
+            raise BundleError(path, f"the TF-IDF part of task {task!r} cannot be loaded ({exc})") from None
+        if fusion is None:
+            continue
+        n = len(spec.labels)
+        if fusion.weight.shape[0] != n or fusion.stack_weight.shape != (n, 2 * n):
+            raise BundleError(path, f"the TF-IDF part of task {task!r} does not match its {n} label(s)")
+        fusions[task] = fusion
+    return fusions
 
 
 __all__ = [

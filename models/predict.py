@@ -92,10 +92,16 @@ class Predictor:
 
     def _classify(self, task: str, texts: list[str], first: list[str] | None = None) -> list[LabelPrediction]:
         settings = self._settings(task, SEQUENCE)
+        if not texts:
+            return []
         windows = encode_windows(self.bundle.tokenizer, texts, settings.max_length, settings.stride,
                                  settings.max_windows, first)
         logits = np.stack(self._forward(task, windows.features)) if len(windows) else np.zeros((0, len(settings.labels)))
-        probs = softmax(pool_logits(logits, windows.doc_index, len(texts)) / settings.temperature, axis=1)
+        pooled = pool_logits(logits, windows.doc_index, len(texts))
+        fusion = self.bundle.fusions.get(task)
+        if fusion is not None:
+            pooled = fusion.fuse(pooled, texts)
+        probs = softmax(pooled / settings.temperature, axis=1)
         results = []
         for row, truncated in zip(probs, windows.truncated):
             best = int(row.argmax())

@@ -9,7 +9,9 @@ metrics.json: ``task``, ``data``, ``split``, ``n``; ``model`` (topic/stance: ``m
 ``rougeL``); ``baselines`` (``tfidf``, ``sentence_encoder`` / ``lead``, ``oracle``, same
 keys plus ``diff_ci``: the paired-bootstrap interval of model − baseline). For ANS the
 label figures are on its native three labels; for unifiedfc ``model_dedup`` repeats them
-without the test articles that also occur in train.
+without the test articles that also occur in train, and ``evidence_rationale_hit_rate``
+says how often the evidence holds a rationale line. Topic data with an ``outlet`` field
+adds ``per_outlet``; ``--compare`` adds ``compare``.
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ def label_report(task: str, records: list[dict], train: list[dict] | None, predi
     result = {"model": classification_report(y, y_model, names)}
     confusion_png(y, y_model, names, out / "confusion.png")
     reliability_png(probs.max(1), y_model == y, out / "reliability.png")
-    if task == "topic":
-        outlets = sorted({r.get("outlet") for r in records if r.get("outlet")})
+    outlets = sorted({r.get("outlet") for r in records if r.get("outlet")})
+    if task == "topic" and outlets:
         result["per_outlet"] = {
             o: {"n": int(sum(r.get("outlet") == o for r in records)),
                 "macro_f1": macro_f1(y[[r.get("outlet") == o for r in records]], y_model[[r.get("outlet") == o for r in records]])}

@@ -45,6 +45,7 @@ from akhbar.models.windowing import (
     pad_features,
     pool_logits,
 )
+from akhbar.training.fusion import fit_fusion
 from akhbar.training.metrics import (
     calibrated,
     classification_report,
@@ -61,12 +62,13 @@ class FinetuneConfig:
     """Settings for ``akhbar train TASK``; defaults come from ``training/configs/TASK.yaml``."""
 
     task: str = field(default="topic", metadata={"help": "topic, stance or summary."})
-    data: str = field(default="", metadata={"help": "Dataset folder (train/validation splits) or a train file."})
+    data: str = field(default="", metadata={"help": "Dataset folder(s) with train/validation splits, or a train file; comma-separated to combine sets."})
     validation: str | None = field(default=None, metadata={"help": "Validation file (default: the folder's validation split)."})
     base_model: str = field(default="models/default/base", metadata={"help": "Hub id or local directory of the encoder."})
     init_from: str | None = field(default=None, metadata={"help": "Continue from an existing bundle (its encoder and matching head)."})
     output_dir: str = field(default="work/models/topic", metadata={"help": "Where the bundle is written."})
     labels: str | None = field(default=None, metadata={"help": "Comma-separated label set; default: the labels found in the train data."})
+    label_map: str | None = field(default=None, metadata={"help": "Rename labels while reading, e.g. other:discuss (ANS's 'other')."})
     random_init: bool = field(default=False, metadata={"help": "Re-initialise the encoder (same size): the no-pretraining control."})
     max_length: int = 256
     stride: int = 32
@@ -82,6 +84,7 @@ class FinetuneConfig:
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     class_weighting: bool = field(default=False, metadata={"help": "Weight the loss by inverse class frequency."})
+    tfidf_fusion: bool = field(default=False, metadata={"help": "Topic: also fit hashed TF-IDF + a stacker on validation; kept only if it beats the encoder."})
     eval_steps: int = 200
     early_stopping_patience: int = 3
     low_confidence_threshold: float = 0.5
@@ -93,6 +96,8 @@ class FinetuneConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        if self.tfidf_fusion and self.task != "topic":
+            raise ValueError("--tfidf_fusion is for topic only (n-grams of an evidence text say nothing of stance)")
         if self.task not in TASK_KINDS:
             raise ValueError(f"task must be one of {', '.join(TASK_KINDS)}, got {self.task!r}")
         if not self.data:
@@ -111,17 +116,37 @@ def resolve_data(path: str) -> Path:
     return p if p.exists() else data_root() / path
 
 
+def parse_label_map(text: str | None) -> dict[str, str]:
+    """``"other:discuss,x:y"`` → {"other": "discuss", "x": "y"}; a ValueError names a bad pair."""
+    mapping = {}
+    for pair in filter(None, (text or "").split(",")):
+        source, sep, target = pair.partition(":")
+        if not sep or not source.strip() or not target.strip():
+            raise ValueError(f"--label_map: {pair!r} is not SOURCE:TARGET")
+        mapping[source.strip()] = target.strip()
+    return mapping
+
+
 def load_split(cfg: FinetuneConfig, which: str, labels: list[str] | None, out: Path) -> list[dict]:
-    source = resolve_data(cfg.data if which == "train" or not cfg.validation else cfg.validation)
-    split = which if source.is_dir() else None
-    if which == "validation" and not source.is_dir() and not cfg.validation:
-        raise ValueError("--data is a single file, so pass --validation FILE for early stopping and calibration")
+    """Records of one split from every source in ``--data`` (comma-separated), labels mapped."""
+    given = cfg.validation if which == "validation" and cfg.validation else cfg.data
+    label_map = parse_label_map(cfg.label_map)
+    accepted = sorted(set(labels) | set(label_map)) if labels else None
     policy = "skip" if cfg.skip_bad else "strict"
-    rejects = out / f"rejects-{which}.jsonl" if cfg.skip_bad else None
-    stream = read_records(source, cfg.task, labels=labels, policy=policy, rejects_path=rejects, split=split)
-    records = list(stream)
-    if cfg.skip_bad:
-        print(f"{which}: {stream.summary()}", file=sys.stderr)
+    records: list[dict] = []
+    for name in filter(None, given.split(",")):
+        source = resolve_data(name)
+        if which == "validation" and not source.is_dir() and not cfg.validation:
+            raise ValueError(f"--data {name} is a single file, so pass --validation FILE for early stopping and calibration")
+        rejects = out / f"rejects-{which}.jsonl" if cfg.skip_bad else None
+        stream = read_records(source, cfg.task, labels=accepted, policy=policy, rejects_path=rejects,
+                              split=which if source.is_dir() else None)
+        records += list(stream)
+        if cfg.skip_bad:
+            print(f"{name} {which}: {stream.summary()}", file=sys.stderr)
+    for r in records:
+        if "label" in r:
+            r["label"] = label_map.get(r["label"], r["label"])
     limit = cfg.max_train_samples if which == "train" else cfg.max_eval_samples
     return records[:limit] if limit else records
 
@@ -318,7 +343,22 @@ def run(cfg: FinetuneConfig) -> FinetuneResult:
     trainer.train()
     train_seconds = time.time() - start
 
-    val_report, temperature, val_pred = evaluator.report(trainer.predict(Dataset.from_list(evaluator.rows)).predictions)
+    window_logits = trainer.predict(Dataset.from_list(evaluator.rows)).predictions
+    val_report, temperature, val_pred = evaluator.report(window_logits)
+    fusion = None
+    if cfg.tfidf_fusion:
+        fusion, fusion_report = fit_fusion(sequence_inputs(cfg, train)[0], np.array(train_ids), sequence_inputs(cfg, val)[0],
+                                           evaluator.y, evaluator.doc_logits(window_logits), normalization, cfg.seed)
+        fused_proba = fusion_report.pop("fused_cv_proba")
+        if fusion_report["chosen"] == "fused":
+            # The stacker's probabilities are calibrated already: temperature 1.
+            temperature, val_pred = 1.0, fused_proba.argmax(1)
+            val_report = classification_report(evaluator.y, val_pred, labels) | {
+                "ece_before": val_report["ece_before"], "ece_after": expected_calibration_error(fused_proba, evaluator.y),
+                "temperature": 1.0, "encoder_only": val_report}
+        else:
+            fusion = None
+        val_report["fusion"] = fusion_report
     task_settings = TaskSettings(
         task_kind(cfg.task), tuple(labels), temperature=temperature, low_confidence_threshold=cfg.low_confidence_threshold,
         max_length=cfg.max_length, stride=cfg.stride, max_windows=cfg.max_windows,
@@ -326,10 +366,12 @@ def run(cfg: FinetuneConfig) -> FinetuneResult:
     settings = BundleSettings(tasks={cfg.task: task_settings}, normalization=normalization, base_model=base_name)
     metrics = {"task": cfg.task, "validation": val_report, "train_seconds": round(train_seconds, 1),
                "steps": trainer.state.global_step}
-    provenance = {"data": {str(resolve_data(cfg.data)): file_hash(resolve_data(cfg.data))},
+    provenance = {"data": {name: file_hash(resolve_data(name)) for name in filter(None, cfg.data.split(","))},
                   "git_commit": git_commit(), "akhbar_version": __version__}
     bundle = save_bundle(out / "bundle", model, tokenizer, settings, card=model_card(cfg, metrics, provenance),
                          metrics=metrics)
+    if fusion is not None:
+        fusion.save(bundle, cfg.task)
     y = getattr(evaluator, "y", None)
     return FinetuneResult(bundle, metrics, y, val_pred)
 

@@ -125,7 +125,26 @@ class ThroughputCallback(TrainerCallback):
 
 
 class PretrainTrainer(Trainer):
-    """Trainer that saves ELECTRA's tied generator/encoder pair as safetensors."""
+    """Trainer that logs ELECTRA's two losses and saves its tied generator/encoder pair."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._parts: dict[str, list[float]] = {}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        for key in ("mlm_loss", "rtd_loss"):
+            if key in outputs:
+                self._parts.setdefault(key, []).append(float(outputs[key]))
+        return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        for key, values in self._parts.items():
+            if values and "loss" in logs:
+                logs[key] = round(float(np.mean(values)), 4)
+        if "loss" in logs:
+            self._parts = {}
+        super().log(logs, *args, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         if isinstance(self.model, PreTrainedModel):

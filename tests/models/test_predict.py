@@ -1,0 +1,366 @@
+"""Tests for akhbar.models.predict (topic, stance and summary scoring through one bundle),
+``pick_sentences``, and the sentence windows summary scoring is built on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from akhbar.models.bundle import load_bundle
+from akhbar.models.inputs import summary_sentences
+from akhbar.models.predict import Predictor, SummaryPrediction, pick_sentences
+from akhbar.models.sentences import Sentence, split_sentences
+from akhbar.models.tasks import STANCE_LABELS, TOPIC_LABELS
+from akhbar.models.windowing import encode_sentence_windows, pad_features
+
+SHORT = "هطلت أمطار غزيرة على المدينة."
+MEDIUM = (
+    "أعلنت الحكومة خطة لبناء مدارس جديدة في القرى. "
+    "وقال المتحدث باسمها إن العمل يبدأ في الربيع. "
+    "ورحب المعلمون بالقرار وطالبوا بزيادة الرواتب."
+)
+LONG_SENTENCES = [
+    "افتتحت البلدية حديقة عامة كبيرة وسط الحي القديم.",
+    "وتضم الحديقة ملاعب للأطفال وممرات للمشي ومقاعد تحت الأشجار.",
+    "وقال رئيس البلدية إن المشروع استغرق عامين من العمل المتواصل.",
+    "وأضاف أن الحديقة تفتح أبوابها يوميا من الصباح حتى منتصف الليل.",
+    "وعبر السكان عن سعادتهم بالمكان الجديد الذي طال انتظاره.",
+    "ويأمل الأهالي أن تحافظ البلدية على نظافة الحديقة وسلامة زوارها.",
+    "وتخطط البلدية لزراعة ألف شجرة إضافية في الشوارع المجاورة.",
+    "كما تدرس إنشاء مكتبة صغيرة ومقهى عند المدخل الرئيسي.",
+]
+LONG = " ".join(LONG_SENTENCES * 5)  # 40 sentences: far beyond 4 windows of 64 tokens
+BOILERPLATE_ARTICLE = "\n".join([
+    "قال الوزير إن مشروع الطريق السريع سيكتمل قبل نهاية العام.",
+    "اقرأ أيضاً: الحكومة تعلن خطة جديدة للنقل العام",
+    "وأضاف أن تكلفة المشروع بلغت مليار دينار.",
+    "اقرأ أيضاً",
+    "عنوان خبر آخر عن حالة الطقس",
+    "تابعونا على تويتر",
+    "وختم بالقول إن العمل مستمر ليلا ونهارا.",
+])
+BOILERPLATE_CONTENT = [
+    "قال الوزير إن مشروع الطريق السريع سيكتمل قبل نهاية العام.",
+    "وأضاف أن تكلفة المشروع بلغت مليار دينار.",
+    "وختم بالقول إن العمل مستمر ليلا ونهارا.",
+]
+NO_PUNCTUATION = "الرياح قوية على الساحل والبحر هائج والصيادون باقون في بيوتهم منذ يومين"
+CLAIM = "الحكومة سترفع رواتب المعلمين"
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_bundle: Path):
+    return load_bundle(tiny_bundle)
+
+
+@pytest.fixture(scope="module")
+def predictor(bundle) -> Predictor:
+    return Predictor(bundle)
+
+
+def assert_slices(sentences, text: str) -> None:
+    for s in sentences:
+        assert isinstance(s, Sentence)
+        assert s.text == text[s.start : s.end]
+
+
+# --- topic ---------------------------------------------------------------------------------
+
+
+def test_topic_one_distribution_per_article(predictor: Predictor) -> None:
+    texts = [SHORT, MEDIUM, LONG]
+    preds = predictor.topic(texts)
+    assert len(preds) == len(texts)
+    for p in preds:
+        assert list(p.scores) == list(TOPIC_LABELS)
+        assert sum(p.scores.values()) == pytest.approx(1.0, abs=1e-6)
+        assert all(0.0 <= v <= 1.0 for v in p.scores.values())
+        assert p.label == max(p.scores, key=p.scores.get)
+        # The bundle's threshold is the default 0.5.
+        assert p.low_confidence == (p.scores[p.label] < 0.5)
+
+
+def test_empty_inputs(predictor: Predictor) -> None:
+    assert predictor.topic([]) == []
+    assert predictor.stance([], []) == []
+    assert predictor.summary([]) == []
+
+
+def test_long_article_is_truncated(predictor: Predictor) -> None:
+    short, long = predictor.topic([MEDIUM, LONG])
+    assert short.truncated is False
+    assert long.truncated is True
+
+
+def with_threshold(tiny_bundle: Path, tmp_path: Path, threshold: float):
+    copy = tmp_path / f"bundle-{threshold}"
+    shutil.copytree(tiny_bundle, copy)
+    settings_file = copy / "akhbar.json"
+    settings = json.loads(settings_file.read_text(encoding="utf-8"))
+    settings["tasks"]["topic"]["low_confidence_threshold"] = threshold
+    settings_file.write_text(json.dumps(settings, ensure_ascii=False), encoding="utf-8")
+    return Predictor(load_bundle(copy))
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [(0.99, True), (0.0, False)])
+def test_low_confidence_follows_bundle_threshold(tiny_bundle: Path, tmp_path: Path, threshold: float,
+                                                 expected: bool) -> None:
+    preds = with_threshold(tiny_bundle, tmp_path, threshold).topic([SHORT, MEDIUM, LONG])
+    # Six labels and random weights: no top probability reaches 0.99.
+    assert all(p.scores[p.label] < 0.99 for p in preds)
+    assert [p.low_confidence for p in preds] == [expected] * 3
+
+
+def test_batches_keep_input_order(bundle) -> None:
+    # Lengths deliberately out of order, so the length-sorted batches permute them.
+    texts = [MEDIUM, SHORT, LONG, "نتيجة المباراة.", " ".join(LONG_SENTENCES[:4]), NO_PUNCTUATION]
+    batched = Predictor(bundle, batch_size=2)
+    together = batched.topic(texts)
+    alone = [batched.topic([t])[0] for t in texts]
+    for a, b in zip(together, alone):
+        assert a.label == b.label
+        assert a.truncated == b.truncated
+        np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), atol=1e-5)
+    # Different texts really get different outputs (so the comparison above means something).
+    assert len({round(p.scores[TOPIC_LABELS[0]], 6) for p in together}) > 1
+
+
+def test_summary_scores_keep_input_order(bundle) -> None:
+    texts = [LONG, SHORT, MEDIUM, BOILERPLATE_ARTICLE]
+    batched = Predictor(bundle, batch_size=3)
+    together = batched.sentence_scores(texts)
+    for text, (sentences, scores, truncated) in zip(texts, together):
+        s1, sc1, t1 = batched.sentence_scores([text])[0]
+        assert sentences == s1 and truncated == t1
+        np.testing.assert_allclose(scores, sc1, atol=1e-5)
+
+
+# --- stance --------------------------------------------------------------------------------
+
+
+def test_stance_one_result_per_claim_with_exact_evidence(predictor: Predictor) -> None:
+    claims = [CLAIM, "البلدية افتتحت حديقة جديدة", "الوزير أعلن موعد انتهاء الطريق"]
+    texts = [MEDIUM, LONG, BOILERPLATE_ARTICLE]
+    preds = predictor.stance(claims, texts)
+    assert len(preds) == 3
+    for p, claim, text in zip(preds, claims, texts):
+        assert p.claim == claim
+        assert list(p.scores) == list(STANCE_LABELS)
+        assert sum(p.scores.values()) == pytest.approx(1.0, abs=1e-6)
+        assert p.label == max(p.scores, key=p.scores.get)
+        assert 1 <= len(p.evidence) <= predictor.evidence_sentences
+        assert_slices(p.evidence, text)
+        starts = [s.start for s in p.evidence]
+        assert starts == sorted(starts)  # article order
+    # Boilerplate is never evidence.
+    assert all(s.text in BOILERPLATE_CONTENT for s in preds[2].evidence)
+    # The claim's words pull the matching sentence in.
+    assert any("افتتحت البلدية حديقة" in s.text for s in preds[1].evidence)
+
+
+# --- summary -------------------------------------------------------------------------------
+
+
+def test_summary_k2_in_article_order_with_exact_offsets(predictor: Predictor) -> None:
+    texts = [MEDIUM, " ".join(LONG_SENTENCES)]
+    for text, pred in zip(texts, predictor.summary(texts, k=2)):
+        assert isinstance(pred, SummaryPrediction)
+        assert len(pred.sentences) == len(pred.indices) == 2
+        assert list(pred.indices) == sorted(pred.indices)
+        assert_slices(pred.sentences, text)
+        candidates = summary_sentences(text)
+        assert [candidates[i] for i in pred.indices] == list(pred.sentences)
+
+
+def test_summary_k_beyond_sentence_count_returns_all(predictor: Predictor) -> None:
+    pred = predictor.summary([MEDIUM], k=10)[0]
+    assert [s.text for s in pred.sentences] == [s.text for s in split_sentences(MEDIUM)]
+    assert pred.indices == (0, 1, 2)
+    assert pred.truncated is False
+
+
+def test_summary_of_text_without_punctuation(predictor: Predictor) -> None:
+    long_run = " ".join([NO_PUNCTUATION] * 12)  # > 400 characters: cut at white space
+    one, many = predictor.summary([NO_PUNCTUATION, long_run], k=2)
+    assert [s.text for s in one.sentences] == [NO_PUNCTUATION]
+    assert len(many.sentences) == 2
+    assert_slices(many.sentences, long_run)
+
+
+def test_summary_max_words(predictor: Predictor) -> None:
+    text = " ".join(LONG_SENTENCES)
+    sentences, scores, _ = predictor.sentence_scores([text])[0]
+    best = int(np.argmax(scores))
+    words = [len(s.text.split()) for s in sentences]
+    # A limit below every sentence still keeps the best one.
+    tight = predictor.summary([text], k=3, max_words=1)[0]
+    assert tight.indices == (best,)
+    # A limit that fits exactly the two best: never exceeded, the third no longer fits.
+    top = np.argsort(-scores, kind="stable")[:3].tolist()
+    limit = words[top[0]] + words[top[1]]
+    loose = predictor.summary([text], k=3, max_words=limit)[0]
+    assert loose.indices == tuple(sorted(top[:2]))
+    assert sum(words[i] for i in loose.indices) <= limit
+    # No limit: plain top-3.
+    free = predictor.summary([text], k=3)[0]
+    assert free.indices == tuple(sorted(top))
+
+
+def test_summary_never_picks_boilerplate(predictor: Predictor) -> None:
+    pred = predictor.summary([BOILERPLATE_ARTICLE], k=10)[0]
+    assert [s.text for s in pred.sentences] == BOILERPLATE_CONTENT
+    assert_slices(pred.sentences, BOILERPLATE_ARTICLE)
+
+
+def test_summary_of_long_article_is_truncated(predictor: Predictor) -> None:
+    sentences, scores, truncated = predictor.sentence_scores([LONG])[0]
+    assert truncated is True
+    assert np.isinf(scores).any() and np.isfinite(scores[0])
+    pred = predictor.summary([LONG], k=3)[0]
+    assert pred.truncated is True
+    assert all(np.isfinite(scores[i]) for i in pred.indices)  # only sentences the model saw
+
+
+# --- pick_sentences ------------------------------------------------------------------------
+
+HEAT = (
+    "ارتفعت درجات الحرارة اليوم. "
+    "أغلقت المدارس أبوابها مبكرا بسبب الحر الشديد. "
+    "دعت السلطات المواطنين إلى البقاء في منازلهم. "
+    "تتوقع الأرصاد انخفاض الحرارة غدا."
+)
+
+
+@pytest.fixture(scope="module")
+def heat() -> list[Sentence]:
+    sentences = split_sentences(HEAT)
+    assert [len(s.text.split()) for s in sentences] == [4, 7, 7, 5]
+    return sentences
+
+
+@pytest.mark.parametrize(
+    ("scores", "k", "max_words", "expected"),
+    [
+        ([0.1, 0.9, 0.5, 0.7], 2, None, (1, 3)),            # top-2, returned in article order
+        ([0.1, 0.9, 0.5, 0.7], 1, None, (1,)),
+        ([0.1, 0.9, 0.5, 0.7], 10, None, (0, 1, 2, 3)),     # k beyond the count: all
+        ([0.5, 0.5, 0.5, 0.5], 2, None, (0, 1)),            # ties: earlier sentence first
+        ([-np.inf, 0.2, -np.inf, 0.1], 2, None, (1, 3)),    # unscored sentences rank last
+        ([0.1, 0.9, 0.5, 0.7], 3, 12, (1, 3)),              # 7 + 5 fit; 7 more would not
+        ([0.1, 0.9, 0.5, 0.7], 3, 3, (1,)),                 # best kept even over the limit
+        ([0.1, 0.9, 0.5, 0.7], 4, 11, (0, 1)),              # skips 3 and 2, 4 words still fit
+    ],
+)
+def test_pick_sentences(heat, scores, k, max_words, expected) -> None:
+    pred = pick_sentences(heat, np.array(scores), k, max_words)
+    assert pred.indices == expected
+    assert pred.sentences == tuple(heat[i] for i in expected)
+    assert pred.truncated is False
+
+
+def test_pick_sentences_passes_truncated_and_handles_empty(heat) -> None:
+    assert pick_sentences(heat, np.zeros(4), 2, truncated=True).truncated is True
+    empty = pick_sentences([], np.zeros(0), 3)
+    assert empty.sentences == () and empty.indices == ()
+
+
+# --- sentence windows ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tokenizer(bundle):
+    return bundle.tokenizer
+
+
+def body(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def local_sentences(feature: dict) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for token, sid in zip(feature["input_ids"], feature["sentence_ids"]):
+        if sid >= 0:
+            out.setdefault(sid, []).append(token)
+    return out
+
+
+def test_sentence_windows_structure(tokenizer) -> None:
+    max_length = 100  # sentences here are 29-41 tokens: two fit in a window, never three
+    docs = [LONG_SENTENCES[:6], [SHORT]]
+    windows = encode_sentence_windows(tokenizer, docs, max_length, max_windows=10)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    assert len(windows) == len(windows.sentence_index) == len(windows.doc_index)
+    assert windows.doc_index.dtype == np.int64
+    assert windows.dropped == [[], []]
+    assert windows.doc_index.tolist()[-1] == 1 and windows.doc_index.tolist().count(0) >= 2
+    for feature, d, index in zip(windows.features, windows.doc_index, windows.sentence_index):
+        ids, sids = feature["input_ids"], feature["sentence_ids"]
+        assert len(ids) <= max_length
+        assert len(sids) == len(feature["attention_mask"]) == len(ids)
+        assert feature["attention_mask"] == [1] * len(ids)
+        assert ids[0] == cls and ids[-1] == sep
+        for token, sid in zip(ids, sids):
+            assert (sid == -1) == (token in (cls, sep))
+        # Local ids run 0, 1, ... and each sentence's tokens are its own, each closed by [SEP].
+        pieces = local_sentences(feature)
+        assert list(pieces) == list(range(len(index)))
+        for j, i in enumerate(index):
+            assert pieces[j] == body(tokenizer, docs[d][i])
+    # Every sentence of the first document is in exactly one window, in order.
+    assert [i for w, d in zip(windows.sentence_index, windows.doc_index) if d == 0 for i in w] == list(range(6))
+
+
+def test_sentence_windows_drop_beyond_max_windows(tokenizer) -> None:
+    docs = [LONG_SENTENCES, LONG_SENTENCES[:1]]
+    full = encode_sentence_windows(tokenizer, docs, 40, max_windows=50)
+    n_first = int((full.doc_index == 0).sum())
+    assert n_first > 2
+    capped = encode_sentence_windows(tokenizer, docs, 40, max_windows=2)
+    assert capped.doc_index.tolist() == [0, 0, 1]
+    kept = capped.sentence_index[0] + capped.sentence_index[1]
+    assert kept == full.sentence_index[0] + full.sentence_index[1]
+    assert capped.dropped[0] == list(range(len(kept), len(LONG_SENTENCES)))
+    assert capped.dropped[1] == []
+
+
+def test_sentence_windows_cut_long_and_empty_sentences(tokenizer) -> None:
+    long_sentence = " ".join(LONG_SENTENCES)
+    assert len(body(tokenizer, long_sentence)) > 64
+    windows = encode_sentence_windows(tokenizer, [[long_sentence, ""]], 32, max_windows=5, max_sentence_tokens=64)
+    first = windows.features[0]
+    assert len(first["input_ids"]) == 32  # cut to fit one window exactly
+    assert local_sentences(first)[0] == body(tokenizer, long_sentence)[:30]
+    # An empty sentence still gets a slot (one unknown token), so its index stays aligned.
+    second = windows.features[1]
+    assert second["input_ids"] == [tokenizer.cls_token_id, tokenizer.unk_token_id, tokenizer.sep_token_id]
+    assert windows.sentence_index == [[0], [1]]
+    short_cap = encode_sentence_windows(tokenizer, [[long_sentence]], 200, max_windows=1, max_sentence_tokens=10)
+    assert local_sentences(short_cap.features[0])[0] == body(tokenizer, long_sentence)[:10]
+
+
+def test_pad_features_pads_every_key(tokenizer) -> None:
+    windows = encode_sentence_windows(tokenizer, [[SHORT], LONG_SENTENCES[:3]], 128, max_windows=2)
+    assert windows.doc_index.tolist() == [0, 1]
+    features = [{**f, "labels": [1] * len(idx)} for f, idx in zip(windows.features, windows.sentence_index)]
+    batch = pad_features(features, tokenizer.pad_token_id)
+    width = max(len(f["input_ids"]) for f in features)
+    assert set(batch) == {"input_ids", "attention_mask", "sentence_ids", "labels"}
+    assert batch["input_ids"].shape == (2, width)
+    short = len(features[0]["input_ids"])
+    assert short < width
+    assert batch["input_ids"][0, short:].tolist() == [tokenizer.pad_token_id] * (width - short)
+    assert batch["attention_mask"][0].tolist() == [1] * short + [0] * (width - short)
+    assert batch["sentence_ids"][0, short:].tolist() == [-1] * (width - short)
+    assert batch["labels"].tolist() == [[1, -100, -100], [1, 1, 1]]
+    for key in ("input_ids", "attention_mask", "sentence_ids"):
+        assert batch[key][1].tolist() == features[1][key]
+    # Scalar features (sequence-task labels) become a plain tensor.
+    scalar = pad_features([{"input_ids": [1, 2, 3], "labels": 2}, {"input_ids": [1], "labels": 0}], 0)
+    assert scalar["labels"].tolist() == [2, 0]
+    assert scalar["input_ids"].dtype == torch.int64
+    assert scalar["input_ids"].tolist() == [[1, 2, 3], [1, 0, 0]]
