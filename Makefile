@@ -19,6 +19,7 @@ setup: .venv/.stamp
 .venv/.stamp: pyproject.toml constraints.txt
 	python3 -m venv .venv
 	$(PIP) install --upgrade pip
+	$(PIP) install -c constraints.txt setuptools wheel
 	$(PIP) install -c constraints.txt -e ".[dev]"
 	touch $@
 
@@ -56,10 +57,14 @@ audit: .venv/.stamp
 	$(PIP) install -c constraints.txt pip-audit
 	.venv/bin/pip-audit --strict --disable-pip --no-deps -r constraints.txt
 
+# Start the service on DEMO_PORT, score the sample article (serving/service.py), print it
+# readably, stop the service. Uses the same models as `make serve`.
+DEMO_PORT ?= 3001
+demo: setup
+	$(PY) -m akhbar.serving.demo --port $(DEMO_PORT)
+
 # ---------------------------------------------------------------------------------------
 # Targets that later issues fill in.
-demo:
-	@echo "make demo: not implemented yet (see issue 5)" >&2; exit 1
 
 # ---------------------------------------------------------------------------------------
 # make models: every shipped model from $(AKHBAR_DATA), in resumable stages. Each stage
@@ -80,7 +85,8 @@ $(STAMPS)/base: .venv/.stamp
 
 # Evidence that the base helps: base vs random init vs TF-IDF, same recipe, one run.
 $(STAMPS)/base-report: $(STAMPS)/base
-	$(PY) -m akhbar.training.base_report --bases $(BASE_DIR) --output_dir reports/base
+	$(PY) -m akhbar.training.base_report --bases $(BASE_DIR) --output_dir reports/base \
+	  --model_card $(BASE_DIR)/README.md
 	touch $@
 
 eval:

@@ -1,29 +1,41 @@
 """``akhbar serve``: start the HTTP service (BentoML) that scores Arabic news articles.
 
+It checks that every task has a model first (importing the shipped defaults into the model
+store on first start), so a missing model is one sentence here instead of a server that
+never gets ready; then it runs ``bentoml serve akhbar.serving.service:Akhbar`` on
+``--host``/``--port`` until stopped (Ctrl+C or SIGTERM). A model that turns out corrupt when
+the server loads it stops the server, and the reason is printed here too.
+
 Host: ``127.0.0.1`` by default, so a plain ``make serve`` never exposes an unauthenticated
 API to the network. Pass ``--host 0.0.0.0`` to accept other machines (and set
 ``AKHBAR_API_TOKEN``). A Bento built with ``bentoml build`` and run with ``bentoml serve`` or
 ``bentoml containerize`` binds 0.0.0.0 on its own; this flag does not affect it.
 
-The service itself comes with issue 5; until then this command parses its arguments and
-says what is missing.
+Settings: the ``AKHBAR_*`` variables of :mod:`akhbar.serving.settings`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 DEFAULT_PORT = 3000
 DEFAULT_HOST = "127.0.0.1"
+SERVICE = "akhbar.serving.service:Akhbar"
+STARTUP_ERROR_FILE_ENV = "AKHBAR_STARTUP_ERROR_FILE"  # the service writes its start-up failure here
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="akhbar serve",
         description="Start the HTTP service that scores Arabic news articles "
-        "(topic, stance, extractive summary).",
+        "(topic, stance, extractive summary). Settings: AKHBAR_* environment variables "
+        "(see akhbar.serving.settings).",
     )
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default: {DEFAULT_PORT})."
@@ -37,17 +49,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TASK_BUNDLES = ("topic", "stance", "summary")
+def preflight() -> str | None:
+    """Resolve every task's model (importing shipped defaults); the problem, or None."""
+    from akhbar.serving.settings import TASKS, Settings
+    from akhbar.serving.store import ModelStoreError, resolve_models
+
+    try:
+        settings = Settings.from_env()
+        resolve_models(TASKS, {t: settings.model_override(t) for t in TASKS})
+    except (ValueError, ModelStoreError) as exc:
+        return str(exc)
+    return None
 
 
-def _default_models_present() -> bool:
-    """True when models/default/ holds the shipped task bundles (issue 4).
+def run_server(host: str, port: int) -> int:
+    """Run ``bentoml serve`` in a child process until it ends; its exit status (1 when the
+    service stopped its own start-up, after printing why)."""
+    with tempfile.TemporaryDirectory(prefix="akhbar-serve-") as tmp:
+        status_file = Path(tmp) / "startup-error"
+        env = {**os.environ, STARTUP_ERROR_FILE_ENV: str(status_file)}
+        command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host, "--port", str(port)]
+        child = subprocess.Popen(command, env=env)
 
-    ``serving/`` and ``models/`` are siblings both in the repository and installed
-    (``akhbar/serving``, ``akhbar/models``), so one relative path serves both layouts.
-    """
-    default = Path(__file__).resolve().parent.parent / "models" / "default"
-    return all((default / task / "akhbar.json").is_file() for task in TASK_BUNDLES)
+        def forward(signum, _frame):
+            if child.poll() is None:
+                child.send_signal(signum)
+
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            while True:
+                try:
+                    code = child.wait()
+                    break
+                except KeyboardInterrupt:  # a second Ctrl+C while the child shuts down
+                    continue
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        if status_file.is_file():
+            print(f"akhbar serve: {status_file.read_text(encoding='utf-8').strip()}", file=sys.stderr)
+            return 1
+        return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,18 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
-
-    if not _default_models_present():
-        print(
-            "akhbar serve: the default task models (models/default/topic, stance, summary) are not "
-            "built yet; build them with `make models` (issue 4) or, "
-            "once the service exists (issue 5), point AKHBAR_TOPIC_MODEL, AKHBAR_STANCE_MODEL "
-            "and AKHBAR_SUMMARY_MODEL at bundles.",
-            file=sys.stderr,
-        )
-    else:
-        print("akhbar serve: not implemented yet (issue 5).", file=sys.stderr)
-    return 2
+    problem = preflight()
+    if problem:
+        print(f"akhbar serve: {problem}", file=sys.stderr)
+        return 1
+    return run_server(args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -1,63 +1,476 @@
-"""``akhbar models``: list, export, import and promote model bundles.
+"""``akhbar models``: the BentoML model store for akhbar bundles (list, import, export, promote).
 
-Bundles live in the BentoML model store (tags ``akhbar-<task>``, or one tag for a
-shared-encoder bundle). ``promote TAG`` makes a bundle the one the service and the batch
-scorer load by default, with no code change.
+A bundle directory (see :mod:`akhbar.models.bundle`) is imported whole into a BentoML model
+(``bentoml.models.create``): the model's folder holds the bundle's files beside BentoML's
+``model.yaml``, so the stored copy loads with ``load_bundle(resolve(tag))``. Names are
+``akhbar-<task>`` for a bundle imported for one task, and ``akhbar-shared`` for a bundle with
+several task heads imported for all of them. Labels record the tasks (``tasks``, comma
+separated) and the key metric; metadata holds the bundle's ``metrics.json``.
 
-The implementation comes with issue 4; until then this command parses its arguments and
-says so.
+Promotion. ``promote TAG`` writes the tag into a small JSON pointer file,
+``$BENTOML_HOME/akhbar/promoted.json`` (``{"topic": "akhbar-topic:abc", ...}``), written
+atomically. A pointer file rather than a label: BentoML treats a stored model as immutable
+(labels live in each model's ``model.yaml``), and one file answers "which model is the
+default for each task" in one read, with no model left holding a stale "default" label.
+
+Which model a task uses (the service and the batch scorer call :func:`resolve_models`):
+
+1. ``AKHBAR_<TASK>_MODEL`` when set: a store tag, or a bundle directory used in place;
+2. else the promoted tag;
+3. else, on first start, the shipped default ``models/default/<task>/`` is imported and
+   promoted;
+4. else start-up stops with one sentence naming the task and the command to run.
+
+``BENTOML_HOME`` (default ``~/bentoml``) is read on every call, so tests can point it at a
+temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TASKS = ("topic", "summary", "stance")
+NAME_PREFIX = "akhbar-"
+SHARED_NAME = "akhbar-shared"
+POINTER_FILE = "promoted.json"
+# Shipped defaults: models/default/<task>/, beside serving/ in the repository and in a Bento's
+# working directory; AKHBAR_DEFAULT_MODELS points elsewhere.
+DEFAULT_MODELS_ENV = "AKHBAR_DEFAULT_MODELS"
+# The metric `models list` shows, per task, and where in metrics.json to look for it.
+KEY_METRICS = {"topic": "macro_f1", "stance": "macro_f1", "summary": "rougeL"}
+METRIC_SECTIONS = ("test", "model", "validation")
+
+
+class ModelStoreError(RuntimeError):
+    """A missing, unknown or corrupt model; the message is one sentence that says what to run."""
+
+
+# ---------------------------------------------------------------------------------------
+# Where things live
+
+
+def bentoml_home() -> Path:
+    home = os.environ.get("BENTOML_HOME") or os.path.join("~", "bentoml")
+    return Path(os.path.expandvars(os.path.expanduser(home)))
+
+
+def _model_store():
+    from bentoml._internal.models.model import ModelStore
+
+    path = bentoml_home() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return ModelStore(str(path))
+
+
+def pointer_path() -> Path:
+    return bentoml_home() / "akhbar" / POINTER_FILE
+
+
+def default_models_dir() -> Path | None:
+    """The folder with the shipped ``<task>/`` bundles, or None when there is none."""
+    candidates = [os.environ.get(DEFAULT_MODELS_ENV)] if os.environ.get(DEFAULT_MODELS_ENV) else []
+    candidates += [Path(__file__).resolve().parent.parent / "models" / "default", Path.cwd() / "models" / "default"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Import, look-up, export
+
+
+def _key_metric(task: str, metrics: dict) -> tuple[str, float] | None:
+    """``(section.metric, value)`` for the task's key metric, e.g. ``("test.macro_f1", 0.91)``."""
+    name = KEY_METRICS.get(task)
+    if not name or not isinstance(metrics, dict):
+        return None
+    for section in METRIC_SECTIONS:
+        value = metrics.get(section, {}).get(name) if isinstance(metrics.get(section), dict) else None
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return f"{section}.{name}", float(value)
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with what BentoML metadata refuses (None, NaN) replaced by strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return str(value)
+    return value
+
+
+def _name_for(task_or_name: str | None, tasks: tuple[str, ...]) -> str:
+    if task_or_name in TASKS:
+        return NAME_PREFIX + task_or_name
+    if task_or_name:
+        return task_or_name
+    return NAME_PREFIX + tasks[0] if len(tasks) == 1 else SHARED_NAME
+
+
+def import_bundle(path: str | Path, task_or_name: str | None = None, validate: bool = True) -> str:
+    """Copy a bundle directory into the store; returns the new tag (``akhbar-topic:<version>``).
+
+    Parameters
+    ----------
+    path: the bundle directory.
+    task_or_name: a task (``topic``, ``summary``, ``stance``): the model is named
+        ``akhbar-<task>`` and serves that task; another string: the model name; None: named
+        after the bundle's only task, or ``akhbar-shared`` for a bundle with several.
+    validate: load the bundle first (weights included), so a corrupt bundle never enters
+        the store; False checks only its files and settings.
+    """
+    import bentoml
+
+    from akhbar.models.bundle import (
+        METRICS_FILE,
+        BundleError,
+        check_files,
+        load_bundle,
+        read_settings,
+    )
+
+    path = Path(path)
+    try:
+        check_files(path)
+        settings = read_settings(path)
+        if validate:
+            load_bundle(path)
+    except BundleError as exc:
+        raise ModelStoreError(f"cannot import {exc}.") from None
+    bundle_tasks = tuple(settings.tasks)
+    if task_or_name in TASKS and task_or_name not in bundle_tasks:
+        raise ModelStoreError(
+            f"cannot import {path} for {task_or_name}: the bundle only has {', '.join(bundle_tasks)}."
+        )
+    serves = (task_or_name,) if task_or_name in TASKS else tuple(t for t in bundle_tasks if t in TASKS)
+    metrics_file = path / METRICS_FILE
+    try:
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    except json.JSONDecodeError:
+        metrics = {}
+    labels = {"project": "akhbar", "tasks": ",".join(serves)}
+    for task in serves:
+        found = _key_metric(task, metrics)
+        if found:
+            labels[f"{task}_metric"] = f"{found[0]}={found[1]:.4f}"
+    metadata = {
+        "bundle_tasks": list(bundle_tasks),
+        "base_model": settings.base_model,
+        "akhbar_version": settings.akhbar_version,
+        "source": str(path.resolve()),
+        "metrics": _plain(metrics),
+    }
+    with bentoml.models.create(
+        _name_for(task_or_name, bundle_tasks), labels=labels, metadata=metadata, _model_store=_model_store()
+    ) as model:
+        for item in path.iterdir():
+            target = Path(model.path) / item.name
+            if item.is_dir():
+                shutil.copytree(item, target)
+            elif item.is_file():
+                shutil.copy2(item, target)
+    return str(model.tag)
+
+
+def _get(tag: str):
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return bentoml.models.get(tag, _model_store=_model_store())
+    except NotFound:
+        raise ModelStoreError(
+            f"model {tag} is not in the store at {bentoml_home()}; see `akhbar models list`, "
+            "or add one with `akhbar models import DIR --task TASK`."
+        ) from None
+    except ValueError as exc:  # a malformed tag
+        raise ModelStoreError(f"{tag!r} is not a model tag ({exc}); tags look like akhbar-topic:VERSION.") from None
+
+
+def resolve(tag: str) -> Path:
+    """The folder of a stored model (the bundle's files), for ``load_bundle``."""
+    return Path(_get(tag).path)
+
+
+def model_tasks(tag: str) -> tuple[str, ...]:
+    """The tasks a stored model was imported for."""
+    labels = _get(tag).info.labels
+    return tuple(t for t in labels.get("tasks", "").split(",") if t)
+
+
+def export(tag: str, directory: str | Path) -> Path:
+    """Copy a stored model's bundle files (not BentoML's ``model.yaml``) to a new directory."""
+    from bentoml._internal.models.model import MODEL_YAML_FILENAME
+
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise ModelStoreError(f"{directory} is not empty; export into a new or empty directory.")
+    source = resolve(tag)
+    directory.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name == MODEL_YAML_FILENAME:
+            continue
+        if item.is_dir():
+            shutil.copytree(item, directory / item.name)
+        else:
+            shutil.copy2(item, directory / item.name)
+    return directory
+
+
+# ---------------------------------------------------------------------------------------
+# Promotion
+
+
+def promoted() -> dict[str, str]:
+    """``{task: tag}`` from the pointer file (empty when nothing was promoted)."""
+    path = pointer_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise ModelStoreError(
+            f"{path} is not valid JSON; delete it and run `akhbar models promote TAG` for each task."
+        ) from None
+    return {k: v for k, v in data.items() if k in TASKS and isinstance(v, str)} if isinstance(data, dict) else {}
+
+
+def promote(tag: str, tasks: Iterable[str] | None = None) -> tuple[str, dict[str, str]]:
+    """Make ``tag`` the default for ``tasks`` (default: every task it was imported for).
+
+    The tag is pinned to its version (``akhbar-topic:latest`` → ``akhbar-topic:abc``), so a
+    later import never changes the default by itself. Returns the pinned tag and the pointers.
+    """
+    model = _get(tag)
+    pinned = str(model.tag)
+    serves = tuple(t for t in model.info.labels.get("tasks", "").split(",") if t)
+    tasks = tuple(tasks) if tasks else serves
+    bundle_tasks = model.info.metadata.get("bundle_tasks", serves)
+    missing = [t for t in tasks if t not in bundle_tasks]
+    if not tasks or missing:
+        raise ModelStoreError(
+            f"{pinned} has no {', '.join(missing) or 'task'} head; it holds {', '.join(bundle_tasks) or 'none'}."
+        )
+    pointers = {**promoted(), **{t: pinned for t in tasks}}
+    path = pointer_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        json.dump(pointers, tmp, indent=2, sort_keys=True)
+        tmp.write("\n")
+    os.replace(tmp.name, path)  # atomic: readers see the old or the new file, never half
+    return pinned, pointers
+
+
+# ---------------------------------------------------------------------------------------
+# What the service and the batch scorer load
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where one task's model comes from: a folder to load and the version to report."""
+
+    task: str
+    path: Path
+    version: str
+
+
+def _how_to_get(task: str) -> str:
+    return (
+        f"import one with `akhbar models import DIR --task {task}` and promote it, set "
+        f"AKHBAR_{task.upper()}_MODEL to a bundle directory or store tag, or build the shipped "
+        "defaults with `make models`"
+    )
+
+
+def _import_default(task: str) -> str | None:
+    """Import and promote ``models/default/<task>/`` when it exists; its tag, else None.
+
+    Under a file lock, so several workers starting at once import it once.
+    """
+    import fcntl
+
+    root = default_models_dir()
+    if root is None or not (root / task).is_dir():
+        return None
+    lock_path = pointer_path().with_name(".import.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if task in promoted():  # another worker got here first
+            return promoted()[task]
+        try:
+            tag = import_bundle(root / task, task, validate=False)  # the service loads it next
+        except ModelStoreError as exc:
+            raise ModelStoreError(
+                f"the shipped default {task} model is unusable: {exc} Rebuild it with `make models`."
+            ) from None
+        promote(tag, [task])
+    return tag
+
+
+def resolve_models(tasks: Iterable[str] = TASKS, overrides: dict[str, str | None] | None = None) -> dict[str, ModelRef]:
+    """The model for each task, in the order the module docstring gives; checks files only.
+
+    Parameters
+    ----------
+    tasks: the tasks to resolve.
+    overrides: ``{task: tag or directory}``, e.g. from ``AKHBAR_<TASK>_MODEL``; None or a
+        missing task falls back to the store.
+    """
+    from akhbar.models.bundle import BundleError, check_files, read_settings
+
+    overrides = overrides or {}
+    refs: dict[str, ModelRef] = {}
+    for task in tasks:
+        chosen = overrides.get(task)
+        if chosen and Path(chosen).expanduser().is_dir():
+            path, version = Path(chosen).expanduser().resolve(), str(Path(chosen).expanduser().resolve())
+        else:
+            tag = chosen or promoted().get(task) or _import_default(task)
+            if tag is None:
+                raise ModelStoreError(f"no {task} model is set up in {bentoml_home()}; {_how_to_get(task)}.")
+            try:
+                model = _get(tag)
+            except ModelStoreError:
+                source = f"AKHBAR_{task.upper()}_MODEL" if chosen else f"the promoted {task} model"
+                raise ModelStoreError(
+                    f"{source} {tag} is neither a bundle directory nor in the store at {bentoml_home()}; "
+                    f"{_how_to_get(task)}."
+                ) from None
+            path, version = Path(model.path), str(model.tag)
+        try:
+            check_files(path)
+            settings = read_settings(path)
+        except BundleError as exc:
+            raise ModelStoreError(f"the {task} model {version} is unusable ({exc}); {_how_to_get(task)}.") from None
+        if task not in settings.tasks:
+            raise ModelStoreError(
+                f"the {task} model {version} has no {task} head (it has {', '.join(settings.tasks)}); {_how_to_get(task)}."
+            )
+        refs[task] = ModelRef(task, path, version)
+    return refs
+
+
+# ---------------------------------------------------------------------------------------
+# Command line
+
+
+def list_models() -> list[dict[str, Any]]:
+    """One row per stored akhbar model, newest first: tag, tasks, metrics, promoted-for."""
+    pointers = promoted()
+    rows = []
+    for model in _model_store().list():
+        labels = model.info.labels
+        if labels.get("project") != "akhbar":
+            continue
+        tag = str(model.tag)
+        tasks = [t for t in labels.get("tasks", "").split(",") if t]
+        rows.append({
+            "tag": tag,
+            "tasks": tasks,
+            "metrics": {t: labels[f"{t}_metric"] for t in tasks if f"{t}_metric" in labels},
+            "promoted_for": sorted(t for t, p in pointers.items() if p == tag),
+            "created": model.info.creation_time,
+        })
+    return sorted(rows, key=lambda r: r["created"], reverse=True)
+
+
+def _print_list() -> None:
+    rows = list_models()
+    if not rows:
+        print(f"No akhbar models in {bentoml_home()}. Add one with `akhbar models import DIR --task TASK`.")
+        return
+    lines = [("TAG", "TASKS", "KEY METRIC", "DEFAULT FOR", "CREATED")]
+    for r in rows:
+        metric = "; ".join(f"{t}: {m}" for t, m in r["metrics"].items()) or "-"
+        lines.append((r["tag"], ",".join(r["tasks"]), metric, ",".join(r["promoted_for"]) or "-",
+                      r["created"].strftime("%Y-%m-%d %H:%M")))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for line in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="akhbar models",
         description="List, export, import and promote akhbar model bundles "
-        "(BentoML model store).",
+        "(BentoML model store in $BENTOML_HOME, default ~/bentoml).",
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     sub.add_parser(
         "list",
         help="Show the bundles in the store with their tasks and metrics.",
-        description="Show the bundles in the store with their tasks and metrics; "
+        description="Show the bundles in the store with their tasks and key metric; "
         "the promoted ones are marked.",
     )
 
-    export = sub.add_parser(
+    export_ = sub.add_parser(
         "export",
         help="Copy a bundle from the store to a directory.",
         description="Copy a bundle from the store to a directory (the bundle format).",
     )
-    export.add_argument("tag", metavar="TAG", help="Model tag, e.g. akhbar-topic:latest.")
-    export.add_argument("directory", metavar="DIR", help="Directory to write the bundle to.")
+    export_.add_argument("tag", metavar="TAG", help="Model tag, e.g. akhbar-topic:latest.")
+    export_.add_argument("directory", metavar="DIR", help="Directory to write the bundle to (new or empty).")
 
     import_ = sub.add_parser(
         "import",
         help="Add a bundle directory to the store.",
-        description="Validate a bundle directory and add it to the store; prints its tag.",
+        description="Validate a bundle directory and add it to the store; prints its tag. "
+        "It becomes the default only once promoted.",
     )
     import_.add_argument("directory", metavar="DIR", help="Bundle directory to import.")
+    import_.add_argument(
+        "--task", choices=TASKS, default=None,
+        help="Import for this task only (model name akhbar-TASK). Default: the bundle's only "
+        "task, or all of them as akhbar-shared.",
+    )
 
-    promote = sub.add_parser(
+    promote_ = sub.add_parser(
         "promote",
         help="Make a bundle the default for the service and the batch scorer.",
-        description="Make a bundle the one the service and the batch scorer load by default.",
+        description="Make a bundle the one the service and the batch scorer load by default "
+        f"(written to $BENTOML_HOME/akhbar/{POINTER_FILE}); restart the service to apply it.",
     )
-    promote.add_argument("tag", metavar="TAG", help="Model tag to promote.")
+    promote_.add_argument("tag", metavar="TAG", help="Model tag to promote.")
+    promote_.add_argument(
+        "--task", choices=TASKS, action="append", default=None,
+        help="Promote for this task only (repeatable). Default: every task it was imported for.",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    print(f"akhbar models {args.action}: not implemented yet (issue 4).", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    try:
+        if args.action == "list":
+            _print_list()
+        elif args.action == "import":
+            print(import_bundle(args.directory, args.task))
+        elif args.action == "export":
+            print(export(args.tag, args.directory))
+        elif args.action == "promote":
+            tag, pointers = promote(args.tag, args.task)
+            tasks = sorted(t for t, p in pointers.items() if p == tag)
+            print(f"{tag} is now the default for {', '.join(tasks)}; restart the service to load it.")
+    except ModelStoreError as exc:
+        print(f"akhbar models {args.action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -142,9 +142,13 @@ def test_serve_rejects_a_bad_port():
     assert "--port" in result.stderr
 
 
-def test_serve_without_default_models_says_how_to_make_them():
-    # Replaced by the service tests once the default task models and the service exist (issues 4, 5).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AKHBAR_")}
+def test_serve_without_models_says_how_to_get_them(tmp_path):
+    # An empty model store and no shipped defaults: one sentence, before any server starts.
+    # (The served tests in tests/serving/test_served.py start the real server.)
+    (tmp_path / "none").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKHBAR_", "BENTOML_"))}
+    env.update(BENTOML_HOME=str(tmp_path / "bentoml"), AKHBAR_DEFAULT_MODELS=str(tmp_path / "none"))
     result = run("serve", "--port", "3999", env=env)
-    assert result.returncode != 0
-    assert "make models" in result.stderr
+    assert result.returncode == 1
+    assert "make models" in result.stderr and "akhbar models import" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

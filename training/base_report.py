@@ -42,12 +42,13 @@ class BaseReportConfig:
     learning_rate: float = 3e-4
     max_train_samples: int = 0
     seed: int = 42
+    model_card: str | None = field(default=None, metadata={"help": "A README.md whose base-report section is replaced by this report's table."})
 
 
 def finetune(cfg: BaseReportConfig, base: str, name: str, random_init: bool) -> tuple[dict, np.ndarray, np.ndarray]:
     ft = FinetuneConfig(
         task="topic", data=cfg.data, base_model=base, random_init=random_init,
-        output_dir=str(Path(cfg.work_dir) / name), max_length=cfg.max_length, max_windows=1,
+        output_dir=str(Path(cfg.work_dir) / name), max_length=cfg.max_length, stride=0, max_windows=1,
         max_steps=cfg.max_steps, eval_steps=cfg.max_steps, batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate, max_train_samples=cfg.max_train_samples, seed=cfg.seed,
     )
@@ -95,7 +96,24 @@ def run_report(cfg: BaseReportConfig) -> dict:
     report = {"split": "validation", "n": int(len(y)), "config": asdict(cfg), "results": rows}
     (out / "base_report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "base_report.md").write_text(markdown(report))
+    if cfg.model_card:
+        write_section(Path(cfg.model_card), markdown(report))
     return report
+
+
+SECTION_START, SECTION_END = "<!-- base-report -->", "<!-- /base-report -->"
+
+
+def write_section(card: Path, body: str) -> None:
+    """Put ``body`` between the section markers of ``card`` (appending them the first time)."""
+    text = card.read_text() if card.exists() else ""
+    block = f"{SECTION_START}\n{body}{SECTION_END}\n"
+    if SECTION_START in text and SECTION_END in text:
+        before, rest = text.split(SECTION_START, 1)
+        text = before + block + rest.split(SECTION_END, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    card.write_text(text)
 
 
 def markdown(report: dict) -> str:

@@ -235,6 +235,7 @@ class FinetuneResult:
     metrics: dict
     validation_true: np.ndarray | None
     validation_pred: np.ndarray | list
+    validation_logits: np.ndarray | None = None  # encoder logits per text (sequence tasks)
 
 
 class SequenceEval:
@@ -330,7 +331,8 @@ def run(cfg: FinetuneConfig) -> FinetuneResult:
         seed=cfg.seed,
         label_names=["labels"],
         remove_unused_columns=False,
-        train_sampling_strategy="group_by_length",
+        # Not "group_by_length": transformers 5 applies it to the *evaluation* sampler too, and
+        # predictions then come back permuted against their labels.
         dataloader_num_workers=0,
     )
     trainer = Trainer(
@@ -372,8 +374,9 @@ def run(cfg: FinetuneConfig) -> FinetuneResult:
                          metrics=metrics)
     if fusion is not None:
         fusion.save(bundle, cfg.task)
-    y = getattr(evaluator, "y", None)
-    return FinetuneResult(bundle, metrics, y, val_pred)
+    if task_kind(cfg.task) == SEQUENCE:
+        return FinetuneResult(bundle, metrics, evaluator.y, val_pred, evaluator.doc_logits(window_logits))
+    return FinetuneResult(bundle, metrics, None, val_pred)
 
 
 def validation_summary(val: dict) -> str:

@@ -32,7 +32,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from akhbar.models.normalize import NormalizerConfig
+from akhbar.models.normalize import NormalizerConfig, build_normalizer
 from akhbar.models.reader import data_root, read_records
 from akhbar.training.corpus import build_corpus, read_corpus
 from akhbar.training.pretraining_models import ElectraPretrainer, MaskedOnlyBertForMaskedLM
@@ -346,7 +346,8 @@ def export(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, out: Path
             # save_pretrained records the class name; the checkpoint is a stock BertForMaskedLM.
             model.config.architectures = ["BertForMaskedLM"]
             model.config.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    # The tokenizer carries this version's normaliser, whatever version trained its vocabulary.
+    tokenizer.backend_tokenizer.normalizer = build_normalizer(NormalizerConfig())
     save_tokenizer(tokenizer, out, NormalizerConfig())
 
 

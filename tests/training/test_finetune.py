@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import write_jsonl
@@ -102,6 +103,28 @@ def test_topic_metrics_json(topic_run):
     assert metrics == json.loads(json.dumps(topic_run.metrics))
     card = (topic_run.bundle / "README.md").read_text()
     assert "macro-F1" in card
+
+
+def test_validation_figures_match_the_serving_path(tiny_base, topic_data, tmp_path):
+    """The training-time validation predictions are the Predictor's, row for row.
+
+    Guards against evaluation-order bugs: transformers 5 applies a length-grouped sampler
+    to evaluation too, which silently permuted predictions against their labels. The run
+    trains long enough for its predictions to differ between rows, so a permutation shows.
+    """
+    from akhbar.models.predict import Predictor
+    from akhbar.models.reader import read_records
+
+    result = run(tiny(tiny_base, topic_data, tmp_path, max_steps=40, eval_steps=40, learning_rate=3e-3, bf16=False))
+    val = list(read_records(topic_data, "topic", split="validation"))
+    bundle = load_bundle(result.bundle)
+    labels = list(bundle.settings.tasks["topic"].labels)
+    served = Predictor(bundle).topic([r["text"] for r in val], [r["title"] for r in val])
+    temperature = bundle.settings.tasks["topic"].temperature
+    trained = torch.softmax(torch.tensor(result.validation_logits) / temperature, dim=1).numpy()
+    assert len({p.label for p in served}) > 1, "the run must learn enough for a permutation to show"
+    assert np.allclose([[p.scores[name] for name in labels] for p in served], trained, atol=1e-4)
+    assert list(result.validation_true) == [labels.index(r["label"]) for r in val]
 
 
 def test_bundle_holds_only_safetensors(topic_run):

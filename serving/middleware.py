@@ -1,0 +1,259 @@
+"""The service's ASGI middleware: request ids, bearer auth, body-size cap, queue cap, timeout
+and one structured log line per request.
+
+BentoML 1.4 has no request-size setting, answers its own overload and timeout errors
+without ``Retry-After`` and outside user middleware, and turns exceptions raised in
+middleware into 500s (``../shared/KNOWN-TRAPS.md``). So this middleware answers those cases
+itself, as JSON with the request id, and never raises:
+
+* ``X-Request-ID``: echoed when the caller sends a sane one (1-128 of ``A-Za-z0-9._:-``),
+  otherwise generated; on every answer, errors included.
+* Auth: with ``AKHBAR_API_TOKEN`` set, every route except :data:`OPEN_PATHS` (health,
+  metrics, the OpenAPI document, the reading page and its assets) needs
+  ``Authorization: Bearer <token>``, compared in constant time; else 401.
+* Body size: 413 before the body is parsed, from ``Content-Length``; a body without one
+  (chunked) is read up to the limit and refused as soon as it passes it.
+* Queue: at most ``max_queue`` API requests in progress per worker; more get 503 with
+  ``Retry-After``.
+* Timeout: an API request with no answer after ``request_timeout`` seconds gets 504 with
+  ``Retry-After``; the work it started finishes in the background and the service stays up.
+  A 503 from BentoML's batcher (a batch could not start in time) gets the same treatment.
+* Log: one JSON line per request on the ``akhbar.access`` logger: request id, method,
+  route, status, article count, latency. Never article text.
+
+The service's public routes call its batchable ``score_batch`` route in process (BentoML's
+self-proxy), through this same middleware. Those nested calls are recognised by a context
+variable set while an outer request is being handled, which no outside connection can set,
+and pass straight through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from akhbar.serving.settings import Settings, use
+
+OPEN_PATHS = frozenset({"/", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/docs"})
+OPEN_PREFIXES = ("/static/",)  # the reading page's assets
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+access_log = logging.getLogger("akhbar.access")
+
+# Set while an outside request is handled; nested in-process calls see it and pass through.
+_INSIDE_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("akhbar_inside_request", default=False)
+# Per-request facts the handlers add for the log line (the article count).
+_REQUEST_FACTS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("akhbar_request_facts", default=None)
+
+
+def note(**facts: Any) -> None:
+    """Add facts (e.g. ``articles=3``) to the current request's log line."""
+    current = _REQUEST_FACTS.get()
+    if current is not None:
+        current.update(facts)
+
+
+def current_request_id() -> str | None:
+    current = _REQUEST_FACTS.get()
+    return current.get("request_id") if current else None
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class AkhbarMiddleware:
+    """Pure ASGI middleware; settings are read when it is built (server start-up).
+
+    Parameters
+    ----------
+    app: the ASGI app it wraps.
+    settings: a callable returning :class:`Settings` (default: read the environment).
+    """
+
+    def __init__(self, app: Any, settings: Callable[[], Settings] = Settings.from_env):
+        self.app = app
+        self.settings = settings()
+        self.in_progress = 0
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or _INSIDE_REQUEST.get():
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        facts: dict[str, Any] = {"request_id": request_id, "articles": None, "status": None}
+        tokens = _INSIDE_REQUEST.set(True), _REQUEST_FACTS.set(facts), use(self.settings)
+        path = scope.get("path", "")
+        try:
+            await self._handle(scope, receive, send, path, facts)
+        finally:
+            for token in reversed(tokens):
+                token.var.reset(token)
+            line = {
+                "request_id": request_id, "method": scope.get("method"), "route": path,
+                "status": facts["status"], "articles": facts["articles"],
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+            access_log.log(logging.DEBUG if is_open(path) else logging.INFO, json.dumps(line))
+
+    async def _handle(self, scope: dict, receive: Callable, send: Callable, path: str, facts: dict) -> None:
+        settings = self.settings
+        request_id = facts["request_id"]
+        replaced = {"pending": None}  # a downstream 503/504 whose body we replace
+
+        async def send_with_id(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                facts["status"] = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
+                if message["status"] in (503, 504) and not is_open(path):
+                    replaced["pending"] = message["status"]
+                    return
+            elif message["type"] == "http.response.body" and replaced["pending"]:
+                if not message.get("more_body"):
+                    status = replaced["pending"]
+                    replaced["pending"] = None
+                    problem = ("the service is busy: a batch could not start in time" if status == 503
+                               else f"the request took longer than {settings.request_timeout:g} s")
+                    await self._error(send, status, f"{problem}; retry later", request_id, retry=True, facts=facts)
+                return
+            await send(message)
+
+        if not is_open(path) and settings.api_token and not self._authorized(scope):
+            await self._error(send, 401, "missing or wrong bearer token: send the header "
+                              "'Authorization: Bearer <token>' with the token the service was started with "
+                              "(AKHBAR_API_TOKEN)", request_id, facts=facts,
+                              extra=[(b"www-authenticate", b'Bearer realm="akhbar"')])
+            return
+
+        if scope.get("method") in BODY_METHODS:
+            length = _header(scope, b"content-length")
+            if length is not None:
+                if not length.strip().isdigit():
+                    await self._error(send, 400, f"invalid Content-Length header {length!r}", request_id, facts=facts)
+                    return
+                if int(length) > settings.max_body_bytes:
+                    await self._too_large(send, int(length), request_id, facts)
+                    return
+            else:  # chunked: read it here, up to the limit, then replay it
+                try:
+                    receive = await self._buffered(receive, settings.max_body_bytes)
+                except _TooLarge:
+                    await self._too_large(send, None, request_id, facts)
+                    return
+
+        if is_open(path):
+            await self.app(scope, receive, send_with_id)
+            return
+
+        if self.in_progress >= settings.max_queue:
+            await self._error(send, 503, f"the service is busy: {self.in_progress} requests are in progress "
+                              f"(limit {settings.max_queue}, AKHBAR_MAX_QUEUE); retry later", request_id,
+                              retry=True, facts=facts)
+            return
+        self.in_progress += 1
+        try:
+            await self._with_timeout(scope, receive, send_with_id, send, request_id, facts)
+        finally:
+            self.in_progress -= 1
+
+    async def _with_timeout(self, scope, receive, send_with_id, send, request_id, facts) -> None:
+        settings = self.settings
+        state = {"started": False, "timed_out": False}
+
+        async def guarded(message: dict) -> None:
+            if state["timed_out"]:
+                return  # we answered 504 already
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send_with_id(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, guarded))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=settings.request_timeout)
+        except asyncio.CancelledError:  # the server is stopping or the client went away
+            task.cancel()
+            raise
+        if task in done or state["started"]:
+            await task  # re-raises what the app raised, as without this middleware
+            return
+        state["timed_out"] = True
+        task.cancel()
+        try:
+            await task
+        except BaseException:  # noqa: B036 - the cancelled work may end in any way; we answer 504
+            pass
+        await self._error(send, 504, f"the request took longer than {settings.request_timeout:g} s "
+                          "(AKHBAR_REQUEST_TIMEOUT); retry later or send fewer or shorter articles",
+                          request_id, retry=True, facts=facts)
+
+    def _authorized(self, scope: dict) -> bool:
+        header = _header(scope, b"authorization") or ""
+        scheme, _, token = header.partition(" ")
+        expected = self.settings.api_token or ""
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+    @staticmethod
+    async def _buffered(receive: Callable, limit: int) -> Callable:
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return replay
+
+    async def _too_large(self, send: Callable, length: int | None, request_id: str, facts: dict) -> None:
+        limit = self.settings.max_body_bytes
+        size = f"{length} bytes" if length is not None else "larger than that"
+        await self._error(send, 413, f"request body too large: the limit is {limit} bytes (AKHBAR_MAX_BODY_BYTES) "
+                          f"and this one is {size}; send fewer or shorter articles per request", request_id, facts=facts)
+
+    async def _error(self, send: Callable, status: int, message: str, request_id: str, *, retry: bool = False,
+                     facts: dict, extra: list[tuple[bytes, bytes]] = ()) -> None:
+        facts["status"] = status
+        body = json.dumps({"error": message}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"x-request-id", request_id.encode()), *extra]
+        if retry:
+            headers.append((b"retry-after", str(self.settings.retry_after).encode()))
+        if status == 413:
+            headers.append((b"connection", b"close"))  # the unread body must not become the next request
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

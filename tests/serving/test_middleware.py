@@ -1,0 +1,72 @@
+"""The ASGI middleware alone, around tiny Starlette apps: what the service tests cannot
+provoke cheaply (a 503 from BentoML's batcher, nested in-process calls)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from akhbar.serving.middleware import AkhbarMiddleware
+from akhbar.serving.settings import Settings
+
+
+def _wrapped(app, **settings) -> TestClient:
+    return TestClient(AkhbarMiddleware(app, settings=lambda: Settings(**settings)))
+
+
+def test_a_downstream_503_gets_a_clear_body_retry_after_and_the_request_id():
+    async def overloaded(request):
+        return JSONResponse({"error": "An unexpected error has occurred"}, status_code=503)
+
+    client = _wrapped(Starlette(routes=[Route("/analyze", overloaded, methods=["POST"])]), retry_after=9)
+    response = client.post("/analyze", json={}, headers={"x-request-id": "r-1"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "9" and response.headers["x-request-id"] == "r-1"
+    assert "busy" in response.json()["error"]
+
+
+@pytest.mark.anyio
+async def test_nested_in_process_calls_pass_straight_through():
+    """The routes call score_batch through the same app; that inner call must not need the
+    token again, count against the queue, or log a second line."""
+    async def inner(request):
+        return PlainTextResponse("inner")
+
+    async def outer(request):
+        transport = httpx.ASGITransport(app=request.app.state.wrapped)
+        async with httpx.AsyncClient(transport=transport, base_url="http://self") as client:
+            return PlainTextResponse((await client.post("/inner")).text)
+
+    app = Starlette(routes=[Route("/outer", outer, methods=["POST"]), Route("/inner", inner, methods=["POST"])])
+    wrapped = AkhbarMiddleware(app, settings=lambda: Settings(api_token="t", max_queue=1))
+    app.state.wrapped = wrapped
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(json.loads(record.getMessage()))
+    access = logging.getLogger("akhbar.access")
+    access.addHandler(handler)
+    level = access.level
+    access.setLevel(logging.INFO)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url="http://test") as client:
+            assert (await client.post("/inner")).status_code == 401  # from outside: the token is needed
+            response = await client.post("/outer", headers={"authorization": "Bearer t"})
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    # No token needed and no 503 although the outer call holds the only queue place.
+    assert (response.status_code, response.text) == (200, "inner")
+    assert [(line["route"], line["status"]) for line in lines] == [("/inner", 401), ("/outer", 200)]
+    assert wrapped.in_progress == 0
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"

@@ -1,0 +1,115 @@
+"""The BentoML model store: import, list, promote, export, and what the service resolves."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from akhbar.serving import store
+
+TASKS = ("topic", "summary", "stance")
+
+
+@pytest.fixture
+def home(monkeypatch, tmp_path):
+    """An empty store in tmp, no AKHBAR_* settings, and no shipped defaults."""
+    for key in ("AKHBAR_TOPIC_MODEL", "AKHBAR_STANCE_MODEL", "AKHBAR_SUMMARY_MODEL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    (tmp_path / "no-defaults").mkdir()
+    monkeypatch.setenv("AKHBAR_DEFAULT_MODELS", str(tmp_path / "no-defaults"))
+    return tmp_path / "bentoml"
+
+
+@pytest.fixture
+def scored_bundle(tiny_bundle, tmp_path):
+    """The tiny bundle with validation figures in its metrics.json."""
+    bundle = tmp_path / "scored"
+    shutil.copytree(tiny_bundle, bundle)
+    (bundle / "metrics.json").write_text(json.dumps({"task": "topic", "validation": {"macro_f1": 0.8125, "x": None}}))
+    return bundle
+
+
+def test_import_list_promote_export_round_trip(home, scored_bundle, tmp_path, capsys):
+    assert store.main(["import", str(scored_bundle), "--task", "topic"]) == 0
+    tag = capsys.readouterr().out.strip()
+    assert tag.startswith("akhbar-topic:")
+    assert (store.resolve(tag) / "akhbar.json").is_file()
+    assert store.model_tasks(tag) == ("topic",)
+
+    assert store.main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert tag in listing and "validation.macro_f1=0.8125" in listing
+
+    assert store.main(["promote", tag]) == 0
+    assert "default for topic" in capsys.readouterr().out
+    pointers = json.loads((home / "akhbar" / "promoted.json").read_text())
+    assert pointers == {"topic": tag}
+    assert store.list_models()[0]["promoted_for"] == ["topic"]
+
+    out = tmp_path / "exported"
+    assert store.main(["export", tag, str(out)]) == 0
+    exported = sorted(p.name for p in out.iterdir())
+    assert exported == sorted(p.name for p in scored_bundle.iterdir())  # no model.yaml
+    for name in exported:
+        assert (out / name).read_bytes() == (scored_bundle / name).read_bytes()
+    assert store.main(["export", tag, str(out)]) == 1  # never over an existing bundle
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_a_shared_bundle_serves_every_task_and_promote_pins_the_version(home, tiny_bundle):
+    tag = store.import_bundle(tiny_bundle, validate=False)
+    assert tag.startswith("akhbar-shared:")
+    assert set(store.model_tasks(tag)) == set(TASKS)
+    pinned, pointers = store.promote("akhbar-shared:latest")
+    assert pinned == tag and pointers == {t: tag for t in TASKS}
+    refs = store.resolve_models()
+    assert {t: r.version for t, r in refs.items()} == {t: tag for t in TASKS}
+    newer = store.import_bundle(tiny_bundle, validate=False)
+    assert store.resolve_models()["topic"].version == tag  # an import alone never changes the default
+    store.promote(newer, ["topic"])
+    assert store.resolve_models()["topic"].version == newer
+    assert store.resolve_models()["stance"].version == tag
+
+
+def test_overrides_take_a_directory_or_a_tag(home, tiny_bundle):
+    tag = store.import_bundle(tiny_bundle, "stance", validate=False)
+    refs = store.resolve_models(TASKS, {"topic": str(tiny_bundle), "summary": str(tiny_bundle), "stance": tag})
+    assert refs["topic"].path == tiny_bundle.resolve() and refs["topic"].version == str(tiny_bundle.resolve())
+    assert refs["stance"].version == tag
+
+
+def test_first_start_imports_and_promotes_the_shipped_defaults_once(home, tiny_bundle, tmp_path, monkeypatch):
+    defaults = tmp_path / "defaults"
+    for task in TASKS:
+        shutil.copytree(tiny_bundle, defaults / task)
+    monkeypatch.setenv("AKHBAR_DEFAULT_MODELS", str(defaults))
+    first = store.resolve_models()
+    assert {t: r.version.split(":")[0] for t, r in first.items()} == {t: f"akhbar-{t}" for t in TASKS}
+    assert store.resolve_models() == first  # the second start imports nothing
+    assert len(store.list_models()) == 3
+
+
+def test_missing_unknown_and_corrupt_models_are_one_sentence(home, tiny_bundle, tmp_path):
+    with pytest.raises(store.ModelStoreError) as missing:
+        store.resolve_models(["summary"])
+    assert "no summary model" in str(missing.value) and "make models" in str(missing.value)
+    assert "akhbar models import DIR --task summary" in str(missing.value)
+
+    with pytest.raises(store.ModelStoreError, match="AKHBAR_TOPIC_MODEL akhbar-topic:nope is neither"):
+        store.resolve_models(["topic"], {"topic": "akhbar-topic:nope"})
+    with pytest.raises(store.ModelStoreError, match="not in the store"):
+        store.promote("akhbar-topic:nope")
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    (broken / "tokenizer.json").unlink()
+    with pytest.raises(store.ModelStoreError, match="cannot import model bundle .*broken: lacks tokenizer.json"):
+        store.import_bundle(broken, "topic")
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_bundle, truncated)
+    (truncated / "model.safetensors").write_bytes(b"\0" * 100)
+    assert store.main(["import", str(truncated)]) == 1  # validated before it enters the store
+    assert store.list_models() == []
