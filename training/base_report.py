@@ -129,9 +129,16 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {name} | {row['macro_f1']:.3f} | [{row['macro_f1_ci'][0]:.3f}, {row['macro_f1_ci'][1]:.3f}] | "
             f"{_interval(row, 'diff_vs_random_ci')} | {_interval(row, 'diff_vs_tfidf_ci')} | {row['train_seconds']:.0f} | "
-            f"{pre.get('heldout_mlm_loss', float('nan')):.2f} | {pre.get('tokens_per_second', 0):.0f} |"
+            f"{_figure(pre, 'heldout_mlm_loss', '.2f')} | {_figure(pre, 'tokens_per_second', '.0f')} |"
         )
+    lines += ["", "Held-out MLM loss is measured on texts kept out of the pretraining corpus; for ELECTRA "
+              "bases it is the loss of the small generator, so compare it only between runs of one objective. "
+              "Tokens/s is the pretraining throughput of each base's own run."]
     return "\n".join(lines) + "\n"
+
+
+def _figure(pretraining: dict, key: str, fmt: str) -> str:
+    return format(pretraining[key], fmt) if pretraining.get(key) is not None else "-"
 
 
 def _interval(row: dict, key: str) -> str:
