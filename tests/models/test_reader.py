@@ -308,7 +308,7 @@ def test_score_takes_custom_id_and_claims_fields(tmp_path: Path) -> None:
 
 def test_csv_list_cells_and_undecodable_cells(tmp_path: Path) -> None:
     rows = [
-        "id,text,claims".encode(),
+        b"id,text,claims",
         'a1,خبر أول,"[""ادعاء أول"", ""ادعاء ثان""]"'.encode(),
         b"a2,\xd8\xff,",
         "a3,خبر ثالث,".encode(),

@@ -7,7 +7,13 @@ import json
 from conftest import write_jsonl
 from test_finetune import topic_rows
 
-from akhbar.training.base_report import SECTION_END, SECTION_START, BaseReportConfig, run_report, write_section
+from akhbar.training.base_report import (
+    SECTION_END,
+    SECTION_START,
+    BaseReportConfig,
+    run_report,
+    write_section,
+)
 
 
 def test_report_compares_base_random_and_tfidf_on_one_split(tiny_base, tmp_path, monkeypatch):
