@@ -67,6 +67,7 @@ class TaskSettings:
     max_length: tokens per window.
     stride: tokens shared by consecutive windows of a long text.
     max_windows: windows per text at most; the rest is reported as truncated.
+    evidence_sentences: article sentences a stance model reads per claim.
     """
 
     kind: str
@@ -76,6 +77,7 @@ class TaskSettings:
     max_length: int = 256
     stride: int = 32
     max_windows: int = 4
+    evidence_sentences: int = 4
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -90,6 +92,8 @@ class TaskSettings:
             raise ValueError(f"stride must be at least 0 and below max_length, got {self.stride}")
         if self.max_windows < 1:
             raise ValueError(f"max_windows must be at least 1, got {self.max_windows}")
+        if self.evidence_sentences < 1:
+            raise ValueError(f"evidence_sentences must be at least 1, got {self.evidence_sentences}")
 
     @property
     def head(self) -> HeadSpec:

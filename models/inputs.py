@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from akhbar.models.boilerplate import content_sentences
@@ -77,3 +78,15 @@ def summary_sentences(text: str, max_chars: int = 400) -> list[Sentence]:
 def stance_evidence(claim: str, text: str, k: int) -> Evidence:
     """Evidence for a claim from the article's content sentences."""
     return select_evidence(claim, summary_sentences(text), k)
+
+
+def topic_inputs(texts: Sequence[str], titles: Sequence[str | None]) -> list[str]:
+    """What the topic model reads for each article."""
+    return [topic_text(t, h) for t, h in zip(texts, titles)]
+
+
+def stance_inputs(claims: Sequence[str], texts: Sequence[str], k: int) -> tuple[list[str], list[Evidence]]:
+    """What the stance model reads after each claim (its evidence, else the whole article),
+    and the evidence itself."""
+    evidence = [stance_evidence(c, t, k) for c, t in zip(claims, texts)]
+    return [e.text or t for e, t in zip(evidence, texts)], evidence

@@ -16,7 +16,7 @@ import torch
 from scipy.special import softmax
 
 from akhbar.models.bundle import Bundle
-from akhbar.models.inputs import stance_evidence, summary_sentences, topic_text
+from akhbar.models.inputs import stance_inputs, summary_sentences, topic_inputs
 from akhbar.models.sentences import Sentence
 from akhbar.models.tasks import SENTENCE, SEQUENCE
 from akhbar.models.windowing import (
@@ -59,11 +59,10 @@ class Predictor:
     ----------
     bundle: a loaded bundle (see :func:`akhbar.models.bundle.load_bundle`).
     batch_size: windows per forward pass.
-    evidence_sentences: stance evidence sentences kept per claim.
     """
 
-    def __init__(self, bundle: Bundle, batch_size: int = 32, evidence_sentences: int = 4):
-        self.bundle, self.batch_size, self.evidence_sentences = bundle, batch_size, evidence_sentences
+    def __init__(self, bundle: Bundle, batch_size: int = 32):
+        self.bundle, self.batch_size = bundle, batch_size
         self.model = bundle.model.eval()
 
     def _settings(self, task: str, kind: str):
@@ -115,12 +114,11 @@ class Predictor:
 
     def topic(self, texts: Sequence[str], titles: Sequence[str | None] | None = None, task: str = "topic") -> list[LabelPrediction]:
         titles = titles or [None] * len(texts)
-        return self._classify(task, [topic_text(t, h) for t, h in zip(texts, titles)])
+        return self._classify(task, topic_inputs(texts, titles))
 
     def stance(self, claims: Sequence[str], texts: Sequence[str], task: str = "stance") -> list[StancePrediction]:
         """One prediction per (claim, article) pair, with the evidence sentences used."""
-        evidence = [stance_evidence(c, t, self.evidence_sentences) for c, t in zip(claims, texts)]
-        inputs = [e.text or t for e, t in zip(evidence, texts)]
+        inputs, evidence = stance_inputs(claims, texts, self._settings(task, SEQUENCE).evidence_sentences)
         preds = self._classify(task, inputs, list(claims))
         return [StancePrediction(**vars(p), claim=c, evidence=e.sentences) for p, c, e in zip(preds, claims, evidence)]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from transformers import HfArgumentParser
 
-from akhbar.models.inputs import topic_text
+from akhbar.models.inputs import topic_inputs
 from akhbar.models.reader import read_records
 from akhbar.training.baselines import fit_predict_tfidf
 from akhbar.training.finetune import FinetuneConfig, resolve_data, run
@@ -64,9 +64,9 @@ def tfidf(cfg: BaseReportConfig, labels: list[str]) -> tuple[float, np.ndarray]:
     val = list(read_records(source, "topic", split="validation"))
     lid = {name: i for i, name in enumerate(labels)}
     start = time.time()
-    pred = fit_predict_tfidf([topic_text(r["text"], r.get("title")) for r in train],
+    pred = fit_predict_tfidf(topic_inputs([r["text"] for r in train], [r.get("title") for r in train]),
                              np.array([lid[r["label"]] for r in train]),
-                             [topic_text(r["text"], r.get("title")) for r in val])
+                             topic_inputs([r["text"] for r in val], [r.get("title") for r in val]))
     return time.time() - start, pred
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from akhbar.models.bundle import load_bundle
-from akhbar.models.inputs import stance_evidence, summary_sentences, topic_text
+from akhbar.models.inputs import stance_evidence, stance_inputs, summary_sentences, topic_inputs
 from akhbar.models.predict import Predictor
 from akhbar.models.reader import data_root, read_records
 from akhbar.models.tasks import TASK_KINDS
@@ -82,8 +82,10 @@ def label_task(task: str, records: list[dict], predictor: Predictor) -> tuple[li
 
 def baseline_inputs(task: str, records: list[dict]) -> tuple[list[str], list[str] | None]:
     if task == "topic":
-        return [topic_text(r["text"], r.get("title")) for r in records], None
-    return [stance_evidence(r["claim"], r["text"], 3).text or r["text"] for r in records], [r["claim"] for r in records]
+        return topic_inputs([r["text"] for r in records], [r.get("title") for r in records]), None
+    claims = [r["claim"] for r in records]
+    # The sentence-encoder baseline of the data README: the 3 sentences most like the claim.
+    return stance_inputs(claims, [r["text"] for r in records], 3)[0], claims
 
 
 def label_report(task: str, records: list[dict], train: list[dict] | None, predictor: Predictor,
@@ -137,7 +139,7 @@ def rationale_hit_rate(records: list[dict], predictor: Predictor) -> float | Non
             continue
         text_lines = r["text"].split("\n")
         wanted = [text_lines[i].strip() for i in lines if isinstance(i, int) and i < len(text_lines) and text_lines[i].strip()]
-        evidence = stance_evidence(r["claim"], r["text"], predictor.evidence_sentences).sentences
+        evidence = stance_evidence(r["claim"], r["text"], predictor.bundle.settings.tasks["stance"].evidence_sentences).sentences
         total += 1
         hits += any(w in s.text or s.text in w for w in wanted for s in evidence)
     return hits / total if total else None

@@ -33,7 +33,7 @@ from transformers import (
 from akhbar import __version__
 from akhbar.models.base import load_base
 from akhbar.models.bundle import BundleSettings, TaskSettings, load_bundle, save_bundle
-from akhbar.models.inputs import stance_evidence, summary_sentences, topic_text
+from akhbar.models.inputs import stance_inputs, summary_sentences, topic_inputs
 from akhbar.models.modeling import AkhbarModel, HeadSpec, TaskModel
 from akhbar.models.predict import pick_sentences
 from akhbar.models.reader import data_root, read_records
@@ -154,9 +154,9 @@ def load_split(cfg: FinetuneConfig, which: str, labels: list[str] | None, out: P
 def sequence_inputs(cfg: FinetuneConfig, records: list[dict]) -> tuple[list[str], list[str] | None]:
     """(texts, first segments) for a sequence task, built as the Predictor builds them."""
     if cfg.task == "topic":
-        return [topic_text(r["text"], r.get("title")) for r in records], None
-    evidence = [stance_evidence(r["claim"], r["text"], cfg.evidence_sentences) for r in records]
-    return [e.text or r["text"] for e, r in zip(evidence, records)], [r["claim"] for r in records]
+        return topic_inputs([r["text"] for r in records], [r.get("title") for r in records]), None
+    claims = [r["claim"] for r in records]
+    return stance_inputs(claims, [r["text"] for r in records], cfg.evidence_sentences)[0], claims
 
 
 def sequence_dataset(cfg: FinetuneConfig, tokenizer, records: list[dict], label_ids: list[int], max_windows: int):
@@ -364,6 +364,7 @@ def run(cfg: FinetuneConfig) -> FinetuneResult:
     task_settings = TaskSettings(
         task_kind(cfg.task), tuple(labels), temperature=temperature, low_confidence_threshold=cfg.low_confidence_threshold,
         max_length=cfg.max_length, stride=cfg.stride, max_windows=cfg.max_windows,
+        evidence_sentences=cfg.evidence_sentences,
     )
     settings = BundleSettings(tasks={cfg.task: task_settings}, normalization=normalization, base_model=base_name)
     metrics = {"task": cfg.task, "validation": val_report, "train_seconds": round(train_seconds, 1),

@@ -41,6 +41,7 @@ def expected_settings(base_model: str) -> dict:
             "max_length": 64,
             "stride": stride,
             "max_windows": 4,
+            "evidence_sentences": 4,
         }
 
     return {

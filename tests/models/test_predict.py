@@ -153,7 +153,7 @@ def test_stance_one_result_per_claim_with_exact_evidence(predictor: Predictor) -
         assert list(p.scores) == list(STANCE_LABELS)
         assert sum(p.scores.values()) == pytest.approx(1.0, abs=1e-6)
         assert p.label == max(p.scores, key=p.scores.get)
-        assert 1 <= len(p.evidence) <= predictor.evidence_sentences
+        assert 1 <= len(p.evidence) <= predictor.bundle.settings.tasks["stance"].evidence_sentences
         assert_slices(p.evidence, text)
         starts = [s.start for s in p.evidence]
         assert starts == sorted(starts)  # article order
