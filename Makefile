@@ -72,7 +72,7 @@ demo: setup
 # pretraining resumes from its last checkpoint).
 STAMPS   = .stamps
 BASE_DIR = models/default/base
-PRETRAIN_FLAGS ?= --objective electra --embedding_init word2vec --max_steps 9000 \
+PRETRAIN_FLAGS ?= --objective electra --embedding_init word2vec --max_steps 4800 \
                   --batch_size 32 --learning_rate 1e-3 --warmup_steps 100 --save_steps 200
 
 models: $(STAMPS)/base $(STAMPS)/base-report
