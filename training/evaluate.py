@@ -98,12 +98,11 @@ def label_report(task: str, records: list[dict], train: list[dict] | None, predi
     result = {"model": classification_report(y, y_model, names)}
     confusion_png(y, y_model, names, out / "confusion.png")
     reliability_png(probs.max(1), y_model == y, out / "reliability.png")
-    outlets = sorted({r.get("outlet") for r in records if r.get("outlet")})
-    if task == "topic" and outlets:
+    outlet = np.array([r.get("outlet") or "" for r in records])
+    if task == "topic" and outlet.any():
         result["per_outlet"] = {
-            o: {"n": int(sum(r.get("outlet") == o for r in records)),
-                "macro_f1": macro_f1(y[[r.get("outlet") == o for r in records]], y_model[[r.get("outlet") == o for r in records]])}
-            for o in outlets
+            o: {"n": int((outlet == o).sum()), "macro_f1": macro_f1(y[outlet == o], y_model[outlet == o])}
+            for o in sorted(set(outlet) - {""})
         }
     result["baselines"] = {}
     if train is not None:

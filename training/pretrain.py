@@ -257,11 +257,11 @@ def prepare_data(cfg: PretrainConfig, work: Path) -> tuple[PreTrainedTokenizerFa
     """Corpus, tokenizer and packed ids; each step is skipped when its output exists."""
     report: dict = {}
     corpus_dir = work / "corpus"
+    root = Path(cfg.data) if cfg.data else data_root()
     if cfg.corpus:
         corpus_dir = Path(cfg.corpus).parent
         train_file, heldout_file = Path(cfg.corpus), Path(cfg.corpus)
     else:
-        root = Path(cfg.data) if cfg.data else data_root()
         if not (corpus_dir / "stats.json").exists():
             build_corpus(root, corpus_dir)
         report["corpus"] = json.loads((corpus_dir / "stats.json").read_text())
@@ -276,7 +276,6 @@ def prepare_data(cfg: PretrainConfig, work: Path) -> tuple[PreTrainedTokenizerFa
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     report["vocab_size"] = len(tokenizer)
     if not cfg.corpus:
-        root = Path(cfg.data) if cfg.data else data_root()
         val = (r["text"] for r in read_records(root / UNK_CHECK_DATASET, "topic", split="validation"))
         report["unk_rate_validation"] = round(unk_rate(tokenizer, val), 6)
 
