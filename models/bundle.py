@@ -8,8 +8,8 @@ Layout (Hugging Face compatible: ``AutoModel.from_pretrained(bundle)`` loads the
     akhbar.json          tasks, labels, normalisation, lengths, base model, akhbar version
     README.md            model card
     metrics.json         validation/test figures
-    tfidf_<task>.json    optional: a hashed TF-IDF model fused with the encoder
-    tfidf_<task>.safetensors   (see akhbar.models.hashed_tfidf)
+    <kind>_<task>.json   optional: a side model fused with the encoder (kind: tfidf or
+    <kind>_<task>.safetensors   sentence_encoder; see akhbar.models.fusion)
 
 Loading validates everything and refuses, in one sentence naming the bundle and the
 problem, a missing file, a pickle-format file, settings that do not parse, or a label
@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from akhbar import __version__
-from akhbar.models.hashed_tfidf import TfidfFusion
+from akhbar.models.fusion import Fusion, load_fusion
 from akhbar.models.modeling import AkhbarModel, HeadSpec
 from akhbar.models.normalize import NormalizerConfig
 from akhbar.models.tasks import KINDS, SENTENCE, SEQUENCE
@@ -158,7 +158,7 @@ class Bundle:
     tokenizer: PreTrainedTokenizerBase
     settings: BundleSettings
     metrics: dict = field(default_factory=dict)
-    fusions: dict[str, TfidfFusion] = field(default_factory=dict)
+    fusions: dict[str, Fusion] = field(default_factory=dict)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -273,18 +273,18 @@ def load_bundle(path: str | Path) -> Bundle:
                   fusions=_load_fusions(path, settings))
 
 
-def _load_fusions(path: Path, settings: BundleSettings) -> dict[str, TfidfFusion]:
+def _load_fusions(path: Path, settings: BundleSettings) -> dict[str, Fusion]:
     fusions = {}
     for task, spec in settings.tasks.items():
         try:
-            fusion = TfidfFusion.load(path, task, settings.normalization)
+            fusion = load_fusion(path, task, settings.normalization)
         except (OSError, KeyError, ValueError, SafetensorError) as exc:
-            raise BundleError(path, f"the TF-IDF part of task {task!r} cannot be loaded ({exc})") from None
+            raise BundleError(path, f"the fusion part of task {task!r} cannot be loaded ({exc})") from None
         if fusion is None:
             continue
         n = len(spec.labels)
         if fusion.weight.shape[0] != n or fusion.stack_weight.shape != (n, 2 * n):
-            raise BundleError(path, f"the TF-IDF part of task {task!r} does not match its {n} label(s)")
+            raise BundleError(path, f"the {fusion.kind} part of task {task!r} does not match its {n} label(s)")
         fusions[task] = fusion
     return fusions
 

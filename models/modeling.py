@@ -113,15 +113,21 @@ class AkhbarModel(nn.Module):
 
 
 class TaskModel(nn.Module):
-    """A view of :class:`AkhbarModel` that trains or predicts one task (what ``Trainer`` sees)."""
+    """What ``Trainer`` trains: :class:`AkhbarModel` with each task's class weights.
 
-    def __init__(self, model: AkhbarModel, task: str, class_weights: torch.Tensor | None = None):
+    Every batch names its task (``task=...``), so batches of several tasks can be
+    interleaved in one run over one shared encoder.
+    """
+
+    def __init__(self, model: AkhbarModel, class_weights: dict[str, torch.Tensor] | None = None):
         super().__init__()
-        self.model, self.task = model, task
-        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.model = model
+        self.weighted = tuple(class_weights or ())
+        for task, weights in (class_weights or {}).items():
+            self.register_buffer(f"class_weights_{task}", weights, persistent=False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def forward(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None, sentence_ids: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> dict:
-        return self.model(self.task, input_ids, attention_mask, token_type_ids, sentence_ids, labels,
-                          class_weights=self.class_weights)
+        weights = getattr(self, f"class_weights_{task}") if task in self.weighted else None
+        return self.model(task, input_ids, attention_mask, token_type_ids, sentence_ids, labels, class_weights=weights)

@@ -89,20 +89,25 @@ class Predictor:
                 out[i] = row
         return out
 
+    def encoder_logits(self, task: str, texts: list[str], first: list[str] | None = None) -> tuple[np.ndarray, list[bool]]:
+        """The encoder's logits per text (windows pooled; before any fusion), and which texts were truncated."""
+        settings = self._settings(task, SEQUENCE)
+        windows = encode_windows(self.bundle.tokenizer, texts, settings.max_length, settings.stride,
+                                 settings.max_windows, first)
+        logits = np.stack(self._forward(task, windows.features)) if len(windows) else np.zeros((0, len(settings.labels)))
+        return pool_logits(logits, windows.doc_index, len(texts)), list(windows.truncated)
+
     def _classify(self, task: str, texts: list[str], first: list[str] | None = None) -> list[LabelPrediction]:
         settings = self._settings(task, SEQUENCE)
         if not texts:
             return []
-        windows = encode_windows(self.bundle.tokenizer, texts, settings.max_length, settings.stride,
-                                 settings.max_windows, first)
-        logits = np.stack(self._forward(task, windows.features)) if len(windows) else np.zeros((0, len(settings.labels)))
-        pooled = pool_logits(logits, windows.doc_index, len(texts))
+        pooled, truncation = self.encoder_logits(task, texts, first)
         fusion = self.bundle.fusions.get(task)
         if fusion is not None:
-            pooled = fusion.fuse(pooled, texts)
+            pooled = fusion.fuse(pooled, texts, first)
         probs = softmax(pooled / settings.temperature, axis=1)
         results = []
-        for row, truncated in zip(probs, windows.truncated):
+        for row, truncated in zip(probs, truncation):
             best = int(row.argmax())
             results.append(LabelPrediction(
                 label=settings.labels[best],

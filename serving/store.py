@@ -17,8 +17,9 @@ Which model a task uses (the service and the batch scorer call :func:`resolve_mo
 
 1. ``AKHBAR_<TASK>_MODEL`` when set: a store tag, or a bundle directory used in place;
 2. else the promoted tag;
-3. else, on first start, the shipped default ``models/default/<task>/`` is imported and
-   promoted;
+3. else, on first start, the shipped default is imported and promoted: ``models/default/<task>/``,
+   or ``models/default/shared/`` (one bundle with every task's head, imported once as
+   ``akhbar-shared`` and promoted for all its tasks);
 4. else start-up stops with one sentence naming the task and the command to run.
 
 ``BENTOML_HOME`` (default ``~/bentoml``) is read on every call, so tests can point it at a
@@ -46,6 +47,7 @@ POINTER_FILE = "promoted.json"
 # Shipped defaults: models/default/<task>/, beside serving/ in the repository and in a Bento's
 # working directory; AKHBAR_DEFAULT_MODELS points elsewhere.
 DEFAULT_MODELS_ENV = "AKHBAR_DEFAULT_MODELS"
+SHARED_DIR = "shared"  # models/default/shared/: one encoder with a head per task
 # The metric `models list` shows, per task, and where in metrics.json to look for it.
 KEY_METRICS = {"topic": "macro_f1", "stance": "macro_f1", "summary": "rougeL"}
 METRIC_SECTIONS = ("test", "model", "validation")
@@ -95,8 +97,11 @@ def _key_metric(task: str, metrics: dict) -> tuple[str, float] | None:
     name = KEY_METRICS.get(task)
     if not name or not isinstance(metrics, dict):
         return None
+    figures = metrics.get("tasks", {}).get(task) if isinstance(metrics.get("tasks"), dict) else None
+    if not isinstance(figures, dict):
+        return None
     for section in METRIC_SECTIONS:
-        value = metrics.get(section, {}).get(name) if isinstance(metrics.get(section), dict) else None
+        value = figures.get(section, {}).get(name) if isinstance(figures.get(section), dict) else None
         if isinstance(value, (int, float)) and math.isfinite(value):
             return f"{section}.{name}", float(value)
     return None
@@ -296,15 +301,33 @@ def _how_to_get(task: str) -> str:
     )
 
 
-def _import_default(task: str) -> str | None:
-    """Import and promote ``models/default/<task>/`` when it exists; its tag, else None.
+def _default_bundle(task: str) -> Path | None:
+    """The shipped bundle for ``task``: ``models/default/<task>/``, else ``models/default/shared/``
+    when its heads include the task."""
+    from akhbar.models.bundle import BundleError, read_settings
 
-    Under a file lock, so several workers starting at once import it once.
+    root = default_models_dir()
+    if root is None:
+        return None
+    if (root / task).is_dir():
+        return root / task
+    shared = root / SHARED_DIR
+    try:
+        return shared if shared.is_dir() and task in read_settings(shared).tasks else None
+    except BundleError as exc:
+        raise ModelStoreError(f"the shipped default models are unusable: {exc} Rebuild them with `make models`.") from None
+
+
+def _import_default(task: str) -> str | None:
+    """Import and promote the shipped default for ``task`` when there is one; its tag, else None.
+
+    A shared bundle is imported once and promoted for every task it holds. Under a file
+    lock, so several workers starting at once import it once.
     """
     import fcntl
 
-    root = default_models_dir()
-    if root is None or not (root / task).is_dir():
+    source = _default_bundle(task)
+    if source is None:
         return None
     lock_path = pointer_path().with_name(".import.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -313,13 +336,15 @@ def _import_default(task: str) -> str | None:
         if task in promoted():  # another worker got here first
             return promoted()[task]
         try:
-            tag = import_bundle(root / task, task, validate=False)  # the service loads it next
+            # The service validates it when it loads it next.
+            tag = import_bundle(source, task if source.name == task else None, validate=False)
         except ModelStoreError as exc:
             raise ModelStoreError(
                 f"the shipped default {task} model is unusable: {exc} Rebuild it with `make models`."
             ) from None
-        promote(tag, [task])
-    return tag
+        # Tasks already pointing elsewhere (a model someone promoted) keep their model.
+        promote(tag, [t for t in model_tasks(tag) if t not in promoted()])
+    return promoted()[task]
 
 
 def resolve_models(tasks: Iterable[str] = TASKS, overrides: dict[str, str | None] | None = None) -> dict[str, ModelRef]:

@@ -53,7 +53,8 @@ def finetune(cfg: BaseReportConfig, base: str, name: str, random_init: bool) -> 
         learning_rate=cfg.learning_rate, max_train_samples=cfg.max_train_samples, seed=cfg.seed,
     )
     result = run(ft)
-    return result.metrics, result.validation_true, result.validation_pred
+    topic = result.tasks["topic"]
+    return result.metrics | {"validation": topic.report}, topic.true, topic.pred
 
 
 def tfidf(cfg: BaseReportConfig, labels: list[str]) -> tuple[float, np.ndarray]:

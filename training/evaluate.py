@@ -38,7 +38,7 @@ from akhbar.training.metrics import accuracy, bootstrap_diff_ci, classification_
 from akhbar.training.plots import confusion_png, reliability_png
 from akhbar.training.rouge import ROUGE_TYPES, greedy_oracle, rouge_scores, scorer
 
-DEFAULT_MODEL = "models/default"
+DEFAULT_MODEL = "models/default/shared"
 # ANS labels its "neither" pairs `other`; the model's discuss and unrelated fold into it.
 NATIVE_FOLDS = {"other": ("discuss", "unrelated")}
 

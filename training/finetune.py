@@ -1,30 +1,35 @@
-"""``akhbar train TASK``: fine-tune a base encoder into a model bundle.
+"""``akhbar train TASK[,TASK...]``: fine-tune a base encoder into a model bundle.
 
 run_glue.py in shape: a config dataclass (YAML per task + CLI overrides), then one
 straight ``run``: seed → data → labels → windows → model → ``Trainer`` (early stopping
-on validation macro-F1) → temperature calibration → bundle. Sequence tasks (topic,
-stance) share this path; the summary task plugs its own inputs into the same steps.
+on validation) → temperature calibration → bundle. Sequence tasks (topic, stance) share
+this path; the summary task plugs its own inputs into the same steps.
+
+Several tasks train one shared encoder with a head each (the shipped default): every
+training batch holds one task's rows, and the batches of all tasks are interleaved, so
+one bundle serves every task from one set of encoder weights.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import math
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
-from datasets import Dataset
+from torch.utils.data import Dataset as TorchDataset
 from transformers import (
     EarlyStoppingCallback,
-    EvalPrediction,
     HfArgumentParser,
+    PreTrainedModel,
     Trainer,
     TrainingArguments,
     set_seed,
@@ -33,6 +38,7 @@ from transformers import (
 from akhbar import __version__
 from akhbar.models.base import load_base
 from akhbar.models.bundle import BundleSettings, TaskSettings, load_bundle, save_bundle
+from akhbar.models.fusion import KINDS as FUSION_KINDS
 from akhbar.models.inputs import stance_inputs, summary_sentences, topic_inputs
 from akhbar.models.modeling import AkhbarModel, HeadSpec, TaskModel
 from akhbar.models.predict import pick_sentences
@@ -45,7 +51,7 @@ from akhbar.models.windowing import (
     pad_features,
     pool_logits,
 )
-from akhbar.training.fusion import fit_fusion
+from akhbar.training.fusion import choose, fit_fusion
 from akhbar.training.metrics import (
     calibrated,
     classification_report,
@@ -55,6 +61,7 @@ from akhbar.training.metrics import (
 from akhbar.training.rouge import greedy_oracle, rouge_scores, scorer
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+SHARED_OUTPUT = "work/models/shared"
 
 
 @dataclass
@@ -70,6 +77,7 @@ class FinetuneConfig:
     labels: str | None = field(default=None, metadata={"help": "Comma-separated label set; default: the labels found in the train data."})
     label_map: str | None = field(default=None, metadata={"help": "Rename labels while reading, e.g. other:discuss (ANS's 'other')."})
     random_init: bool = field(default=False, metadata={"help": "Re-initialise the encoder (same size): the no-pretraining control."})
+    dropout: float = field(default=0.1, metadata={"help": "Encoder dropout while fine-tuning (the base is pretrained without)."})
     max_length: int = 256
     stride: int = 32
     max_windows: int = 4
@@ -84,7 +92,7 @@ class FinetuneConfig:
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     class_weighting: bool = field(default=False, metadata={"help": "Weight the loss by inverse class frequency."})
-    tfidf_fusion: bool = field(default=False, metadata={"help": "Topic: also fit hashed TF-IDF + a stacker on validation; kept only if it beats the encoder."})
+    fusion: str = field(default="", metadata={"help": "Also fit a side model + a stacker on validation, kept only if it beats the encoder: tfidf (topic) or sentence_encoder (stance)."})
     eval_steps: int = 200
     early_stopping_patience: int = 3
     low_confidence_threshold: float = 0.5
@@ -96,14 +104,16 @@ class FinetuneConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if self.tfidf_fusion and self.task != "topic":
-            raise ValueError("--tfidf_fusion is for topic only (n-grams of an evidence text say nothing of stance)")
         if self.task not in TASK_KINDS:
             raise ValueError(f"task must be one of {', '.join(TASK_KINDS)}, got {self.task!r}")
+        if self.fusion and (self.fusion not in FUSION_KINDS or task_kind(self.task) != SEQUENCE):
+            raise ValueError(f"--fusion must be one of {', '.join(FUSION_KINDS)} and is for label tasks, got {self.fusion!r} for {self.task}")
         if not self.data:
             raise ValueError("--data is required (a dataset folder or a train file)")
         if not 0 <= self.stride < self.max_length:
             raise ValueError(f"--stride must be at least 0 and below --max_length ({self.max_length})")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"--dropout must be within [0, 1), got {self.dropout}")
         for name in ("max_windows", "train_windows", "batch_size", "evidence_sentences", "oracle_sentences",
                      "summary_sentences"):
             if getattr(self, name) < 1:
@@ -184,28 +194,41 @@ def head_for(task: str, labels: list[str]) -> HeadSpec:
     return TaskSettings(task_kind(task), tuple(labels)).head
 
 
-def build_model(cfg: FinetuneConfig, labels: list[str]):
-    """Encoder + a fresh head, or continue from a bundle with ``--init_from``.
+def build_model(cfg: FinetuneConfig, labels: dict[str, list[str]]):
+    """Encoder + a head per task, or continue from a bundle with ``--init_from``.
 
-    Only this task's head is trained and saved; an ``--init_from`` head is reused when
-    its labels match, else replaced by a fresh one of the right size.
+    An ``--init_from`` head is reused when its task's labels match, else replaced by a
+    fresh one of the right size; heads of tasks not trained here are not kept.
     """
+    heads = {task: head_for(task, names) for task, names in labels.items()}
     if cfg.init_from:
         bundle = load_bundle(cfg.init_from)
         encoder, tokenizer = bundle.model.encoder, bundle.tokenizer
         normalization, base_name = bundle.settings.normalization, bundle.settings.base_model
-        model = AkhbarModel(encoder, {cfg.task: head_for(cfg.task, labels)})
-        old = bundle.settings.tasks.get(cfg.task)
-        if old is not None and list(old.labels) == labels:
-            model.heads[cfg.task] = bundle.model.heads[cfg.task]
+        model = AkhbarModel(encoder, heads)
+        for task, names in labels.items():
+            old = bundle.settings.tasks.get(task)
+            if old is not None and list(old.labels) == names:
+                model.heads[task] = bundle.model.heads[task]
     else:
         encoder, tokenizer = load_base(cfg.base_model)
         if cfg.random_init:
             encoder = type(encoder)(encoder.config)
         normalization = stored_normalization(cfg.base_model if Path(cfg.base_model).is_dir() else "")
-        model = AkhbarModel(encoder, {cfg.task: head_for(cfg.task, labels)})
+        model = AkhbarModel(encoder, heads)
         base_name = cfg.base_model
+    set_dropout(model.encoder, cfg.dropout)
     return model, ensure_normalization(tokenizer, normalization), normalization, base_name
+
+
+def set_dropout(encoder: PreTrainedModel, p: float) -> None:
+    """Set every dropout of the encoder (and its saved config) to ``p``."""
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        if hasattr(encoder.config, name):
+            setattr(encoder.config, name, p)
 
 
 def class_weights(label_ids: list[int], n: int) -> torch.Tensor:
@@ -228,14 +251,22 @@ def git_commit() -> str:
 
 
 @dataclass
+class TaskResult:
+    """One task's validation outcome: figures, and predictions for paired tests."""
+
+    report: dict
+    true: np.ndarray | None
+    pred: np.ndarray | list
+    logits: np.ndarray | None = None  # encoder logits per text (sequence tasks)
+
+
+@dataclass
 class FinetuneResult:
-    """What a run leaves: the bundle, its metrics, and validation predictions (for paired tests)."""
+    """What a run leaves: the bundle, its metrics, and each task's validation outcome."""
 
     bundle: Path
     metrics: dict
-    validation_true: np.ndarray | None
-    validation_pred: np.ndarray | list
-    validation_logits: np.ndarray | None = None  # encoder logits per text (sequence tasks)
+    tasks: dict[str, TaskResult]
 
 
 class SequenceEval:
@@ -243,13 +274,13 @@ class SequenceEval:
 
     def __init__(self, cfg: FinetuneConfig, tokenizer, records: list[dict], label_ids: list[int], labels: list[str]):
         self.rows, self.windows = sequence_dataset(cfg, tokenizer, records, label_ids, cfg.max_windows)
-        self.y, self.labels = np.array(label_ids), labels
+        self.records, self.y, self.labels = records, np.array(label_ids), labels
 
     def doc_logits(self, window_logits: np.ndarray) -> np.ndarray:
         return pool_logits(window_logits, self.windows.doc_index, len(self.y))
 
-    def __call__(self, pred: EvalPrediction) -> dict:
-        return {"score": classification_report(self.y, self.doc_logits(pred.predictions).argmax(1), self.labels, ci=False)["macro_f1"]}
+    def score(self, window_logits: np.ndarray) -> float:
+        return classification_report(self.y, self.doc_logits(window_logits).argmax(1), self.labels, ci=False)["macro_f1"]
 
     def report(self, window_logits: np.ndarray) -> tuple[dict, float, np.ndarray]:
         logits = self.doc_logits(window_logits)
@@ -274,8 +305,8 @@ class SummaryEval:
             scores[doc][index] = row[: len(index)]
         return [" ".join(s.text for s in pick_sentences(d, sc, self.k).sentences) for d, sc in zip(self.docs, scores)]
 
-    def __call__(self, pred: EvalPrediction) -> dict:
-        return {"score": self.report(pred.predictions)[0]["rougeL"]}
+    def score(self, logits: np.ndarray) -> float:
+        return self.report(logits)[0]["rougeL"]
 
     def report(self, logits: np.ndarray) -> tuple[dict, float, list[str]]:
         picks = self.picks(logits)
@@ -285,36 +316,144 @@ class SummaryEval:
         return report, 1.0, picks
 
 
-def run(cfg: FinetuneConfig) -> FinetuneResult:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    set_seed(cfg.seed)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fixed = cfg.labels.split(",") if cfg.labels else None
-    train = load_split(cfg, "train", fixed, out)
-    labels = fixed or (sorted({r["label"] for r in train}) if task_kind(cfg.task) == SEQUENCE else [SENTENCE_LABEL])
-    val = load_split(cfg, "validation", labels if task_kind(cfg.task) == SEQUENCE else None, out)
-    model, tokenizer, normalization, base_name = build_model(cfg, labels)
-    weights = None
-    if task_kind(cfg.task) == SEQUENCE:
-        lid = {name: i for i, name in enumerate(labels)}
-        train_ids = [lid[r["label"]] for r in train]
-        train_rows, _ = sequence_dataset(cfg, tokenizer, train, train_ids, cfg.train_windows)
-        evaluator = SequenceEval(cfg, tokenizer, val, [lid[r["label"]] for r in val], labels)
-        weights = class_weights(train_ids, len(labels)) if cfg.class_weighting else None
-    else:
-        train_rows, _, _ = summary_dataset(cfg, tokenizer, train)
-        evaluator = SummaryEval(cfg, tokenizer, val)
+@dataclass
+class TaskPart:
+    """One task's share of a run: its settings, labels, training rows and validation."""
 
-    args = TrainingArguments(
+    cfg: FinetuneConfig
+    labels: list[str]
+    train: list[dict]
+    train_ids: list[int] | None
+    train_rows: list[dict]
+    evaluator: SequenceEval | SummaryEval
+    weights: torch.Tensor | None = None
+
+
+def prepare(cfg: FinetuneConfig, tokenizer, train: list[dict], val: list[dict], labels: list[str]) -> TaskPart:
+    """Encode one task's training windows and build its validation (as the Predictor would)."""
+    if task_kind(cfg.task) != SEQUENCE:
+        rows, _, _ = summary_dataset(cfg, tokenizer, train)
+        return TaskPart(cfg, labels, train, None, rows, SummaryEval(cfg, tokenizer, val))
+    lid = {name: i for i, name in enumerate(labels)}
+    train_ids = [lid[r["label"]] for r in train]
+    rows, _ = sequence_dataset(cfg, tokenizer, train, train_ids, cfg.train_windows)
+    weights = class_weights(train_ids, len(labels)) if cfg.class_weighting else None
+    evaluator = SequenceEval(cfg, tokenizer, val, [lid[r["label"]] for r in val], labels)
+    return TaskPart(cfg, labels, train, train_ids, rows, evaluator, weights)
+
+
+class TaskBatches(TorchDataset):
+    """Whole one-task batches, one per item: every batch holds one task's rows only.
+
+    Several tasks train together by interleaving their batches; the ``Trainer`` sees
+    batches of one item and its sampler shuffles their order.
+    """
+
+    def __init__(self, batches: list[tuple[str, list[dict]]], pad_token_id: int):
+        self.batches, self.pad_token_id = batches, pad_token_id
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> dict:
+        task, rows = self.batches[index]
+        return {"task": task, **pad_features(rows, self.pad_token_id)}
+
+
+def unwrap(items: list[dict]) -> dict:
+    return items[0]
+
+
+def training_batches(parts: dict[str, TaskPart], seed: int) -> list[tuple[str, list[dict]]]:
+    """Each task's rows in fresh random batches for each of its ``epochs`` (a fraction cuts the last)."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for task, part in parts.items():
+        size, n = part.cfg.batch_size, len(part.train_rows)
+        for epoch in range(math.ceil(part.cfg.epochs)):
+            order = rng.permutation(n)
+            chunks = [[part.train_rows[i] for i in order[s:s + size]] for s in range(0, n, size)]
+            keep = len(chunks) if epoch + 1 <= part.cfg.epochs else round(len(chunks) * (part.cfg.epochs - epoch))
+            batches += [(task, chunk) for chunk in chunks[:keep]]
+    return batches
+
+
+def eval_batches(task: str, rows: list[dict], size: int) -> list[tuple[str, list[dict]]]:
+    return [(task, rows[s:s + size]) for s in range(0, len(rows), size)]
+
+
+class MultiTaskTrainer(Trainer):
+    """``Trainer`` whose evaluation scores every task on its own validation set.
+
+    ``eval_score`` (what early stopping and the best checkpoint follow) is the mean of the
+    tasks' scores: macro-F1 for topic and stance, ROUGE-L for summary.
+    """
+
+    def __init__(self, *args, parts: dict[str, TaskPart], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.parts = parts
+
+    def task_logits(self, task: str) -> np.ndarray:
+        part = self.parts[task]
+        data = TaskBatches(eval_batches(task, part.evaluator.rows, part.cfg.batch_size * 2), self.pad_token_id)
+        return self.predict(data).predictions
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.processing_class.pad_token_id
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        scores = {task: part.evaluator.score(self.task_logits(task)) for task, part in self.parts.items()}
+        metrics = {f"{metric_key_prefix}_{task}": score for task, score in scores.items()}
+        metrics[f"{metric_key_prefix}_score"] = float(np.mean(list(scores.values())))
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+def load_parts(cfgs: list[FinetuneConfig], out: Path) -> tuple[dict, dict, dict]:
+    """Every task's train and validation records, and its label list."""
+    train, val, labels = {}, {}, {}
+    for cfg in cfgs:
+        fixed = cfg.labels.split(",") if cfg.labels else None
+        train[cfg.task] = load_split(cfg, "train", fixed, out)
+        sequence = task_kind(cfg.task) == SEQUENCE
+        labels[cfg.task] = fixed or (sorted({r["label"] for r in train[cfg.task]}) if sequence else [SENTENCE_LABEL])
+        val[cfg.task] = load_split(cfg, "validation", labels[cfg.task] if sequence else None, out)
+    return train, val, labels
+
+
+def finish_task(part: TaskPart, window_logits: np.ndarray, normalization) -> tuple[TaskSettings, TaskResult, object]:
+    """Calibrate one task on validation (and fit its TF-IDF fusion); its settings and result."""
+    cfg, evaluator = part.cfg, part.evaluator
+    report, temperature, pred = evaluator.report(window_logits)
+    fusion = None
+    if cfg.fusion:
+        (texts, first), (val_texts, val_first) = sequence_inputs(cfg, part.train), sequence_inputs(cfg, evaluator.records)
+        fusion, fusion_report = fit_fusion(cfg.fusion, texts, first, np.array(part.train_ids), val_texts, val_first,
+                                           evaluator.y, evaluator.doc_logits(window_logits), normalization, cfg.seed,
+                                           balanced=cfg.class_weighting)
+        report, temperature, pred, fusion = choose(report, temperature, pred, fusion, fusion_report, evaluator.y,
+                                                   part.labels)
+    settings = TaskSettings(
+        task_kind(cfg.task), tuple(part.labels), temperature=temperature,
+        low_confidence_threshold=cfg.low_confidence_threshold, max_length=cfg.max_length, stride=cfg.stride,
+        max_windows=cfg.max_windows, evidence_sentences=cfg.evidence_sentences,
+    )
+    if task_kind(cfg.task) == SEQUENCE:
+        return settings, TaskResult(report, evaluator.y, pred, evaluator.doc_logits(window_logits)), fusion
+    return settings, TaskResult(report, None, pred), fusion
+
+
+def training_arguments(cfg: FinetuneConfig, out: Path) -> TrainingArguments:
+    return TrainingArguments(
         output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size * 2,
+        per_device_train_batch_size=1,  # one item = one whole task batch (TaskBatches)
+        per_device_eval_batch_size=1,
         learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_ratio,
         weight_decay=cfg.weight_decay,
-        num_train_epochs=cfg.epochs,
+        num_train_epochs=1,  # each task's epochs are laid out in its batches
         max_steps=cfg.max_steps,
         eval_strategy="steps",
         eval_steps=cfg.eval_steps,
@@ -331,53 +470,54 @@ def run(cfg: FinetuneConfig) -> FinetuneResult:
         seed=cfg.seed,
         label_names=["labels"],
         remove_unused_columns=False,
-        # Not "group_by_length": transformers 5 applies it to the *evaluation* sampler too, and
-        # predictions then come back permuted against their labels.
         dataloader_num_workers=0,
     )
-    trainer = Trainer(
-        model=TaskModel(model, cfg.task, weights), args=args,
-        train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(evaluator.rows),
-        data_collator=partial(pad_features, pad_token_id=tokenizer.pad_token_id), compute_metrics=evaluator,
-        callbacks=[EarlyStoppingCallback(cfg.early_stopping_patience)],
+
+
+def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult:
+    """Fine-tune one encoder on one task or several at once, into one bundle.
+
+    The first config's training settings (output, base, learning rate, steps, seed...)
+    apply to the run; each task keeps its own data, inputs, batch size and epochs.
+    """
+    cfgs = [cfgs] if isinstance(cfgs, FinetuneConfig) else cfgs
+    if len({c.task for c in cfgs}) != len(cfgs):
+        raise ValueError("each task may appear once in a run")
+    lead = cfgs[0]
+    if lead.threads:
+        torch.set_num_threads(lead.threads)
+    set_seed(lead.seed)
+    out = Path(lead.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train, val, labels = load_parts(cfgs, out)
+    model, tokenizer, normalization, base_name = build_model(lead, labels)
+    parts = {c.task: prepare(c, tokenizer, train[c.task], val[c.task], labels[c.task]) for c in cfgs}
+    weights = {task: part.weights for task, part in parts.items() if part.weights is not None}
+    trainer = MultiTaskTrainer(
+        model=TaskModel(model, weights), args=training_arguments(lead, out), processing_class=tokenizer,
+        train_dataset=TaskBatches(training_batches(parts, lead.seed), tokenizer.pad_token_id),
+        eval_dataset=TaskBatches([], tokenizer.pad_token_id), data_collator=unwrap, parts=parts,
+        callbacks=[EarlyStoppingCallback(lead.early_stopping_patience)],
     )
     start = time.time()
     trainer.train()
     train_seconds = time.time() - start
 
-    window_logits = trainer.predict(Dataset.from_list(evaluator.rows)).predictions
-    val_report, temperature, val_pred = evaluator.report(window_logits)
-    fusion = None
-    if cfg.tfidf_fusion:
-        fusion, fusion_report = fit_fusion(sequence_inputs(cfg, train)[0], np.array(train_ids), sequence_inputs(cfg, val)[0],
-                                           evaluator.y, evaluator.doc_logits(window_logits), normalization, cfg.seed)
-        fused_proba = fusion_report.pop("fused_cv_proba")
-        if fusion_report["chosen"] == "fused":
-            # The stacker's probabilities are calibrated already: temperature 1.
-            temperature, val_pred = 1.0, fused_proba.argmax(1)
-            val_report = classification_report(evaluator.y, val_pred, labels) | {
-                "ece_before": val_report["ece_before"], "ece_after": expected_calibration_error(fused_proba, evaluator.y),
-                "temperature": 1.0, "encoder_only": val_report}
-        else:
-            fusion = None
-        val_report["fusion"] = fusion_report
-    task_settings = TaskSettings(
-        task_kind(cfg.task), tuple(labels), temperature=temperature, low_confidence_threshold=cfg.low_confidence_threshold,
-        max_length=cfg.max_length, stride=cfg.stride, max_windows=cfg.max_windows,
-        evidence_sentences=cfg.evidence_sentences,
-    )
-    settings = BundleSettings(tasks={cfg.task: task_settings}, normalization=normalization, base_model=base_name)
-    metrics = {"task": cfg.task, "validation": val_report, "train_seconds": round(train_seconds, 1),
-               "steps": trainer.state.global_step}
-    provenance = {"data": {name: file_hash(resolve_data(name)) for name in filter(None, cfg.data.split(","))},
+    settings, results, fusions = {}, {}, {}
+    for task, part in parts.items():
+        settings[task], results[task], fusions[task] = finish_task(part, trainer.task_logits(task), normalization)
+    bundle_settings = BundleSettings(tasks=settings, normalization=normalization, base_model=base_name)
+    metrics = {"tasks": {task: {"validation": r.report} for task, r in results.items()},
+               "train_seconds": round(train_seconds, 1), "steps": trainer.state.global_step}
+    data = [name for c in cfgs for name in filter(None, c.data.split(","))]
+    provenance = {"data": {name: file_hash(resolve_data(name)) for name in data},
                   "git_commit": git_commit(), "akhbar_version": __version__}
-    bundle = save_bundle(out / "bundle", model, tokenizer, settings, card=model_card(cfg, metrics, provenance),
-                         metrics=metrics)
-    if fusion is not None:
-        fusion.save(bundle, cfg.task)
-    if task_kind(cfg.task) == SEQUENCE:
-        return FinetuneResult(bundle, metrics, evaluator.y, val_pred, evaluator.doc_logits(window_logits))
-    return FinetuneResult(bundle, metrics, None, val_pred)
+    bundle = save_bundle(out / "bundle", model, tokenizer, bundle_settings,
+                         card=model_card(cfgs, metrics, provenance), metrics=metrics)
+    for task, fusion in fusions.items():
+        if fusion is not None:
+            fusion.save(bundle, task)
+    return FinetuneResult(bundle, metrics, results)
 
 
 def validation_summary(val: dict) -> str:
@@ -388,43 +528,69 @@ def validation_summary(val: dict) -> str:
             f"temperature scaling (T = {val['temperature']:.2f}).")
 
 
-def model_card(cfg: FinetuneConfig, metrics: dict, provenance: dict) -> str:
+def model_card(cfgs: list[FinetuneConfig], metrics: dict, provenance: dict) -> str:
+    lead, tasks = cfgs[0], [c.task for c in cfgs]
+    figures = [f"- **{task}**: {validation_summary(metrics['tasks'][task]['validation'])}" for task in tasks]
     return "\n".join([
-        f"# akhbar {cfg.task} model", "",
-        f"Fine-tuned from `{cfg.init_from or cfg.base_model}` by `akhbar train {cfg.task}`.", "",
-        f"{validation_summary(metrics['validation'])} Training took {metrics['train_seconds']:.0f} s, "
-        f"{metrics['steps']} steps.", "",
+        f"# akhbar {' + '.join(tasks)} model", "",
+        f"Fine-tuned from `{lead.init_from or lead.base_model}` by `akhbar train {','.join(tasks)}`"
+        + (": one shared encoder with a head per task." if len(tasks) > 1 else "."), "",
+        *figures, "",
+        f"Training took {metrics['train_seconds']:.0f} s, {metrics['steps']} steps.", "",
         "## Licence", "",
         "The data's licences carry over (see each dataset's PROVENANCE.md); the project's own base is CC BY-NC-SA 4.0.", "",
         "## Provenance", "", "```json", json.dumps(provenance, indent=2), "```", "",
-        "## Hyper-parameters", "", "```json", json.dumps(asdict(cfg), indent=2), "```", "",
+        "## Hyper-parameters", "", "```json", json.dumps({c.task: asdict(c) for c in cfgs}, indent=2), "```", "",
     ])
 
 
-def parse_args(argv: list[str]) -> FinetuneConfig:
-    """``TASK [--config FILE] [--flag value ...]``: YAML defaults, then command-line overrides."""
+def parse_task(argv: list[str], task: str, config: str | None) -> FinetuneConfig:
+    """One task's settings: its YAML (or ``--config``), then the command line."""
     parser = HfArgumentParser(FinetuneConfig, prog="akhbar train", description=__doc__)
     parser.add_argument("--config", default=None, help="YAML file of settings (default: training/configs/TASK.yaml).")
-    if argv and not argv[0].startswith("-"):
-        argv = ["--task", argv[0], *argv[1:]]
     known = {f.name for f in fields(FinetuneConfig)}
-    pre, _ = parser.parse_known_args(argv)
-    config_file = Path(pre.config) if pre.config else CONFIG_DIR / f"{pre.task}.yaml"
+    config_file = Path(config) if config else CONFIG_DIR / f"{task}.yaml"
     if config_file.is_file():
         defaults = yaml.safe_load(config_file.read_text()) or {}
         unknown = sorted(set(defaults) - known)
         if unknown:
             parser.error(f"{config_file}: unknown setting(s) {', '.join(unknown)}")
         parser.set_defaults(**defaults)
-    elif pre.config:
-        parser.error(f"--config {pre.config}: no such file")
-    cfg, _ = parser.parse_args_into_dataclasses(args=argv)
+    elif config:
+        parser.error(f"--config {config}: no such file")
+    cfg, _ = parser.parse_args_into_dataclasses(args=["--task", task, *argv])
     return cfg
 
 
+def parse_args(argv: list[str]) -> list[FinetuneConfig]:
+    """``TASK[,TASK...] [--config FILE] [--flag value ...]``: YAML defaults, then command-line overrides.
+
+    Several tasks train one shared encoder: each reads its own YAML, the command-line flags
+    apply to all of them, and the bundle goes to ``work/models/shared`` unless
+    ``--output_dir`` says otherwise.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    pre.add_argument("--task")
+    if argv and not argv[0].startswith("-"):
+        tasks, rest = [t.strip() for t in argv[0].split(",")], argv[1:]
+    else:
+        tasks, rest = [], argv
+    known, _ = pre.parse_known_args(rest)
+    if tasks and known.task:
+        raise SystemExit("akhbar train: name the task(s) once, either first or with --task")
+    tasks = tasks or [known.task or "topic"]
+    if len(tasks) > 1 and known.config:
+        raise SystemExit("akhbar train: --config names one task's file; with several tasks each reads its own YAML")
+    cfgs = [parse_task(rest, task, known.config) for task in tasks]
+    if len(cfgs) > 1 and not any(a == "--output_dir" or a.startswith("--output_dir=") for a in rest):
+        for cfg in cfgs:
+            cfg.output_dir = SHARED_OUTPUT
+    return cfgs
+
+
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(sys.argv[1:] if argv is None else argv)
-    result = run(cfg)
+    result = run(parse_args(sys.argv[1:] if argv is None else argv))
     print(json.dumps(result.metrics, indent=2))
     print(f"bundle written to {result.bundle}", file=sys.stderr)
     return 0

@@ -197,12 +197,17 @@ def test_sentence_head_needs_sentence_ids(model: AkhbarModel) -> None:
 
 def test_task_model_forwards_one_task(model: AkhbarModel) -> None:
     ids, mask = batch()
-    view = TaskModel(model, "stance")
+    weights = torch.tensor([1.0, 5.0, 1.0, 1.0])
+    view = TaskModel(model, {"stance": weights})
     labels = torch.tensor([3, 0, 1])
-    out = view(input_ids=ids, attention_mask=mask, labels=labels)
-    direct = model("stance", ids, mask, labels=labels)
+    out = view(task="stance", input_ids=ids, attention_mask=mask, labels=labels)
+    direct = model("stance", ids, mask, labels=labels, class_weights=weights)
     assert torch.allclose(out["logits"], direct["logits"])
     assert torch.allclose(out["loss"], direct["loss"])
+    assert not torch.allclose(out["loss"], model("stance", ids, mask, labels=labels)["loss"])
+    # A task without weights trains unweighted.
+    topic = view(task="topic", input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 2]))
+    assert torch.allclose(topic["loss"], model("topic", ids, mask, labels=torch.tensor([0, 1, 2]))["loss"])
 
 
 def test_heads_built_from_specs(model: AkhbarModel) -> None:

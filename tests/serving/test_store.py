@@ -28,7 +28,7 @@ def scored_bundle(tiny_bundle, tmp_path):
     """The tiny bundle with validation figures in its metrics.json."""
     bundle = tmp_path / "scored"
     shutil.copytree(tiny_bundle, bundle)
-    (bundle / "metrics.json").write_text(json.dumps({"task": "topic", "validation": {"macro_f1": 0.8125, "x": None}}))
+    (bundle / "metrics.json").write_text(json.dumps({"tasks": {"topic": {"validation": {"macro_f1": 0.8125, "x": None}}}}))
     return bundle
 
 
@@ -90,6 +90,20 @@ def test_first_start_imports_and_promotes_the_shipped_defaults_once(home, tiny_b
     assert {t: r.version.split(":")[0] for t, r in first.items()} == {t: f"akhbar-{t}" for t in TASKS}
     assert store.resolve_models() == first  # the second start imports nothing
     assert len(store.list_models()) == 3
+
+
+def test_a_shipped_shared_bundle_is_imported_once_for_every_task(home, tiny_bundle, tmp_path, monkeypatch):
+    defaults = tmp_path / "defaults"
+    shutil.copytree(tiny_bundle, defaults / "shared")  # the tiny bundle has all three heads
+    monkeypatch.setenv("AKHBAR_DEFAULT_MODELS", str(defaults))
+    own = store.import_bundle(tiny_bundle, "stance")
+    store.promote(own)  # someone's own stance model stays the stance default
+    refs = store.resolve_models()
+    assert refs["topic"].version == refs["summary"].version
+    assert refs["topic"].version.startswith("akhbar-shared:")
+    assert refs["stance"].version == own
+    assert store.resolve_models() == refs
+    assert len(store.list_models()) == 2
 
 
 def test_missing_unknown_and_corrupt_models_are_one_sentence(home, tiny_bundle, tmp_path):

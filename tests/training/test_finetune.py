@@ -85,14 +85,14 @@ def test_topic_run_writes_a_loadable_bundle_with_the_data_labels(topic_run):
     assert list(settings.labels) == sorted(TAXONOMY)
     assert settings.max_length == 32 and settings.stride == 8
     assert bundle.model.heads["topic"].out.weight.shape[0] == 3
-    assert settings.temperature == pytest.approx(topic_run.metrics["validation"]["temperature"])
+    assert settings.temperature == pytest.approx(topic_run.metrics["tasks"]["topic"]["validation"]["temperature"])
     assert topic_run.metrics["steps"] == 6
-    assert len(topic_run.validation_true) == len(topic_run.validation_pred) == 20
+    assert len(topic_run.tasks["topic"].true) == len(topic_run.tasks["topic"].pred) == 20
 
 
 def test_topic_metrics_json(topic_run):
     metrics = json.loads((topic_run.bundle / "metrics.json").read_text())
-    val = metrics["validation"]
+    val = metrics["tasks"]["topic"]["validation"]
     assert 0.0 <= val["macro_f1"] <= 1.0
     low, high = val["macro_f1_ci"]
     assert low <= val["macro_f1"] <= high
@@ -121,10 +121,10 @@ def test_validation_figures_match_the_serving_path(tiny_base, topic_data, tmp_pa
     labels = list(bundle.settings.tasks["topic"].labels)
     served = Predictor(bundle).topic([r["text"] for r in val], [r["title"] for r in val])
     temperature = bundle.settings.tasks["topic"].temperature
-    trained = torch.softmax(torch.tensor(result.validation_logits) / temperature, dim=1).numpy()
+    trained = torch.softmax(torch.tensor(result.tasks["topic"].logits) / temperature, dim=1).numpy()
     assert len({p.label for p in served}) > 1, "the run must learn enough for a permutation to show"
     assert np.allclose([[p.scores[name] for name in labels] for p in served], trained, atol=1e-4)
-    assert list(result.validation_true) == [labels.index(r["label"]) for r in val]
+    assert list(result.tasks["topic"].true) == [labels.index(r["label"]) for r in val]
 
 
 def test_bundle_holds_only_safetensors(topic_run):
@@ -189,7 +189,7 @@ def test_stance_with_claims_and_class_weighting(tiny_base, tmp_path):
     assert bundle.tasks == ("stance",)
     assert bundle.settings.tasks["stance"].labels == STANCE_LABELS
     assert bundle.model.heads["stance"].out.weight.shape[0] == 4
-    val = result.metrics["validation"]
+    val = result.metrics["tasks"]["stance"]["validation"]
     assert {"macro_f1", "ece_before", "ece_after", "temperature"} <= set(val)
     assert set(val["per_class"]) == set(STANCE_LABELS)
 
@@ -230,19 +230,19 @@ def test_parse_args_takes_yaml_defaults_and_cli_overrides():
     import yaml
 
     defaults = yaml.safe_load((CONFIG_DIR / "topic.yaml").read_text())
-    cfg = parse_args(["topic", "--max_steps", "5", "--data", "x"])
+    [cfg] = parse_args(["topic", "--max_steps", "5", "--data", "x"])
     assert cfg.task == "topic"
     assert cfg.max_steps == 5 and cfg.data == "x"
     assert cfg.max_length == defaults["max_length"]
     assert cfg.batch_size == defaults["batch_size"]
     assert cfg.output_dir == defaults["output_dir"]
     # Without --data the YAML's dataset is used (the dataclass default is empty).
-    assert parse_args(["topic", "--max_steps", "5"]).data == defaults["data"]
+    assert parse_args(["topic", "--max_steps", "5"])[0].data == defaults["data"]
     # The command line beats the YAML.
-    cfg = parse_args(["topic", "--data", "x", "--max_length", "64", "--batch_size", "4"])
+    [cfg] = parse_args(["topic", "--data", "x", "--max_length", "64", "--batch_size", "4"])
     assert (cfg.max_length, cfg.batch_size) == (64, 4)
     # Stance takes its own file (its label set and class weighting).
-    stance = parse_args(["stance", "--data", "x"])
+    [stance] = parse_args(["stance", "--data", "x"])
     assert stance.labels == ",".join(STANCE_LABELS) and stance.class_weighting is True
     assert (stance.max_windows, stance.eval_steps) == (2, 100)
 
@@ -251,15 +251,15 @@ def test_parse_args_reads_the_task_yaml_from_the_config_dir(tmp_path, monkeypatc
     # A value that differs from the dataclass default shows the YAML is really read.
     (tmp_path / "topic.yaml").write_text("data: topic/elsewhere\nmax_length: 77\nstride: 7\n")
     monkeypatch.setattr("akhbar.training.finetune.CONFIG_DIR", tmp_path)
-    cfg = parse_args(["topic", "--max_steps", "5", "--data", "x"])
+    [cfg] = parse_args(["topic", "--max_steps", "5", "--data", "x"])
     assert (cfg.max_length, cfg.stride, cfg.max_steps, cfg.data) == (77, 7, 5, "x")
-    assert parse_args(["topic", "--max_length", "90"]).max_length == 90
+    assert parse_args(["topic", "--max_length", "90"])[0].max_length == 90
 
 
 def test_config_file_overrides_and_unknown_keys_are_refused(tmp_path, capsys):
     good = tmp_path / "good.yaml"
     good.write_text("data: somewhere\nmax_length: 48\nstride: 4\n")
-    cfg = parse_args(["topic", "--config", str(good), "--stride", "8"])
+    [cfg] = parse_args(["topic", "--config", str(good), "--stride", "8"])
     assert (cfg.data, cfg.max_length, cfg.stride) == ("somewhere", 48, 8)
 
     bad = tmp_path / "bad.yaml"
@@ -282,3 +282,96 @@ def test_config_validation():
         FinetuneConfig(data="x", max_length=32, stride=32)
     with pytest.raises(ValueError, match="--batch_size"):
         FinetuneConfig(data="x", batch_size=0)
+
+
+def summary_rows(n: int, seed: int) -> list[dict]:
+    """Articles whose reference is their first sentence (what a lead-biased standfirst looks like)."""
+    from conftest import ARABIC_SENTENCES
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        sentences = rng.sample(ARABIC_SENTENCES, 4)
+        rows.append({"id": f"s{seed}-{i}", "text": "\n".join(sentences), "summary": sentences[0]})
+    return rows
+
+
+def test_several_tasks_train_one_shared_encoder(tiny_base, topic_data, tmp_path):
+    stance = tmp_path / "stance"
+    write_jsonl(stance / "train.jsonl", stance_rows(16, seed=1))
+    write_jsonl(stance / "validation.jsonl", stance_rows(8, seed=2))
+    summary = tmp_path / "summary"
+    write_jsonl(summary / "train.jsonl", summary_rows(12, seed=1))
+    write_jsonl(summary / "validation.jsonl", summary_rows(6, seed=2))
+    out = tmp_path / "shared"
+    # No early stopping: the step count shows how the tasks' batches were laid out.
+    cfgs = [tiny(tiny_base, topic_data, out, max_steps=-1, epochs=1, early_stopping_patience=100),
+            tiny(tiny_base, stance, out, task="stance", labels=",".join(STANCE_LABELS), class_weighting=True,
+                 max_length=48, max_steps=-1, epochs=2, batch_size=4),
+            tiny(tiny_base, summary, out, task="summary", max_length=64, max_steps=-1, epochs=1, batch_size=4)]
+    result = run(cfgs)
+
+    # Batches: topic 40 rows / 8 per batch x 1 epoch, stance 16 / 4 x 2, summary 12 / 4 x 1.
+    assert result.metrics["steps"] == 5 + 8 + 3
+    bundle = load_bundle(result.bundle)
+    assert bundle.tasks == ("topic", "stance", "summary")
+    assert set(result.metrics["tasks"]) == {"topic", "stance", "summary"}
+    assert set(result.metrics["tasks"]["summary"]["validation"]) >= {"rouge1", "rouge2", "rougeL", "k"}
+    assert result.metrics["tasks"]["stance"]["validation"]["per_class"].keys() == set(STANCE_LABELS)
+    assert bundle.settings.tasks["stance"].max_length == 48 and bundle.settings.tasks["summary"].max_length == 64
+    # Fine-tuning switches on dropout (the base is pretrained without); serving runs in eval mode.
+    assert bundle.model.encoder.config.hidden_dropout_prob == 0.1
+    # One encoder serves all three heads.
+    from akhbar.models.predict import Predictor
+
+    predictor = Predictor(bundle)
+    article = summary_rows(1, seed=9)[0]["text"]
+    assert predictor.topic([article])[0].label in TAXONOMY
+    assert predictor.stance(["الفريق فاز بالكأس"], [article])[0].label in STANCE_LABELS
+    assert len(predictor.summary([article], k=1)[0].sentences) == 1
+
+
+def test_parse_args_several_tasks_read_their_own_yaml(tmp_path, monkeypatch):
+    (tmp_path / "topic.yaml").write_text("data: topic/x\nmax_length: 77\nbatch_size: 32\n")
+    (tmp_path / "summary.yaml").write_text("data: summary/y\nmax_length: 300\nbatch_size: 8\n")
+    monkeypatch.setattr("akhbar.training.finetune.CONFIG_DIR", tmp_path)
+    topic, summary = parse_args(["topic,summary", "--learning_rate", "1e-4"])
+    assert (topic.task, topic.data, topic.max_length, topic.batch_size) == ("topic", "topic/x", 77, 32)
+    assert (summary.task, summary.data, summary.max_length, summary.batch_size) == ("summary", "summary/y", 300, 8)
+    assert topic.learning_rate == summary.learning_rate == 1e-4
+    assert topic.output_dir == summary.output_dir == "work/models/shared"
+    assert parse_args(["topic,summary", "--output_dir", "o"])[1].output_dir == "o"
+    with pytest.raises(SystemExit, match="config"):
+        parse_args(["topic,summary", "--config", str(tmp_path / "topic.yaml")])
+    with pytest.raises(ValueError, match="once"):
+        run(parse_args(["topic,topic"]))
+
+
+def test_add_fusion_fits_a_sentence_encoder_part_into_a_trained_bundle(tiny_base, tmp_path):
+    from akhbar.training.add_fusion import add_fusion
+
+    data = tmp_path / "stance"
+    write_jsonl(data / "train.jsonl", stance_rows(24, seed=1))
+    write_jsonl(data / "validation.jsonl", stance_rows(20, seed=2))  # 5 per class for 5-fold CV
+    result = run(tiny(tiny_base, data, tmp_path / "out", task="stance", labels=",".join(STANCE_LABELS), max_length=48))
+    config = tmp_path / "stance.yaml"
+    config.write_text(f"data: {data}\nlabels: {','.join(STANCE_LABELS)}\nclass_weighting: true\n")
+
+    report = add_fusion(result.bundle, "stance", "sentence_encoder", str(config))
+    fusion = report["fusion"]
+    assert fusion["kind"] == "sentence_encoder" and fusion["chosen"] in ("fused", "encoder")
+    assert set(fusion) >= {"encoder", "sentence_encoder", "fused_cv"}
+    kept = fusion["chosen"] == "fused"
+    assert (result.bundle / "sentence_encoder_stance.safetensors").exists() == kept
+    bundle = load_bundle(result.bundle)
+    assert ("stance" in bundle.fusions) == kept
+    assert json.loads((result.bundle / "metrics.json").read_text())["tasks"]["stance"]["validation"]["fusion"] == fusion
+    if kept:
+        assert bundle.settings.tasks["stance"].temperature == 1.0
+
+
+def test_fusion_kind_is_checked():
+    with pytest.raises(ValueError, match="--fusion"):
+        FinetuneConfig(task="summary", data="x", fusion="tfidf")
+    with pytest.raises(ValueError, match="--fusion"):
+        FinetuneConfig(task="topic", data="x", fusion="bm25")

@@ -1,0 +1,118 @@
+"""Side models fused with the encoder: a bundle may carry one per sequence task.
+
+A side model is a linear model over features the encoder does not compute: hashed TF-IDF
+n-grams (topic: words the small encoder misses) or packaged sentence-encoder pair features
+(stance: paraphrase signal learned on far more text). A stacker, a logistic regression
+fitted on validation, fuses its scores with the encoder's pooled logits::
+
+    scores = features @ weight.T + bias
+    fused  = [encoder_logits, scores] @ stack_weight.T + stack_bias
+
+The stacker's output is already calibrated, so a fused task's temperature is 1. Each part
+is stored as ``<kind>_<task>.json`` + ``<kind>_<task>.safetensors``, plain arrays, never
+pickle; training keeps a fusion only when it beats the encoder on cross-validated
+validation (:mod:`akhbar.training.fusion`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from akhbar.models.hashed_tfidf import HashedTfidf, TfidfSettings
+from akhbar.models.normalize import NormalizerConfig
+from akhbar.models.sentence_encoder import NAME as SENTENCE_ENCODER_NAME
+from akhbar.models.sentence_encoder import pair_features
+
+
+@dataclass
+class Fusion:
+    """The linear side model and its stacker; subclasses say what the features are."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    stack_weight: np.ndarray
+    stack_bias: np.ndarray
+    kind: ClassVar[str] = ""
+
+    def features(self, texts: list[str], first: list[str] | None):
+        raise NotImplementedError
+
+    def scores(self, texts: list[str], first: list[str] | None = None) -> np.ndarray:
+        return np.asarray(self.features(texts, first) @ self.weight.T) + self.bias
+
+    def fuse(self, encoder_logits: np.ndarray, texts: list[str], first: list[str] | None = None) -> np.ndarray:
+        stacked = np.hstack([encoder_logits, self.scores(texts, first)])
+        return stacked @ self.stack_weight.T + self.stack_bias
+
+    def _meta(self) -> dict:
+        return {}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def save(self, bundle: Path, task: str) -> None:
+        meta = {"kind": self.kind, "n_labels": int(self.weight.shape[0])} | self._meta()
+        (bundle / f"{self.kind}_{task}.json").write_text(json.dumps(meta, indent=2) + "\n")
+        arrays = {"weight": self.weight.astype(np.float16), "bias": self.bias, "stack_weight": self.stack_weight,
+                  "stack_bias": self.stack_bias} | self._arrays()
+        # safetensors writes the raw buffer: scikit-learn's coefficients are Fortran-ordered.
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(bundle / f"{self.kind}_{task}.safetensors"))
+
+
+@dataclass
+class TfidfFusion(Fusion):
+    """Hashed TF-IDF of the task's input text (topic: title + article)."""
+
+    tfidf: HashedTfidf | None = None
+    kind: ClassVar[str] = "tfidf"
+
+    def features(self, texts: list[str], first: list[str] | None):
+        return self.tfidf.transform(texts)
+
+    def _meta(self) -> dict:
+        return {"settings": asdict(self.tfidf.settings)}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"idf": self.tfidf.idf}
+
+
+@dataclass
+class SentenceEncoderFusion(Fusion):
+    """Sentence-encoder pair features of (claim, evidence) (see :mod:`akhbar.models.sentence_encoder`)."""
+
+    kind: ClassVar[str] = "sentence_encoder"
+
+    def features(self, texts: list[str], first: list[str] | None):
+        if first is None:
+            raise ValueError("sentence-encoder fusion scores (claim, evidence) pairs and needs the claims")
+        return pair_features(first, texts)
+
+    def _meta(self) -> dict:
+        return {"encoder": SENTENCE_ENCODER_NAME}
+
+
+KINDS = {cls.kind: cls for cls in (TfidfFusion, SentenceEncoderFusion)}
+
+
+def load_fusion(bundle: Path, task: str, normalization: NormalizerConfig) -> Fusion | None:
+    """The task's fusion part, or None when the bundle has none; a ValueError names a bad one."""
+    found = [kind for kind in KINDS if (bundle / f"{kind}_{task}.json").is_file()]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise ValueError(f"task {task!r} has more than one fusion part ({', '.join(found)})")
+    kind = found[0]
+    meta = json.loads((bundle / f"{kind}_{task}.json").read_text())
+    arrays = load_file(str(bundle / f"{kind}_{task}.safetensors"))
+    parts = {"weight": arrays["weight"].astype(np.float32), "bias": arrays["bias"],
+             "stack_weight": arrays["stack_weight"], "stack_bias": arrays["stack_bias"]}
+    if kind == TfidfFusion.kind:
+        return TfidfFusion(**parts, tfidf=HashedTfidf(TfidfSettings.from_dict(meta["settings"]), normalization,
+                                                      arrays["idf"]))
+    return SentenceEncoderFusion(**parts)

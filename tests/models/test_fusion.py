@@ -1,0 +1,75 @@
+"""Fusion parts (hashed TF-IDF, sentence-encoder pairs): stored as safetensors + JSON, scores survive the round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import ARABIC_SENTENCES
+
+from akhbar.models.fusion import SentenceEncoderFusion, TfidfFusion, load_fusion
+from akhbar.models.hashed_tfidf import HashedTfidf, TfidfSettings
+from akhbar.models.normalize import NormalizerConfig
+
+SMALL = TfidfSettings(word_bits=10, char_bits=10)
+
+
+def test_transform_is_l2_normalised_and_ignores_diacritics():
+    features = HashedTfidf(SMALL, NormalizerConfig())
+    features.fit(ARABIC_SENTENCES)
+    plain, marked = features.transform(["سجل المهاجم هدفين", "سَجَّلَ المُهاجِمُ هدفين"]).toarray()
+    assert np.allclose(plain, marked)
+    assert np.isclose(np.linalg.norm(plain), 1.0)
+
+
+def test_save_and_load_keep_the_scores(tmp_path):
+    features = HashedTfidf(SMALL, NormalizerConfig())
+    x = features.fit(ARABIC_SENTENCES)
+    rng = np.random.default_rng(0)
+    # Fortran-ordered, as scikit-learn's coef_ is: safetensors must still store it correctly.
+    weight = np.asfortranarray(rng.normal(size=(3, x.shape[1])).astype(np.float32))
+    fusion = TfidfFusion(weight, np.zeros(3, np.float32), rng.normal(size=(3, 6)).astype(np.float32),
+                         np.zeros(3, np.float32), tfidf=features)
+    fusion.save(tmp_path, "topic")
+    loaded = load_fusion(tmp_path, "topic", NormalizerConfig())
+    assert isinstance(loaded, TfidfFusion)
+    logits = rng.normal(size=(len(ARABIC_SENTENCES), 3))
+    # fp16 storage of the linear weights: equal to about three decimals.
+    assert np.allclose(loaded.scores(ARABIC_SENTENCES), fusion.scores(ARABIC_SENTENCES), atol=1e-2)
+    assert np.allclose(loaded.fuse(logits, ARABIC_SENTENCES), fusion.fuse(logits, ARABIC_SENTENCES), atol=5e-2)
+
+
+def test_sentence_encoder_fusion_round_trip_needs_claims(tmp_path):
+    claims, evidence = ARABIC_SENTENCES[:3], ARABIC_SENTENCES[3:6]
+    rng = np.random.default_rng(0)
+    fusion = SentenceEncoderFusion(rng.normal(size=(4, 2048)).astype(np.float32), np.zeros(4, np.float32),
+                                   rng.normal(size=(4, 8)).astype(np.float32), np.zeros(4, np.float32))
+    fusion.save(tmp_path, "stance")
+    loaded = load_fusion(tmp_path, "stance", NormalizerConfig())
+    assert isinstance(loaded, SentenceEncoderFusion)
+    logits = rng.normal(size=(3, 4))
+    assert np.allclose(loaded.fuse(logits, evidence, claims), fusion.fuse(logits, evidence, claims), atol=5e-2)
+    # The pair features depend on the claim: another claim, other scores.
+    assert not np.allclose(fusion.scores(evidence, claims), fusion.scores(evidence, claims[::-1]))
+    with pytest.raises(ValueError, match="claims"):
+        fusion.scores(evidence, None)
+
+
+def test_a_bundle_without_fusion_part_has_none_and_two_parts_are_refused(tmp_path):
+    assert load_fusion(tmp_path, "topic", NormalizerConfig()) is None
+    (tmp_path / "tfidf_stance.json").write_text("{}")
+    (tmp_path / "sentence_encoder_stance.json").write_text("{}")
+    with pytest.raises(ValueError, match="more than one"):
+        load_fusion(tmp_path, "stance", NormalizerConfig())
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_fit_fusion_stores_one_row_per_class(classes):
+    from akhbar.training.fusion import fit_fusion
+
+    texts = ARABIC_SENTENCES * 4
+    y = np.arange(len(texts)) % classes
+    logits = np.eye(classes)[y] + np.random.default_rng(1).normal(scale=2.0, size=(len(texts), classes))
+    fusion, report = fit_fusion("tfidf", texts, None, y, texts, None, y, logits, NormalizerConfig())
+    assert fusion.weight.shape[0] == classes and fusion.stack_weight.shape == (classes, 2 * classes)
+    assert report["chosen"] in ("fused", "encoder")
+    assert report["fused_cv_proba"].shape == (len(texts), classes)
