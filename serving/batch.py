@@ -1,23 +1,75 @@
 """``akhbar score``: score a file of articles in batch, streaming and resumable.
 
 Input is JSON Lines (plain or .gz), CSV or Parquet by extension, or ``-`` for standard
-input, read with the foundation's reader in its skip policy: bad records go to
-``<output>.rejects.jsonl``. Output is JSON Lines (or Parquet, by extension), one record per
-good input record, in the shape ``POST /analyze`` returns.
+input, read with the foundation's reader (:func:`akhbar.models.reader.read_records`, task
+``score``) in its skip policy. Output is JSON Lines (or Parquet, by extension), one record
+per good input record, in the shape ``POST /analyze`` returns; its ``id`` is the record's id
+field, or its line number when it has none (or a blank one).
 
-The scorer itself comes with issue 6 (it shares the service's scoring code from issue 5);
-until then this command parses and checks its arguments and says so.
+One scoring path: records become the same article dicts the service builds, are checked
+with the service's limits (:mod:`akhbar.serving.limits`) and are scored by
+:class:`~akhbar.serving.analyzer.Analyzer`, ``--batch-size`` articles per call, so a result
+here equals the service's for the same article.
+
+Bad records go to ``<output>.rejects.jsonl`` (``line``, ``id``, ``reason``): invalid JSON, a
+missing or empty field, a text, title or claim over the service's limits, an id an earlier
+record already had (the first one is scored), a record the models failed on. The job goes
+on; the exit status is non-zero only for fatal errors (unreadable input, missing model,
+unwritable output) or when every record was rejected.
+
+Crash safety and ``--resume``: see :mod:`akhbar.serving.batch_io`. Each resumed run reads
+the whole input again, skips the ids already in the output and writes the rejects file
+afresh, so both end up exactly once per record.
+
+Engines: ``local`` scores in this process; ``ray`` (:mod:`akhbar.serving.batch_ray`) scores
+the same article batches with a pool of Ray actors, and this process writes their results
+with the same writer, so resume and rejects work the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import logging
+import sqlite3
 import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-TASKS = ("topic", "summary", "stance")
+from akhbar.serving.batch_io import (
+    DONE,
+    DUPLICATE,
+    INDEX_SUFFIX,
+    IdIndex,
+    OutputError,
+    RejectsFile,
+    ResultsOutput,
+    id_key,
+    rejects_path,
+)
+from akhbar.serving.settings import MAX_SUMMARY_SENTENCES, TASKS, Settings
+
+if TYPE_CHECKING:
+    from akhbar.models.reader import RecordStream
+    from akhbar.serving.analyzer import Analyzer
+
 ENGINES = ("local", "ray")
 OUTPUT_SUFFIXES = (".jsonl", ".json", ".parquet")
-MAX_SUMMARY_SENTENCES = 20  # the same bound as the service's summary_sentences
+SCORING_FAILED = "scoring failed"
+_SHOWN_ID_CHARS = 40
+_SHOWN_ERROR_CHARS = 200
+
+logger = logging.getLogger("akhbar.batch")
+
+# A record's line and output id, then its result or the reason it could not be scored.
+Outcome = tuple[int, Any, dict[str, Any] | str]
+
+
+class BatchError(RuntimeError):
+    """A fatal problem: one sentence that says what is wrong and what to do; exit status 1."""
 
 
 def _tasks(value: str) -> list[str]:
@@ -148,16 +200,364 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         )
 
 
+# ---------------------------------------------------------------------------------------
+# The job
+
+
+@dataclass(frozen=True)
+class Job:
+    """One ``akhbar score`` run, from the command line (see :func:`build_parser`).
+
+    Parameters
+    ----------
+    input: the input path, or ``-`` for standard input.
+    output: the results file (``.jsonl``/``.json`` or ``.parquet``).
+    tasks: the tasks to run.
+    claims_field, id_field: input field names.
+    summary_sentences: k for every article (None: ``AKHBAR_SUMMARY_SENTENCES``).
+    summary_max_words: upper bound on summary words, or None.
+    batch_size: articles per Analyzer call and per output chunk.
+    resume: continue an existing output.
+    engine: ``local`` or ``ray``; ray_address and concurrency apply to ``ray``.
+    progress: show the progress bar.
+    """
+
+    input: str
+    output: Path
+    tasks: tuple[str, ...] = TASKS
+    claims_field: str = "claims"
+    id_field: str = "id"
+    summary_sentences: int | None = None
+    summary_max_words: int | None = None
+    batch_size: int = 32
+    resume: bool = False
+    engine: str = "local"
+    ray_address: str | None = None
+    concurrency: int | None = None
+    progress: bool = True
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Job:
+        return cls(args.input, Path(args.output), tuple(args.tasks), args.claims_field, args.id_field,
+                   args.summary_sentences, args.summary_max_words, args.batch_size, args.resume,
+                   args.engine, args.ray_address, args.concurrency)
+
+
+@dataclass
+class Report:
+    """What a run did; :meth:`line` is the closing line ``akhbar score`` prints."""
+
+    read: int = 0
+    scored: int = 0
+    rejected: int = 0
+    skipped: int = 0  # already in the output (--resume)
+    elapsed: float = 0.0
+    rejects: Path | None = None
+    already_complete: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.scored / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def all_rejected(self) -> bool:
+        return self.read > 0 and self.rejected == self.read
+
+    def line(self) -> str:
+        text = (f"scored {self.scored}, rejected {self.rejected}, elapsed {self.elapsed:.1f} s, "
+                f"{self.rate:.1f} records/s")
+        if self.skipped:
+            text += f"; {self.skipped} already in the output"
+        if self.rejected and self.rejects:
+            text += f"; rejects in {self.rejects}"
+        return text
+
+
+@dataclass
+class _Tally:
+    """Counts shared by the record plan, the writer and the progress bar."""
+
+    report: Report
+    stream: RecordStream
+    bar: Any
+    rejects: RejectsFile  # the batch scorer's own; the reader writes its own to the same file
+    in_flight: int = 0  # accepted for scoring, not written yet
+
+    def tick(self) -> None:
+        """Move the bar to the records finished: read, less those still being scored."""
+        done = self.stream.n_read - self.in_flight
+        if self.bar is not None and done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+
+
+def _reject(tally: _Tally, line: int, record_id: Any, reason: str) -> None:
+    from akhbar.models.reader import Reject
+
+    shown = record_id if isinstance(record_id, str | int) and not isinstance(record_id, bool) else None
+    tally.rejects.add(Reject(line, shown, reason))
+
+
+def _shown(key: str) -> str:
+    return key if len(key) <= _SHOWN_ID_CHARS else key[:_SHOWN_ID_CHARS] + "…"
+
+
+def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdIndex,
+                  tally: _Tally) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, article)`` for every record to score, in input order.
+
+    The reader has already set aside what it checks (JSON, fields, types, empty text);
+    here go the service's limits, duplicate ids and ids already in the output.
+    """
+    from akhbar.serving.limits import claims_problem, text_problem, title_problem
+
+    k = job.summary_sentences or settings.summary_sentences
+    stance = "stance" in job.tasks
+    for record in stream:
+        line = record["_line"]
+        own_id = record.get(job.id_field)
+        if isinstance(own_id, str) and not own_id.strip():
+            own_id = None  # an empty CSV cell: no id, as when the column is absent
+        claims = (record.get(job.claims_field) or []) if stance else []
+        problem = None
+        if text := text_problem(record["text"], settings):
+            problem = f"field 'text': {text}"
+        elif title := title_problem(record.get("title"), settings):
+            problem = f"field 'title': {title}"
+        elif stance and (claim := claims_problem(claims, settings)):
+            problem = f"field '{job.claims_field}': {claim}"
+        if problem:
+            _reject(tally, line, own_id, problem)
+            tally.tick()
+            continue
+        article_id = line if own_id is None else own_id
+        key = id_key(article_id)
+        state = index.claim(key)
+        if state == DUPLICATE:
+            _reject(tally, line, own_id, f"duplicate id {_shown(key)} (an earlier record has it)")
+        elif state == DONE:
+            tally.report.skipped += 1
+        else:
+            tally.in_flight += 1
+            yield line, {"id": article_id, "text": record["text"], "title": record.get("title"),
+                         "claims": claims, "summary_sentences": k,
+                         "summary_max_words": job.summary_max_words}
+        tally.tick()
+
+
+def score_chunk(analyzer: Analyzer, articles: Sequence[dict[str, Any]],
+                tasks: Sequence[str]) -> list[dict[str, Any] | str]:
+    """One Analyzer call for the chunk, as the service makes; a result per article.
+
+    Should the call fail, each article is scored alone so that one bad article costs only
+    itself: it comes back as the reason (the exception's type; never its message, which
+    could quote the text).
+    """
+    try:
+        return list(analyzer.analyze(articles, tasks))
+    except Exception as exc:  # noqa: BLE001 - a model failure is one record's problem, not the job's
+        logger.warning("akhbar score: a chunk of %d failed (%s: %s); scoring it one article at a time",
+                       len(articles), type(exc).__name__, str(exc)[:_SHOWN_ERROR_CHARS])
+    outcomes: list[dict[str, Any] | str] = []
+    for article in articles:
+        try:
+            outcomes.extend(analyzer.analyze([article], tasks))
+        except Exception as exc:  # noqa: BLE001
+            outcomes.append(f"{SCORING_FAILED} ({type(exc).__name__})")
+    return outcomes
+
+
+def chunks(pairs: Iterator[tuple[int, dict[str, Any]]], size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    for pair in pairs:
+        chunk.append(pair)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _writer(output: ResultsOutput, tally: _Tally) -> Callable[[list[Outcome]], None]:
+    """Write one chunk's outcomes: results to the output (one write), failures to the rejects."""
+
+    def write(outcomes: list[Outcome]) -> None:
+        results = []
+        for line, article_id, outcome in outcomes:
+            if isinstance(outcome, str):
+                # The reject names the record's own id; a line-number id is its line already.
+                _reject(tally, line, None if article_id == line else article_id, outcome)
+            else:
+                results.append(outcome)
+        output.append(results)
+        tally.report.scored += len(results)
+        tally.in_flight -= len(outcomes)
+        tally.tick()
+
+    return write
+
+
+def _estimate_records(source: str) -> int | None:
+    """Roughly how many records the input holds, for the bar's ETA (None: unknown)."""
+    if source == "-":
+        return None
+    path = Path(source)
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        opener = gzip.open if name.endswith(".gz") else open
+        newlines, last = 0, b"\n"
+        with opener(path, "rb") as f:
+            while block := f.read(1 << 20):
+                newlines += block.count(b"\n")
+                last = block[-1:]
+        lines = newlines + (last != b"\n")
+        return max(lines - 1, 0) if name.endswith(".csv") else lines
+    except Exception:  # noqa: BLE001 - only an estimate; the reader reports real problems
+        return None
+
+
+def _progress_bar(job: Job) -> Any:
+    if not job.progress:
+        return None
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(total=_estimate_records(job.input), unit="rec", desc="akhbar score", file=sys.stderr,
+                mininterval=0.5 if tty else 30.0, dynamic_ncols=True)
+
+
+def load_analyzer(job: Job, settings: Settings, k: int) -> Analyzer:
+    from akhbar.serving.analyzer import Analyzer, ModelLoadError
+
+    refs = _model_refs(job, settings)
+    try:
+        return Analyzer.from_bundles({t: r.path for t, r in refs.items()}, {t: r.version for t, r in refs.items()},
+                                     batch_size=settings.model_batch_size, summary_sentences=k)
+    except ModelLoadError as exc:
+        raise BatchError(str(exc)) from None
+
+
+def _model_refs(job: Job, settings: Settings) -> dict:
+    """The service's models for the job's tasks (AKHBAR_<TASK>_MODEL, promoted, shipped)."""
+    from akhbar.serving.store import ModelStoreError, resolve_models
+
+    try:
+        return resolve_models(job.tasks, {t: settings.model_override(t) for t in job.tasks})
+    except ModelStoreError as exc:
+        raise BatchError(str(exc)) from None
+
+
+def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
+    """Run one job; raises :class:`BatchError` for fatal problems.
+
+    Parameters
+    ----------
+    job: what to score and where.
+    analyzer: already loaded models for the local engine (tests, notebooks); None loads
+        the ones the service would use.
+    """
+    from akhbar.models.reader import DataError, read_records
+
+    started = time.monotonic()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise BatchError(f"invalid setting: {exc}") from None
+    k = job.summary_sentences or settings.summary_sentences
+    output = ResultsOutput(job.output, job.resume)
+    report = Report(rejects=rejects_path(job.output))
+    try:
+        if output.finished():
+            report.already_complete = True
+            return report
+        output.check()
+    except OutputError as exc:
+        raise BatchError(str(exc)) from None
+    try:
+        stream = read_records(job.input, "score", policy="skip", rejects_path=report.rejects,
+                              id_field=job.id_field,
+                              claims_field=job.claims_field if "stance" in job.tasks else None)
+    except (DataError, ValueError) as exc:
+        raise BatchError(f"cannot read the input: {exc}") from None
+
+    if job.engine == "ray":
+        from akhbar.serving.batch_ray import check_ray
+
+        check_ray()
+        models = _model_refs(job, settings)
+    elif analyzer is None:
+        analyzer = load_analyzer(job, settings, k)
+
+    index: IdIndex | None = None
+    try:
+        output.open()
+        index = IdIndex(job.output.with_name(job.output.name + INDEX_SUFFIX))
+        if job.resume:
+            index.add_done(output.jsonl.ids())
+    except (OutputError, OSError, sqlite3.Error) as exc:
+        output.close()
+        if index is not None:
+            index.close()
+        raise BatchError(str(exc)) from None
+    # Every run reads the whole input, so the rejects are written afresh each time.
+    report.rejects.unlink(missing_ok=True)
+    tally = _Tally(report, stream, _progress_bar(job), RejectsFile(report.rejects))
+    articles = good_articles(job, settings, stream, index, tally)
+    write = _writer(output, tally)
+    try:
+        if job.engine == "ray":
+            from akhbar.serving.batch_ray import score_with_ray
+
+            score_with_ray(job, k, models, settings.model_batch_size, articles, write)
+        else:
+            for chunk in chunks(articles, job.batch_size):
+                outcomes = score_chunk(analyzer, [a for _, a in chunk], job.tasks)
+                write([(line, a["id"], o) for (line, a), o in zip(chunk, outcomes, strict=True)])
+        output.finish()
+    except DataError as exc:
+        raise BatchError(f"cannot read the input: {exc}; the results so far are kept, rerun with "
+                         "--resume once the input is fixed") from None
+    except OutputError as exc:
+        raise BatchError(str(exc)) from None
+    except OSError as exc:  # the rejects file, beside the output
+        raise BatchError(f"cannot write {exc.filename or 'a file'}: {exc.strerror or exc}") from None
+    finally:
+        output.close()
+        index.close()
+        tally.rejects.close()
+        if tally.bar is not None:
+            tally.bar.close()
+    report.read = stream.n_read
+    report.rejected = stream.n_rejected + tally.rejects.count
+    report.elapsed = time.monotonic() - started
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(parser, args)
-    print(
-        "akhbar score: not implemented yet (issue 6); it shares the service's scoring code "
-        "(issue 5).",
-        file=sys.stderr,
-    )
-    return 2
+    try:
+        report = score_file(Job.from_args(args))
+    except BatchError as exc:
+        print(f"akhbar score: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("akhbar score: interrupted; run the same command with --resume to continue",
+              file=sys.stderr)
+        return 130
+    if report.already_complete:
+        print(f"akhbar score: {args.output} is already complete; nothing to resume "
+              "(a Parquet output is written once, when its job ends)", file=sys.stderr)
+        return 0
+    print(f"akhbar score: {report.line()}", file=sys.stderr)
+    if report.all_rejected:
+        print(f"akhbar score: every record was rejected; see {report.rejects}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,365 @@
+"""Crash-safe files for ``akhbar score``: the resumable results file, its id index, rejects.
+
+The promise (issue 6): a job killed at any moment, SIGKILL included and in the middle of a
+write, then re-run with ``--resume``, ends with every good input id in the output exactly
+once. How it is kept:
+
+* Results are JSON Lines, **append-only**. Each chunk is encoded first and handed to the
+  kernel in one buffer (:func:`_write_all`), then fsynced. A kill can only leave a prefix of
+  that buffer: whole lines, then at most one torn line without its newline.
+* On ``--resume``, :meth:`JsonlResults.open` cuts the file back to its last newline (the
+  torn line goes, its record is scored again) and reads the ids already there.
+* Ids are remembered in :class:`IdIndex`, an SQLite file beside the output, so memory stays
+  flat however many ids a job has. It is rebuilt from the output on every start, so it can
+  never disagree with it, and removed at the end.
+* Parquet cannot be appended safely, so a ``.parquet`` output is built in a JSON Lines
+  ``<output>.partial.jsonl`` (resumable as above) and converted once the job ends: written
+  to a temporary file and renamed into place, so ``<output>`` is either absent or complete.
+* An exclusive lock on the results file stops two jobs from writing one output.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from akhbar.models.reader import Reject
+
+PARTIAL_SUFFIX = ".partial.jsonl"
+REJECTS_SUFFIX = ".rejects.jsonl"
+INDEX_SUFFIX = ".ids.sqlite"
+_TAIL_BLOCK = 1 << 16
+_PARQUET_ROWS = 1024  # rows per Parquet row group, and per conversion step
+
+# What IdIndex.claim answers.
+NEW, DONE, DUPLICATE = "new", "done", "duplicate"
+
+
+class OutputError(RuntimeError):
+    """The output cannot be used as asked (exists without --resume, unwritable, not ours)."""
+
+
+def id_key(value: Any) -> str:
+    """The id as JSON text, so ``5`` and ``"5"`` stay two different ids, as in the output."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def rejects_path(output: Path) -> Path:
+    """``<output>.rejects.jsonl``, the foundation reader's rejects format."""
+    return output.with_name(output.name + REJECTS_SUFFIX)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte (``os.write`` may write fewer); the crash tests interrupt this."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a file's creation or rename survive a power cut, not only a killed process."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def repair_tail(path: Path) -> int:
+    """Cut ``path`` back to just after its last newline; returns the bytes dropped.
+
+    A kill in the middle of a write leaves a torn last line; it carried no result that
+    counts, and its record is scored again.
+    """
+    size = path.stat().st_size
+    end = size
+    with path.open("rb") as f:
+        while end > 0:
+            start = max(0, end - _TAIL_BLOCK)
+            f.seek(start)
+            block = f.read(end - start)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                end = start + cut + 1
+                break
+            end = start
+    if end != size:
+        os.truncate(path, end)
+    return size - end
+
+
+class JsonlResults:
+    """The append-only results file (see the module docstring).
+
+    Parameters
+    ----------
+    path: the JSON Lines file to append to.
+    resume: continue an existing file; without it an existing file is an error, never
+        overwritten.
+    shown: the name to use in messages (the user's ``--output`` for a Parquet job).
+    """
+
+    def __init__(self, path: Path, resume: bool, shown: Path | None = None) -> None:
+        self.path = path
+        self.resume = resume
+        self.shown = shown or path
+        self.repaired_bytes = 0
+        self._fd: int | None = None
+
+    def check(self) -> None:
+        """Refuse early (before models load) what :meth:`open` would refuse."""
+        if self.path.exists() and not self.resume:
+            raise OutputError(f"{self.shown} exists; pass --resume to continue that job, or choose "
+                              "another --output (an existing output is never overwritten)")
+        if self.path.exists() and not self.path.is_file():
+            raise OutputError(f"{self.shown} is not a file")
+        probe = self.path.parent  # the nearest folder that exists: open() creates the rest
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir():
+            raise OutputError(f"cannot write {self.shown}: {probe} is not a folder")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise OutputError(f"cannot write {self.shown}: {probe} is not writable")
+
+    def open(self) -> None:
+        """Create or reopen the file, locked; on resume, repair a torn last line."""
+        self.check()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            created = not self.path.exists()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.shown}: {exc.strerror}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.close()
+            raise OutputError(f"{self.shown} is being written by another akhbar score job") from None
+        if created:
+            _fsync_dir(self.path.parent)
+        else:
+            self.repaired_bytes = repair_tail(self.path)
+
+    def ids(self) -> Iterator[str]:
+        """The id key of every result already in the file, streamed."""
+        with self.path.open("rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip(b"\n\x00 "):
+                    continue  # zeros a power cut can leave after fsync-less data
+                try:
+                    yield id_key(json.loads(raw)["id"])
+                except (ValueError, KeyError, TypeError):
+                    raise OutputError(
+                        f"{self.shown} line {number} is not a result of akhbar score; move the file "
+                        "aside and start again"
+                    ) from None
+
+    def append(self, results: Iterable[dict[str, Any]]) -> int:
+        """Append whole lines, then fsync: after this returns they survive any crash."""
+        if self._fd is None:
+            raise RuntimeError("JsonlResults.append before open")
+        lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in results]
+        if lines:
+            try:
+                _write_all(self._fd, "".join(lines).encode("utf-8"))
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.shown}: {exc.strerror}") from None
+        return len(lines)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # also releases the lock
+            self._fd = None
+
+
+class ResultsOutput:
+    """``--output`` as the user named it: JSON Lines directly, or Parquet via a partial file.
+
+    Parameters
+    ----------
+    output: the ``--output`` path (``.jsonl``/``.json`` or ``.parquet``).
+    resume: ``--resume``.
+    """
+
+    def __init__(self, output: Path, resume: bool) -> None:
+        self.output = output
+        self.parquet = output.name.lower().endswith(".parquet")
+        self.jsonl = JsonlResults(
+            output.with_name(output.name + PARTIAL_SUFFIX) if self.parquet else output, resume, shown=output
+        )
+        self.resume = resume
+
+    def finished(self) -> bool:
+        """A Parquet output that exists is complete (it is renamed into place at the end).
+
+        A kill between that rename and removing the partial file leaves both; the partial
+        one is then dropped here.
+        """
+        if not (self.parquet and self.output.exists()):
+            return False
+        if not self.resume:
+            raise OutputError(f"{self.output} exists; pass --resume to continue that job, or choose "
+                              "another --output (an existing output is never overwritten)")
+        self.jsonl.path.unlink(missing_ok=True)
+        return True
+
+    def check(self) -> None:
+        if self.parquet and self.jsonl.path.exists() and not self.resume:
+            raise OutputError(f"an unfinished job for {self.output} left {self.jsonl.path}; pass --resume to "
+                              "continue it, or delete that file to start again")
+        self.jsonl.check()
+
+    def open(self) -> None:
+        self.jsonl.open()
+
+    def append(self, results: Iterable[dict[str, Any]]) -> int:
+        return self.jsonl.append(results)
+
+    def close(self) -> None:
+        self.jsonl.close()
+
+    def finish(self) -> None:
+        """Close; for Parquet, convert the partial file, rename it into place, drop the partial."""
+        self.close()
+        if not self.parquet:
+            return
+        temporary = self.output.with_name(f".{self.output.name}.tmp")
+        try:
+            jsonl_to_parquet(self.jsonl.path, temporary)
+            os.replace(temporary, self.output)
+            _fsync_dir(self.output.parent)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {self.output}: {exc.strerror or exc}") from None
+        self.jsonl.path.unlink()
+
+
+def _jsonl_chunks(path: Path, rows: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    with path.open("rb") as f:
+        for raw in f:
+            if raw.strip():
+                chunk.append(json.loads(raw))
+                if len(chunk) == rows:
+                    yield chunk
+                    chunk = []
+    if chunk:
+        yield chunk
+
+
+def jsonl_to_parquet(source: Path, target: Path) -> None:
+    """Stream results from JSON Lines into one Parquet file, ``_PARQUET_ROWS`` at a time.
+
+    Two passes, so memory stays flat: the first infers and unifies the column types of every
+    chunk (an empty ``stances`` list in one chunk and full ones in another), the second
+    writes. Nested parts stay nested (``topic.scores.economy``). ``id`` is an integer column
+    when every id is an integer (line numbers), else text.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schemas = []
+    all_int_ids = True
+    for chunk in _jsonl_chunks(source, _PARQUET_ROWS):
+        all_int_ids &= all(isinstance(r["id"], int) and not isinstance(r["id"], bool) for r in chunk)
+        schemas.append(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "id"} for r in chunk]).schema)
+    rest = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+    id_type = pa.int64() if all_int_ids and schemas else pa.string()
+    schema = pa.schema([pa.field("id", id_type), *rest])
+    with pq.ParquetWriter(target, schema) as writer:
+        for chunk in _jsonl_chunks(source, _PARQUET_ROWS):
+            if id_type == pa.string():
+                chunk = [{**r, "id": r["id"] if isinstance(r["id"], str) else id_key(r["id"])} for r in chunk]
+            writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+        if not schemas:
+            writer.write_table(schema.empty_table())
+    with open(target, "rb") as f:
+        os.fsync(f.fileno())
+
+
+class IdIndex:
+    """Which ids this job has met, on disk (SQLite), so memory does not grow with the input.
+
+    Each id key is ``done`` (in the output from an earlier run, not met yet in this pass) or
+    ``seen`` (met in this pass). :meth:`claim` answers, for the next input record:
+    :data:`NEW` (score it), :data:`DONE` (already in the output: skip it) or
+    :data:`DUPLICATE` (an earlier record of this input had the same id: reject it).
+
+    Parameters
+    ----------
+    path: the SQLite file; replaced if it exists (it is rebuilt from the output each start).
+    """
+
+    _COMMIT_EVERY = 2000
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.unlink(missing_ok=True)
+        self._db = sqlite3.connect(path)
+        # A throw-away index: no journal, no syncs; it is rebuilt if a crash damages it.
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE ids (key TEXT PRIMARY KEY, seen INTEGER NOT NULL) WITHOUT ROWID")
+        self._pending = 0
+
+    def add_done(self, keys: Iterable[str]) -> int:
+        """Record the ids already in the output; returns how many."""
+        before = self._count()
+        self._db.executemany("INSERT OR IGNORE INTO ids VALUES (?, 0)", ((k,) for k in keys))
+        self._db.commit()
+        return self._count() - before
+
+    def claim(self, key: str) -> str:
+        row = self._db.execute("SELECT seen FROM ids WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO ids VALUES (?, 1)", (key,))
+            answer = NEW
+        elif row[0] == 0:
+            self._db.execute("UPDATE ids SET seen = 1 WHERE key = ?", (key,))
+            answer = DONE
+        else:
+            return DUPLICATE
+        self._pending += 1
+        if self._pending >= self._COMMIT_EVERY:
+            self._db.commit()
+            self._pending = 0
+        return answer
+
+    def _count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM ids").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+        self.path.unlink(missing_ok=True)
+
+
+class RejectsFile:
+    """Rejects the batch scorer adds to the reader's own (title and claim limits, duplicate
+    ids, records the models failed on), in the same format and the same file.
+
+    Both append whole lines and flush each at once, so a crash keeps the rejects so far.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._file = None
+
+    def add(self, reject: Reject) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.write(reject.to_json() + "\n")
+        self._file.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
