@@ -8,23 +8,25 @@ PORT  ?= 3000
 AKHBAR_DATA ?= ../shared/data
 export AKHBAR_DATA
 
-.PHONY: setup browser serve test bento demo models eval bench loadtest fuzz audit
+.PHONY: setup browser serve test bento demo models eval bench bench-batch loadtest fuzz audit
 
 # ---------------------------------------------------------------------------------------
-# setup: the virtual environment from the constraints file. The stamp makes setup rerun
-# when pyproject.toml or constraints.txt change. (The reading-page tests of issue 9 will add
-# `browser` here once they exist.)
+# setup: the virtual environment from the constraints file, then the browser the
+# reading-page test drives (`browser`, below). The stamp makes setup rerun when
+# pyproject.toml or constraints.txt change.
 setup: .venv/.stamp
 
 .venv/.stamp: pyproject.toml constraints.txt
 	python3 -m venv .venv
 	$(PIP) install --upgrade pip
 	$(PIP) install -c constraints.txt setuptools wheel
-	$(PIP) install -c constraints.txt -e ".[dev]"
+	$(PIP) install -c constraints.txt -e ".[dev,ray]"
+	$(MAKE) --no-print-directory browser
 	touch $@
 
-# Debian's chromium for the real-browser tests (issue 9). As root: install it with apt
-# (failures stop make). Otherwise: print the one command to run.
+# Debian's chromium for the reading-page test (tests/serving/test_ui.py, issue 9), which
+# Playwright drives as it is: no browser download. As root: install it with apt (failures
+# stop make). Otherwise: print the one command to run.
 browser:
 	@if command -v chromium >/dev/null 2>&1; then \
 	  echo "browser: $$(command -v chromium)"; \
@@ -70,12 +72,16 @@ demo: setup
 # make models: every shipped model from $(AKHBAR_DATA), in resumable stages. Each stage
 # leaves a stamp in .stamps/; an interrupted run resumes at the stage it stopped in (and
 # pretraining resumes from its last checkpoint).
-STAMPS   = .stamps
-BASE_DIR = models/default/base
+STAMPS     = .stamps
+BASE_DIR   = models/default/base
+SHARED_DIR = models/default/shared
 PRETRAIN_FLAGS ?= --objective electra --embedding_init word2vec --max_steps 4800 \
                   --batch_size 32 --learning_rate 1e-3 --warmup_steps 100 --save_steps 200
 
-models: $(STAMPS)/base $(STAMPS)/base-report
+# Each task's own settings are in training/configs/<task>.yaml; these apply to the whole run.
+TRAIN_FLAGS ?= --eval_steps 1000
+
+models: $(STAMPS)/base $(STAMPS)/base-report $(STAMPS)/tasks
 
 $(STAMPS)/base: .venv/.stamp
 	@mkdir -p $(STAMPS)
@@ -89,8 +95,22 @@ $(STAMPS)/base-report: $(STAMPS)/base
 	  --model_card $(BASE_DIR)/README.md
 	touch $@
 
-eval:
-	@echo "make eval: not implemented yet (see issue 4)" >&2; exit 1
+# The service's defaults: one encoder fine-tuned on topic (with its TF-IDF fusion), stance and
+# summary at once, a head per task (about 2,100 steps).
+$(STAMPS)/tasks: $(STAMPS)/base
+	.venv/bin/akhbar train topic,stance,summary --base_model $(BASE_DIR) --output_dir work/models/shared \
+	  $(TRAIN_FLAGS)
+	$(PY) -m akhbar.training.ship work/models/shared/bundle $(SHARED_DIR)
+	touch $@
+
+# The shipped defaults on every test set, beside their same-run baselines (about 15 minutes).
+EVAL = .venv/bin/akhbar evaluate --model $(SHARED_DIR)
+eval: setup
+	$(EVAL) topic --data topic/ant_v2.1_multisource --report reports/topic
+	$(EVAL) stance --data stance/unifiedfc_baly2018 --report reports/stance-unifiedfc
+	$(EVAL) stance --data stance/ans_khouja2020 --report reports/stance-ans
+	$(EVAL) summary --data summary/ant_bbc --summary-sentences 1 --report reports/summary-ant_bbc
+	$(EVAL) summary --data summary/easc --split all --summary-sentences 3 --report reports/summary-easc
 
 bench:
 	@echo "make bench: not implemented yet (see issue 7)" >&2; exit 1
@@ -100,3 +120,11 @@ loadtest:
 
 fuzz:
 	@echo "make fuzz: not implemented yet (see issue 8)" >&2; exit 1
+
+# Batch scoring benchmark (issue 6): `akhbar score` against a loop that scores one article at
+# a time, on the 2,938 topic test articles with all three tasks; each in its own process, so
+# peak memory is its own. Uses the models the service would. BENCH_BATCH_FLAGS=--limit 30
+# for a quick check.
+BENCH_BATCH_FLAGS ?=
+bench-batch: .venv/.stamp
+	$(PY) -m akhbar.serving.batch_bench --report reports/batch/bench.md $(BENCH_BATCH_FLAGS)

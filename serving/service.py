@@ -5,7 +5,8 @@ Routes (JSON; the OpenAPI document is at ``/docs.json``):
 * ``POST /analyze`` ``{"articles": [Article, ...]}`` → ``{"results": [...]}``, one result per
   article in request order (shape: :mod:`akhbar.serving.analyzer`);
 * ``POST /topic``, ``POST /summarize``, ``POST /stance``: the same, one part each;
-* ``/livez``, ``/readyz`` (200 once every model has loaded), ``/metrics`` (Prometheus).
+* ``/livez``, ``/readyz`` (200 once every model has loaded), ``/metrics`` (Prometheus);
+* ``GET /ui``: the reading page for editors (:mod:`akhbar.serving.ui`), which calls ``/analyze``.
 
 All four routes hand their articles to ``score_batch``, a batchable route called in
 process through BentoML's self-proxy, so articles from concurrent callers are scored in
@@ -27,6 +28,7 @@ from typing import Annotated, Any, Literal
 import bentoml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from akhbar.serving.limits import claims_problem, text_problem, title_problem
 from akhbar.serving.middleware import AkhbarMiddleware, note
 from akhbar.serving.serve import STARTUP_ERROR_FILE_ENV
 from akhbar.serving.settings import (
@@ -36,6 +38,7 @@ from akhbar.serving.settings import (
     Settings,
     current,
 )
+from akhbar.serving.ui import page_app
 
 # ---------------------------------------------------------------------------------------
 # Constants
@@ -89,37 +92,26 @@ class Article(BaseModel):
                                           description="Summary length k (default 2).")
     summary_max_words: int | None = Field(None, ge=1, strict=True, description="Upper bound on summary words.")
 
+    # The limits live in akhbar.serving.limits, shared with the batch scorer (akhbar score).
     @field_validator("text")
     @classmethod
     def _text(cls, value: str) -> str:
-        limits = current()
-        if not value.strip():
-            raise ValueError("text is empty")
-        if len(value) > limits.max_text_chars:
-            raise ValueError(f"text has {len(value)} characters; the limit is {limits.max_text_chars} "
-                             "(AKHBAR_MAX_TEXT_CHARS)")
+        if problem := text_problem(value, current()):
+            raise ValueError(problem)
         return value
 
     @field_validator("title")
     @classmethod
     def _title(cls, value: str | None) -> str | None:
-        limit = current().max_text_chars
-        if value is not None and len(value) > limit:
-            raise ValueError(f"title has {len(value)} characters; the limit is {limit} (AKHBAR_MAX_TEXT_CHARS)")
+        if problem := title_problem(value, current()):
+            raise ValueError(problem)
         return value
 
     @field_validator("claims")
     @classmethod
     def _claims(cls, value: list[str]) -> list[str]:
-        limits = current()
-        if len(value) > limits.max_claims:
-            raise ValueError(f"{len(value)} claims; the limit is {limits.max_claims} per article (AKHBAR_MAX_CLAIMS)")
-        for i, claim in enumerate(value):
-            if not claim.strip():
-                raise ValueError(f"claim {i} is empty")
-            if len(claim) > limits.max_claim_chars:
-                raise ValueError(f"claim {i} has {len(claim)} characters; the limit is {limits.max_claim_chars} "
-                                 "(AKHBAR_MAX_CLAIM_CHARS)")
+        if problem := claims_problem(value, current()):
+            raise ValueError(problem)
         return value
 
 
@@ -353,4 +345,5 @@ class Akhbar:
         return results
 
 
+Akhbar.mount_asgi_app(page_app(), path="/", name="ui")  # /ui: matches only its own routes
 Akhbar.add_asgi_middleware(AkhbarMiddleware)

@@ -92,6 +92,9 @@ def test_wheel_holds_only_the_akhbar_namespace(wheel):
         "akhbar/training/__init__.py",
         "akhbar/serving/__init__.py",
         "akhbar/serving/serve.py",
+        "akhbar/serving/static/index.html",  # the reading page (/ui), package data
+        "akhbar/serving/static/ui.css",
+        "akhbar/serving/static/ui.js",
     ):
         assert required in names, f"{required} missing from {wheel.name}"
     assert not any(n.startswith("tests/") or "/tests/" in n for n in names)

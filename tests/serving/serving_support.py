@@ -1,6 +1,7 @@
 """Helpers the service tests import: an Arabic article the project wrote, an environment that
-points every task at the tiny bundle with a throw-away model store, and in-process clients
-on the service's ASGI app (``Akhbar.to_asgi()`` + Starlette's TestClient).
+points every task at the tiny bundle with a throw-away model store, in-process clients
+on the service's ASGI app (``Akhbar.to_asgi()`` + Starlette's TestClient), and a real server
+(``akhbar serve`` on a free port) for the end-to-end and browser tests.
 
 A module, not a conftest.py: a second conftest.py would shadow tests/conftest.py for the
 ``from conftest import ...`` lines of other test folders.
@@ -10,10 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 TASKS = ("topic", "summary", "stance")
@@ -60,3 +68,69 @@ def started(**kwargs) -> Iterator:
 
     with TestClient(Akhbar.to_asgi(), **kwargs) as client:
         yield client
+
+
+AKHBAR = Path(sys.executable).parent / "akhbar"
+START_TIMEOUT_S = 240  # importing torch and loading models on 2 busy cores
+
+
+@dataclass
+class Server:
+    """A running ``akhbar serve``: its URL, process, log file and bearer token (or None)."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+    token: str | None = None
+
+    def post(self, route: str, body=None, headers=None, **kwargs) -> httpx.Response:
+        auth = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.post(self.url + route, json=body, headers={**auth, **(headers or {})}, timeout=60, **kwargs)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # akhbar serve forwards it to bentoml serve
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: the server and workers
+            process.wait()
+
+
+@contextmanager
+def live_server(bundle: Path, tmp: Path, **settings: str) -> Iterator[Server]:
+    """``akhbar serve`` on a free port with ``bundle`` for every task, a throw-away model store
+    in ``tmp`` and the ``AKHBAR_*`` ``settings``; waits until /readyz answers 200, then stops it."""
+    (tmp / "no-defaults").mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKHBAR_", "BENTOML_"))}
+    env.update({
+        "BENTOML_HOME": str(tmp / "bentoml"), "AKHBAR_DEFAULT_MODELS": str(tmp / "no-defaults"),
+        **{f"AKHBAR_{t.upper()}_MODEL": str(bundle) for t in TASKS}, **settings,
+    })
+    port = _free_port()
+    log = tmp / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([str(AKHBAR), "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                   env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            assert process.poll() is None, f"the server exited:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"not ready after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
+            try:  # while models load, the port accepts but does not answer: short timeouts
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        yield Server(url, process, log, settings.get("AKHBAR_API_TOKEN"))
+    finally:
+        _stop(process)

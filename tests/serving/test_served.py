@@ -6,87 +6,27 @@ fixture stops it."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-from serving_support import ARTICLE, ARTICLE_TEXT, CLAIMS, STORY
+from serving_support import ARTICLE, ARTICLE_TEXT, CLAIMS, STORY, live_server
 
 pytestmark = pytest.mark.slow
 
-AKHBAR = Path(sys.executable).parent / "akhbar"
 TOKEN = "e2e-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 BODY_LIMIT = 300_000  # above the 100,000-character text limit (Arabic: 2 bytes a letter)
-START_TIMEOUT_S = 240  # importing torch and loading models on 2 busy cores
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def post(self, route: str, body=None, headers=None, **kwargs) -> httpx.Response:
-        return httpx.post(self.url + route, json=body, headers={**AUTH, **(headers or {})}, timeout=60, **kwargs)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # akhbar serve forwards it to bentoml serve
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: the server and workers
-            process.wait()
 
 
 @pytest.fixture(scope="module")
 def server(tiny_bundle, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("served")
-    (tmp / "no-defaults").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKHBAR_", "BENTOML_"))}
-    env.update({
-        "BENTOML_HOME": str(tmp / "bentoml"), "AKHBAR_DEFAULT_MODELS": str(tmp / "no-defaults"),
-        "AKHBAR_API_TOKEN": TOKEN, "AKHBAR_MAX_BODY_BYTES": str(BODY_LIMIT),
-        **{f"AKHBAR_{t.upper()}_MODEL": str(tiny_bundle) for t in ("topic", "summary", "stance")},
-    })
-    port = _free_port()
-    log = tmp / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([str(AKHBAR), "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                   env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert process.poll() is None, f"the server exited:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"not ready after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
-            try:  # while models load, the port accepts but does not answer: short timeouts
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+    settings = {"AKHBAR_API_TOKEN": TOKEN, "AKHBAR_MAX_BODY_BYTES": str(BODY_LIMIT)}
+    with live_server(tiny_bundle, tmp_path_factory.mktemp("served"), **settings) as server:
         # Ready only once every model has loaded: the load is logged before the first 200.
-        assert "akhbar.serving akhbar: models loaded: topic=" in log.read_text()
-        yield Server(url, process, log)
-    finally:
-        _stop(process)
+        assert "akhbar.serving akhbar: models loaded: topic=" in server.log.read_text()
+        yield server
 
 
 def test_analyze_an_arabic_article_with_two_claims(server):
