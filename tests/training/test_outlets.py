@@ -1,0 +1,60 @@
+"""Leave-one-outlet-out: each outlet is scored by a model that never saw it, on coarse labels."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from conftest import write_jsonl
+
+from akhbar.training import outlets
+
+WORDS = {
+    "sport": ["الفريق", "المباراة", "الهدف", "المدرب", "الدوري"],
+    "economy": ["الأسهم", "النفط", "البورصة", "التضخم", "المصرف"],
+    "middleEast": ["الحكومة", "الوزير", "البرلمان", "الانتخابات", "المفاوضات"],
+}
+COARSE = {"sport": "sport", "economy": "economy", "middleEast": "politics"}
+
+
+def rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        label = list(WORDS)[i % 3]
+        text = " ".join(rng.choice(WORDS[label]) for _ in range(10)) + "."
+        out.append({"id": f"{seed}-{i}", "title": rng.choice(WORDS[label]), "text": text, "label": label,
+                    "label_coarse": COARSE[label], "outlet": "صحيفة أ" if i % 2 else "Radio B"})
+    return out
+
+
+def test_each_outlet_is_held_out_and_scored_on_coarse_labels(tiny_base, tmp_path, monkeypatch):
+    data = tmp_path / "topic"
+    for split, seed in (("train", 1), ("validation", 2), ("test", 3)):
+        write_jsonl(data / f"{split}.jsonl", rows(24, seed))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))
+    threads = torch.get_num_threads()
+    assert outlets.main(["--data", str(data), "--report", str(tmp_path / "report"), "--base_model", str(tiny_base),
+                         "--fusion", "", "--max_steps", "2", "--eval_steps", "2", "--batch_size", "8",
+                         "--max_length", "32", "--stride", "8", "--threads", "1"]) == 0
+    torch.set_num_threads(threads)
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert set(metrics["outlets"]) == {"صحيفة أ", "Radio B"}
+    assert [f["n"] for f in metrics["outlets"].values()] == [12, 12] and metrics["pooled"]["n"] == 24
+    for figures in [*metrics["outlets"].values(), metrics["pooled"]]:
+        assert 0 <= figures["model"] <= 1 and 0 <= figures["tfidf"] <= 1
+    # The held-out outlet is absent from its run's training data.
+    train = (tmp_path / "work" / "outlets" / "Radio_B" / "data" / "train.jsonl").read_text()
+    assert "Radio B" not in train and "صحيفة أ" in train
+    assert outlets.coarse("middleEast") == outlets.coarse("internationalNews") == "politics"
+
+
+def test_data_without_outlets_is_refused(tmp_path):
+    data = tmp_path / "topic"
+    for split in ("train", "validation", "test"):
+        write_jsonl(data / f"{split}.jsonl", [{k: v for k, v in r.items() if k != "outlet"} for r in rows(6, 1)])
+    with pytest.raises(SystemExit):
+        outlets.main(["--data", str(data), "--report", str(tmp_path / "r")])
