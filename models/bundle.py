@@ -68,6 +68,8 @@ class TaskSettings:
     stride: tokens shared by consecutive windows of a long text.
     max_windows: windows per text at most; the rest is reported as truncated.
     evidence_sentences: article sentences a stance model reads per claim.
+    lead_prior: sentence tasks: ``lead_prior / (position + 1)`` is added to each sentence's
+        score, fitted on validation; 0 keeps the head's ranking, a large value gives Lead-k.
     """
 
     kind: str
@@ -78,6 +80,7 @@ class TaskSettings:
     stride: int = 32
     max_windows: int = 4
     evidence_sentences: int = 4
+    lead_prior: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -94,6 +97,8 @@ class TaskSettings:
             raise ValueError(f"max_windows must be at least 1, got {self.max_windows}")
         if self.evidence_sentences < 1:
             raise ValueError(f"evidence_sentences must be at least 1, got {self.evidence_sentences}")
+        if not 0 <= self.lead_prior < float("inf"):
+            raise ValueError(f"lead_prior must be a finite number of at least 0, got {self.lead_prior}")
 
     @property
     def head(self) -> HeadSpec:

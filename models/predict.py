@@ -136,12 +136,21 @@ class Predictor:
         scores = [np.full(len(d), -np.inf) for d in docs]
         for doc, index, logits in zip(windows.doc_index, windows.sentence_index, self._forward(task, windows.features)):
             scores[doc][index] = logits[: len(index)]
-        return [(d, s, bool(dropped)) for d, s, dropped in zip(docs, scores, windows.dropped)]
+        return [(d, with_lead_prior(s, settings.lead_prior), bool(dropped))
+                for d, s, dropped in zip(docs, scores, windows.dropped)]
 
     def summary(self, texts: Sequence[str], k: int = 2, max_words: int | None = None,
                 task: str = "summary") -> list[SummaryPrediction]:
         return [pick_sentences(sentences, scores, k, max_words, truncated)
                 for sentences, scores, truncated in self.sentence_scores(texts, task)]
+
+
+def with_lead_prior(scores: np.ndarray, prior: float) -> np.ndarray:
+    """Scores plus ``prior / (position + 1)``: 0 keeps the head's ranking, a large prior gives Lead-k.
+
+    News puts its point first; the prior lets validation decide how much to trust that.
+    """
+    return scores + prior / np.arange(1, len(scores) + 1)
 
 
 def pick_sentences(sentences: list[Sentence], scores: np.ndarray, k: int, max_words: int | None = None,

@@ -1,12 +1,14 @@
-"""Add a fusion part to a trained bundle, without retraining its encoder.
+"""Fit what ``akhbar train`` fits after training into a trained bundle, without retraining
+its encoder: a fusion part for a label task, or the lead prior of a sentence task.
 
 The task's data and inputs come from its config (``training/configs/TASK.yaml``, or
-``--config``), its validation logits from the serving path (:class:`Predictor`). The
-fusion is fitted as ``akhbar train`` fits it (:mod:`akhbar.training.fusion`) and written
-into the bundle only when it beats the encoder on cross-validated validation; the task's
-temperature and validation figures in the bundle are updated to match::
+``--config``), its validation scores from the serving path (:class:`Predictor`). A fusion
+is fitted as in training (:mod:`akhbar.training.fusion`) and written only when it beats
+the encoder on cross-validated validation; the lead prior is the one with the best
+validation ROUGE-L. The task's settings and validation figures are updated to match::
 
     python -m akhbar.training.add_fusion BUNDLE --task stance --kind sentence_encoder
+    python -m akhbar.training.add_fusion BUNDLE --task summary --kind lead_prior
 """
 
 from __future__ import annotations
@@ -22,9 +24,18 @@ import numpy as np
 from akhbar.models.bundle import METRICS_FILE, SETTINGS_FILE, BundleError, load_bundle
 from akhbar.models.fusion import KINDS
 from akhbar.models.predict import Predictor
-from akhbar.training.finetune import load_split, parse_args, sequence_inputs
+from akhbar.training.finetune import (
+    fit_lead_prior,
+    load_split,
+    parse_args,
+    references,
+    sequence_inputs,
+    summary_report,
+)
 from akhbar.training.fusion import choose, fit_fusion
 from akhbar.training.metrics import calibrated, classification_report, expected_calibration_error
+
+LEAD_PRIOR = "lead_prior"
 
 
 def add_fusion(bundle_dir: Path, task: str, kind: str, config: str | None = None) -> dict:
@@ -55,27 +66,53 @@ def add_fusion(bundle_dir: Path, task: str, kind: str, config: str | None = None
             for suffix in (".json", ".safetensors"):
                 (bundle_dir / f"{old}_{task}{suffix}").unlink(missing_ok=True)
         fusion.save(bundle_dir, task)
-        raw = json.loads((bundle_dir / SETTINGS_FILE).read_text())
-        raw["tasks"][task]["temperature"] = temperature
-        (bundle_dir / SETTINGS_FILE).write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
+    _update(bundle_dir, task, report, temperature=temperature)
+    return report
+
+
+def add_lead_prior(bundle_dir: Path, task: str, config: str | None = None) -> dict:
+    """Fit the sentence task's lead prior on validation; returns its new validation report."""
+    bundle = load_bundle(bundle_dir)
+    if task not in bundle.settings.tasks:
+        raise BundleError(bundle_dir, f"has no {task} head (it has {', '.join(bundle.tasks)})")
+    [cfg] = parse_args([task, *(["--config", config] if config else [])])
+    val = load_split(cfg, "validation", None, bundle_dir)
+    bundle.settings.tasks[task] = replace(bundle.settings.tasks[task], lead_prior=0.0)  # the head alone
+    scored = Predictor(bundle).sentence_scores([r["text"] for r in val], task)
+    refs = [references(r) for r in val]
+    prior, by_prior, picks = fit_lead_prior([d for d, _, _ in scored], [s for _, s, _ in scored], refs,
+                                            cfg.summary_sentences)
+    report = summary_report(picks, refs, cfg.summary_sentences, prior, by_prior)
+    _update(bundle_dir, task, report, lead_prior=prior)
+    return report
+
+
+def _update(bundle_dir: Path, task: str, report: dict, **settings) -> None:
+    """Write the task's new settings into akhbar.json and its validation figures into metrics.json."""
+    raw = json.loads((bundle_dir / SETTINGS_FILE).read_text())
+    raw["tasks"][task].update(settings)
+    (bundle_dir / SETTINGS_FILE).write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
     metrics_file = bundle_dir / METRICS_FILE
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     metrics.setdefault("tasks", {}).setdefault(task, {})["validation"] = report
     metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
     load_bundle(bundle_dir)  # what was written must load
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m akhbar.training.add_fusion", description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--task", required=True)
-    parser.add_argument("--kind", required=True, choices=list(KINDS))
+    parser.add_argument("--kind", required=True, choices=[*KINDS, LEAD_PRIOR])
     parser.add_argument("--config", default=None, help="The task's YAML (default: training/configs/TASK.yaml).")
     args = parser.parse_args(argv)
-    report = add_fusion(args.bundle, args.task, args.kind, args.config)
-    print(json.dumps(report["fusion"], indent=2))
-    print(f"{args.task}: {report['fusion']['chosen']} kept in {args.bundle}", file=sys.stderr)
+    if args.kind == LEAD_PRIOR:
+        report = add_lead_prior(args.bundle, args.task, args.config)
+        print(json.dumps(report, indent=2))
+    else:
+        report = add_fusion(args.bundle, args.task, args.kind, args.config)
+        print(json.dumps(report["fusion"], indent=2))
+        print(f"{args.task}: {report['fusion']['chosen']} kept in {args.bundle}", file=sys.stderr)
     return 0
 
 

@@ -102,16 +102,16 @@ def run_report(cfg: BaseReportConfig) -> dict:
     return report
 
 
-SECTION_START, SECTION_END = "<!-- base-report -->", "<!-- /base-report -->"
 
 
-def write_section(card: Path, body: str) -> None:
-    """Put ``body`` between the section markers of ``card`` (appending them the first time)."""
+def write_section(card: Path, body: str, name: str = "base-report") -> None:
+    """Put ``body`` between the ``name`` section markers of ``card`` (appending them the first time)."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
     text = card.read_text() if card.exists() else ""
-    block = f"{SECTION_START}\n{body}{SECTION_END}\n"
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        text = before + block + rest.split(SECTION_END, 1)[1].lstrip("\n")
+    block = f"{start}\n{body}{end}\n"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + block + rest.split(end, 1)[1].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     card.write_text(text)

@@ -42,6 +42,7 @@ def expected_settings(base_model: str) -> dict:
             "stride": stride,
             "max_windows": 4,
             "evidence_sentences": 4,
+            "lead_prior": 0.0,
         }
 
     return {

@@ -364,3 +364,14 @@ def test_pad_features_pads_every_key(tokenizer) -> None:
     assert scalar["labels"].tolist() == [2, 0]
     assert scalar["input_ids"].dtype == torch.int64
     assert scalar["input_ids"].tolist() == [[1, 2, 3], [1, 0, 0]]
+
+
+def test_lead_prior_moves_the_ranking_towards_lead_k():
+    from akhbar.models.predict import with_lead_prior
+
+    scores = np.array([0.0, 3.0, 1.0, -np.inf])
+    assert np.array_equal(with_lead_prior(scores, 0.0), scores)
+    shifted = with_lead_prior(scores, 4.0)
+    assert np.allclose(shifted[:3], [4.0, 5.0, 1 + 4 / 3]) and shifted[3] == -np.inf  # unscored stays out
+    # A large prior ranks sentences in article order whatever the head said.
+    assert list(np.argsort(-with_lead_prior(scores, 1e4))[:3]) == [0, 1, 2]

@@ -8,8 +8,6 @@ from conftest import write_jsonl
 from test_finetune import topic_rows
 
 from akhbar.training.base_report import (
-    SECTION_END,
-    SECTION_START,
     BaseReportConfig,
     run_report,
     write_section,
@@ -38,7 +36,7 @@ def test_report_compares_base_random_and_tfidf_on_one_split(tiny_base, tmp_path,
     saved = json.loads((tmp_path / "report" / "base_report.json").read_text())
     assert saved["results"]["tfidf"]["macro_f1"] == report["results"]["tfidf"]["macro_f1"]
     text = card.read_text()
-    assert text.startswith("# base\n") and SECTION_START in text and "| tfidf |" in text
+    assert text.startswith("# base\n") and "<!-- base-report -->" in text and "| tfidf |" in text
 
 
 def test_write_section_replaces_its_own_block_only(tmp_path):
@@ -47,5 +45,5 @@ def test_write_section_replaces_its_own_block_only(tmp_path):
     write_section(card, "first\n")
     write_section(card, "second\n")
     text = card.read_text()
-    assert text.count(SECTION_START) == 1 and text.count(SECTION_END) == 1
+    assert text.count("<!-- base-report -->") == 1 and text.count("<!-- /base-report -->") == 1
     assert "second" in text and "first" not in text and text.startswith("# card\n\nintro\n")

@@ -317,8 +317,12 @@ def test_several_tasks_train_one_shared_encoder(tiny_base, topic_data, tmp_path)
     assert bundle.tasks == ("topic", "stance", "summary")
     assert set(result.metrics["tasks"]) == {"topic", "stance", "summary"}
     assert set(result.metrics["tasks"]["summary"]["validation"]) >= {"rouge1", "rouge2", "rougeL", "k"}
+    # The lead prior that won on validation is what the bundle serves with.
+    summary_val = result.metrics["tasks"]["summary"]["validation"]
+    assert summary_val["rougeL"] == max(summary_val["rougeL_by_lead_prior"].values())
     assert result.metrics["tasks"]["stance"]["validation"]["per_class"].keys() == set(STANCE_LABELS)
     assert bundle.settings.tasks["stance"].max_length == 48 and bundle.settings.tasks["summary"].max_length == 64
+    assert bundle.settings.tasks["summary"].lead_prior == summary_val["lead_prior"]
     # Fine-tuning switches on dropout (the base is pretrained without); serving runs in eval mode.
     assert bundle.model.encoder.config.hidden_dropout_prob == 0.1
     # One encoder serves all three heads.

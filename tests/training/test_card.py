@@ -1,0 +1,33 @@
+"""The shipped bundle's card section lists what each task ships and every test figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from akhbar.training import card
+
+
+def write(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def test_section_names_each_choice_and_each_baseline(tmp_path):
+    bundle = tmp_path / "bundle"
+    write(bundle / "metrics.json", {"tasks": {
+        "topic": {"validation": {"fusion": {"kind": "tfidf", "encoder": 0.8, "tfidf": 0.85, "fused_cv": 0.87,
+                                            "chosen": "fused"}}},
+        "summary": {"validation": {"lead_prior": 4.0, "rougeL": 0.59,
+                                   "rougeL_by_lead_prior": {"0.0": 0.57, "4.0": 0.59, "10000.0": 0.58}}}}})
+    (bundle / "README.md").write_text("# card\n")
+    write(tmp_path / "reports" / "topic" / "metrics.json",
+          {"model": {"macro_f1": 0.9}, "baselines": {"tfidf": {"macro_f1": 0.88, "diff_ci": [0.001, 0.03]}}})
+    assert card.main([str(bundle), str(tmp_path / "reports")]) == 0
+    text = (bundle / "README.md").read_text()
+    assert text.startswith("# card\n") and text.count("<!-- shipped-figures -->") == 1
+    assert "fused with the tfidf side model" in text and "fused 0.870" in text
+    assert "lead prior 4 (validation ROUGE-L: head alone 0.570, chosen 0.590, Lead-k 0.580)" in text
+    assert "| topic | ANT v2.1 multisource, test | 0.900 | tfidf | 0.880 | [+0.001, +0.030] |" in text
+    card.main([str(bundle), str(tmp_path / "reports")])  # rewriting replaces, never duplicates
+    assert (bundle / "README.md").read_text().count("## What ships") == 1

@@ -1,0 +1,78 @@
+"""The shipped bundle's model card section: what each task ships, and its figures.
+
+``make eval`` ends with this: it reads the bundle's validation figures (``metrics.json``,
+including which fusion or lead prior won) and the test reports ``akhbar evaluate`` wrote,
+and replaces the card's ``shipped-figures`` section::
+
+    python -m akhbar.training.card models/default/shared reports
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from akhbar.training.base_report import write_section
+
+# Report folder → (task, data, key metric) in the order the card lists them.
+REPORTS = {
+    "topic": ("topic", "ANT v2.1 multisource, test", "macro_f1"),
+    "stance-unifiedfc": ("stance", "unifiedfc (Baly 2018), test", "macro_f1"),
+    "stance-ans": ("stance", "ANS (Khouja 2020), test, native 3 labels", "macro_f1"),
+    "summary-ant_bbc": ("summary", "ANT BBC, test, k = 1", "rougeL"),
+    "summary-easc": ("summary", "EASC, all 153, k = 3 (out of domain)", "rougeL"),
+}
+
+
+def what_ships(task: str, validation: dict) -> str:
+    """One line: the head alone, or the head with the side model or prior that won on validation."""
+    fusion = validation.get("fusion")
+    if fusion:
+        kind = fusion["kind"] if "kind" in fusion else "tfidf"
+        if fusion["chosen"] == "fused":
+            return (f"encoder head fused with the {kind} side model (validation macro-F1, cross-validated: "
+                    f"head {fusion['encoder']:.3f}, {kind} {fusion[kind]:.3f}, fused {fusion['fused_cv']:.3f})")
+        return f"encoder head alone (it beat the {kind} fusion on validation)"
+    if "lead_prior" in validation:
+        by_prior = validation["rougeL_by_lead_prior"]
+        return (f"sentence head with lead prior {validation['lead_prior']:g} (validation ROUGE-L: head alone "
+                f"{by_prior['0.0']:.3f}, chosen {validation['rougeL']:.3f}, Lead-k {by_prior['10000.0']:.3f})")
+    return "encoder head alone"
+
+
+def section(bundle: Path, reports: Path) -> str:
+    metrics = json.loads((bundle / "metrics.json").read_text())["tasks"]
+    lines = ["## What ships, and its figures", "",
+             "This section is rewritten by `make eval`; where it differs from the training-time figures above, "
+             "a fusion or lead prior was fitted after training (`akhbar.training.add_fusion`).", ""]
+    lines += [f"- **{task}**: {what_ships(task, figures['validation'])}." for task, figures in metrics.items()]
+    lines += ["", "Test figures (`make eval`, same-run baselines; 95% paired-bootstrap interval of the difference):", "",
+              "| task | data | model | baseline | baseline figure | model − baseline |", "|---|---|---|---|---|---|"]
+    for folder, (task, data, key) in REPORTS.items():
+        report_file = reports / folder / "metrics.json"
+        if not report_file.is_file():
+            continue
+        report = json.loads(report_file.read_text())
+        for name, base in report["baselines"].items():
+            if name == "oracle":
+                continue
+            low, high = base["diff_ci"]
+            lines.append(f"| {task} | {data} | {report['model'][key]:.3f} | {name} | {base[key]:.3f} | "
+                         f"[{low:+.3f}, {high:+.3f}] |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m akhbar.training.card BUNDLE REPORTS", file=sys.stderr)
+        return 2
+    bundle, reports = Path(args[0]), Path(args[1])
+    write_section(bundle / "README.md", section(bundle, reports), name="shipped-figures")
+    print(f"{bundle / 'README.md'}: shipped-figures section written")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
