@@ -375,6 +375,7 @@ def run(cfg: PretrainConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     set_seed(cfg.seed)
     work, out = Path(cfg.work_dir), Path(cfg.output_dir)
+    work.mkdir(parents=True, exist_ok=True)
     tokenizer, ids, heldout_ids, report = prepare_data(cfg, work)
     model = build_model(cfg, tokenizer)
     if cfg.embedding_init == "word2vec" and not cfg.init_from:
