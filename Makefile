@@ -111,15 +111,37 @@ eval: setup
 	$(EVAL) stance --data stance/ans_khouja2020 --report reports/stance-ans
 	$(EVAL) summary --data summary/ant_bbc --summary-sentences 1 --report reports/summary-ant_bbc
 	$(EVAL) summary --data summary/easc --split all --summary-sentences 3 --report reports/summary-easc
+	$(PY) -m akhbar.training.card $(SHARED_DIR) reports
 
-bench:
-	@echo "make bench: not implemented yet (see issue 7)" >&2; exit 1
+# Issue 7: every performance figure side by side in one run on one machine (benchmarks/README.md):
+# the service at concurrency 1 and 16 against a naive one-article loop, the GEMM compute limit,
+# the accuracy guard of faster variants (full validation splits) and pretraining throughput.
+# Writes benchmarks/results/latest.json and latest.md; about 8-10 minutes on 2 idle cores (estimated). Knobs
+# (environment or make variables): BENCH_ARTICLES (320), BENCH_C1_ARTICLES (100),
+# BENCH_MEDIAN_REPEATS (40), BENCH_ACCURACY_LIMIT (0: whole splits), BENCH_VARIANTS (int8,bf16),
+# BENCH_PRETRAIN_STEPS (20), BENCH_PRETRAIN_OBJECTIVES (electra), BENCH_STAGES, BENCH_OUT.
+# Quick check: make bench BENCH_ARTICLES=32 BENCH_ACCURACY_LIMIT=40 BENCH_OUT=/tmp/bench
+BENCH_FLAGS ?=
+bench: .venv/.stamp
+	$(PY) benchmarks/run.py $(BENCH_FLAGS)
 
-loadtest:
-	@echo "make loadtest: not implemented yet (see issue 8)" >&2; exit 1
+# Load test (issue 8, serving/README.md): `akhbar serve` on 127.0.0.1 with the models `make
+# serve` would load, locust with LOADTEST_USERS users for LOADTEST_SECONDS, then a burst
+# beyond the queue; prints requests/s, p50/p95/p99, failures and memory, fails on a broken
+# rule. LOADTEST_SECONDS=30 for a quick check; LOADTEST_FLAGS="--report FILE.json".
+LOADTEST_SECONDS ?= 300
+LOADTEST_USERS   ?= 32
+LOADTEST_FLAGS   ?=
+loadtest: setup
+	$(PY) -m akhbar.serving.loadtest --seconds $(LOADTEST_SECONDS) --users $(LOADTEST_USERS) $(LOADTEST_FLAGS)
 
-fuzz:
-	@echo "make fuzz: not implemented yet (see issue 8)" >&2; exit 1
+# Fuzz (issue 8, serving/README.md): `akhbar serve` with small limits, FUZZ_PER_ROUTE
+# requests per API route generated from its OpenAPI document plus a battery of bad input;
+# fails on any 5xx, hang, unexplained refusal or too few 200s. FUZZ_FLAGS="--report FILE.json".
+FUZZ_PER_ROUTE ?= 1000
+FUZZ_FLAGS     ?=
+fuzz: setup
+	$(PY) -m akhbar.serving.fuzz --per-route $(FUZZ_PER_ROUTE) $(FUZZ_FLAGS)
 
 # Batch scoring benchmark (issue 6): `akhbar score` against a loop that scores one article at
 # a time, on the 2,938 topic test articles with all three tasks; each in its own process, so

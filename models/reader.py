@@ -371,6 +371,8 @@ def _parse_json_line(raw: bytes) -> Row:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         return _Unparsed(f"invalid JSON ({error.msg} at column {error.colno})")
+    except RecursionError:
+        return _Unparsed("invalid JSON (nested too deeply)")
     if not isinstance(value, dict):
         return _Unparsed(f"not a JSON object (got {_type(value)}); JSON Lines holds one "
                          "object per line")

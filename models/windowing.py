@@ -37,9 +37,12 @@ def encode_windows(
 ) -> Windows:
     """Encode ``texts`` (optionally after a ``first`` segment, e.g. a claim) into windows.
 
-    With ``first`` given, only the text is windowed: every window repeats the full first
-    segment, as a claim must be seen beside each part of the article.
+    With ``first`` given, only the text is windowed: every window repeats the first
+    segment, as a claim must be seen beside each part of the article. A first segment
+    longer than half a window is cut to fit (a claim is a sentence, not an article).
     """
+    if first is not None:
+        first = _fit_first(tokenizer, first, (max_length - stride) // 2 - 2)
     kwargs = dict(truncation="only_second" if first is not None else True, max_length=max_length,
                   stride=stride, return_overflowing_tokens=True)
     enc = tokenizer(first, texts, **kwargs) if first is not None else tokenizer(texts, **kwargs)
@@ -56,6 +59,12 @@ def encode_windows(
         features.append({k: enc[k][row] for k in keys})
         doc_index.append(doc)
     return Windows(features, np.asarray(doc_index, dtype=np.int64), truncated)
+
+
+def _fit_first(tokenizer: PreTrainedTokenizerBase, first: list[str], cap: int) -> list[str]:
+    """Each first segment, cut to at most ``cap`` tokens (others are returned as they are)."""
+    ids = tokenizer(first, add_special_tokens=False)["input_ids"]
+    return [text if len(tokens) <= cap else tokenizer.decode(tokens[:cap]) for text, tokens in zip(first, ids)]
 
 
 def pool_logits(window_logits: np.ndarray, doc_index: np.ndarray, n_docs: int) -> np.ndarray:

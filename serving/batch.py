@@ -294,11 +294,30 @@ def _reject(tally: _Tally, line: int, record_id: Any, reason: str) -> None:
     from akhbar.models.reader import Reject
 
     shown = record_id if isinstance(record_id, str | int) and not isinstance(record_id, bool) else None
+    if isinstance(shown, str) and _unicode_problem({"id": shown}, ("id",)):
+        shown = None  # a lone surrogate cannot go into the UTF-8 rejects file
     tally.rejects.add(Reject(line, shown, reason))
 
 
 def _shown(key: str) -> str:
     return key if len(key) <= _SHOWN_ID_CHARS else key[:_SHOWN_ID_CHARS] + "…"
+
+
+def _unicode_problem(record: dict[str, Any], fields: Sequence[str]) -> str | None:
+    """A field holding a lone surrogate (JSON ``"\\ud800"``), which no UTF-8 file can hold.
+
+    Python's JSON reader accepts it, but the models' tokenizer and the UTF-8 output cannot;
+    the service's JSON parser refuses such a request as invalid JSON.
+    """
+    for name in fields:
+        value = record.get(name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"field '{name}': invalid Unicode (a lone surrogate such as \\ud800)"
+    return None
 
 
 def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdIndex,
@@ -318,13 +337,14 @@ def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdI
         if isinstance(own_id, str) and not own_id.strip():
             own_id = None  # an empty CSV cell: no id, as when the column is absent
         claims = (record.get(job.claims_field) or []) if stance else []
-        problem = None
-        if text := text_problem(record["text"], settings):
-            problem = f"field 'text': {text}"
-        elif title := title_problem(record.get("title"), settings):
-            problem = f"field 'title': {title}"
-        elif stance and (claim := claims_problem(claims, settings)):
-            problem = f"field '{job.claims_field}': {claim}"
+        problem = _unicode_problem(record, (job.id_field, "text", "title", job.claims_field))
+        if problem is None:
+            if text := text_problem(record["text"], settings):
+                problem = f"field 'text': {text}"
+            elif title := title_problem(record.get("title"), settings):
+                problem = f"field 'title': {title}"
+            elif stance and (claim := claims_problem(claims, settings)):
+                problem = f"field '{job.claims_field}': {claim}"
         if problem:
             _reject(tally, line, own_id, problem)
             tally.tick()
@@ -524,6 +544,9 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
         raise BatchError(str(exc)) from None
     except OSError as exc:  # the rejects file, beside the output
         raise BatchError(f"cannot write {exc.filename or 'a file'}: {exc.strerror or exc}") from None
+    except sqlite3.Error as exc:  # the id index, beside the output (a full disk)
+        raise BatchError(f"cannot write {index.path}: {exc}; the results written before are kept: make room, "
+                         "then rerun the same command with --resume") from None
     finally:
         output.close()
         index.close()

@@ -165,11 +165,19 @@ class JsonlResults:
             raise RuntimeError("JsonlResults.append before open")
         lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in results]
         if lines:
+            before = os.fstat(self._fd).st_size
             try:
                 _write_all(self._fd, "".join(lines).encode("utf-8"))
                 os.fsync(self._fd)
             except OSError as exc:
-                raise OutputError(f"cannot write {self.shown}: {exc.strerror}") from None
+                # A full disk or a file-size limit: drop the part of this chunk that got in, so
+                # the file holds whole lines only (--resume would cut it too).
+                try:
+                    os.ftruncate(self._fd, before)
+                except OSError:
+                    pass
+                raise OutputError(f"cannot write {self.shown}: {exc.strerror or exc}; the results written "
+                                  "before are kept: make room, then rerun the same command with --resume") from None
         return len(lines)
 
     def close(self) -> None:
@@ -352,14 +360,21 @@ class RejectsFile:
         self._file = None
 
     def add(self, reject: Reject) -> None:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
-        self._file.write(reject.to_json() + "\n")
-        self._file.flush()
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.write(reject.to_json() + "\n")
+            self._file.flush()
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}; the results written before are "
+                              "kept: make room, then rerun the same command with --resume") from None
         self.count += 1
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass  # add() already reported the failed write
             self._file = None

@@ -13,6 +13,10 @@ itself, as JSON with the request id, and never raises:
   ``Authorization: Bearer <token>``, compared in constant time; else 401.
 * Body size: 413 before the body is parsed, from ``Content-Length``; a body without one
   (chunked) is read up to the limit and refused as soon as it passes it.
+* Not found / wrong method: Starlette's plain-text 404 and 405 become JSON errors, so every
+  refusal is JSON.
+* Media type: ``multipart/form-data`` bodies get 415 (the API takes JSON; BentoML's form
+  parser answers a malformed one with a 500).
 * Queue: at most ``max_queue`` API requests in progress per worker; more get 503 with
   ``Retry-After``.
 * Timeout: an API request with no answer after ``request_timeout`` seconds gets 504 with
@@ -24,7 +28,10 @@ itself, as JSON with the request id, and never raises:
 The service's public routes call its batchable ``score_batch`` route in process (BentoML's
 self-proxy), through this same middleware. Those nested calls are recognised by a context
 variable set while an outer request is being handled, which no outside connection can set,
-and pass straight through.
+and pass straight through. The variable holds a marker that is closed before the outer
+request's last byte is sent: uvicorn starts a pipelined next request on the same connection
+from inside that send, in a copy of the outer request's context, and a still-open marker
+there would let it skip the token and every limit.
 """
 
 from __future__ import annotations
@@ -50,8 +57,19 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 access_log = logging.getLogger("akhbar.access")
 
-# Set while an outside request is handled; nested in-process calls see it and pass through.
-_INSIDE_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("akhbar_inside_request", default=False)
+
+class _Outer:
+    """The marker of an outside request in progress; closed once its answer is complete."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = True
+
+
+# Set while an outside request is handled; nested in-process calls see it open and pass through.
+_INSIDE_REQUEST: contextvars.ContextVar[_Outer | None] = contextvars.ContextVar("akhbar_inside_request",
+                                                                                default=None)
 # Per-request facts the handlers add for the log line (the article count).
 _REQUEST_FACTS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("akhbar_request_facts", default=None)
 
@@ -79,6 +97,19 @@ def _header(scope: dict, name: bytes) -> str | None:
     return None
 
 
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"content-type" and b"json" in v.lower() for k, v in headers)
+
+
+def _not_routed(status: int, scope: dict) -> str:
+    """A 404's or 405's message: the method and path (not content), and the API's routes."""
+    where = f"{scope.get('method')} {scope.get('path', '')[:200]}"
+    routes = "POST /analyze, /topic, /summarize or /stance"
+    if status == 404:
+        return f"no such route: {where}; the API is {routes}"
+    return f"method not allowed: {where}; the API is {routes}"
+
+
 class _TooLarge(Exception):
     pass
 
@@ -98,18 +129,27 @@ class AkhbarMiddleware:
         self.in_progress = 0
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http" or _INSIDE_REQUEST.get():
+        outer = _INSIDE_REQUEST.get()
+        if scope["type"] != "http" or (outer is not None and outer.open):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         given = _header(scope, b"x-request-id")
         request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         facts: dict[str, Any] = {"request_id": request_id, "articles": None, "status": None}
-        tokens = _INSIDE_REQUEST.set(True), _REQUEST_FACTS.set(facts), use(self.settings)
+        marker = _Outer()
+        tokens = _INSIDE_REQUEST.set(marker), _REQUEST_FACTS.set(facts), use(self.settings)
         path = scope.get("path", "")
+
+        async def send_closing(message: dict) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                marker.open = False  # before the send, which may start a pipelined request
+            await send(message)
+
         try:
-            await self._handle(scope, receive, send, path, facts)
+            await self._handle(scope, receive, send_closing, path, facts)
         finally:
+            marker.open = False
             for token in reversed(tokens):
                 token.var.reset(token)
             line = {
@@ -122,20 +162,29 @@ class AkhbarMiddleware:
     async def _handle(self, scope: dict, receive: Callable, send: Callable, path: str, facts: dict) -> None:
         settings = self.settings
         request_id = facts["request_id"]
-        replaced = {"pending": None}  # a downstream 503/504 whose body we replace
+        replaced = {"pending": None, "allow": []}  # a downstream 404/405/503/504 whose body we replace
 
         async def send_with_id(message: dict) -> None:
             if message["type"] == "http.response.start":
                 facts["status"] = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
-                if message["status"] in (503, 504) and not is_open(path):
-                    replaced["pending"] = message["status"]
+                status = message["status"]
+                if status in (503, 504) and not is_open(path):
+                    replaced["pending"] = status
+                    return
+                if status in (404, 405) and not _is_json(headers):  # Starlette's plain-text ones
+                    replaced["pending"] = status
+                    replaced["allow"] = [(k, v) for k, v in headers if k.lower() == b"allow"]
                     return
             elif message["type"] == "http.response.body" and replaced["pending"]:
                 if not message.get("more_body"):
                     status = replaced["pending"]
                     replaced["pending"] = None
+                    if status in (404, 405):
+                        await self._error(send, status, _not_routed(status, scope), request_id, facts=facts,
+                                          extra=replaced["allow"])
+                        return
                     problem = ("the service is busy: a batch could not start in time" if status == 503
                                else f"the request took longer than {settings.request_timeout:g} s")
                     await self._error(send, status, f"{problem}; retry later", request_id, retry=True, facts=facts)
@@ -167,6 +216,14 @@ class AkhbarMiddleware:
 
         if is_open(path):
             await self.app(scope, receive, send_with_id)
+            return
+
+        content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+        if scope.get("method") in BODY_METHODS and content_type == "multipart/form-data":
+            # BentoML parses form bodies for its file inputs, which akhbar has none of, and
+            # answers a malformed one (no boundary, bad framing) with a 500.
+            await self._error(send, 415, "Content-Type multipart/form-data is not accepted: send the articles "
+                              "as JSON with 'Content-Type: application/json'", request_id, facts=facts)
             return
 
         if self.in_progress >= settings.max_queue:

@@ -69,6 +69,7 @@ SERVER = Settings.from_env()
 # BentoML's own request timeout only backs ours up (AKHBAR_REQUEST_TIMEOUT, answered with
 # Retry-After by the middleware): BentoML's 504 carries no Retry-After and no request id.
 BACKSTOP_TIMEOUT_S = MAX_REQUEST_TIMEOUT + 60
+SELF_PROXY_NEVER_REFRESHES = {"max_requests": 2**62, "max_age": 1e15}
 
 logger = logging.getLogger("akhbar.serving")
 
@@ -77,17 +78,32 @@ logger = logging.getLogger("akhbar.serving")
 # Request and response models
 
 
+# The limits this server enforces, stated in its OpenAPI document (/docs.json) so that a
+# client, or a fuzzer, generating from the document sends what the service accepts. Only
+# documentation: the validators below enforce the limits, with messages naming the setting.
+# At least one character that str.strip() keeps: Python's whitespace spelled out, since the
+# document's regex dialect (ECMA-262) has a narrower \s (without \x1c-\x1f and \x85).
+NOT_BLANK = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_TEXT_SCHEMA = {"maxLength": SERVER.max_text_chars, "pattern": NOT_BLANK}
+_CLAIMS_SCHEMA = {"maxItems": SERVER.max_claims,
+                  "items": {"type": "string", "minLength": 1, "maxLength": SERVER.max_claim_chars,
+                            "pattern": NOT_BLANK}}
+
+
 class Article(BaseModel):
     """One article to score."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": SAMPLE_ARTICLE})
 
-    text: str = Field(min_length=1, description="The article, as published (at most AKHBAR_MAX_TEXT_CHARS, "
-                                                "default 100,000 characters).")
+    text: str = Field(min_length=1, json_schema_extra=_TEXT_SCHEMA,
+                      description="The article, as published (at most AKHBAR_MAX_TEXT_CHARS, "
+                                  "default 100,000 characters).")
     id: str | int | None = Field(None, description="Echoed in the result.")
-    title: str | None = Field(None, description="Headline; helps topic.")
-    claims: list[str] = Field(default_factory=list, description="Claims to judge the article's stance on "
-                                                                "(at most AKHBAR_MAX_CLAIMS, default 16).")
+    title: str | None = Field(None, json_schema_extra={"maxLength": SERVER.max_text_chars},
+                              description="Headline; helps topic.")
+    claims: list[str] = Field(default_factory=list, json_schema_extra=_CLAIMS_SCHEMA,
+                              description="Claims to judge the article's stance on "
+                                          "(at most AKHBAR_MAX_CLAIMS, default 16).")
     summary_sentences: int | None = Field(None, ge=1, le=MAX_SUMMARY_SENTENCES, strict=True,
                                           description="Summary length k (default 2).")
     summary_max_words: int | None = Field(None, ge=1, strict=True, description="Upper bound on summary words.")
@@ -118,8 +134,9 @@ class Article(BaseModel):
 class StanceArticle(Article):
     """An article for ``/stance``: at least one claim."""
 
-    claims: list[str] = Field(min_length=1, description="Claims to judge the article's stance on "
-                                                        "(1 to AKHBAR_MAX_CLAIMS, default 16).")
+    claims: list[str] = Field(min_length=1, json_schema_extra=_CLAIMS_SCHEMA,
+                              description="Claims to judge the article's stance on "
+                                          "(1 to AKHBAR_MAX_CLAIMS, default 16).")
 
 
 def _article_count(value: list) -> list:
@@ -129,8 +146,11 @@ def _article_count(value: list) -> list:
     return value
 
 
-Articles = Annotated[list[Article], Field(min_length=1), AfterValidator(_article_count)]
-StanceArticles = Annotated[list[StanceArticle], Field(min_length=1), AfterValidator(_article_count)]
+_ARTICLES_SCHEMA = {"maxItems": SERVER.max_articles}
+Articles = Annotated[list[Article], Field(min_length=1, json_schema_extra=_ARTICLES_SCHEMA),
+                     AfterValidator(_article_count)]
+StanceArticles = Annotated[list[StanceArticle], Field(min_length=1, json_schema_extra=_ARTICLES_SCHEMA),
+                           AfterValidator(_article_count)]
 
 
 class WorkItem(BaseModel):
@@ -250,7 +270,8 @@ def _stop_startup(message: str) -> None:
     """Log the one-sentence reason and stop the whole server, not just this worker.
 
     ``bentoml serve`` would otherwise restart a worker whose start-up failed every few
-    seconds, forever, with the port open but never ready.
+    seconds, forever, with the port open but never ready. A worker then exits at once:
+    raising would make BentoML and uvicorn log three tracebacks of this one sentence.
     """
     from bentoml._internal.context import server_context
 
@@ -260,6 +281,9 @@ def _stop_startup(message: str) -> None:
             f.write(message + "\n")
     if server_context.worker_index is not None:  # a `bentoml serve` worker: stop its arbiter
         os.kill(os.getppid(), signal.SIGTERM)
+        for handler in logging.getLogger("akhbar").handlers:
+            handler.flush()
+        os._exit(1)
     raise StartupError(message) from None
 
 
@@ -272,6 +296,11 @@ def _stop_startup(message: str) -> None:
     workers=SERVER.workers,
     threads=SERVER.threads,
     traffic={"timeout": BACKSTOP_TIMEOUT_S},
+    # The routes reach score_batch through BentoML's in-process client, which by default
+    # replaces its session every 100 calls (or 300 s) and closes the old one under the calls
+    # still using it: each of them then failed with a 500 ("Server disconnected"), about 1
+    # request in 10 at 32 concurrent callers. In process there is nothing to refresh.
+    runner_connection=SELF_PROXY_NEVER_REFRESHES,
     logging={"access": {"enabled": False}},  # akhbar.access logs one line per request instead
     labels={"project": "akhbar"},
 )
@@ -327,7 +356,8 @@ class Akhbar:
 
     @bentoml.api(batchable=True, max_batch_size=SERVER.max_batch_size, max_latency_ms=SERVER.max_latency_ms)
     def score_batch(
-        self, items: Annotated[list[WorkItem], Field(min_length=1), AfterValidator(_article_count)]
+        self, items: Annotated[list[WorkItem], Field(min_length=1, json_schema_extra=_ARTICLES_SCHEMA),
+                               AfterValidator(_article_count)]
     ) -> list[dict[str, Any]]:
         """Internal: the adaptive-batching entry the routes above share. Call /analyze instead.
 

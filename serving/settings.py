@@ -11,6 +11,7 @@ max_body_bytes             AKHBAR_MAX_BODY_BYTES       16777216    request body 
 request_timeout            AKHBAR_REQUEST_TIMEOUT      60          seconds before a request is answered 504
 max_queue                  AKHBAR_MAX_QUEUE            64          API requests in progress per worker; more: 503
 retry_after                AKHBAR_RETRY_AFTER          5           seconds suggested in ``Retry-After`` on 503/504
+shutdown_grace             AKHBAR_SHUTDOWN_GRACE       30          seconds requests in flight get to finish on SIGTERM
 api_token                  AKHBAR_API_TOKEN            (unset)     when set, API routes need ``Authorization: Bearer``
 summary_sentences          AKHBAR_SUMMARY_SENTENCES    2           default ``summary_sentences`` (k)
 topic_model                AKHBAR_TOPIC_MODEL          (store)     store tag or bundle directory for topic
@@ -63,6 +64,8 @@ class Settings:
     request_timeout: seconds a request may take before it is answered 504.
     max_queue: API requests one worker holds at once (running or queued); more get 503.
     retry_after: seconds suggested in ``Retry-After`` on 503 and 504 answers.
+    shutdown_grace: on SIGTERM, seconds the requests in flight get to finish before they are
+        cut off (``akhbar serve`` passes it to ``bentoml serve --timeout-graceful-shutdown``).
     api_token: bearer token the API routes require; None leaves them open.
     summary_sentences: summary length when a request does not give ``summary_sentences``.
     topic_model, stance_model, summary_model: a store tag or a bundle directory; None
@@ -83,6 +86,7 @@ class Settings:
     request_timeout: float = 60.0
     max_queue: int = 64
     retry_after: int = 5
+    shutdown_grace: int = 30
     api_token: str | None = None
     summary_sentences: int = 2
     topic_model: str | None = None

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,49 +85,25 @@ class Server:
         return httpx.post(self.url + route, json=body, headers={**auth, **(headers or {})}, timeout=60, **kwargs)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # akhbar serve forwards it to bentoml serve
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: the server and workers
-            process.wait()
-
-
-@contextmanager
-def live_server(bundle: Path, tmp: Path, **settings: str) -> Iterator[Server]:
-    """``akhbar serve`` on a free port with ``bundle`` for every task, a throw-away model store
-    in ``tmp`` and the ``AKHBAR_*`` ``settings``; waits until /readyz answers 200, then stops it."""
+def server_env(bundle: Path, tmp: Path, **settings: str) -> dict[str, str]:
+    """This environment without AKHBAR_*/BENTOML_* variables, then ``bundle`` for every task,
+    a throw-away model store in ``tmp``, no shipped defaults and the ``settings``."""
     (tmp / "no-defaults").mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AKHBAR_", "BENTOML_"))}
     env.update({
         "BENTOML_HOME": str(tmp / "bentoml"), "AKHBAR_DEFAULT_MODELS": str(tmp / "no-defaults"),
         **{f"AKHBAR_{t.upper()}_MODEL": str(bundle) for t in TASKS}, **settings,
     })
-    port = _free_port()
-    log = tmp / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([str(AKHBAR), "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                   env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert process.poll() is None, f"the server exited:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"not ready after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
-            try:  # while models load, the port accepts but does not answer: short timeouts
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        yield Server(url, process, log, settings.get("AKHBAR_API_TOKEN"))
-    finally:
-        _stop(process)
+    return env
+
+
+@contextmanager
+def live_server(bundle: Path, tmp: Path, **settings: str) -> Iterator[Server]:
+    """``akhbar serve`` on a free port with ``bundle`` for every task, a throw-away model store
+    in ``tmp`` and the ``AKHBAR_*`` ``settings``; waits until /readyz answers 200, then stops it."""
+    from akhbar.serving.localserver import local_server
+
+    # A server that exits or never gets ready raises RuntimeError with the end of its log.
+    with local_server(server_env(bundle, tmp, **settings), tmp / "server.log",
+                      start_timeout=START_TIMEOUT_S, stop_timeout=30) as server:
+        yield Server(server.url, server.process, server.log, settings.get("AKHBAR_API_TOKEN"))

@@ -379,14 +379,20 @@ def test_stop_startup_stops_the_bentoml_arbiter_only_inside_a_server_worker(monk
 
     from akhbar.serving import service
 
-    kills = []
+    kills, exits = [], []
+
+    def exit_(status):
+        exits.append(status)
+        raise SystemExit(status)
+
     monkeypatch.setattr(service.os, "kill", lambda pid, sig: kills.append((pid, sig)))
+    monkeypatch.setattr(service.os, "_exit", exit_)
     monkeypatch.setenv("AKHBAR_STARTUP_ERROR_FILE", str(tmp_path / "why"))
     with pytest.raises(service.StartupError):
         service._stop_startup("the topic model is missing.")
-    assert kills == []  # in process (tests, notebooks): never signal the parent
+    assert kills == [] and exits == []  # in process (tests, notebooks): never signal the parent or exit
     assert (tmp_path / "why").read_text().strip() == "the topic model is missing."
     monkeypatch.setattr(server_context, "worker_index", 1)
-    with pytest.raises(service.StartupError):
+    with pytest.raises(SystemExit):  # a server worker exits at once, without a traceback
         service._stop_startup("the topic model is missing.")
-    assert kills == [(service.os.getppid(), service.signal.SIGTERM)]
+    assert kills == [(service.os.getppid(), service.signal.SIGTERM)] and exits == [1]

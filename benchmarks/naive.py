@@ -1,0 +1,139 @@
+"""Stage ``naive``: the same models, one article at a time, no batching, no padding.
+
+What a script that calls the models directly would do, and the yardstick for what the
+service's design adds (adaptive batching across requests, length-sorted batches, one
+forward pass over many windows). For each article of the sample, in order:
+
+* topic: the article's topic input (title + body without boilerplate,
+  :func:`akhbar.models.inputs.topic_inputs`), its windows, one forward pass per window at
+  the window's own length, window logits averaged, the bundle's fusion part, softmax;
+* summary: its candidate sentences packed into sentence windows, one forward pass each,
+  the top ``k`` (2, the service's default) sentences;
+* stance: the claim (the title) with its evidence sentences, one pass per window, fusion.
+
+The inputs (windows and their tokens) are built by the same functions the service's
+:class:`~akhbar.models.predict.Predictor` calls, so both compute the same thing: most
+articles fit one window per task, i.e. three forward passes. ``torch.inference_mode``, the
+same bundles and tokenizer, and the service worker's thread settings (``run.py`` passes
+them in the environment). Model loading is timed apart; articles/s counts scoring only.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.special import softmax
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    load_predictors,
+    log,
+    percentiles_ms,
+    read_json,
+    read_jsonl,
+    stage_args,
+    write_json,
+)
+
+from akhbar.models.inputs import stance_inputs, summary_sentences, topic_inputs  # noqa: E402
+from akhbar.models.predict import pick_sentences, with_lead_prior  # noqa: E402
+from akhbar.models.windowing import encode_sentence_windows, encode_windows, pool_logits  # noqa: E402
+
+SUMMARY_K = 2  # the service's default summary_sentences
+
+
+def _tensors(feature: dict) -> dict[str, torch.Tensor]:
+    return {k: torch.tensor([v]) for k, v in feature.items()}
+
+
+def _label(predictor, task: str, texts: list[str], first: list[str] | None) -> tuple[str, int]:
+    """One text's label (windows one at a time); returns (label, forward passes)."""
+    settings = predictor.bundle.settings.tasks[task]
+    model, tokenizer = predictor.model, predictor.bundle.tokenizer
+    windows = encode_windows(tokenizer, texts, settings.max_length, settings.stride, settings.max_windows, first)
+    rows = []
+    for feature in windows.features:
+        t = _tensors(feature)
+        hidden = model.encode(t["input_ids"], t["attention_mask"], t.get("token_type_ids"))
+        rows.append(model.sequence_logits(task, hidden, t["attention_mask"]).float().numpy()[0])
+    logits = pool_logits(np.stack(rows), windows.doc_index, len(texts))
+    fusion = predictor.bundle.fusions.get(task)
+    if fusion is not None:
+        logits = fusion.fuse(logits, texts, first)
+    probs = softmax(logits / settings.temperature, axis=1)[0]
+    return settings.labels[int(probs.argmax())], len(windows)
+
+
+def _summary(predictor, text: str, task: str = "summary") -> tuple[tuple[int, ...], int]:
+    settings = predictor.bundle.settings.tasks[task]
+    model, tokenizer = predictor.model, predictor.bundle.tokenizer
+    sentences = summary_sentences(text)
+    windows = encode_sentence_windows(tokenizer, [[s.text for s in sentences]], settings.max_length,
+                                      settings.max_windows)
+    scores = np.full(len(sentences), -np.inf)
+    for feature, index in zip(windows.features, windows.sentence_index):
+        t = _tensors(feature)
+        hidden = model.encode(t["input_ids"], t["attention_mask"])
+        logits = model.sentence_logits(task, hidden, t["sentence_ids"]).float().numpy()[0]
+        scores[index] = logits[: len(index)]
+    scores = with_lead_prior(scores, settings.lead_prior)  # as Predictor.sentence_scores does
+    pick = pick_sentences(sentences, scores, SUMMARY_K, None, bool(windows.dropped[0]))
+    return pick.indices, len(windows)
+
+
+@torch.inference_mode()
+def score(article: dict, predictors: dict) -> dict:
+    """Topic, summary and the stance toward each claim of one article."""
+    text, title, claims = article["text"], article.get("title"), article.get("claims") or []
+    topic, passes = _label(predictors["topic"], "topic", topic_inputs([text], [title]), None)
+    indices, n = _summary(predictors["summary"], text)
+    passes += n
+    stances = []
+    for claim in claims:
+        k = predictors["stance"].bundle.settings.tasks["stance"].evidence_sentences
+        inputs, _evidence = stance_inputs([claim], [text], k)
+        label, n = _label(predictors["stance"], "stance", inputs, [claim])
+        stances.append(label)
+        passes += n
+    return {"topic": topic, "stances": stances, "summary": list(indices), "passes": passes}
+
+
+def main() -> int:
+    args = stage_args(__doc__.split("\n\n")[0])
+    config = read_json(args.config)
+    articles = read_jsonl(config["articles"])
+    started = time.perf_counter()
+    predictors = load_predictors(config["models"])
+    load_s = time.perf_counter() - started
+    for article in articles[: config.get("naive_warmup", 2)]:  # first calls allocate; not timed
+        score(article, predictors)
+    latencies, results = [], []
+    wall0 = time.perf_counter()
+    for i, article in enumerate(articles):
+        start = time.perf_counter()
+        result = score(article, predictors)
+        latencies.append(time.perf_counter() - start)
+        results.append({"i": i, **result})
+    wall = time.perf_counter() - wall0
+    passes = [r["passes"] for r in results]
+    log("naive", f"{len(articles)} articles in {wall:.1f} s, {len(articles) / wall:.2f} articles/s")
+    write_json(args.out, {
+        "articles": len(articles),
+        "load_s": round(load_s, 2),
+        "wall_s": round(wall, 3),
+        "articles_per_s": round(len(articles) / wall, 3),
+        "latency_ms": percentiles_ms(latencies),
+        "torch_threads": torch.get_num_threads(),
+        "forward_passes": {"total": int(sum(passes)), "per_article_mean": round(float(np.mean(passes)), 2),
+                           "articles_with_exactly_3": int(sum(p == 3 for p in passes))},
+        "results": results,
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""``make bench``: every figure of issue 7, measured side by side in one run on one machine.
+
+Stages, each a script of this folder run in a process of its own, one after another:
+
+1. ``service``  the real HTTP service (``akhbar serve``) under a separate load-generator
+   process at concurrency 1 and 16: articles/s, latency percentiles, the adaptive batch
+   sizes the service formed, the client's own CPU;
+2. ``naive``    the same models one article at a time, no batching, no padding;
+3. ``gemm``     the machine's sustained fp32 / bf16 / int8 matrix-multiply rate;
+4. ``flops``    the model FLOPs of every benchmark article, from the configs;
+5. ``accuracy`` faster variants (int8, bf16) against fp32 on the validation splits;
+6. ``pretrain`` ``akhbar pretrain`` against a stock ``BertForMaskedLM`` loop, tokens/s.
+
+Articles: a seeded random sample of ``--articles`` articles of the topic test split
+(``$AKHBAR_DATA/topic/ant_v2.1_multisource/test.jsonl.gz``), each with one claim, its own
+title; ``/analyze`` scores topic, summary and that claim's stance. Models: the ones the
+service would load (``AKHBAR_<TASK>_MODEL``, else promoted, else shipped defaults).
+
+Writes ``<out>/latest.json`` (top-level keys ``service_vs_naive``, ``fraction_of_limit``,
+``p50_ms_c1``, ``pretrain_vs_stock``, ``machine``, then the details) and ``<out>/latest.md``.
+See benchmarks/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BENCH_DIR, REPO, TOPIC_TEST, log, machine, read_json, resolve_models, write_json  # noqa: E402
+
+STAGES = ("service", "naive", "gemm", "flops", "accuracy", "pretrain")
+SCRIPTS = {"service": "service.py", "naive": "naive.py", "gemm": "gemm.py", "flops": "flops.py",
+           "accuracy": "accuracy.py", "pretrain": "pretrain_speed.py"}
+TARGETS = {"service_vs_naive": 5.0, "fraction_of_limit": 0.30, "p50_ms_c1": 100.0, "pretrain_vs_stock": 2.0}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--articles", type=int, default=_env_int("BENCH_ARTICLES", 320),
+                   help="Test articles in the sample that c16 and the naive loop both score (BENCH_ARTICLES).")
+    p.add_argument("--c1-articles", type=int, default=_env_int("BENCH_C1_ARTICLES", 100),
+                   help="Articles of the sample sent one at a time (concurrency 1).")
+    p.add_argument("--median-repeats", type=int, default=_env_int("BENCH_MEDIAN_REPEATS", 40),
+                   help="Requests with the median-length test article at concurrency 1 (p50_ms_c1).")
+    p.add_argument("--warmup-articles", type=int, default=16, help="Untimed requests before the phases.")
+    p.add_argument("--accuracy-limit", type=int, default=_env_int("BENCH_ACCURACY_LIMIT", 0),
+                   help="Records per validation split for the accuracy guard; 0: the whole splits.")
+    p.add_argument("--variants", default=os.environ.get("BENCH_VARIANTS", "int8,bf16"),
+                   help="Faster variants the accuracy guard scores against fp32 (int8, bf16).")
+    p.add_argument("--pretrain-steps", type=int, default=_env_int("BENCH_PRETRAIN_STEPS", 20),
+                   help="Timed steps of each pretraining way (after warm-up).")
+    p.add_argument("--pretrain-objectives", default=os.environ.get("BENCH_PRETRAIN_OBJECTIVES", "electra"),
+                   help="akhbar pretrain objectives to time; the first is the shipped one (Makefile: electra).")
+    p.add_argument("--pretrain-base", default=os.environ.get("BENCH_PRETRAIN_BASE", "models/default/base"),
+                   help="Base whose config and tokenizer both pretraining ways use.")
+    p.add_argument("--gemm-size", type=int, default=2048, help="n of the n × n GEMMs.")
+    p.add_argument("--gemm-seconds", type=float, default=3.0, help="Seconds each GEMM precision runs.")
+    p.add_argument("--precision", default=os.environ.get("BENCH_PRECISION", ""),
+                   help="Precision the service computes in (fp32, bf16, int8); default: what its settings say, "
+                        "else fp32.")
+    p.add_argument("--stages", default=os.environ.get("BENCH_STAGES", ",".join(STAGES)),
+                   help=f"Comma-separated subset of {', '.join(STAGES)}.")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the article sample.")
+    p.add_argument("--out", default=os.environ.get("BENCH_OUT", "benchmarks/results"),
+                   help="Folder for latest.json and latest.md.")
+    p.add_argument("--keep-work", default=None, help="Keep intermediate files (per-request records) here.")
+    return p
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs
+
+
+def prepare_articles(work: Path, n: int, seed: int) -> dict:
+    """The sample (JSON Lines, API shape) and the median-length test article."""
+    from akhbar.models.reader import data_root, read_records
+
+    source = data_root() / TOPIC_TEST
+    rows = list(read_records(source, "topic"))
+
+    def article(r: dict) -> dict:
+        title = (r.get("title") or "").strip()
+        return {"id": r["id"], "title": r.get("title"), "text": r["text"], "claims": [title] if title else []}
+
+    sample = [rows[i] for i in random.Random(seed).sample(range(len(rows)), min(n, len(rows)))]
+    median = sorted(rows, key=lambda r: (len(r["text"]), str(r["id"])))[len(rows) // 2]
+    with (work / "articles.jsonl").open("w", encoding="utf-8") as f:
+        for r in sample:
+            f.write(json.dumps(article(r), ensure_ascii=False) + "\n")
+    (work / "median.jsonl").write_text(json.dumps(article(median), ensure_ascii=False) + "\n", encoding="utf-8")
+    return {"source": str(source), "split_size": len(rows), "sample": len(sample), "seed": seed,
+            "median_article": {"id": median["id"], "chars": len(median["text"])}}
+
+
+def precision_in_use(requested: str) -> str:
+    """The service's compute precision: the knob, else a ``precision`` setting if the service
+    has one, else fp32 (the Predictor runs the bundle's fp32 weights without autocast)."""
+    if requested:
+        return requested
+    from akhbar.serving.settings import Settings
+
+    return str(getattr(Settings.from_env(), "precision", None) or "fp32")
+
+
+def run_stage(stage: str, config_path: Path, work: Path, env: dict[str, str]) -> tuple[dict | None, str | None, float]:
+    out = work / f"{stage}.json"
+    started = time.monotonic()
+    log("run", f"stage {stage} ...")
+    done = subprocess.run([sys.executable, str(BENCH_DIR / SCRIPTS[stage]), "--config", str(config_path),
+                           "--out", str(out)], env={**os.environ, **env}, stderr=subprocess.PIPE, text=True,
+                          check=False, cwd=REPO)
+    seconds = time.monotonic() - started
+    for line in done.stderr.splitlines():
+        if line.startswith("[bench"):
+            print(line, file=sys.stderr)
+    if done.returncode != 0 or not out.is_file():
+        log("run", f"stage {stage} FAILED after {seconds:.0f} s")
+        return None, done.stderr[-4000:], seconds
+    log("run", f"stage {stage} done in {seconds:.0f} s")
+    return read_json(out), None, seconds
+
+
+# ---------------------------------------------------------------------------------------
+# Figures
+
+
+def _ratio(a, b, digits: int = 2):
+    return round(a / b, digits) if a and b else None
+
+
+def summarize(r: dict, precision: str) -> dict:
+    """The headline figures from the stage results (None where a stage is missing)."""
+    service, naive, gemm, flops = r.get("service"), r.get("naive"), r.get("gemm"), r.get("flops")
+    pretrain, accuracy = r.get("pretrain"), r.get("accuracy")
+    out: dict = {}
+    c16 = service["phases"]["c16"] if service else None
+    out["service_vs_naive"] = _ratio(c16 and c16["articles_per_s"], naive and naive["articles_per_s"])
+    out["p50_ms_c1"] = service["phases"]["c1_median"]["latency_ms"]["p50"] if service else None
+    compute = {"precision": precision}
+    if c16 and flops:
+        done = [x["i"] for x in c16["results"] if x["status"] == 200]
+        useful = sum(flops["articles"][i]["flops"] for i in done)
+        compute["model_gflop_c16"] = round(useful / 1e9, 2)
+        compute["achieved_gflops_c16"] = round(useful / c16["wall_s"] / 1e9, 2)
+        compute["median_article_gflop"] = round(flops["median_article"]["flops"] / 1e9, 3)
+        compute["tokens_per_article_mean"] = round(
+            sum(sum(flops["articles"][i]["tokens"].values()) for i in done) / max(len(done), 1), 1)
+    if naive and flops:
+        useful = sum(a["flops"] for a in flops["articles"][: naive["articles"]])
+        compute["achieved_gflops_naive"] = round(useful / naive["wall_s"] / 1e9, 2)
+    if gemm:
+        compute["limit_gflops"] = {k: gemm[k].get("gflops") for k in ("fp32", "bf16", "int8")}
+    limit = gemm and gemm.get(precision, {}).get("gflops")
+    out["fraction_of_limit"] = round(compute["achieved_gflops_c16"] / limit, 3) \
+        if limit and "achieved_gflops_c16" in compute else None
+    if limit and "achieved_gflops_naive" in compute:
+        compute["naive_fraction_of_limit"] = round(compute["achieved_gflops_naive"] / limit, 3)
+    out["compute"] = compute
+    out["pretrain_vs_stock"] = pretrain["ratio"] if pretrain else None
+    out["accuracy_guard"] = {v: g["passes"] for v, g in accuracy["guard"].items()} if accuracy else None
+    if c16 and naive:
+        by_index = {x["i"]: x for x in c16["results"] if x["status"] == 200}
+        pairs = [(by_index[n["i"]], n) for n in naive["results"] if n["i"] in by_index]
+        stance_pairs = [(a, b) for s, n in pairs for a, b in zip(s["stances"], n["stances"])]
+        out["service_naive_agreement"] = {
+            "articles": len(pairs),
+            "topic": round(sum(s["topic"] == n["topic"] for s, n in pairs) / len(pairs), 4) if pairs else None,
+            "stance": round(sum(a == b for a, b in stance_pairs) / len(stance_pairs), 4) if stance_pairs else None,
+            "summary": round(sum(s.get("summary") == n["summary"] for s, n in pairs) / len(pairs), 4) if pairs else None,
+        }
+    return out
+
+
+def targets(s: dict) -> dict:
+    def check(key: str, higher: bool) -> dict:
+        value = s.get(key)
+        met = None if value is None else (value >= TARGETS[key] if higher else value <= TARGETS[key])
+        return {"value": value, "target": (">= " if higher else "<= ") + str(TARGETS[key]), "met": met}
+
+    return {"service_vs_naive": check("service_vs_naive", True), "fraction_of_limit": check("fraction_of_limit", True),
+            "p50_ms_c1": check("p50_ms_c1", False), "pretrain_vs_stock": check("pretrain_vs_stock", True)}
+
+
+def _fmt(value, suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value}{suffix}"
+
+
+def markdown(report: dict) -> str:
+    m, r, s = report["machine"], report["stages"], report
+    lines = [
+        "# akhbar benchmark (issue 7)", "",
+        f"Run {report['finished_at']} in {report['total_seconds']:.0f} s. Machine: {m['cpu']}, "
+        f"{m['usable_cpus']} usable CPUs, SIMD {', '.join(m['simd']) or 'n/a'}, {m['memory_gib']} GiB; torch "
+        f"{m['torch']} ({m['torch_threads_default']} threads by default); load average at start "
+        f"{', '.join(map(str, m['load_average_at_start']))}.", "",
+        "Models: " + ", ".join(f"{t} = `{v['version']}`" for t, v in report["models"].items()) + ".",
+        f"Articles: {report['articles']['sample']} of the {report['articles']['split_size']} topic test articles "
+        f"(seed {report['articles']['seed']}), one claim each (the title); median-length article "
+        f"`{report['articles']['median_article']['id']}` ({report['articles']['median_article']['chars']} characters).",
+        "",
+        "## Headline", "",
+        "| figure | value | target | met |", "|---|---:|---:|---|",
+    ]
+    for key, t in report["targets"].items():
+        lines.append(f"| {key} | {_fmt(t['value'])} | {t['target']} | {_fmt(t['met'])} |")
+    guard = s.get("accuracy_guard")
+    if guard:
+        lines.append(f"| accuracy guard (≤ {r['accuracy']['max_loss_points']} points lost) | "
+                     + ", ".join(f"{v}: {'pass' if ok else 'FAIL'}" for v, ok in guard.items()) + " | | |")
+
+    service = r.get("service")
+    if service:
+        lines += ["", "## Service (`POST /analyze`, one article per request)", "",
+                  "| phase | concurrency | requests ok | articles/s | p50 ms | p95 ms | p99 ms | batches formed "
+                  "(mean size; sizes: count) | load generator CPU (share of a core) | server CPU (cores) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+        for name, ph in service["phases"].items():
+            b = ph["batches"]
+            batches = (f"{b['batches']} ({b['mean_batch_size']}; " + ", ".join(f"{k}: {v}" for k, v in b["sizes"].items())
+                       + ")") if b.get("available") else "not exposed"
+            lat = ph["latency_ms"]
+            lines.append(f"| {name} | {ph['concurrency']} | {ph['ok']}/{ph['requests']} | {ph['articles_per_s']} | "
+                         f"{lat['p50']} | {lat['p95']} | {lat['p99']} | {batches} | "
+                         f"{ph['client_cpu_share_of_one_core']} | {ph['server_cpu_cores']} |")
+        errors = {n: ph["errors"] for n, ph in service["phases"].items() if ph["errors"]}
+        if errors:
+            lines += ["", f"Errors: {json.dumps(errors)}."]
+        lines += ["", f"Server start-up {service['startup_s']} s; worker thread settings: "
+                      f"{json.dumps(service['worker_thread_env']) if service['worker_thread_env'] else 'none set (torch default)'}."]
+    naive = r.get("naive")
+    if naive:
+        lat = naive["latency_ms"]
+        lines += ["", "## Naive baseline (same models, one article at a time, one pass per window, no padding)", "",
+                  f"{naive['articles']} articles in {naive['wall_s']} s: **{naive['articles_per_s']} articles/s**; "
+                  f"latency p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
+                  f"{naive['forward_passes']['per_article_mean']} forward passes per article "
+                  f"({naive['forward_passes']['articles_with_exactly_3']} articles with exactly 3); "
+                  f"{naive['torch_threads']} torch threads.", "",
+                  f"**Service ÷ naive at concurrency 16: {_fmt(s['service_vs_naive'], '×')}.**"]
+        agreement = s.get("service_naive_agreement")
+        if agreement:
+            lines.append(f"Same answers from both on {agreement['articles']} articles (share): topic {agreement['topic']}, "
+                         f"stance {agreement['stance']}, summary sentences {agreement['summary']} (they differ only by "
+                         "padding and summation order).")
+    compute = s.get("compute", {})
+    gemm = r.get("gemm")
+    if gemm or compute:
+        lines += ["", "## Compute limit", ""]
+        if gemm:
+            lines += [f"Sustained GEMM rate, {gemm['size']}×{gemm['size']}, {gemm['threads']} threads, "
+                      f"{gemm['seconds_each']} s each (median product; best in brackets):", "",
+                      "| precision | GFLOP/s (int8: GOP/s) |", "|---|---:|"]
+            for k in ("fp32", "bf16", "int8"):
+                g = gemm[k]
+                lines.append(f"| {k} | {g['gflops']} ({g['best_gflops']}) |" if g.get("available")
+                             else f"| {k} | unavailable: {g.get('note')} |")
+        lines += ["", f"Service precision: **{compute.get('precision')}**. Model FLOPs on the real tokens of the "
+                      f"articles the c16 phase scored: {_fmt(compute.get('model_gflop_c16'))} GFLOP "
+                      f"({_fmt(compute.get('tokens_per_article_mean'))} tokens per article, median-length article "
+                      f"{_fmt(compute.get('median_article_gflop'))} GFLOP); achieved "
+                      f"{_fmt(compute.get('achieved_gflops_c16'))} GFLOP/s at c16 = **{_fmt(s['fraction_of_limit'])} of "
+                      f"the {compute.get('precision')} limit** (naive loop: {_fmt(compute.get('achieved_gflops_naive'))} "
+                      f"GFLOP/s, {_fmt(compute.get('naive_fraction_of_limit'))})."]
+    accuracy = r.get("accuracy")
+    if accuracy:
+        names = list(accuracy["records"])
+        lines += ["", f"## Accuracy guard ({accuracy['subset']})", "",
+                  "| variant | " + " | ".join(f"{n} (n={accuracy['records'][n]})" for n in names)
+                  + " | worst Δ (points) | passes |",
+                  "|---|" + "---:|" * len(names) + "---:|---|"]
+        for variant, sets in accuracy["variants"].items():
+            g = accuracy["guard"].get(variant)
+            cells = [f"{sets[n]['metric']} {sets[n]['value']:.4f} ({sets[n]['records_per_s']}/s)" for n in names]
+            lines.append(f"| {variant} | " + " | ".join(cells) + " | "
+                         + (f"{g['worst_delta_points']} | {'yes' if g['passes'] else 'NO'} |" if g else "reference | |"))
+    pretrain = r.get("pretrain")
+    if pretrain:
+        lines += ["", f"## Pretraining ({pretrain['batch']} × {pretrain['seq_len']} token slots per batch, "
+                      f"{pretrain['precision']}, config of `{pretrain['base']}`)", "",
+                  "| way | non-padding tokens/s | padding share | steps timed |", "|---|---:|---:|---:|"]
+        for row in pretrain["rows"].values():
+            lines.append(f"| {row['way']} | {row['tokens_per_s']} | {row['padding_share']} | {row['steps_measured']} |")
+        lines += ["", f"**akhbar pretrain ({pretrain['shipped_objective']}) ÷ stock: {_fmt(pretrain['ratio'], '×')}.**"]
+    if report["failed"]:
+        lines += ["", "## Failed stages", ""] + [f"- {k}: see `failures` in latest.json" for k in report["failed"]]
+    lines += ["", "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report["stage_seconds"].items()) + ".", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        build_parser().error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    started = time.monotonic()
+    work = Path(args.keep_work or tempfile.mkdtemp(prefix="akhbar-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        info = machine()
+        from akhbar.serving.settings import Settings
+        from akhbar.serving.store import ModelStoreError
+
+        try:
+            models = resolve_models()
+        except ModelStoreError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 1
+        articles = prepare_articles(work, args.articles, args.seed)
+        precision = precision_in_use(args.precision)
+        log("run", f"{articles['sample']} articles; models: " + ", ".join(f"{t}={v['version']}" for t, v in models.items()))
+        config = {
+            "work": str(work), "models": models, "articles": str(work / "articles.jsonl"),
+            "median_article": str(work / "median.jsonl"), "c1_articles": args.c1_articles,
+            "median_repeats": args.median_repeats, "warmup_articles": args.warmup_articles,
+            "model_batch_size": Settings.from_env().model_batch_size,
+            "accuracy_limit": args.accuracy_limit, "variants": [v for v in args.variants.split(",") if v.strip()],
+            "max_loss_points": 0.5, "pretrain_steps": args.pretrain_steps,
+            "pretrain_objectives": [o for o in args.pretrain_objectives.split(",") if o.strip()],
+            "pretrain_base": args.pretrain_base, "pretrain_texts": 1000, "gemm_size": args.gemm_size, "gemm_seconds": args.gemm_seconds,
+        }
+        config_path = work / "config.json"
+        write_json(config_path, config)
+        results, failures, seconds = {}, {}, {}
+        thread_env: dict[str, str] = {}
+        for stage in (s for s in STAGES if s in stages):  # service first: the others copy its thread settings
+            result, error, seconds[stage] = run_stage(stage, config_path, work, thread_env)
+            if error is not None:
+                failures[stage] = error
+                continue
+            results[stage] = result
+            if stage == "service":
+                thread_env = result.get("worker_thread_env", {})
+        summary = summarize(results, precision)
+        headline = {k: summary.pop(k) for k in ("service_vs_naive", "fraction_of_limit", "p50_ms_c1", "pretrain_vs_stock")}
+        report = {
+            **headline,
+            "machine": info,
+            "targets": targets(headline),
+            **summary,
+            "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "total_seconds": round(time.monotonic() - started, 1),
+            "stage_seconds": {k: round(v, 1) for k, v in seconds.items()},
+            "knobs": {k: v for k, v in vars(args).items() if k not in ("out", "keep_work")},
+            "models": models,
+            "articles": articles,
+            "failed": sorted(failures),
+            "failures": failures,
+            "stages": {k: _slim(k, v) for k, v in results.items()},
+        }
+        out = Path(args.out)
+        write_json(out / "latest.json", report)
+        (out / "latest.md").write_text(markdown(report), encoding="utf-8")
+        log("run", f"wrote {out / 'latest.json'} and {out / 'latest.md'} in {report['total_seconds']:.0f} s")
+        print(markdown(report))
+        return 1 if failures else 0
+    finally:
+        if not args.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _slim(stage: str, result: dict) -> dict:
+    """Stage results without the per-request and per-article lists (kept with --keep-work)."""
+    result = json.loads(json.dumps(result))
+    if stage == "service":
+        for phase in result["phases"].values():
+            phase.pop("results", None)
+    elif stage == "naive":
+        result.pop("results", None)
+    elif stage == "flops":
+        result["articles"] = len(result["articles"])
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""Stage ``service``: the real HTTP service under load at concurrency 1 and 16.
+
+Starts ``akhbar serve`` (the BentoML server, with the service's default settings and the
+run's models) on a free port, waits for ``/readyz``, then runs the load generator
+(:mod:`loadgen`, a separate process) once per phase:
+
+* ``warmup``: every article of the c16 set's first ``warmup`` articles at concurrency 16 (not reported);
+* ``c1``: the first ``c1_articles`` articles of the sample, one request at a time;
+* ``c1_median``: the median-length test article, ``median_repeats`` times, one at a time;
+* ``c16``: every article of the sample at concurrency 16.
+
+Around each phase it reads ``/metrics`` (BentoML's ``bentoml_service_adaptive_batch_size``
+histogram of the batchable ``score_batch`` route: how many requests each adaptive batch
+merged) and the CPU time of the server's process tree (``/proc``), and reports both as
+differences over the phase.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BENCH_DIR, TASKS, THREAD_ENV, log, read_json, stage_args, write_json  # noqa: E402
+
+READY_TIMEOUT_S = 300
+METRIC = "bentoml_service_adaptive_batch_size"
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def _tree(pid: int) -> list[int]:
+    tree, out, todo = _children(), [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(tree.get(p, []))
+    return out
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these (running) processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(fields[i]) for i in (11, 12))  # utime, stime (fields 14, 15 of stat)
+    return total / ticks
+
+
+def _worker_threads(pids: list[int]) -> tuple[int | None, dict[str, str]]:
+    """The BentoML worker's pid and its thread settings (only the THREAD_ENV variables)."""
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "_bentoml_impl.worker" not in cmdline:
+            continue
+        try:
+            pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            return pid, {}
+        env = dict(p.decode(errors="replace").split("=", 1) for p in pairs if b"=" in p)
+        return pid, {k: env[k] for k in THREAD_ENV if k in env}
+    return None, {}
+
+
+def batch_histogram(url: str) -> dict[str, float]:
+    """Cumulative bucket counts, ``sum`` and ``count`` of the adaptive-batch-size histogram
+    (``score_batch``), summed over workers; empty when /metrics does not answer."""
+    try:
+        text = httpx.get(url + "/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match or not match["name"].startswith(METRIC):
+            continue
+        labels = dict(_LABEL.findall(match["labels"] or ""))
+        if labels.get("method_name", "score_batch") != "score_batch":
+            continue
+        suffix = match["name"][len(METRIC):]
+        key = {"_sum": "sum", "_count": "count"}.get(suffix) or (f"le={labels.get('le')}" if suffix == "_bucket" else None)
+        if key:
+            out[key] = out.get(key, 0.0) + float(match["value"])
+    return out
+
+
+def batch_sizes(before: dict[str, float], after: dict[str, float]) -> dict:
+    """Batches formed between two histogram readings: count, mean size, and how many fell in
+    each size range (the histogram's buckets are 1, 2, 4, 8, ...)."""
+    if not after:
+        return {"available": False}
+    count = after.get("count", 0) - before.get("count", 0)
+    total = after.get("sum", 0) - before.get("sum", 0)
+    edges = sorted((float(k[3:]), k) for k in after if k.startswith("le=") and k[3:] != "+Inf")
+    ranges: dict[str, int] = {}
+    previous_edge, previous_cum = 0.0, 0.0
+    for edge, key in edges:
+        cum = after[key] - before.get(key, 0)
+        n = int(round(cum - previous_cum))
+        if n:
+            lo, hi = int(previous_edge) + 1, int(edge)
+            ranges[str(hi) if lo == hi else f"{lo}-{hi}"] = n
+        previous_edge, previous_cum = edge, cum
+    return {"available": True, "batches": int(count), "requests": int(total),
+            "mean_batch_size": round(total / count, 2) if count else None, "sizes": ranges}
+
+
+def start_server(models: dict, log_path: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    env = dict(os.environ)
+    env.update({f"AKHBAR_{t.upper()}_MODEL": models[t]["path"] for t in TASKS})
+    env.update(extra_env)
+    port = _free_port()
+    akhbar = Path(sys.executable).parent / "akhbar"
+    with open(log_path, "wb") as out:
+        process = subprocess.Popen([str(akhbar), "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                   env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"service: the server exited during start-up:\n{log_path.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            stop_server(process)
+            raise SystemExit(f"service: not ready after {READY_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
+        try:  # while models load, the port accepts but does not answer: short timeouts
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # akhbar serve forwards it to bentoml serve
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: the server and its workers
+            process.wait()
+
+
+def run_phase(name: str, url: str, articles: Path, concurrency: int, work: Path, server_pid: int,
+              repeat: int = 1) -> dict:
+    out = work / f"loadgen-{name}.json"
+    before_hist, before_cpu = batch_histogram(url), _cpu_seconds(_tree(server_pid))
+    command = [sys.executable, str(BENCH_DIR / "loadgen.py"), "--url", url, "--articles", str(articles),
+               "--concurrency", str(concurrency), "--repeat", str(repeat), "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"service: the load generator failed in phase {name}:\n{done.stderr[-3000:]}")
+    after_cpu, after_hist = _cpu_seconds(_tree(server_pid)), batch_histogram(url)
+    result = read_json(out)
+    result["batches"] = batch_sizes(before_hist, after_hist)
+    result["server_cpu_s"] = round(after_cpu - before_cpu, 2)
+    result["server_cpu_cores"] = round((after_cpu - before_cpu) / result["wall_s"], 2) if result["wall_s"] else None
+    log("service", f"{name}: {result['ok']}/{result['requests']} ok, {result['articles_per_s']} articles/s, "
+                   f"p50 {result['latency_ms']['p50']} ms, batches {result['batches'].get('mean_batch_size')}")
+    return result
+
+
+def main() -> int:
+    args = stage_args(__doc__.split("\n\n")[0])
+    config = read_json(args.config)
+    work = Path(config["work"])
+    sample = Path(config["articles"])
+    c1_file, warm_file = work / "articles-c1.jsonl", work / "articles-warmup.jsonl"
+    lines = sample.read_text(encoding="utf-8").splitlines(keepends=True)
+    c1_file.write_text("".join(lines[: config["c1_articles"]]), encoding="utf-8")
+    warm_file.write_text("".join(lines[: config["warmup_articles"]]), encoding="utf-8")
+
+    log_path = work / "server.log"
+    started = time.monotonic()
+    process, url = start_server(config["models"], log_path, config.get("server_env", {}))
+    startup_s = time.monotonic() - started
+    log("service", f"ready at {url} after {startup_s:.1f} s")
+    try:
+        pids = _tree(process.pid)
+        worker_pid, thread_env = _worker_threads(pids)
+        phases = {}
+        run_phase("warmup", url, warm_file, 16, work, process.pid)
+        phases["c1"] = run_phase("c1", url, c1_file, 1, work, process.pid)
+        phases["c1_median"] = run_phase("c1_median", url, Path(config["median_article"]), 1, work, process.pid,
+                                        repeat=config["median_repeats"])
+        phases["c16"] = run_phase("c16", url, sample, 16, work, process.pid)
+        metrics_ok = bool(batch_histogram(url))
+    finally:
+        stop_server(process)
+    write_json(args.out, {
+        "url_kind": "akhbar serve (BentoML), one worker process per AKHBAR_WORKERS",
+        "startup_s": round(startup_s, 1),
+        "worker_thread_env": thread_env,
+        "worker_found": worker_pid is not None,
+        "metrics_available": metrics_ok,
+        "phases": phases,
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""``make loadtest``: the service under sustained load, as a newsroom would run it (issue 8).
+
+It starts ``akhbar serve`` on a free port of 127.0.0.1 with the models the service would use
+(``AKHBAR_<TASK>_MODEL``, the promoted or the shipped ones) and its own settings, then:
+
+1. **Load**: locust (:mod:`akhbar.serving.locustfile`), in a process of its own, runs
+   ``--users`` concurrent users (32) for ``--seconds`` (300), each posting real-length
+   articles to ``POST /analyze`` back to back. The server's resident memory (``akhbar
+   serve``, BentoML's process manager and its workers together) is sampled every second.
+2. **Overload**: twice ``AKHBAR_MAX_QUEUE`` plus ``--overload-extra`` (32) requests at once,
+   more than the service holds: each must be answered: 200, 503 (or 429) with ``Retry-After``
+   for those beyond the queue (at least one must be), or 504 with ``Retry-After`` for those
+   admitted but not scored within ``AKHBAR_REQUEST_TIMEOUT``; never a dropped connection.
+3. **Afterwards**: ``/readyz`` must answer 200 and the server must still run.
+
+It reports requests/s, p50/p95/p99 latency, failures, memory after the warm-up
+(``--warmup`` seconds, default a fifth of the run up to 60 s) and at the end, and the
+overload answers; it exits 1 when a rule is broken: any failed request under load, memory
+at the end more than 10 % above the warmed-up value, an overload answer other than
+those above (or one without ``Retry-After``), or a server that is down or not ready
+afterwards.
+
+Articles: the topic test split of ``$AKHBAR_DATA`` (real articles, each with its title as a
+claim) when it is there, else project-written articles of 1,500-4,000 characters.
+
+    python -m akhbar.serving.loadtest [--seconds 300] [--users 32] [--report PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from akhbar.serving.settings import Settings
+
+TOPIC_TEST = "topic/ant_v2.1_multisource"
+MAX_MEMORY_GROWTH = 0.10
+SHED_STATUSES = (429, 503)
+TIMED_OUT = 504  # admitted, but not scored within AKHBAR_REQUEST_TIMEOUT: answered, with Retry-After
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def load_articles(limit: int, max_chars: int) -> tuple[list[dict[str, Any]], str]:
+    """Up to ``limit`` articles to post, and where they came from."""
+    try:
+        from akhbar.models.reader import DataError, dataset_path, read_records
+
+        articles = []
+        for record in read_records(dataset_path(TOPIC_TEST), "topic", split="test"):
+            if len(articles) >= limit:
+                break
+            text, title = record["text"][:max_chars], record.get("title")
+            articles.append({"id": str(record.get("id") or record["_line"]), "title": title, "text": text,
+                             "claims": [title] if title and title.strip() else []})
+        if articles:
+            return articles, f"{len(articles)} articles of the topic test split ($AKHBAR_DATA)"
+    except (DataError, OSError, ValueError):
+        pass
+    return _written_articles(limit, max_chars), f"{limit} project-written articles (no $AKHBAR_DATA)"
+
+
+def _written_articles(limit: int, max_chars: int) -> list[dict[str, Any]]:
+    from akhbar.serving.service import SAMPLE_ARTICLE
+
+    paragraph = SAMPLE_ARTICLE["text"].split("\n")[0]
+    out = []
+    for i in range(limit):
+        size = 1500 + (i * 997) % 2500  # 1,500-4,000 characters
+        text = (" ".join([paragraph] * (size // len(paragraph) + 1)))[: min(size, max_chars)]
+        out.append({"id": f"load-{i}", "title": SAMPLE_ARTICLE["title"], "text": text,
+                    "claims": SAMPLE_ARTICLE["claims"][: 1 + i % 2]})
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Figures
+
+
+@dataclass
+class LoadFigures:
+    requests: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+    rps: float = 0.0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    failure_kinds: dict[str, int] = field(default_factory=dict)
+
+
+def percentile(histogram: dict[int, int], q: float) -> float | None:
+    """The ``q`` quantile (0-1) of locust's response-time histogram (ms -> count)."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank, seen = q * total, 0
+    for ms in sorted(histogram):
+        seen += histogram[ms]
+        if seen >= rank:
+            return float(ms)
+    return float(max(histogram))
+
+
+def read_locust_json(path: Path) -> LoadFigures:
+    """Totals and percentiles from locust's ``--json-file`` (its CSV's last row undercounts)."""
+    entries = json.loads(path.read_text(encoding="utf-8"))
+    figures = LoadFigures()
+    histogram: dict[int, int] = {}
+    starts, ends = [], []
+    for entry in entries:
+        figures.requests += entry["num_requests"]
+        figures.failures += entry["num_failures"]
+        for ms, count in entry.get("response_times", {}).items():
+            histogram[int(float(ms))] = histogram.get(int(float(ms)), 0) + count
+        if entry["num_requests"]:
+            starts.append(entry["start_time"])
+            ends.append(entry["last_request_timestamp"])
+        if entry.get("max_response_time") is not None:
+            figures.max_ms = max(figures.max_ms or 0.0, float(entry["max_response_time"]))
+    if starts:
+        figures.seconds = max(ends) - min(starts)
+        figures.rps = figures.requests / figures.seconds if figures.seconds > 0 else 0.0
+    figures.p50_ms, figures.p95_ms, figures.p99_ms = (percentile(histogram, q) for q in (0.50, 0.95, 0.99))
+    return figures
+
+
+class MemorySampler(threading.Thread):
+    """Samples the server's resident memory every ``every`` seconds until stopped."""
+
+    def __init__(self, server, every: float = 1.0):
+        super().__init__(daemon=True)
+        self.server, self.every = server, every
+        self.samples: list[tuple[float, int]] = []
+        self.started = time.monotonic()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.samples.append((time.monotonic() - self.started, self.server.rss_bytes()))
+            self._halt.wait(self.every)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+
+    def at(self, seconds: float) -> int | None:
+        """The first sample at or after ``seconds``."""
+        return next((rss for t, rss in self.samples if t >= seconds), None)
+
+
+# ---------------------------------------------------------------------------------------
+# Phases
+
+
+def run_load(server, articles_file: Path, out: Path, users: int, seconds: int, spawn_rate: int,
+             env: dict[str, str]) -> tuple[LoadFigures, int, str]:
+    """locust against ``server`` for ``seconds``; its figures, exit status and output tail."""
+    locustfile = Path(__file__).with_name("locustfile.py")
+    command = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", server.url,
+               "-u", str(users), "-r", str(spawn_rate), "-t", f"{seconds}s", "--stop-timeout", "30",
+               "--json-file", str(out / "stats"), "--csv", str(out / "run"), "--exit-code-on-error", "1",
+               "--only-summary", "--loglevel", "WARNING"]
+    locust_env = {**env, "AKHBAR_LOADTEST_ARTICLES": str(articles_file)}
+    with open(out / "locust.log", "wb") as log:
+        proc = subprocess.Popen(command, env=locust_env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            code = proc.wait(timeout=seconds + 180)  # bounded: the run, the stop timeout, start-up
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+    tail = (out / "locust.log").read_text(encoding="utf-8", errors="replace")[-3000:]
+    stats = out / "stats.json"
+    figures = read_locust_json(stats) if stats.exists() else LoadFigures()
+    if stats.exists():
+        failures = out / "run_failures.csv"
+        if failures.exists():
+            import csv
+
+            with failures.open(encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    figures.failure_kinds[row.get("Error", "?")[:120]] = int(row.get("Occurrences", 0) or 0)
+    return figures, code, tail
+
+
+@dataclass
+class OverloadFigures:
+    sent: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    shed_without_retry_after: int = 0
+    seconds: float = 0.0
+
+
+def run_overload(url: str, articles: list[dict[str, Any]], count: int, timeout: float,
+                 token: str | None) -> OverloadFigures:
+    """``count`` requests at once, each on its own connection; what came back."""
+    import asyncio
+
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    figures = OverloadFigures(sent=count)
+
+    async def one(client: httpx.AsyncClient, i: int) -> None:
+        try:
+            response = await client.post("/analyze", json={"articles": [articles[i % len(articles)]]})
+            key = str(response.status_code)
+            figures.shed_without_retry_after += (response.status_code in (*SHED_STATUSES, TIMED_OUT)
+                                                 and not response.headers.get("retry-after"))
+        except httpx.HTTPError as exc:
+            key = type(exc).__name__
+        figures.statuses[key] = figures.statuses.get(key, 0) + 1
+
+    async def burst() -> None:
+        limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout, limits=limits) as client:
+            await asyncio.gather(*(one(client, i) for i in range(count)))
+
+    started = time.monotonic()
+    asyncio.run(burst())
+    figures.seconds = time.monotonic() - started
+    return figures
+
+
+@dataclass
+class LoadReport:
+    articles: str
+    users: int
+    seconds: int
+    warmup: int
+    load: LoadFigures
+    locust_exit: int
+    rss_warm_mib: float | None
+    rss_end_mib: float | None
+    rss_peak_mib: float | None
+    overload: OverloadFigures
+    ready_after: int | None
+    alive_after: bool
+    rss_every_10s_mib: list[int] = field(default_factory=list)
+
+    @property
+    def memory_growth(self) -> float | None:
+        if not self.rss_warm_mib or self.rss_end_mib is None:
+            return None
+        return self.rss_end_mib / self.rss_warm_mib - 1
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.load.requests == 0:
+            out.append("no request was made under load")
+        if self.load.failures or self.locust_exit != 0:
+            out.append(f"{self.load.failures} failed request(s) under load (locust exit {self.locust_exit}): "
+                       f"{self.load.failure_kinds}")
+        if self.memory_growth is None:
+            out.append("no memory figures")
+        elif self.memory_growth > MAX_MEMORY_GROWTH:
+            out.append(f"resident memory grew {self.memory_growth:.1%} after the warm-up "
+                       f"({self.rss_warm_mib:.0f} -> {self.rss_end_mib:.0f} MiB)")
+        allowed = ("200", str(TIMED_OUT), *map(str, SHED_STATUSES))
+        other = {k: v for k, v in self.overload.statuses.items() if k not in allowed}
+        if other:
+            out.append(f"overload answers other than 200/429/503/504: {other}")
+        if self.overload.shed_without_retry_after:
+            out.append(f"{self.overload.shed_without_retry_after} shed answer(s) without Retry-After")
+        if not any(self.overload.statuses.get(str(s)) for s in SHED_STATUSES):
+            out.append("the overload burst was not shed (no 429/503): raise --overload-extra")
+        if self.ready_after != 200 or not self.alive_after:
+            out.append(f"afterwards: /readyz {self.ready_after}, server running: {self.alive_after}")
+        return out
+
+    def text(self) -> str:
+        load = self.load
+
+        def ms(value):
+            return "-" if value is None else f"{value:.0f} ms"
+
+        growth = "-" if self.memory_growth is None else f"{self.memory_growth:+.1%}"
+        return "\n".join([
+            f"load test: {self.users} users for {self.seconds} s on 127.0.0.1, {self.articles}",
+            "",
+            "| requests | failed | requests/s | p50 | p95 | p99 | max |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {load.requests} | {load.failures} | {load.rps:.1f} | {ms(load.p50_ms)} | {ms(load.p95_ms)} | "
+            f"{ms(load.p99_ms)} | {ms(load.max_ms)} |",
+            "",
+            f"resident memory: {self.rss_warm_mib or 0:.0f} MiB after {self.warmup} s of warm-up, "
+            f"{self.rss_end_mib or 0:.0f} MiB at the end ({growth}), peak {self.rss_peak_mib or 0:.0f} MiB",
+            f"overload: {self.overload.sent} requests at once -> {dict(sorted(self.overload.statuses.items()))} "
+            f"in {self.overload.seconds:.1f} s; shed without Retry-After: {self.overload.shed_without_retry_after}",
+            f"afterwards: /readyz {self.ready_after}, server running: {self.alive_after}",
+        ])
+
+
+def run(args: argparse.Namespace, env: dict[str, str]) -> LoadReport:
+    from akhbar.serving.localserver import local_server
+
+    settings = Settings.from_env(env)
+    articles, source = load_articles(args.articles, settings.max_text_chars)
+    warmup = args.warmup if args.warmup is not None else min(60, args.seconds // 5)
+    with tempfile.TemporaryDirectory(prefix="akhbar-loadtest-") as tmp:
+        out = Path(tmp)
+        articles_file = out / "articles.json"
+        articles_file.write_text(json.dumps(articles, ensure_ascii=False), encoding="utf-8")
+        print(f"loadtest: starting akhbar serve; {source}", file=sys.stderr)
+        with local_server(env, out / "server.log") as server:
+            print(f"loadtest: {args.users} users for {args.seconds} s against {server.url}", file=sys.stderr)
+            sampler = MemorySampler(server)
+            sampler.start()
+            load, code, tail = run_load(server, articles_file, out, args.users, args.seconds, args.spawn_rate, env)
+            sampler.stop()
+            if code != 0 and not load.requests:
+                print(tail, file=sys.stderr)
+            ends = [rss for t, rss in sampler.samples if t <= args.seconds]
+            # Twice the queue: requests still in the socket backlog are not in the queue yet.
+            count = 2 * settings.max_queue + args.overload_extra
+            print(f"loadtest: overload, {count} requests at once", file=sys.stderr)
+            overload = run_overload(server.url, articles, count, settings.request_timeout + 30, settings.api_token)
+            try:
+                ready = httpx.get(server.url + "/readyz", timeout=30).status_code
+            except httpx.HTTPError:
+                ready = None
+            alive = server.process.poll() is None
+        mib = 1 << 20
+        warm = sampler.at(warmup)
+        return LoadReport(
+            articles=source, users=args.users, seconds=args.seconds, warmup=warmup, load=load, locust_exit=code,
+            rss_warm_mib=warm / mib if warm else None, rss_end_mib=ends[-1] / mib if ends else None,
+            rss_peak_mib=max((r for _, r in sampler.samples), default=0) / mib, overload=overload,
+            ready_after=ready, alive_after=alive,
+            rss_every_10s_mib=[round(rss / mib) for t, rss in sampler.samples if t <= args.seconds][::10])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m akhbar.serving.loadtest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=_env_int("LOADTEST_SECONDS", 300),
+                        help="How long the load runs (default 300, or $LOADTEST_SECONDS).")
+    parser.add_argument("--users", type=int, default=_env_int("LOADTEST_USERS", 32),
+                        help="Concurrent users (default 32, or $LOADTEST_USERS).")
+    parser.add_argument("--spawn-rate", type=int, default=8, help="Users started per second (default 8).")
+    parser.add_argument("--warmup", type=int, default=None, help="Seconds of load before the 'after warm-up' "
+                        "memory figure (default: a fifth of the run, at most 60).")
+    parser.add_argument("--articles", type=int, default=200, help="Distinct articles to send (default 200).")
+    parser.add_argument("--overload-extra", type=int, default=32,
+                        help="Requests beyond twice AKHBAR_MAX_QUEUE in the overload burst (default 32).")
+    parser.add_argument("--report", type=Path, default=None, help="Also write the figures here as JSON.")
+    args = parser.parse_args(argv)
+    for name in ("seconds", "users", "spawn_rate", "articles", "overload_extra"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    env = dict(os.environ)
+    try:
+        Settings.from_env(env)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        report = run(args, env)
+    except RuntimeError as exc:  # the server did not start
+        print(f"loadtest: {exc}", file=sys.stderr)
+        return 1
+    print(report.text())
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        data = {**asdict(report), "memory_growth": report.memory_growth, "problems": report.problems()}
+        args.report.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    problems = report.problems()
+    for line in problems:
+        print(f"FAIL {line}")
+    print("loadtest: " + ("passed" if not problems else f"{len(problems)} problem(s)"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
