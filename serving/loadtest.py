@@ -136,7 +136,10 @@ def read_locust_json(path: Path) -> LoadFigures:
     if starts:
         figures.seconds = max(ends) - min(starts)
         figures.rps = figures.requests / figures.seconds if figures.seconds > 0 else 0.0
-    figures.p50_ms, figures.p95_ms, figures.p99_ms = (percentile(histogram, q) for q in (0.50, 0.95, 0.99))
+    # Locust rounds times above 100 ms to two significant digits: no percentile above the max.
+    figures.p50_ms, figures.p95_ms, figures.p99_ms = (
+        min(p, figures.max_ms) if p is not None and figures.max_ms is not None else p
+        for p in (percentile(histogram, q) for q in (0.50, 0.95, 0.99)))
     return figures
 
 
