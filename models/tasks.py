@@ -10,6 +10,13 @@ from dataclasses import dataclass
 
 TOPIC_LABELS = ("culture", "economy", "internationalNews", "middleEast", "sport", "technology")
 STANCE_LABELS = ("agree", "disagree", "discuss", "unrelated")
+# The coarse topic labels (the topic data's ``label_coarse``): both news-of-the-world labels fold into politics.
+TOPIC_COARSE = {"internationalNews": "politics", "middleEast": "politics"}
+
+
+def coarse_topic(label: str) -> str:
+    """A topic label on the coarse scale (labels without a coarse parent stay as they are)."""
+    return TOPIC_COARSE.get(label, label)
 
 
 @dataclass(frozen=True)

@@ -25,16 +25,12 @@ from akhbar.models.bundle import load_bundle
 from akhbar.models.inputs import topic_inputs
 from akhbar.models.predict import Predictor
 from akhbar.models.reader import read_records
+from akhbar.models.tasks import coarse_topic
 from akhbar.training.baselines import fit_predict_tfidf
 from akhbar.training.finetune import parse_args, resolve_data, run
 from akhbar.training.metrics import bootstrap_ci, bootstrap_diff_ci, macro_f1
 
-COARSE = {"internationalNews": "politics", "middleEast": "politics"}
 WORK = Path("work/outlets")
-
-
-def coarse(label: str) -> str:
-    return COARSE.get(label, label)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -55,8 +51,8 @@ def held_out(outlet: str, splits: dict[str, list[dict]], overrides: list[str]) -
     tfidf = fit_predict_tfidf(topic_inputs([r["text"] for r in train], [r.get("title") for r in train]),
                               np.array([r["label"] for r in train]),
                               topic_inputs([r["text"] for r in test], [r.get("title") for r in test]))
-    return {"gold": [r["label_coarse"] for r in test], "model": [coarse(p.label) for p in model],
-            "tfidf": [coarse(str(label)) for label in tfidf]}
+    return {"gold": [r["label_coarse"] for r in test], "model": [coarse_topic(p.label) for p in model],
+            "tfidf": [coarse_topic(str(label)) for label in tfidf]}
 
 
 def figures(gold: list[str], model: list[str], tfidf: list[str]) -> dict:
