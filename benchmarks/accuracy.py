@@ -1,15 +1,14 @@
 """Stage ``accuracy``: the accuracy guard. Every faster variant against fp32, on validation.
 
-Each variant wraps the same loaded bundles without touching ``models/``:
+Each variant is a ``precision`` of :class:`~akhbar.models.predict.Predictor`, the service's
+scoring path (:mod:`akhbar.models.precision`), on the same loaded bundles:
 
-* ``fp32``: the bundles as the service runs them (the reference);
-* ``int8``: ``torch.ao.quantization.quantize_dynamic`` of every ``nn.Linear`` (int8 weights,
-  activations quantised per batch at run time; works on torch 2.13 with a deprecation
-  warning in favour of torchao);
-* ``bf16``: the encoder under ``torch.autocast("cpu", dtype=torch.bfloat16)``, heads in fp32.
+* ``fp32``: the bundles as trained (the reference);
+* ``int8``: dynamic quantisation of the encoder's linear layers (int8 weights, activations
+  quantised per batch at run time);
+* ``bf16``: the encoder under bf16 autocast, heads and fusions in fp32.
 
-Each is scored through :class:`~akhbar.models.predict.Predictor` (the service's scoring path,
-batch size ``AKHBAR_MODEL_BATCH_SIZE``) with the metrics training reports:
+Each is scored with batch size ``AKHBAR_MODEL_BATCH_SIZE`` and the metrics training reports:
 
 * topic: macro-F1 on ``topic/ant_v2.1_multisource`` validation;
 * stance: macro-F1 on ``stance/unifiedfc_baly2018`` and ``stance/ans_khouja2020`` validation
@@ -23,15 +22,12 @@ same records for every variant) instead of the whole split.
 
 from __future__ import annotations
 
-import copy
 import random
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import log, read_json, stage_args, write_json  # noqa: E402
@@ -51,7 +47,6 @@ SETS = (  # (name, task, dataset folder, metric)
 )
 SUMMARY_K = 1
 WARMUP = 4  # records per set scored untimed before each variant's timed pass
-VARIANTS = ("fp32", "int8", "bf16")
 
 
 def records(dataset: str, task: str, limit: int, seed: int = 0) -> list[dict]:
@@ -59,27 +54,6 @@ def records(dataset: str, task: str, limit: int, seed: int = 0) -> list[dict]:
     if 0 < limit < len(rows):
         rows = [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), limit))]
     return rows
-
-
-def variant_model(model: torch.nn.Module, variant: str) -> torch.nn.Module:
-    """A copy of ``model`` (an AkhbarModel) that computes in ``variant``'s precision."""
-    if variant == "fp32":
-        return model
-    if variant == "int8":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    if variant == "bf16":
-        wrapped = copy.copy(model)  # shares the weights; only this copy's encode changes
-        encode = model.encode
-
-        def encode_bf16(*args, **kwargs):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return encode(*args, **kwargs).float()
-
-        wrapped.encode = encode_bf16
-        return wrapped
-    raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
 
 
 def score_set(predictor: Predictor, task: str, rows: list[dict], metric: str) -> float:
@@ -107,12 +81,9 @@ def main() -> int:
             bundles[ref["path"]] = load_bundle(ref["path"])
     results: dict[str, dict] = {}
     for variant in variants:
-        # One variant copy per bundle: a bundle shared by several tasks is converted once.
-        predictors = {}
-        for path, bundle in bundles.items():
-            predictor = Predictor(bundle, batch_size=batch_size)
-            predictor.model = variant_model(bundle.model, variant)
-            predictors[path] = predictor
+        # One predictor per bundle: a bundle shared by several tasks is converted once.
+        predictors = {path: Predictor(bundle, batch_size=batch_size, precision=variant)
+                      for path, bundle in bundles.items()}
         results[variant] = {}
         for name, task, _, metric in SETS:  # untimed first calls: allocation, lazy imports
             score_set(predictors[config["models"][task]["path"]], task, data[name][:WARMUP], metric)

@@ -20,9 +20,6 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "benchmarks"
 TOPIC_TEST = "topic/ant_v2.1_multisource/test.jsonl.gz"
 TASKS = ("topic", "summary", "stance")
-# Thread settings a BentoML worker may receive; the naive loop and the GEMMs copy them.
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BENTOML_NUM_THREAD",
-              "RAYON_RS_NUM_CPUS")
 
 
 def read_json(path: str | Path) -> Any:
@@ -115,8 +112,8 @@ def resolve_models(overrides: dict[str, str | None] | None = None) -> dict[str, 
     return {t: {"path": str(r.path), "version": r.version} for t, r in refs.items()}
 
 
-def load_predictors(models: dict[str, dict[str, str]], batch_size: int = 16) -> dict:
-    """``{task: Predictor}``; a bundle shared by several tasks is loaded once."""
+def load_predictors(models: dict[str, dict[str, str]], batch_size: int = 16, precision: str = "fp32") -> dict:
+    """``{task: Predictor}`` computing in ``precision``; a bundle shared by several tasks is loaded once."""
     from akhbar.models.bundle import load_bundle
     from akhbar.models.predict import Predictor
 
@@ -124,19 +121,9 @@ def load_predictors(models: dict[str, dict[str, str]], batch_size: int = 16) -> 
     out = {}
     for task, ref in models.items():
         if ref["path"] not in loaded:
-            loaded[ref["path"]] = Predictor(load_bundle(ref["path"]), batch_size=batch_size)
+            loaded[ref["path"]] = Predictor(load_bundle(ref["path"]), batch_size=batch_size, precision=precision)
         out[task] = loaded[ref["path"]]
     return out
-
-
-def apply_threads(env: dict[str, str]) -> None:
-    """Use the thread settings the service's worker had (its ``OMP_NUM_THREADS`` and kin)."""
-    import torch
-
-    for key, value in env.items():
-        os.environ[key] = value
-    if env.get("OMP_NUM_THREADS", "").isdigit():
-        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
 
 
 def log(stage: str, message: str) -> None:

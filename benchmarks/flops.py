@@ -2,7 +2,8 @@
 
 For every article of the sample (and the median-length article) it builds the same token
 windows the service builds (topic windows, summary sentence windows, the claim's stance
-windows; :mod:`akhbar.models.windowing`) and counts, per window of ``L`` real tokens, with
+windows; :mod:`akhbar.models.windowing`; no topic windows when the topic head reads the
+summary windows, as the shipped bundle's does: then topic costs only its head) and counts, per window of ``L`` real tokens, with
 ``h`` the hidden size, ``i`` the feed-forward size and ``n`` the layers::
 
     encoder = n · (L · 2 · (4h² + 2h·i)  +  4 · L² · h)
@@ -56,7 +57,9 @@ def article_cost(article: dict, predictors: dict) -> dict:
         cost["windows"][task] = cost["windows"].get(task, 0) + len(lengths)
 
     stance_k = predictors["stance"].bundle.settings.tasks["stance"].evidence_sentences
-    passes = [("topic", topic_inputs([text], [title]), None)]
+    topic = predictors["topic"].bundle.settings.tasks["topic"]
+    shared = topic.reads == "summary" and predictors["topic"] is predictors["summary"]
+    passes = [] if shared else [("topic", topic_inputs([text], [title]), None)]
     passes += [("stance", stance_inputs([c], [text], stance_k)[0], [c]) for c in claims]
     for task, inputs, first in passes:
         predictor = predictors[task]
@@ -74,6 +77,8 @@ def article_cost(article: dict, predictors: dict) -> dict:
     h = _shape(predictor)[0]
     scored = sum(len(index) for index in windows.sentence_index)
     add("summary", [len(f["input_ids"]) for f in windows.features], scored * 2 * (h * h + h))
+    if shared:  # the topic head on each summary window's pooled state
+        add("topic", [], len(windows) * 2 * (h * h + h * len(topic.labels)))
     return cost
 
 

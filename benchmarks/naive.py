@@ -6,7 +6,10 @@ forward pass over many windows). For each article of the sample, in order:
 
 * topic: the article's topic input (title + body without boilerplate,
   :func:`akhbar.models.inputs.topic_inputs`), its windows, one forward pass per window at
-  the window's own length, window logits averaged, the bundle's fusion part, softmax;
+  the window's own length, window logits averaged, the bundle's fusion part, softmax. When
+  the topic head reads the summary windows (the shipped bundle), its windows are those,
+  passed through the encoder for topic alone, as a script calling topic and summary
+  separately would;
 * summary: its candidate sentences packed into sentence windows, one forward pass each,
   the top ``k`` (2, the service's default) sentences;
 * stance: the claim (the title) with its evidence sentences, one pass per window, fusion.
@@ -14,8 +17,11 @@ forward pass over many windows). For each article of the sample, in order:
 The inputs (windows and their tokens) are built by the same functions the service's
 :class:`~akhbar.models.predict.Predictor` calls, so both compute the same thing: most
 articles fit one window per task, i.e. three forward passes. ``torch.inference_mode``, the
-same bundles and tokenizer, and the service worker's thread settings (``run.py`` passes
-them in the environment). Model loading is timed apart; articles/s counts scoring only.
+same bundles and tokenizer, torch's default threads (every usable core, which the service's
+workers share out among themselves) and fp32, the arithmetic the models were trained in.
+When the service computes in another precision, the loop runs a second time in that
+precision, so the report can say how much of the service's lead is arithmetic and how much
+is its design. Model loading is timed apart; articles/s counts scoring only.
 """
 
 from __future__ import annotations
@@ -50,16 +56,22 @@ def _tensors(feature: dict) -> dict[str, torch.Tensor]:
     return {k: torch.tensor([v]) for k, v in feature.items()}
 
 
-def _label(predictor, task: str, texts: list[str], first: list[str] | None) -> tuple[str, int]:
-    """One text's label (windows one at a time); returns (label, forward passes)."""
+def _label(predictor, task: str, texts: list[str], first: list[str] | None,
+           article: str | None = None) -> tuple[str, int]:
+    """One text's label (windows one at a time); returns (label, forward passes).
+
+    ``article``: the raw text, whose sentence windows a task that ``reads`` them scores."""
     settings = predictor.bundle.settings.tasks[task]
     model, tokenizer = predictor.model, predictor.bundle.tokenizer
-    windows = encode_windows(tokenizer, texts, settings.max_length, settings.stride, settings.max_windows, first)
+    if settings.reads:
+        _, windows = predictor.sentence_windows([article], settings.reads)
+    else:
+        windows = encode_windows(tokenizer, texts, settings.max_length, settings.stride, settings.max_windows, first)
     rows = []
     for feature in windows.features:
         t = _tensors(feature)
-        hidden = model.encode(t["input_ids"], t["attention_mask"], t.get("token_type_ids"))
-        rows.append(model.sequence_logits(task, hidden, t["attention_mask"]).float().numpy()[0])
+        hidden = predictor.encode(t)
+        rows.append(model.sequence_logits(task, hidden, t["attention_mask"]).numpy()[0])
     logits = pool_logits(np.stack(rows), windows.doc_index, len(texts))
     fusion = predictor.bundle.fusions.get(task)
     if fusion is not None:
@@ -77,8 +89,8 @@ def _summary(predictor, text: str, task: str = "summary") -> tuple[tuple[int, ..
     scores = np.full(len(sentences), -np.inf)
     for feature, index in zip(windows.features, windows.sentence_index):
         t = _tensors(feature)
-        hidden = model.encode(t["input_ids"], t["attention_mask"])
-        logits = model.sentence_logits(task, hidden, t["sentence_ids"]).float().numpy()[0]
+        hidden = predictor.encode(t)
+        logits = model.sentence_logits(task, hidden, t["sentence_ids"]).numpy()[0]
         scores[index] = logits[: len(index)]
     scores = with_lead_prior(scores, settings.lead_prior)  # as Predictor.sentence_scores does
     pick = pick_sentences(sentences, scores, SUMMARY_K, None, bool(windows.dropped[0]))
@@ -89,7 +101,7 @@ def _summary(predictor, text: str, task: str = "summary") -> tuple[tuple[int, ..
 def score(article: dict, predictors: dict) -> dict:
     """Topic, summary and the stance toward each claim of one article."""
     text, title, claims = article["text"], article.get("title"), article.get("claims") or []
-    topic, passes = _label(predictors["topic"], "topic", topic_inputs([text], [title]), None)
+    topic, passes = _label(predictors["topic"], "topic", topic_inputs([text], [title]), None, text)
     indices, n = _summary(predictors["summary"], text)
     passes += n
     stances = []
@@ -102,14 +114,12 @@ def score(article: dict, predictors: dict) -> dict:
     return {"topic": topic, "stances": stances, "summary": list(indices), "passes": passes}
 
 
-def main() -> int:
-    args = stage_args(__doc__.split("\n\n")[0])
-    config = read_json(args.config)
-    articles = read_jsonl(config["articles"])
+def run(articles: list[dict], models: dict, precision: str, warmup: int) -> dict:
+    """Every article once, in order, at ``precision``: throughput, latency, answers."""
     started = time.perf_counter()
-    predictors = load_predictors(config["models"])
+    predictors = load_predictors(models, precision=precision)
     load_s = time.perf_counter() - started
-    for article in articles[: config.get("naive_warmup", 2)]:  # first calls allocate; not timed
+    for article in articles[:warmup]:  # first calls allocate; not timed
         score(article, predictors)
     latencies, results = [], []
     wall0 = time.perf_counter()
@@ -120,8 +130,9 @@ def main() -> int:
         results.append({"i": i, **result})
     wall = time.perf_counter() - wall0
     passes = [r["passes"] for r in results]
-    log("naive", f"{len(articles)} articles in {wall:.1f} s, {len(articles) / wall:.2f} articles/s")
-    write_json(args.out, {
+    log("naive", f"{precision}: {len(articles)} articles in {wall:.1f} s, {len(articles) / wall:.2f} articles/s")
+    return {
+        "precision": precision,
         "articles": len(articles),
         "load_s": round(load_s, 2),
         "wall_s": round(wall, 3),
@@ -131,7 +142,19 @@ def main() -> int:
         "forward_passes": {"total": int(sum(passes)), "per_article_mean": round(float(np.mean(passes)), 2),
                            "articles_with_exactly_3": int(sum(p == 3 for p in passes))},
         "results": results,
-    })
+    }
+
+
+def main() -> int:
+    args = stage_args(__doc__.split("\n\n")[0])
+    config = read_json(args.config)
+    articles = read_jsonl(config["articles"])
+    warmup = config.get("naive_warmup", 2)
+    result = run(articles, config["models"], "fp32", warmup)
+    if config.get("precision", "fp32") != "fp32":
+        other = run(articles, config["models"], config["precision"], warmup)
+        result["at_service_precision"] = {k: other[k] for k in ("precision", "articles_per_s", "latency_ms")}
+    write_json(args.out, result)
     return 0
 
 

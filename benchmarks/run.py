@@ -35,6 +35,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from akhbar.models.precision import PRECISIONS
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH_DIR, REPO, TOPIC_TEST, log, machine, read_json, resolve_models, write_json  # noqa: E402
 
@@ -70,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Base whose config and tokenizer both pretraining ways use.")
     p.add_argument("--gemm-size", type=int, default=2048, help="n of the n × n GEMMs.")
     p.add_argument("--gemm-seconds", type=float, default=3.0, help="Seconds each GEMM precision runs.")
-    p.add_argument("--precision", default=os.environ.get("BENCH_PRECISION", ""),
-                   help="Precision the service computes in (fp32, bf16, int8); default: what its settings say, "
-                        "else fp32.")
+    p.add_argument("--precision", default=os.environ.get("BENCH_PRECISION", ""), choices=("", *PRECISIONS),
+                   help="Precision the service computes in (auto, fp32, bf16, int8; BENCH_PRECISION); default: "
+                        "its AKHBAR_PRECISION setting.")
     p.add_argument("--stages", default=os.environ.get("BENCH_STAGES", ",".join(STAGES)),
                    help=f"Comma-separated subset of {', '.join(STAGES)}.")
     p.add_argument("--seed", type=int, default=0, help="Seed of the article sample.")
@@ -108,21 +110,20 @@ def prepare_articles(work: Path, n: int, seed: int) -> dict:
 
 
 def precision_in_use(requested: str) -> str:
-    """The service's compute precision: the knob, else a ``precision`` setting if the service
-    has one, else fp32 (the Predictor runs the bundle's fp32 weights without autocast)."""
-    if requested:
-        return requested
+    """The service's compute precision on this machine: the knob (passed to the server as
+    ``AKHBAR_PRECISION``), else the service's setting, with ``auto`` resolved."""
+    from akhbar.models.precision import resolve_precision
     from akhbar.serving.settings import Settings
 
-    return str(getattr(Settings.from_env(), "precision", None) or "fp32")
+    return resolve_precision(requested or Settings.from_env().precision)
 
 
-def run_stage(stage: str, config_path: Path, work: Path, env: dict[str, str]) -> tuple[dict | None, str | None, float]:
+def run_stage(stage: str, config_path: Path, work: Path) -> tuple[dict | None, str | None, float]:
     out = work / f"{stage}.json"
     started = time.monotonic()
     log("run", f"stage {stage} ...")
     done = subprocess.run([sys.executable, str(BENCH_DIR / SCRIPTS[stage]), "--config", str(config_path),
-                           "--out", str(out)], env={**os.environ, **env}, stderr=subprocess.PIPE, text=True,
+                           "--out", str(out)], stderr=subprocess.PIPE, text=True,
                           check=False, cwd=REPO)
     seconds = time.monotonic() - started
     for line in done.stderr.splitlines():
@@ -150,6 +151,9 @@ def summarize(r: dict, precision: str) -> dict:
     out: dict = {}
     c16 = service["phases"]["c16"] if service else None
     out["service_vs_naive"] = _ratio(c16 and c16["articles_per_s"], naive and naive["articles_per_s"])
+    same = naive and naive.get("at_service_precision")
+    if same:
+        out["service_vs_naive_same_precision"] = _ratio(c16 and c16["articles_per_s"], same["articles_per_s"])
     out["p50_ms_c1"] = service["phases"]["c1_median"]["latency_ms"]["p50"] if service else None
     compute = {"precision": precision}
     if c16 and flops:
@@ -240,8 +244,9 @@ def markdown(report: dict) -> str:
         errors = {n: ph["errors"] for n, ph in service["phases"].items() if ph["errors"]}
         if errors:
             lines += ["", f"Errors: {json.dumps(errors)}."]
-        lines += ["", f"Server start-up {service['startup_s']} s; worker thread settings: "
-                      f"{json.dumps(service['worker_thread_env']) if service['worker_thread_env'] else 'none set (torch default)'}."]
+        workers = service.get("workers") or []
+        kinds = sorted({f"{w['precision']} with {w['torch_threads']} torch thread(s)" for w in workers})
+        lines += ["", f"Server start-up {service['startup_s']} s; {len(workers)} worker(s): {', '.join(kinds) or 'n/a'}."]
     naive = r.get("naive")
     if naive:
         lat = naive["latency_ms"]
@@ -250,13 +255,19 @@ def markdown(report: dict) -> str:
                   f"latency p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
                   f"{naive['forward_passes']['per_article_mean']} forward passes per article "
                   f"({naive['forward_passes']['articles_with_exactly_3']} articles with exactly 3); "
-                  f"{naive['torch_threads']} torch threads.", "",
+                  f"{naive['torch_threads']} torch threads, {naive['precision']}.", "",
                   f"**Service ÷ naive at concurrency 16: {_fmt(s['service_vs_naive'], '×')}.**"]
+        same = naive.get("at_service_precision")
+        if same:
+            lines.append(f"The same loop in the service's precision ({same['precision']}): {same['articles_per_s']} "
+                         f"articles/s, p50 {same['latency_ms']['p50']} ms; service ÷ that loop: "
+                         f"{_fmt(s.get('service_vs_naive_same_precision'), '×')} (the part of the lead that is not "
+                         "arithmetic).")
         agreement = s.get("service_naive_agreement")
         if agreement:
             lines.append(f"Same answers from both on {agreement['articles']} articles (share): topic {agreement['topic']}, "
-                         f"stance {agreement['stance']}, summary sentences {agreement['summary']} (they differ only by "
-                         "padding and summation order).")
+                         f"stance {agreement['stance']}, summary sentences {agreement['summary']} (they differ by "
+                         "padding, summation order and the service's precision).")
     compute = s.get("compute", {})
     gemm = r.get("gemm")
     if gemm or compute:
@@ -264,11 +275,13 @@ def markdown(report: dict) -> str:
         if gemm:
             lines += [f"Sustained GEMM rate, {gemm['size']}×{gemm['size']}, {gemm['threads']} threads, "
                       f"{gemm['seconds_each']} s each (median product; best in brackets):", "",
-                      "| precision | GFLOP/s (int8: GOP/s) |", "|---|---:|"]
+                      "| precision | GFLOP/s (int8: GOP/s) | at the encoder's feed-forward shape (4096 tokens) |",
+                      "|---|---:|---:|"]
             for k in ("fp32", "bf16", "int8"):
-                g = gemm[k]
-                lines.append(f"| {k} | {g['gflops']} ({g['best_gflops']}) |" if g.get("available")
-                             else f"| {k} | unavailable: {g.get('note')} |")
+                g, small = gemm[k], gemm.get("encoder_shape", {}).get(k, {})
+                narrow = f"{small['gflops']} ({small['best_gflops']})" if small.get("available") else "n/a"
+                lines.append(f"| {k} | {g['gflops']} ({g['best_gflops']}) | {narrow} |" if g.get("available")
+                             else f"| {k} | unavailable: {g.get('note')} | {narrow} |")
         lines += ["", f"Service precision: **{compute.get('precision')}**. Model FLOPs on the real tokens of the "
                       f"articles the c16 phase scored: {_fmt(compute.get('model_gflop_c16'))} GFLOP "
                       f"({_fmt(compute.get('tokens_per_article_mean'))} tokens per article, median-length article "
@@ -336,19 +349,18 @@ def main(argv: list[str] | None = None) -> int:
             "max_loss_points": 0.5, "pretrain_steps": args.pretrain_steps,
             "pretrain_objectives": [o for o in args.pretrain_objectives.split(",") if o.strip()],
             "pretrain_base": args.pretrain_base, "pretrain_texts": 1000, "gemm_size": args.gemm_size, "gemm_seconds": args.gemm_seconds,
+            "server_env": {"AKHBAR_PRECISION": args.precision} if args.precision else {},
+            "precision": precision,
         }
         config_path = work / "config.json"
         write_json(config_path, config)
         results, failures, seconds = {}, {}, {}
-        thread_env: dict[str, str] = {}
-        for stage in (s for s in STAGES if s in stages):  # service first: the others copy its thread settings
-            result, error, seconds[stage] = run_stage(stage, config_path, work, thread_env)
+        for stage in (s for s in STAGES if s in stages):
+            result, error, seconds[stage] = run_stage(stage, config_path, work)
             if error is not None:
                 failures[stage] = error
                 continue
             results[stage] = result
-            if stage == "service":
-                thread_env = result.get("worker_thread_env", {})
         summary = summarize(results, precision)
         headline = {k: summary.pop(k) for k in ("service_vs_naive", "fraction_of_limit", "p50_ms_c1", "pretrain_vs_stock")}
         report = {

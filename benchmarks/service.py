@@ -29,12 +29,13 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH_DIR, TASKS, THREAD_ENV, log, read_json, stage_args, write_json  # noqa: E402
+from common import BENCH_DIR, TASKS, log, read_json, stage_args, write_json  # noqa: E402
 
 READY_TIMEOUT_S = 300
 METRIC = "bentoml_service_adaptive_batch_size"
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_LOADED = re.compile(r"akhbar: models loaded \(([^,]+), (\d+) torch threads\)")
 
 
 def _free_port() -> int:
@@ -79,22 +80,10 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
-def _worker_threads(pids: list[int]) -> tuple[int | None, dict[str, str]]:
-    """The BentoML worker's pid and its thread settings (only the THREAD_ENV variables)."""
-    for pid in pids:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "_bentoml_impl.worker" not in cmdline:
-            continue
-        try:
-            pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            return pid, {}
-        env = dict(p.decode(errors="replace").split("=", 1) for p in pairs if b"=" in p)
-        return pid, {k: env[k] for k in THREAD_ENV if k in env}
-    return None, {}
+def _workers(log_path: Path) -> list[dict]:
+    """Each worker's precision and torch threads, from its start-up line in the server log."""
+    return [{"precision": m[1], "torch_threads": int(m[2])}
+            for m in _LOADED.finditer(log_path.read_text(encoding="utf-8", errors="replace"))]
 
 
 def batch_histogram(url: str) -> dict[str, float]:
@@ -210,8 +199,6 @@ def main() -> int:
     startup_s = time.monotonic() - started
     log("service", f"ready at {url} after {startup_s:.1f} s")
     try:
-        pids = _tree(process.pid)
-        worker_pid, thread_env = _worker_threads(pids)
         phases = {}
         run_phase("warmup", url, warm_file, 16, work, process.pid)
         phases["c1"] = run_phase("c1", url, c1_file, 1, work, process.pid)
@@ -224,8 +211,7 @@ def main() -> int:
     write_json(args.out, {
         "url_kind": "akhbar serve (BentoML), one worker process per AKHBAR_WORKERS",
         "startup_s": round(startup_s, 1),
-        "worker_thread_env": thread_env,
-        "worker_found": worker_pid is not None,
+        "workers": _workers(log_path),
         "metrics_available": metrics_ok,
         "phases": phases,
     })

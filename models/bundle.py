@@ -70,6 +70,10 @@ class TaskSettings:
     evidence_sentences: article sentences a stance model reads per claim.
     lead_prior: sentence tasks: ``lead_prior / (position + 1)`` is added to each sentence's
         score, fitted on validation; 0 keeps the head's ranking, a large value gives Lead-k.
+    reads: sequence tasks: the sentence task whose windows this task's head reads ("" = its
+        own windows). Then one encoder pass serves both tasks (the service scores topic and
+        summary with one pass), and this task's ``max_length``/``stride``/``max_windows``
+        are unused. See :mod:`akhbar.training.share_pass`.
     """
 
     kind: str
@@ -81,6 +85,7 @@ class TaskSettings:
     max_windows: int = 4
     evidence_sentences: int = 4
     lead_prior: float = 0.0
+    reads: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -99,6 +104,8 @@ class TaskSettings:
             raise ValueError(f"evidence_sentences must be at least 1, got {self.evidence_sentences}")
         if not 0 <= self.lead_prior < float("inf"):
             raise ValueError(f"lead_prior must be a finite number of at least 0, got {self.lead_prior}")
+        if self.reads and self.kind != SEQUENCE:
+            raise ValueError(f"only sequence tasks may read another task's windows, not a {self.kind} task")
 
     @property
     def head(self) -> HeadSpec:
@@ -114,6 +121,13 @@ class BundleSettings:
     base_model: str = ""
     akhbar_version: str = __version__
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        for name, task in self.tasks.items():
+            read = self.tasks.get(task.reads)
+            if task.reads and (read is None or read.kind != SENTENCE):
+                raise ValueError(f"task {name!r} reads the windows of {task.reads!r}, which is not a sentence "
+                                 f"task of this bundle")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -43,8 +43,15 @@ class Fusion:
     def features(self, texts: list[str], first: list[str] | None):
         raise NotImplementedError
 
+    def __post_init__(self) -> None:
+        # (features, labels) in C order once: a sparse row times a transposed view made
+        # scipy copy the whole (2^20 × labels) matrix on every call.
+        self.weight_t = np.ascontiguousarray(self.weight.T)
+
     def scores(self, texts: list[str], first: list[str] | None = None) -> np.ndarray:
-        return np.asarray(self.features(texts, first) @ self.weight.T) + self.bias
+        # Features in the weights' dtype: a float64 sparse row times float32 weights made
+        # scipy upcast the whole weight matrix first.
+        return np.asarray(self.features(texts, first).astype(self.weight_t.dtype) @ self.weight_t) + self.bias
 
     def fuse(self, encoder_logits: np.ndarray, texts: list[str], first: list[str] | None = None) -> np.ndarray:
         stacked = np.hstack([encoder_logits, self.scores(texts, first)])

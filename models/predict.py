@@ -4,11 +4,17 @@ service and the batch scorer.
 Inputs are built by :mod:`akhbar.models.inputs` exactly as in training; windows are
 sorted by length before batching so padding stays small; probabilities are
 temperature-calibrated with the temperature stored in the bundle.
+
+The encoder may run in a lower precision than it was trained in (``precision``, see
+:mod:`akhbar.models.precision`); task heads and fusions stay fp32.
 """
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,9 +23,12 @@ from scipy.special import softmax
 
 from akhbar.models.bundle import Bundle
 from akhbar.models.inputs import stance_inputs, summary_sentences, topic_inputs
+from akhbar.models.modeling import mean_pool
+from akhbar.models.precision import resolve_precision
 from akhbar.models.sentences import Sentence
 from akhbar.models.tasks import SENTENCE, SEQUENCE
 from akhbar.models.windowing import (
+    SentenceWindows,
     encode_sentence_windows,
     encode_windows,
     pad_features,
@@ -59,11 +68,25 @@ class Predictor:
     ----------
     bundle: a loaded bundle (see :func:`akhbar.models.bundle.load_bundle`).
     batch_size: windows per forward pass.
+    precision: the encoder's arithmetic (:mod:`akhbar.models.precision`); ``fp32`` = as trained.
     """
 
-    def __init__(self, bundle: Bundle, batch_size: int = 32):
+    def __init__(self, bundle: Bundle, batch_size: int = 32, precision: str = "fp32"):
         self.bundle, self.batch_size = bundle, batch_size
+        self.precision = resolve_precision(precision)
         self.model = bundle.model.eval()
+        if self.precision == "int8":
+            with warnings.catch_warnings():  # torch.ao's deprecation notice points at torchao
+                warnings.simplefilter("ignore")
+                self.model = torch.ao.quantization.quantize_dynamic(copy.deepcopy(self.model), {torch.nn.Linear},
+                                                                    dtype=torch.qint8)
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Hidden states in fp32, whatever precision the encoder computed in."""
+        bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+        with bf16:
+            hidden = self.model.encode(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        return hidden.float()
 
     def _settings(self, task: str, kind: str):
         settings = self.bundle.settings.tasks.get(task)
@@ -72,40 +95,87 @@ class Predictor:
         return settings
 
     @torch.inference_mode()
-    def _forward(self, task: str, features: list[dict]) -> list[np.ndarray]:
-        """Logits per window, in input order; batches are formed in length order."""
+    def _forward(self, features: list[dict], heads: Sequence[str],
+                 pooled: bool = False) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None]:
+        """One encoder pass over ``features`` (windows): per window, in input order, the logits
+        of each head in ``heads``, and with ``pooled`` the windows' mean-pooled hidden states
+        (what a sequence head reads). Batches are formed in length order."""
         order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-        out: list[np.ndarray] = [np.empty(0)] * len(features)
+        out: list[dict[str, np.ndarray]] = [{} for _ in features]
+        states = np.zeros((len(features), self.model.encoder.config.hidden_size), np.float32) if pooled else None
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             batch = pad_features([features[i] for i in chunk], self.bundle.tokenizer.pad_token_id)
-            hidden = self.model.encode(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-            if "sentence_ids" not in batch:
-                rows = list(self.model.sequence_logits(task, hidden, batch["attention_mask"]).float().numpy())
-            else:
-                logits = self.model.sentence_logits(task, hidden, batch["sentence_ids"]).float().numpy()
-                rows = [row[: int(s.max()) + 1] for row, s in zip(logits.reshape(len(chunk), -1), batch["sentence_ids"])]
-            for i, row in zip(chunk, rows):
-                out[i] = row
-        return out
+            hidden = self.encode(batch)
+            if states is not None:
+                states[chunk] = mean_pool(hidden, batch["attention_mask"]).numpy()
+            for task in heads:
+                if self.bundle.settings.tasks[task].kind == SEQUENCE:
+                    rows = list(self.model.sequence_logits(task, hidden, batch["attention_mask"]).numpy())
+                else:
+                    logits = self.model.sentence_logits(task, hidden, batch["sentence_ids"]).numpy()
+                    rows = [row[: int(s.max()) + 1]
+                            for row, s in zip(logits.reshape(len(chunk), -1), batch["sentence_ids"])]
+                for i, row in zip(chunk, rows):
+                    out[i][task] = row
+        return out, states
+
+    def window_states(self, features: list[dict]) -> np.ndarray:
+        """The mean-pooled hidden state of each window (what a sequence head reads), (windows, hidden)."""
+        return self._forward(features, (), pooled=True)[1]
 
     def encoder_logits(self, task: str, texts: list[str], first: list[str] | None = None) -> tuple[np.ndarray, list[bool]]:
-        """The encoder's logits per text (windows pooled; before any fusion), and which texts were truncated."""
+        """The encoder's logits per text (windows pooled; before any fusion), and which texts
+        were truncated, for a task that reads its own windows of ``texts``."""
         settings = self._settings(task, SEQUENCE)
+        if settings.reads:
+            raise ValueError(f"task {task!r} reads the {settings.reads} windows of the article; score it with "
+                             "topic() or sentence_pass()")
         windows = encode_windows(self.bundle.tokenizer, texts, settings.max_length, settings.stride,
                                  settings.max_windows, first)
-        logits = np.stack(self._forward(task, windows.features)) if len(windows) else np.zeros((0, len(settings.labels)))
+        rows, _ = self._forward(windows.features, (task,))
+        logits = np.stack([r[task] for r in rows]) if rows else np.zeros((0, len(settings.labels)))
         return pool_logits(logits, windows.doc_index, len(texts)), list(windows.truncated)
 
-    def _classify(self, task: str, texts: list[str], first: list[str] | None = None) -> list[LabelPrediction]:
+    def sentence_windows(self, texts: Sequence[str], task: str = "summary") -> tuple[list[list[Sentence]], SentenceWindows]:
+        """Each text's candidate sentences and the windows the sentence task ``task`` reads."""
+        settings = self._settings(task, SENTENCE)
+        docs = [summary_sentences(t) for t in texts]
+        windows = encode_sentence_windows(self.bundle.tokenizer, [[s.text for s in d] for d in docs],
+                                          settings.max_length, settings.max_windows)
+        return docs, windows
+
+    def sentence_pass(self, texts: Sequence[str], task: str = "summary", also: Sequence[str] = ()
+                      ) -> tuple[list[tuple[list[Sentence], np.ndarray, bool]], dict[str, np.ndarray]]:
+        """One encoder pass over each text's sentence windows: every candidate sentence with its
+        ``task`` score (-inf where it did not fit; lead prior added) and whether sentences were
+        dropped, plus the pooled logits of each sequence task in ``also`` that reads these windows."""
+        settings = self._settings(task, SENTENCE)
+        for other in also:
+            if self._settings(other, SEQUENCE).reads != task:
+                raise ValueError(f"task {other!r} does not read the {task} windows")
+        docs, windows = self.sentence_windows(texts, task)
+        rows, _ = self._forward(windows.features, (task, *also))
+        scores = [np.full(len(d), -np.inf) for d in docs]
+        for doc, index, row in zip(windows.doc_index, windows.sentence_index, rows):
+            scores[doc][index] = row[task][: len(index)]
+        scored = [(d, with_lead_prior(s, settings.lead_prior), bool(dropped))
+                  for d, s, dropped in zip(docs, scores, windows.dropped)]
+        pooled = {}
+        for other in also:
+            n_labels = len(self.bundle.settings.tasks[other].labels)
+            logits = np.stack([r[other] for r in rows]) if rows else np.zeros((0, n_labels))
+            pooled[other] = pool_logits(logits, windows.doc_index, len(docs))
+        return scored, pooled
+
+    def _labels(self, task: str, logits: np.ndarray, truncation: Sequence[bool], texts: list[str],
+                first: list[str] | None = None) -> list[LabelPrediction]:
+        """Fusion (on the task's input ``texts``), calibration and labels from the encoder's pooled logits."""
         settings = self._settings(task, SEQUENCE)
-        if not texts:
-            return []
-        pooled, truncation = self.encoder_logits(task, texts, first)
         fusion = self.bundle.fusions.get(task)
         if fusion is not None:
-            pooled = fusion.fuse(pooled, texts, first)
-        probs = softmax(pooled / settings.temperature, axis=1)
+            logits = fusion.fuse(logits, texts, first)
+        probs = softmax(logits / settings.temperature, axis=1)
         results = []
         for row, truncated in zip(probs, truncation):
             best = int(row.argmax())
@@ -113,13 +183,38 @@ class Predictor:
                 label=settings.labels[best],
                 scores={name: float(p) for name, p in zip(settings.labels, row)},
                 low_confidence=bool(row[best] < settings.low_confidence_threshold),
-                truncated=truncated,
+                truncated=bool(truncated),
             ))
         return results
 
+    def _classify(self, task: str, texts: list[str], first: list[str] | None = None) -> list[LabelPrediction]:
+        if not texts:
+            return []
+        logits, truncation = self.encoder_logits(task, texts, first)
+        return self._labels(task, logits, truncation, texts, first)
+
     def topic(self, texts: Sequence[str], titles: Sequence[str | None] | None = None, task: str = "topic") -> list[LabelPrediction]:
+        return self.topic_and_sentences(texts, titles, task, None)[0]
+
+    def topic_and_sentences(self, texts: Sequence[str], titles: Sequence[str | None] | None = None,
+                            task: str = "topic", sentence_task: str | None = "summary",
+                            ) -> tuple[list[LabelPrediction], list[tuple[list[Sentence], np.ndarray, bool]]]:
+        """Topic predictions and, unless ``sentence_task`` is None, sentence scores
+        (:meth:`sentence_scores`); one encoder pass serves both when the topic head reads that
+        task's windows (``reads`` in its settings)."""
         titles = titles or [None] * len(texts)
-        return self._classify(task, topic_inputs(texts, titles))
+        inputs = topic_inputs(texts, titles)
+        reads = self._settings(task, SEQUENCE).reads
+        if not texts:
+            return [], []
+        if not reads:
+            topics = self._classify(task, inputs)
+            return topics, self.sentence_scores(texts, sentence_task) if sentence_task else []
+        scored, pooled = self.sentence_pass(texts, reads, (task,))
+        topics = self._labels(task, pooled[task], [dropped for _, _, dropped in scored], inputs)
+        if sentence_task is None:
+            return topics, []
+        return topics, scored if sentence_task == reads else self.sentence_scores(texts, sentence_task)
 
     def stance(self, claims: Sequence[str], texts: Sequence[str], task: str = "stance") -> list[StancePrediction]:
         """One prediction per (claim, article) pair, with the evidence sentences used."""
@@ -129,15 +224,7 @@ class Predictor:
 
     def sentence_scores(self, texts: Sequence[str], task: str = "summary") -> list[tuple[list[Sentence], np.ndarray, bool]]:
         """Every candidate sentence of each text with its score (-inf where it did not fit)."""
-        settings = self._settings(task, SENTENCE)
-        docs = [summary_sentences(t) for t in texts]
-        windows = encode_sentence_windows(self.bundle.tokenizer, [[s.text for s in d] for d in docs],
-                                          settings.max_length, settings.max_windows)
-        scores = [np.full(len(d), -np.inf) for d in docs]
-        for doc, index, logits in zip(windows.doc_index, windows.sentence_index, self._forward(task, windows.features)):
-            scores[doc][index] = logits[: len(index)]
-        return [(d, with_lead_prior(s, settings.lead_prior), bool(dropped))
-                for d, s, dropped in zip(docs, scores, windows.dropped)]
+        return self.sentence_pass(texts, task)[0]
 
     def summary(self, texts: Sequence[str], k: int = 2, max_words: int | None = None,
                 task: str = "summary") -> list[SummaryPrediction]:

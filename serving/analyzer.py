@@ -25,7 +25,8 @@ models) with ``text`` and optionally ``id``, ``title``, ``claims``, ``summary_se
 * ``model_versions``: ``{task: store tag or bundle path}`` for the tasks run.
 
 Every call scores all its articles together: one topic batch, one summary batch and one
-stance batch with every claim of every article. Boilerplate is removed before scoring
+stance batch with every claim of every article (topic and summary share one encoder pass
+when the bundle's topic head reads the summary windows, as the shipped one does). Boilerplate is removed before scoring
 (:mod:`akhbar.models.inputs`); offsets still point into the original text.
 """
 
@@ -115,8 +116,12 @@ class Analyzer:
 
     @classmethod
     def from_bundles(cls, bundles: Mapping[str, str | Path], versions: Mapping[str, str] | None = None,
-                     batch_size: int = 16, summary_sentences: int = DEFAULT_SUMMARY_SENTENCES) -> Analyzer:
+                     batch_size: int = 16, summary_sentences: int = DEFAULT_SUMMARY_SENTENCES,
+                     precision: str = "auto") -> Analyzer:
         """Load ``{task: bundle directory}``; the same directory for several tasks loads once.
+
+        ``precision``: the encoders' arithmetic (:mod:`akhbar.models.precision`); ``auto``, as
+        the service and the batch scorer default to.
 
         Raises :class:`ModelLoadError` naming the task, the model and the fix when a bundle
         cannot be loaded or lacks the task's head.
@@ -127,7 +132,7 @@ class Analyzer:
             key = Path(path).expanduser().resolve()
             try:
                 if key not in loaded:
-                    loaded[key] = Predictor(load_bundle(key), batch_size=batch_size)
+                    loaded[key] = Predictor(load_bundle(key), batch_size=batch_size, precision=precision)
                 if task not in loaded[key].bundle.settings.tasks:
                     have = ", ".join(loaded[key].bundle.tasks)
                     raise BundleError(key, f"has no {task!r} task (it has {have})")
@@ -152,6 +157,11 @@ class Analyzer:
         return cls.from_bundles({t: r.path for t, r in refs.items()}, {t: r.version for t, r in refs.items()}, **kwargs)
 
     @property
+    def precision(self) -> str:
+        """The encoders' arithmetic as resolved on this machine (``bf16``; ``fp32, int8`` when mixed)."""
+        return ", ".join(sorted({p.precision for p in self.predictors.values()}))
+
+    @property
     def tasks(self) -> tuple[str, ...]:
         return tuple(t for t in TASKS if t in self.predictors)
 
@@ -169,21 +179,18 @@ class Analyzer:
             return []
         texts = [d.text for d in docs]
 
-        if "topic" in tasks:
-            for i, p in enumerate(self.predictors["topic"].topic(texts, [d.title for d in docs])):
-                results[i]["topic"] = _label(p)
-                truncated[i] |= p.truncated
-
-        if "summary" in tasks:
-            scored = self.predictors["summary"].sentence_scores(texts)
-            for i, (d, (sentences, scores, cut)) in enumerate(zip(docs, scored, strict=True)):
-                pick = pick_sentences(sentences, scores, d.k, d.max_words, cut)
-                results[i]["summary"] = {
-                    "sentences": [s.text for s in pick.sentences],
-                    "indices": list(pick.indices),
-                    "offsets": [[s.start, s.end] for s in pick.sentences],
-                }
-                truncated[i] |= pick.truncated
+        topics, scored = self._topic_and_summary(texts, [d.title for d in docs], tasks)
+        for i, p in enumerate(topics):
+            results[i]["topic"] = _label(p)
+            truncated[i] |= p.truncated
+        for i, (d, (sentences, scores, cut)) in enumerate(zip(docs, scored)):
+            pick = pick_sentences(sentences, scores, d.k, d.max_words, cut)
+            results[i]["summary"] = {
+                "sentences": [s.text for s in pick.sentences],
+                "indices": list(pick.indices),
+                "offsets": [[s.start, s.end] for s in pick.sentences],
+            }
+            truncated[i] |= pick.truncated
 
         if "stance" in tasks:
             owners = [i for i, d in enumerate(docs) for _ in d.claims]
@@ -209,6 +216,17 @@ class Analyzer:
             result["warnings"] = warnings
             result["model_versions"] = dict(versions)
         return results
+
+    def _topic_and_summary(self, texts: list[str], titles: list[str | None], tasks: tuple[str, ...]) -> tuple[list, list]:
+        """Topic predictions and sentence scores for the requested ones of the two (else []);
+        one encoder pass serves both when one bundle holds them and its topic head reads the
+        summary windows (:meth:`Predictor.topic_and_sentences`)."""
+        topic = self.predictors["topic"] if "topic" in tasks else None
+        summary = self.predictors["summary"] if "summary" in tasks else None
+        if topic is not None and topic is summary:
+            return topic.topic_and_sentences(texts, titles)
+        return (topic.topic(texts, titles) if topic else [],
+                summary.sentence_scores(texts) if summary else [])
 
     def topic(self, articles: Sequence[Any]) -> list[dict[str, Any]]:
         """``id``, ``topic``, ``warnings``, ``model_versions`` per article (``POST /topic``)."""

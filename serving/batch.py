@@ -455,7 +455,8 @@ def load_analyzer(job: Job, settings: Settings, k: int) -> Analyzer:
     refs = _model_refs(job, settings)
     try:
         return Analyzer.from_bundles({t: r.path for t, r in refs.items()}, {t: r.version for t, r in refs.items()},
-                                     batch_size=settings.model_batch_size, summary_sentences=k)
+                                     batch_size=settings.model_batch_size, summary_sentences=k,
+                                     precision=settings.precision)
     except ModelLoadError as exc:
         raise BatchError(str(exc)) from None
 
@@ -531,7 +532,7 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
         if job.engine == "ray":
             from akhbar.serving.batch_ray import score_with_ray
 
-            score_with_ray(job, k, models, settings.model_batch_size, articles, write)
+            score_with_ray(job, k, models, settings.model_batch_size, settings.precision, articles, write)
         else:
             for chunk in chunks(articles, job.batch_size):
                 outcomes = score_chunk(analyzer, [a for _, a in chunk], job.tasks)

@@ -105,6 +105,7 @@ class RayScorer:
     tasks: the tasks to run.
     summary_sentences: default k (each article also carries its own).
     model_batch_size: token windows per forward pass (``AKHBAR_MODEL_BATCH_SIZE``).
+    precision: the encoders' arithmetic (``AKHBAR_PRECISION``), resolved on each actor's CPU.
     shipped: ``{bundle directory: object ref of pack_bundle(...)}`` for directories this
         node may lack; None when every node sees the driver's paths.
 
@@ -112,7 +113,7 @@ class RayScorer:
     """
 
     def __init__(self, bundles: Mapping[str, str], versions: Mapping[str, str], tasks: Sequence[str],
-                 summary_sentences: int, model_batch_size: int,
+                 summary_sentences: int, model_batch_size: int, precision: str = "auto",
                  shipped: Mapping[str, Any] | None = None) -> None:
         from akhbar.serving.analyzer import Analyzer
 
@@ -128,7 +129,7 @@ class RayScorer:
             paths[task] = path
         self.tasks = tuple(tasks)
         self.analyzer = Analyzer.from_bundles(paths, versions, batch_size=model_batch_size,
-                                              summary_sentences=summary_sentences)
+                                              summary_sentences=summary_sentences, precision=precision)
 
     def __call__(self, batch: Any) -> Any:
         """``line``, ``article`` (JSON) columns in; ``line``, ``outcome`` (JSON) columns out.
@@ -178,7 +179,7 @@ def _blocks(articles: Iterator[tuple[int, dict[str, Any]]], rows: int) -> Iterat
 
 
 def score_with_ray(job: Job, summary_sentences: int, models: Mapping[str, Any], model_batch_size: int,
-                   articles: Iterator[tuple[int, dict[str, Any]]],
+                   precision: str, articles: Iterator[tuple[int, dict[str, Any]]],
                    write: Callable[[list[Outcome]], None]) -> None:
     """Score ``articles`` on Ray and hand each returned batch to ``write``, in input order.
 
@@ -188,6 +189,7 @@ def score_with_ray(job: Job, summary_sentences: int, models: Mapping[str, Any], 
     summary_sentences: default k.
     models: ``{task: ModelRef}`` from :func:`akhbar.serving.store.resolve_models`.
     model_batch_size: token windows per forward pass.
+    precision: the encoders' arithmetic (``AKHBAR_PRECISION``).
     articles: ``(line, article)`` pairs to score.
     write: the local engine's writer.
     """
@@ -218,7 +220,7 @@ def score_with_ray(job: Job, summary_sentences: int, models: Mapping[str, Any], 
         dataset = ray.data.from_arrow_refs(refs).map_batches(
             RayScorer,
             fn_constructor_args=(bundles, {t: r.version for t, r in models.items()}, job.tasks,
-                                 summary_sentences, model_batch_size, shipped),
+                                 summary_sentences, model_batch_size, precision, shipped),
             compute=ray.data.ActorPoolStrategy(size=concurrency),
             batch_size=job.batch_size,
             batch_format="pyarrow",

@@ -308,6 +308,8 @@ class Akhbar:
     """Scores Arabic news articles: topic, extractive summary, stance toward claims."""
 
     def __init__(self) -> None:
+        import torch
+
         from akhbar.serving.analyzer import Analyzer, ModelLoadError
         from akhbar.serving.store import ModelStoreError
 
@@ -318,12 +320,18 @@ class Akhbar:
         except ValueError as exc:
             _stop_startup(f"invalid setting: {exc}.")
         overrides = {t: self.settings.model_override(t) for t in TASKS}
+        torch.set_num_threads(self.settings.threads_per_worker())
         try:
             self.analyzer = Analyzer.from_store(TASKS, overrides, batch_size=self.settings.model_batch_size,
-                                                summary_sentences=self.settings.summary_sentences)
+                                                summary_sentences=self.settings.summary_sentences,
+                                                precision=self.settings.precision)
         except (ModelStoreError, ModelLoadError) as exc:
             _stop_startup(str(exc))
-        logger.info("akhbar: models loaded: %s", ", ".join(f"{t}={v}" for t, v in self.analyzer.versions.items()))
+        # The first call loads the sentence encoder and allocates buffers (seconds): not on a
+        # caller's time.
+        self.analyzer.analyze([SAMPLE_ARTICLE])
+        logger.info("akhbar: models loaded (%s, %d torch threads): %s", self.analyzer.precision,
+                    torch.get_num_threads(), ", ".join(f"{t}={v}" for t, v in self.analyzer.versions.items()))
         self.ready = True
 
     def __is_ready__(self) -> bool:

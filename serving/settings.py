@@ -18,14 +18,19 @@ topic_model                AKHBAR_TOPIC_MODEL          (store)     store tag or 
 stance_model               AKHBAR_STANCE_MODEL         (store)     store tag or bundle directory for stance
 summary_model              AKHBAR_SUMMARY_MODEL        (store)     store tag or bundle directory for summary
 model_batch_size           AKHBAR_MODEL_BATCH_SIZE     16          token windows per forward pass
+precision                  AKHBAR_PRECISION            auto        encoder arithmetic: auto, fp32, bf16 or int8
 workers                    AKHBAR_WORKERS              1           server processes, each with its own models
+torch_threads              AKHBAR_TORCH_THREADS        0           torch threads per worker; 0 shares the cores out
 threads                    AKHBAR_THREADS              1           scoring threads per worker
 max_batch_size             AKHBAR_MAX_BATCH_SIZE       32          articles per adaptive batch
 max_latency_ms             AKHBAR_MAX_LATENCY_MS       60000       longest an article may queue for its batch
 =========================  ==========================  ==========  ===========================================
 
 The defaults suit 2 CPU cores: one worker scores one batch at a time with both cores, and
-32 concurrent callers queue (up to ``max_queue``) instead of being refused.
+32 concurrent callers queue (up to ``max_queue``) instead of being refused. A second worker
+did not help there: BentoML handed it no requests at 16 concurrent callers (``make bench``,
+2 workers x 1 torch thread: the server used 1.0 core, 14.4-14.9 articles/s, against 18.8-19.3
+for one worker with 2 threads).
 
 When the values are read. :meth:`Settings.from_env` reads the environment each time it is
 called. The service calls it at start-up (in ``Akhbar.__init__`` and when the ASGI
@@ -45,9 +50,12 @@ import contextvars
 import os
 from dataclasses import dataclass, fields
 
+from akhbar.models.precision import PRECISIONS
+
 TASKS = ("topic", "summary", "stance")
 MAX_SUMMARY_SENTENCES = 20  # fixed by the API: summary_sentences is 1-20
 MAX_REQUEST_TIMEOUT = 3600  # BentoML's traffic timeout, set above it as a backstop
+USABLE_CPUS = len(os.sched_getaffinity(0))
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,12 @@ class Settings:
     topic_model, stance_model, summary_model: a store tag or a bundle directory; None
         takes the promoted (else shipped default) model from the store.
     model_batch_size: token windows per forward pass.
+    precision: the encoders' arithmetic (:mod:`akhbar.models.precision`): ``auto``
+        is bf16 on a CPU with bf16 instructions, else fp32; ``int8`` quantises the linear
+        layers. ``make bench`` measures each against fp32 on the validation splits.
     workers: server processes (BentoML ``workers``).
+    torch_threads: torch's intra-op threads in each worker; 0 gives each worker an equal
+        share of the usable cores (:meth:`threads_per_worker`).
     threads: scoring threads per worker (BentoML ``threads``).
     max_batch_size: articles per adaptive batch (BentoML ``max_batch_size``).
     max_latency_ms: longest an article may wait for its batch before the service answers
@@ -93,7 +106,9 @@ class Settings:
     stance_model: str | None = None
     summary_model: str | None = None
     model_batch_size: int = 16
+    precision: str = "auto"
     workers: int = 1
+    torch_threads: int = 0
     threads: int = 1
     max_batch_size: int = 32
     max_latency_ms: int = 60_000
@@ -101,7 +116,7 @@ class Settings:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", "float") and not value > 0:
+            if f.type in ("int", "float") and not value > 0 and f.name != "torch_threads":
                 raise ValueError(f"{env_name(f.name)} must be positive, got {value!r}")
         if not 1 <= self.summary_sentences <= MAX_SUMMARY_SENTENCES:
             raise ValueError(
@@ -113,6 +128,10 @@ class Settings:
                 f"AKHBAR_REQUEST_TIMEOUT must be at most {MAX_REQUEST_TIMEOUT} s (BentoML's own "
                 f"timeout behind it), got {self.request_timeout:g}"
             )
+        if self.torch_threads < 0:
+            raise ValueError(f"AKHBAR_TORCH_THREADS must be 0 (share the cores) or more, got {self.torch_threads}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"AKHBAR_PRECISION must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.max_batch_size < 2:
             # BentoML refuses a batchable API with max_batch_size 1.
             raise ValueError(f"AKHBAR_MAX_BATCH_SIZE must be at least 2, got {self.max_batch_size}")
@@ -133,6 +152,10 @@ class Settings:
                 kind = "a whole number" if f.type == "int" else "a number"
                 raise ValueError(f"{env_name(f.name)} must be {kind}, got {raw!r}") from None
         return cls(**values)
+
+    def threads_per_worker(self) -> int:
+        """``torch_threads``, else the usable cores divided among the workers (at least 1)."""
+        return self.torch_threads or max(1, USABLE_CPUS // self.workers)
 
     def model_override(self, task: str) -> str | None:
         """``AKHBAR_<TASK>_MODEL``: a store tag or a bundle directory, or None."""

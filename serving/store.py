@@ -19,7 +19,9 @@ Which model a task uses (the service and the batch scorer call :func:`resolve_mo
 2. else the promoted tag;
 3. else, on first start, the shipped default is imported and promoted: ``models/default/<task>/``,
    or ``models/default/shared/`` (one bundle with every task's head, imported once as
-   ``akhbar-shared`` and promoted for all its tasks);
+   ``akhbar-shared`` and promoted for all its tasks). When the shipped default changes (a new
+   checkout), the new one is imported and replaces the old one wherever the old one was still
+   the default; a model someone promoted stays;
 4. else start-up stops with one sentence naming the task and the command to run.
 
 ``BENTOML_HOME`` (default ``~/bentoml``) is read on every call, so tests can point it at a
@@ -29,6 +31,7 @@ temporary folder.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -48,6 +51,7 @@ POINTER_FILE = "promoted.json"
 # working directory; AKHBAR_DEFAULT_MODELS points elsewhere.
 DEFAULT_MODELS_ENV = "AKHBAR_DEFAULT_MODELS"
 SHARED_DIR = "shared"  # models/default/shared/: one encoder with a head per task
+SHIPPED = "shipped default"  # the ``origin`` label of a model imported from models/default/
 # The metric `models list` shows, per task, and where in metrics.json to look for it.
 KEY_METRICS = {"topic": "macro_f1", "stance": "macro_f1", "summary": "rougeL"}
 METRIC_SECTIONS = ("test", "model", "validation")
@@ -126,7 +130,19 @@ def _name_for(task_or_name: str | None, tasks: tuple[str, ...]) -> str:
     return NAME_PREFIX + tasks[0] if len(tasks) == 1 else SHARED_NAME
 
 
-def import_bundle(path: str | Path, task_or_name: str | None = None, validate: bool = True) -> str:
+def bundle_digest(path: Path) -> str:
+    """SHA-256 of the bundle's files (names and contents): tells two versions of a bundle apart."""
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.iterdir() if p.is_file()):
+        digest.update(item.name.encode() + b"\0")
+        with item.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def import_bundle(path: str | Path, task_or_name: str | None = None, validate: bool = True,
+                  origin: str | None = None) -> str:
     """Copy a bundle directory into the store; returns the new tag (``akhbar-topic:<version>``).
 
     Parameters
@@ -137,6 +153,7 @@ def import_bundle(path: str | Path, task_or_name: str | None = None, validate: b
         after the bundle's only task, or ``akhbar-shared`` for a bundle with several.
     validate: load the bundle first (weights included), so a corrupt bundle never enters
         the store; False checks only its files and settings.
+    origin: recorded as the ``origin`` label (:data:`SHIPPED` for the shipped defaults).
     """
     import bentoml
 
@@ -167,7 +184,7 @@ def import_bundle(path: str | Path, task_or_name: str | None = None, validate: b
         metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
     except json.JSONDecodeError:
         metrics = {}
-    labels = {"project": "akhbar", "tasks": ",".join(serves)}
+    labels = {"project": "akhbar", "tasks": ",".join(serves)} | ({"origin": origin} if origin else {})
     for task in serves:
         found = _key_metric(task, metrics)
         if found:
@@ -177,6 +194,7 @@ def import_bundle(path: str | Path, task_or_name: str | None = None, validate: b
         "base_model": settings.base_model,
         "akhbar_version": settings.akhbar_version,
         "source": str(path.resolve()),
+        "digest": bundle_digest(path),
         "metrics": _plain(metrics),
     }
     with bentoml.models.create(
@@ -318,32 +336,47 @@ def _default_bundle(task: str) -> Path | None:
         raise ModelStoreError(f"the shipped default models are unusable: {exc} Rebuild them with `make models`.") from None
 
 
-def _import_default(task: str) -> str | None:
-    """Import and promote the shipped default for ``task`` when there is one; its tag, else None.
+def _is_current(tag: str, digest: str) -> bool:
+    """False for a model imported from an older shipped default; True otherwise (a model
+    someone imported themselves is always current, as is one the store cannot read)."""
+    try:
+        info = _get(tag).info
+    except ModelStoreError:
+        return True  # resolve_models reports it
+    return info.labels.get("origin") != SHIPPED or info.metadata.get("digest") == digest
 
-    A shared bundle is imported once and promoted for every task it holds. Under a file
-    lock, so several workers starting at once import it once.
+
+def _shipped_default(task: str, tag: str | None) -> str | None:
+    """The model ``task`` should use when nothing overrides it: ``tag`` (the promoted one),
+    unless it is missing or an older shipped default; then the current shipped default is
+    imported and promoted, once for a shared bundle. None when there is none.
+
+    Under a file lock, so several workers starting at once import it once.
     """
     import fcntl
 
     source = _default_bundle(task)
     if source is None:
-        return None
+        return tag
+    digest = bundle_digest(source)
+    if tag is not None and _is_current(tag, digest):
+        return tag
     lock_path = pointer_path().with_name(".import.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if task in promoted():  # another worker got here first
-            return promoted()[task]
+        pointers = promoted()
+        if task in pointers and _is_current(pointers[task], digest):  # another worker got here first
+            return pointers[task]
         try:
             # The service validates it when it loads it next.
-            tag = import_bundle(source, task if source.name == task else None, validate=False)
+            new = import_bundle(source, task if source.name == task else None, validate=False, origin=SHIPPED)
         except ModelStoreError as exc:
             raise ModelStoreError(
                 f"the shipped default {task} model is unusable: {exc} Rebuild it with `make models`."
             ) from None
-        # Tasks already pointing elsewhere (a model someone promoted) keep their model.
-        promote(tag, [t for t in model_tasks(tag) if t not in promoted()])
+        # Tasks pointing at a model someone promoted keep it; unset and outdated ones move.
+        promote(new, [t for t in model_tasks(new) if t not in pointers or not _is_current(pointers[t], digest)])
     return promoted()[task]
 
 
@@ -365,7 +398,7 @@ def resolve_models(tasks: Iterable[str] = TASKS, overrides: dict[str, str | None
         if chosen and Path(chosen).expanduser().is_dir():
             path, version = Path(chosen).expanduser().resolve(), str(Path(chosen).expanduser().resolve())
         else:
-            tag = chosen or promoted().get(task) or _import_default(task)
+            tag = chosen or _shipped_default(task, promoted().get(task))
             if tag is None:
                 raise ModelStoreError(f"no {task} model is set up in {bentoml_home()}; {_how_to_get(task)}.")
             try:

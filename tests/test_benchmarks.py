@@ -36,7 +36,7 @@ def test_headline_figures_and_table():
              "results": [{"i": 0, "status": 200, "topic": "sport", "stances": ["agree"], "summary": [0, 2]},
                          {"i": 1, "status": 200, "topic": "economy", "stances": [], "summary": [1]}]}
     results = {
-        "service": {"startup_s": 5.0, "worker_thread_env": {}, "phases": {"c1_median": phase, "c16": phase}},
+        "service": {"startup_s": 5.0, "workers": [{"precision": "bf16", "torch_threads": 1}] * 2, "phases": {"c1_median": phase, "c16": phase}},
         "naive": {"articles": 2, "wall_s": 4.0, "articles_per_s": 0.5, "latency_ms": phase["latency_ms"],
                   "torch_threads": 2, "forward_passes": {"per_article_mean": 3.0, "articles_with_exactly_3": 2},
                   "results": [{"i": 0, "topic": "sport", "stances": ["agree"], "summary": [0, 2]},

@@ -285,12 +285,18 @@ class SequenceEval:
 
     def report(self, window_logits: np.ndarray) -> tuple[dict, float, np.ndarray]:
         logits = self.doc_logits(window_logits)
-        temperature = fit_temperature(logits, self.y)
-        report = classification_report(self.y, logits.argmax(1), self.labels)
-        report |= {"ece_before": expected_calibration_error(calibrated(logits, 1.0), self.y),
-                   "ece_after": expected_calibration_error(calibrated(logits, temperature), self.y),
-                   "temperature": temperature}
+        report, temperature = calibration_report(logits, self.y, self.labels)
         return report, temperature, logits.argmax(1)
+
+
+def calibration_report(logits: np.ndarray, y: np.ndarray, labels: list[str]) -> tuple[dict, float]:
+    """Validation figures of a label task's pooled logits, with the temperature fitted on them."""
+    temperature = fit_temperature(logits, y)
+    report = classification_report(y, logits.argmax(1), labels)
+    report |= {"ece_before": expected_calibration_error(calibrated(logits, 1.0), y),
+               "ece_after": expected_calibration_error(calibrated(logits, temperature), y),
+               "temperature": temperature}
+    return report, temperature
 
 
 LEAD_PRIORS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 1e4)  # 1e4: Lead-k whatever the head says

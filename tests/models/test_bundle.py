@@ -43,6 +43,7 @@ def expected_settings(base_model: str) -> dict:
             "max_windows": 4,
             "evidence_sentences": 4,
             "lead_prior": 0.0,
+            "reads": "",
         }
 
     return {
@@ -272,3 +273,13 @@ def test_refuses_tokenizer_with_other_normalizer(bundle_copy: Path) -> None:
     tok.save(str(path))
     message = refusal(bundle_copy)
     assert "normalisation" in message
+
+
+@pytest.mark.parametrize(("task", "reads", "expected"), [
+    ("topic", "stance", "task 'topic' reads the windows of 'stance', which is not a sentence task"),
+    ("topic", "headlines", "task 'topic' reads the windows of 'headlines', which is not a sentence task"),
+    ("summary", "summary", "only sequence tasks may read another task's windows"),
+])
+def test_refuses_a_task_reading_windows_it_cannot(bundle_copy: Path, task: str, reads: str, expected: str) -> None:
+    edit_settings(bundle_copy, lambda d: d["tasks"][task].update(reads=reads))
+    assert expected in refusal(bundle_copy)

@@ -375,3 +375,68 @@ def test_lead_prior_moves_the_ranking_towards_lead_k():
     assert np.allclose(shifted[:3], [4.0, 5.0, 1 + 4 / 3]) and shifted[3] == -np.inf  # unscored stays out
     # A large prior ranks sentences in article order whatever the head said.
     assert list(np.argsort(-with_lead_prior(scores, 1e4))[:3]) == [0, 1, 2]
+
+
+# ---------------------------------------------------------------------------------------
+# Precision: bf16 and int8 compute what fp32 computes, nearly; the bundle stays fp32
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_lower_precisions_score_like_fp32_and_leave_the_bundle_alone(bundle, predictor, precision) -> None:
+    fast = Predictor(bundle, precision=precision)
+    assert fast.precision == precision
+    texts, titles = [SHORT, MEDIUM, LONG], ["عنوان", None, None]
+    exact, rough = predictor.topic(texts, titles), fast.topic(texts, titles)
+    for e, r in zip(exact, rough):
+        assert set(r.scores) == set(e.scores)
+        assert max(abs(r.scores[k] - e.scores[k]) for k in e.scores) < 0.05
+    assert [s.label for s in fast.stance([CLAIM], [MEDIUM])] == [s.label for s in predictor.stance([CLAIM], [MEDIUM])]
+    assert fast.summary([LONG], k=3)[0].indices == predictor.summary([LONG], k=3)[0].indices
+    # int8 quantises a copy: the bundle's own model (shared with other predictors) stays fp32
+    assert all(isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32
+               for m in bundle.model.modules() if type(m).__name__ == "Linear")
+
+
+def test_auto_precision_follows_the_cpu(bundle, monkeypatch) -> None:
+    from akhbar.models import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda: True)
+    assert Predictor(bundle, precision="auto").precision == "bf16"
+    monkeypatch.setattr(precision, "native_bf16", lambda: False)
+    assert Predictor(bundle, precision="auto").precision == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, int8, got 'fp16'"):
+        Predictor(bundle, precision="fp16")
+
+
+# ---------------------------------------------------------------------------------------
+# A topic head that reads the summary windows: one encoder pass serves both
+
+
+def test_topic_reading_the_summary_windows_shares_one_pass(tiny_bundle: Path, tmp_path: Path, monkeypatch) -> None:
+    copy = tmp_path / "shared-pass"
+    shutil.copytree(tiny_bundle, copy)
+    settings = json.loads((copy / "akhbar.json").read_text(encoding="utf-8"))
+    settings["tasks"]["topic"]["reads"] = "summary"
+    (copy / "akhbar.json").write_text(json.dumps(settings, ensure_ascii=False), encoding="utf-8")
+    shared, separate = Predictor(load_bundle(copy)), Predictor(load_bundle(tiny_bundle))
+    passes: list[tuple[str, ...]] = []
+    original = Predictor._forward
+
+    def counted(self, features, heads, pooled=False):
+        passes.append(tuple(heads))
+        return original(self, features, heads, pooled)
+
+    monkeypatch.setattr(Predictor, "_forward", counted)
+    texts, titles = [MEDIUM, LONG, BOILERPLATE_ARTICLE], ["عنوان", None, None]
+    topics, scored = shared.topic_and_sentences(texts, titles)
+    assert passes == [("summary", "topic")]
+    assert [t.label for t in topics] == [t.label for t in shared.topic(texts, titles)]
+    assert [t.truncated for t in topics] == [False, True, False]  # LONG drops sentences beyond 4 windows
+    for (sentences, scores, cut), (sentences2, scores2, cut2) in zip(scored, separate.sentence_scores(texts)):
+        assert sentences == sentences2 and cut == cut2
+        np.testing.assert_allclose(scores, scores2, rtol=1e-5, atol=1e-5)
+    passes.clear()
+    separate.topic_and_sentences(texts, titles)
+    assert passes == [("topic",), ("summary",)]  # a topic head on its own windows: two passes
+    with pytest.raises(ValueError, match="reads the summary windows"):
+        shared.encoder_logits("topic", texts)

@@ -43,7 +43,7 @@ def test_pydantic_articles_and_single_parts(analyzer):
 
 
 def test_one_call_scores_every_article_and_claim_in_one_batch(analyzer, monkeypatch):
-    calls = {"topic": [], "stance": [], "sentence_scores": []}
+    calls = {"topic_and_sentences": [], "stance": []}
     for name in calls:
         original = getattr(Predictor, name)
 
@@ -54,7 +54,7 @@ def test_one_call_scores_every_article_and_claim_in_one_batch(analyzer, monkeypa
         monkeypatch.setattr(Predictor, name, spy)
     articles = [ARTICLE, {"text": STORY[1], "claims": ["أ ب"]}, {"text": ENGLISH_TEXT}]
     results = analyzer.analyze(articles)
-    assert calls == {"topic": [3], "stance": [3], "sentence_scores": [3]}  # 2 + 1 + 0 claims
+    assert calls == {"topic_and_sentences": [3], "stance": [3]}  # 2 + 1 + 0 claims
     assert [len(r["stances"]) for r in results] == [2, 1, 0]
     assert results[2]["warnings"][0] == "mostly non-Arabic text"
 

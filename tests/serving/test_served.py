@@ -6,6 +6,7 @@ fixture stops it."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,7 +26,8 @@ def server(tiny_bundle, tmp_path_factory):
     settings = {"AKHBAR_API_TOKEN": TOKEN, "AKHBAR_MAX_BODY_BYTES": str(BODY_LIMIT)}
     with live_server(tiny_bundle, tmp_path_factory.mktemp("served"), **settings) as server:
         # Ready only once every model has loaded: the load is logged before the first 200.
-        assert "akhbar.serving akhbar: models loaded: topic=" in server.log.read_text()
+        assert re.search(r"akhbar\.serving akhbar: models loaded \((fp32|bf16|int8), \d+ torch threads\): topic=",
+                         server.log.read_text())
         yield server
 
 

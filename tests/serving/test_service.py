@@ -204,9 +204,13 @@ def test_limits_come_from_the_environment_at_start_up(service_env):
         assert c.post("/topic", json={"articles": [{"text": "نص"}] * 2}).status_code == 200
 
 
-def test_bad_setting_stops_start_up_naming_it(service_env):
-    service_env(AKHBAR_MAX_CLAIMS="many")
-    with pytest.raises(Exception, match="AKHBAR_MAX_CLAIMS must be a whole number"):
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("AKHBAR_MAX_CLAIMS", "many", "AKHBAR_MAX_CLAIMS must be a whole number"),
+    ("AKHBAR_PRECISION", "fp16", "AKHBAR_PRECISION must be one of auto, fp32, bf16, int8, got 'fp16'"),
+])
+def test_bad_setting_stops_start_up_naming_it(service_env, name, value, message):
+    service_env(**{name: value})
+    with pytest.raises(Exception, match=message):
         with started():
             pass
 

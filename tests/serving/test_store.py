@@ -106,6 +106,32 @@ def test_a_shipped_shared_bundle_is_imported_once_for_every_task(home, tiny_bund
     assert len(store.list_models()) == 2
 
 
+def test_a_changed_shipped_default_replaces_the_old_one_but_not_a_promoted_model(home, tiny_bundle, tmp_path,
+                                                                                 monkeypatch):
+    defaults = tmp_path / "defaults"
+    shutil.copytree(tiny_bundle, defaults / "shared")
+    monkeypatch.setenv("AKHBAR_DEFAULT_MODELS", str(defaults))
+    own = store.import_bundle(tiny_bundle, "stance")
+    store.promote(own)
+    old = store.resolve_models()["topic"].version
+    assert store.resolve_models()["topic"].version == old  # unchanged: nothing is imported again
+
+    # A new checkout ships new default weights (here: new validation figures).
+    (defaults / "shared" / "metrics.json").write_text(json.dumps({"tasks": {"topic": {"validation": {"macro_f1": 0.9}}}}))
+    refs = store.resolve_models()
+    assert refs["topic"].version != old and refs["topic"].version == refs["summary"].version
+    assert refs["stance"].version == own  # promoted by someone: stays
+    assert store.promoted() == {"topic": refs["topic"].version, "summary": refs["topic"].version, "stance": own}
+    assert store.resolve_models() == refs
+    assert len(store.list_models()) == 3  # the old default stays in the store (export, rollback)
+
+    # A shipped model someone promoted by hand is "someone's" too once re-imported without the label.
+    mine = store.import_bundle(defaults / "shared")
+    store.promote(mine, ["topic"])
+    (defaults / "shared" / "metrics.json").write_text("{}")
+    assert store.resolve_models()["topic"].version == mine
+
+
 def test_missing_unknown_and_corrupt_models_are_one_sentence(home, tiny_bundle, tmp_path):
     with pytest.raises(store.ModelStoreError) as missing:
         store.resolve_models(["summary"])

@@ -379,3 +379,33 @@ def test_fusion_kind_is_checked():
         FinetuneConfig(task="summary", data="x", fusion="tfidf")
     with pytest.raises(ValueError, match="--fusion"):
         FinetuneConfig(task="topic", data="x", fusion="bm25")
+
+
+def test_share_pass_refits_topic_on_the_summary_windows_within_the_allowed_loss(tiny_base, topic_data, tmp_path):
+    from akhbar.models.predict import Predictor
+    from akhbar.training.share_pass import share_pass
+
+    summary = tmp_path / "summary"
+    write_jsonl(summary / "train.jsonl", summary_rows(8, seed=1))
+    write_jsonl(summary / "validation.jsonl", summary_rows(4, seed=2))
+    out = tmp_path / "shared"
+    result = run([tiny(tiny_base, topic_data, out, max_steps=-1, epochs=1),
+                  tiny(tiny_base, summary, out, task="summary", max_length=64, max_steps=-1, epochs=1, batch_size=4)])
+    config = tmp_path / "topic.yaml"
+    config.write_text(f"data: {topic_data}\nlabels: {','.join(TAXONOMY)}\nfusion: tfidf\n")
+    settings_before = (result.bundle / "akhbar.json").read_bytes()
+
+    refused = share_pass(result.bundle, "topic", "summary", str(config), max_loss=-100.0)  # must gain 100 points
+    assert refused["kept"] is False
+    assert (result.bundle / "akhbar.json").read_bytes() == settings_before
+
+    kept = share_pass(result.bundle, "topic", "summary", str(config), max_loss=100.0)
+    assert kept["kept"] is True and kept["head"]["train_windows"] == 40
+    assert {"macro_f1_own_windows", "macro_f1_shared_pass"} <= kept.keys()
+    bundle = load_bundle(result.bundle)
+    assert bundle.settings.tasks["topic"].reads == "summary"
+    validation = json.loads((result.bundle / "metrics.json").read_text())["tasks"]["topic"]["validation"]
+    assert validation["shared_pass"] == kept
+    assert ("topic" in bundle.fusions) == (validation["fusion"]["chosen"] == "fused")
+    topics, scored = Predictor(bundle).topic_and_sentences([r["text"] for r in topic_rows(3, seed=5)])
+    assert all(t.label in TAXONOMY for t in topics) and len(scored) == 3

@@ -1,0 +1,38 @@
+"""The arithmetic an encoder may run in at inference, and how ``auto`` picks one.
+
+No torch import here: the service's settings validate ``AKHBAR_PRECISION`` with it.
+
+* ``fp32``: as trained;
+* ``bf16``: autocast to bfloat16; about 2x faster where the CPU has bf16 instructions
+  (AVX512-BF16, AMX), slower than fp32 where it has to emulate them;
+* ``int8``: dynamic quantisation of the linear layers (int8 weights, activations
+  quantised per batch); about 2x faster on any CPU with AVX2 or VNNI;
+* ``auto``: bf16 on a CPU with native bf16, else fp32.
+
+``make bench`` scores every variant on the validation splits of all three tasks against
+fp32 (the accuracy guard) and times it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (read from /proc/cpuinfo; False elsewhere)."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` → ``bf16`` or ``fp32`` for this CPU; the others as given; a ValueError names a bad one."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return precision
