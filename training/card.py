@@ -27,6 +27,11 @@ REPORTS = {
 
 def what_ships(task: str, validation: dict) -> str:
     """One line: the head alone, or the head with the side model or prior that won on validation."""
+    shared = validation.get("shared_pass")
+    if shared:
+        return (f"{what_ships(task, {k: v for k, v in validation.items() if k != 'shared_pass'})}; the head reads "
+                f"the {shared['reads']} windows, so one encoder pass serves both (validation macro-F1 "
+                f"{shared['macro_f1_shared_pass']:.4f}, against {shared['macro_f1_own_windows']:.4f} on its own windows)")
     fusion = validation.get("fusion")
     if fusion:
         kind = fusion["kind"] if "kind" in fusion else "tfidf"

@@ -31,3 +31,11 @@ def test_section_names_each_choice_and_each_baseline(tmp_path):
     assert "| topic | ANT v2.1 multisource, test | 0.900 | tfidf | 0.880 | [+0.001, +0.030] |" in text
     card.main([str(bundle), str(tmp_path / "reports")])  # rewriting replaces, never duplicates
     assert (bundle / "README.md").read_text().count("## What ships") == 1
+
+
+def test_a_head_reading_another_tasks_windows_says_so():
+    validation = {"fusion": {"kind": "tfidf", "encoder": 0.8, "tfidf": 0.85, "fused_cv": 0.87, "chosen": "fused"},
+                  "shared_pass": {"reads": "summary", "macro_f1_shared_pass": 0.87, "macro_f1_own_windows": 0.871}}
+    line = card.what_ships("topic", validation)
+    assert line.startswith("encoder head fused with the tfidf side model")
+    assert "reads the summary windows" in line and "0.8700, against 0.8710 on its own windows" in line
