@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -71,6 +72,8 @@ class PretrainConfig:
     init_from: str | None = field(default=None, metadata={"help": "Continue from a saved base (e.g. a longer-sequence stage)."})
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast (fp32 master weights)."})
     threads: int = field(default=0, metadata={"help": "torch threads; 0 keeps torch's default."})
+    compile: bool = field(default=True, metadata={"help": "torch.compile the encoder stacks (inductor; on the CPU it needs a C++ compiler). The first steps pay the compilation once; --compile false runs eagerly."})
+    flush_denormal: bool = field(default=True, metadata={"help": "Flush subnormal floats to zero on the CPU while training (a continued base's softmaxes and gradients underflow into them, and x86 CPUs handle them about 4x slower)."})
     save_steps: int = 200
     seed: int = 42
 
@@ -85,6 +88,35 @@ class PretrainConfig:
             raise ValueError(f"--seq_len must be between 8 and --max_positions ({self.max_positions}), got {self.seq_len}")
         if self.max_steps <= 0 and self.time_budget_minutes <= 0:
             raise ValueError("set --max_steps or a positive --time_budget_minutes")
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler inductor would use on the CPU, if there is one."""
+    from torch._inductor import config as inductor_config
+
+    for name in (inductor_config.cpp.cxx[0] if inductor_config.cpp.cxx and inductor_config.cpp.cxx[0] else None,
+                 os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def compile_encoders(model: torch.nn.Module) -> None:
+    """Compile the BERT stacks in place (``nn.Module.compile``: parameter names, checkpoints and the
+    export stay those of the eager modules). Their inputs are fixed-shape blocks, so they compile once;
+    the masked-position heads (data-dependent shapes) stay eager.
+
+    Compiled stacks use the plain ("eager") attention, which inductor fuses: about 1.2x faster per
+    step on the CPU than calling SDPA's flash kernel from the graph. The same arithmetic, and
+    the attention setting is not saved with the model."""
+    if not cxx_compiler():
+        raise RuntimeError("--compile needs a C++ compiler for torch.compile's inductor backend on the CPU "
+                           "(none of g++, c++, clang++ or $CXX was found): install one (apt-get install g++) "
+                           "or pass --compile false to train eagerly (slower, same results)")
+    stacks = [model.encoder, model.generator.bert] if isinstance(model, ElectraPretrainer) else [model.bert]
+    for stack in stacks:
+        stack.set_attn_implementation("eager")
+        stack.compile()
 
 
 class PackedBlocks(torch.utils.data.Dataset):
@@ -102,13 +134,28 @@ class PackedBlocks(torch.utils.data.Dataset):
 
 
 class ThroughputCallback(TrainerCallback):
-    """Adds tokens/s to every log line (progress bar and TensorBoard)."""
+    """Adds tokens/s to every log line (progress bar and TensorBoard).
+
+    Each figure is wall time between two log lines, so it includes data loading, the optimizer
+    and logging; the mean starts at the first log line (the steps before it, compilation
+    included, are warm-up). ``first_step_seconds`` is the first step alone (compilation).
+    """
 
     def __init__(self, tokens_per_step: int):
         self.tokens_per_step = tokens_per_step
         self.last: tuple[int, float] | None = None
         self.steps = 0
         self.seconds = 0.0
+        self.started: float | None = None
+        self.first_step_seconds: float | None = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.first_step_seconds is None and self.started is not None:
+            self.first_step_seconds = round(time.perf_counter() - self.started, 2)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         now = time.perf_counter()
@@ -203,7 +250,7 @@ def build_model(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerFast) -> torc
     model = ElectraPretrainer(config, cfg.generator_layers)
     if cfg.init_from:
         model.encoder = model.encoder.from_pretrained(cfg.init_from, add_pooling_layer=False)
-        model.generator.bert.embeddings = model.encoder.embeddings
+        model.tie_embeddings()
     return model
 
 
@@ -327,7 +374,9 @@ def heldout_mlm_loss(model: torch.nn.Module, heldout: PackedBlocks, collator, ba
     mlm.eval()
     torch.manual_seed(seed)
     losses = []
-    with torch.inference_mode():
+    # Eager: a few hundred blocks do not repay compiling an inference graph (a compiled stack
+    # would otherwise recompile for eval mode and a short last batch).
+    with torch.inference_mode(), torch.compiler.set_stance("force_eager"):
         for start in range(0, min(len(heldout), 512), batch_size):
             batch = collator([heldout[i] for i in range(start, min(start + batch_size, len(heldout)))])
             losses.append(mlm(**batch).loss.item())
@@ -371,6 +420,16 @@ def model_card(cfg: PretrainConfig, report: dict) -> str:
 
 
 def run(cfg: PretrainConfig) -> dict:
+    # Process-wide; restored afterwards so that a caller's own work (tests, notebooks) is unaffected.
+    flushing = cfg.flush_denormal and torch.set_flush_denormal(True)
+    try:
+        return _run(cfg)
+    finally:
+        if flushing:
+            torch.set_flush_denormal(False)
+
+
+def _run(cfg: PretrainConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     set_seed(cfg.seed)
@@ -411,6 +470,8 @@ def run(cfg: PretrainConfig) -> dict:
         max_grad_norm=1.0,
     )
     throughput = ThroughputCallback(cfg.batch_size * cfg.seq_len)
+    if cfg.compile:
+        compile_encoders(model)
     trainer = PretrainTrainer(model=model, args=args, train_dataset=train_set, data_collator=collator,
                               callbacks=[throughput])
     trainer.args.max_steps = plan_steps(cfg, trainer, work)
@@ -425,6 +486,8 @@ def run(cfg: PretrainConfig) -> dict:
         tokens_seen=trainer.state.global_step * cfg.batch_size * cfg.seq_len,
         wall_seconds_this_run=round(wall, 1),
         tokens_per_second=throughput.tokens_per_second,
+        first_step_seconds=throughput.first_step_seconds,
+        compiled=cfg.compile,
         heldout_mlm_loss_at_init=loss_before,
         heldout_mlm_loss=heldout_mlm_loss(model, heldout_set, collator, cfg.batch_size, cfg.seed),
         hardware=f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "

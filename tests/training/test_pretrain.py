@@ -43,6 +43,7 @@ def tiny(corpus: Path, tmp_path: Path, objective: str, **overrides) -> PretrainC
         objective=objective, vocab_size=300, layers=1, hidden=32, heads=2, intermediate=64,
         max_positions=64, seq_len=32, batch_size=8, learning_rate=1e-3, warmup_steps=4,
         max_steps=40, save_steps=1000, threads=1, seed=7,
+        compile=False,  # compiling a toy model costs minutes and tests nothing of ours (see the tests below)
     )
     settings.update(overrides)
     return PretrainConfig(**settings)
@@ -167,3 +168,67 @@ def test_too_small_corpus_is_refused(tmp_path):
     cfg = tiny(corpus, tmp_path, "mlm", vocab_size=200, seq_len=64, max_steps=2)
     with pytest.raises(ValueError, match="--seq_len"):
         run(cfg)
+
+
+def test_sample_tokens_draws_from_the_softmax():
+    from akhbar.training.pretraining_models import sample_tokens
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 12) * 2
+    draws = sample_tokens(logits.repeat(5000, 1)).view(-1, 4)
+    expected = torch.softmax(logits, dim=-1)
+    for row in range(4):
+        seen = torch.bincount(draws[:, row], minlength=12).float() / draws.shape[0]
+        assert (seen - expected[row]).abs().max() < 0.03
+    # Tokens of zero probability are never drawn, and the draw stays in the vocabulary.
+    certain = torch.full((3, 5), -1e9)
+    certain[0, 2] = certain[1, 4] = certain[2, 0] = 0
+    assert sample_tokens(certain).tolist() == [2, 4, 0]
+    assert sample_tokens(torch.randn(64, 7, dtype=torch.bfloat16)).max() < 7
+
+
+def test_electra_from_a_saved_base_keeps_the_generator_tied(tmp_path):
+    from transformers import BertConfig
+
+    from akhbar.training.pretrain import build_model
+    from akhbar.training.pretraining_models import ElectraPretrainer
+
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32)
+    ElectraPretrainer(config).encoder.save_pretrained(tmp_path / "saved")
+    cfg = PretrainConfig(objective="electra", init_from=str(tmp_path / "saved"), max_steps=1, compile=False)
+    model = build_model(cfg, tokenizer=None)
+    table = model.encoder.embeddings.word_embeddings.weight
+    assert model.generator.cls.predictions.decoder.weight is table
+    assert model.generator.bert.embeddings is model.encoder.embeddings
+    assert sum(p.numel() for p in model.parameters() if p.shape == table.shape) == table.numel()
+
+
+def test_compiling_keeps_the_stock_parameter_names():
+    from transformers import BertConfig
+
+    from akhbar.training.pretrain import compile_encoders
+    from akhbar.training.pretraining_models import ElectraPretrainer
+
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32)
+    model = ElectraPretrainer(config)
+    names = list(model.state_dict())
+    compile_encoders(model)  # lazy: nothing compiles until the first forward
+    assert list(model.state_dict()) == names
+    assert not [n for n in model.encoder.state_dict() if "_orig_mod" in n]
+
+
+def test_compile_without_a_cxx_compiler_says_how_to_go_on(monkeypatch):
+    from torch._inductor import config as inductor_config
+    from transformers import BertConfig
+
+    from akhbar.training.pretrain import compile_encoders
+    from akhbar.training.pretraining_models import MaskedOnlyBertForMaskedLM
+
+    monkeypatch.setattr(pretrain.shutil, "which", lambda name: None)
+    monkeypatch.setattr(inductor_config.cpp, "cxx", (None, "g++"))
+    model = MaskedOnlyBertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                 num_attention_heads=2, intermediate_size=32))
+    with pytest.raises(RuntimeError, match="--compile false"):
+        compile_encoders(model)
