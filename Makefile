@@ -118,7 +118,7 @@ eval: setup
 # Issue 7: every performance figure side by side in one run on one machine (benchmarks/README.md):
 # the service at concurrency 1 and 16 against a naive one-article loop, the GEMM compute limit,
 # the accuracy guard of faster variants (full validation splits) and pretraining throughput.
-# Writes benchmarks/results/latest.json and latest.md; about 8-10 minutes on 2 idle cores (estimated). Knobs
+# Writes benchmarks/results/latest.json and latest.md; about 6 minutes on 2 idle cores. Knobs
 # (environment or make variables): BENCH_ARTICLES (320), BENCH_C1_ARTICLES (100),
 # BENCH_MEDIAN_REPEATS (40), BENCH_ACCURACY_LIMIT (0: whole splits), BENCH_VARIANTS (int8,bf16),
 # BENCH_PRETRAIN_STEPS (20), BENCH_PRETRAIN_OBJECTIVES (electra), BENCH_STAGES, BENCH_OUT.
