@@ -45,6 +45,17 @@ serve: setup
 test: setup
 	$(PY) -m pytest -q
 
+# The Bento's run-time pins: the wheel's dependencies alone, resolved in a throwaway venv
+# against constraints.txt (about a minute); tests/test_packaging.py checks the two agree.
+requirements-serve.txt: pyproject.toml constraints.txt
+	rm -rf .venv-serve && python3 -m venv .venv-serve
+	.venv-serve/bin/pip install -q -c constraints.txt .
+	{ echo "# What the service needs at run time: the akhbar wheel's dependencies (no dev or ray extras),"; \
+	  echo "# pinned to the versions in constraints.txt (a test checks). bentofile.yaml installs these."; \
+	  echo "# Regenerate after changing pyproject.toml or constraints.txt: make requirements-serve.txt"; \
+	  .venv-serve/bin/pip freeze --exclude akhbar | sed 's/+cpu$$//'; } > $@.tmp
+	mv $@.tmp $@ && rm -rf .venv-serve
+
 # A Bento (bentofile.yaml): it installs the akhbar wheel, so build that first.
 bento: .venv/.stamp
 	rm -rf dist

@@ -207,3 +207,32 @@ print(json.dumps({"paths": paths, "bare": bare}))
     for name, folder in expected.items():
         assert Path(found["paths"][name]).resolve() == folder / "__init__.py", name
     assert found["bare"] == [], f"bare packages importable after install: {found['bare']}"
+
+
+def _pins(path: Path) -> dict[str, str]:
+    """``{normalised name: version}`` of a requirements file's ``name==version`` lines."""
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, version = line.split("#")[0].strip().partition("==")
+        if sep:
+            pins[_normalised(name.split("[")[0])] = version.split(";")[0].strip()
+    return pins
+
+
+def _normalised(name: str) -> str:
+    """PEP 503: runs of - _ . become one -, lower case."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_bentos_requirements_are_the_runtime_dependencies_at_the_tested_versions():
+    import re
+    import tomllib
+
+    constraints, serve = _pins(REPO / "constraints.txt"), _pins(REPO / "requirements-serve.txt")
+    assert {n: v for n, v in serve.items() if constraints.get(n) != v} == {}, "regenerate: make requirements-serve.txt"
+    runtime = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {_normalised(re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0]) for d in runtime}
+    assert names <= set(serve), sorted(names - set(serve))
+    assert not {"pytest", "playwright", "locust", "schemathesis", "ray", "hypothesis"} & set(serve)

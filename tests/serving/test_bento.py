@@ -43,7 +43,7 @@ def test_bentoml_build_packs_the_service(tmp_path):
     wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
                             "--no-index", "-w", str(ctx / "dist")], capture_output=True, text=True, timeout=600, env=env)
     assert wheel.returncode == 0, wheel.stderr
-    for name in ("bentofile.yaml", "constraints.txt"):
+    for name in ("bentofile.yaml", "requirements-serve.txt"):
         shutil.copy2(REPO / name, ctx / name)
     if (REPO / "models" / "default").is_dir():
         shutil.copytree(REPO / "models" / "default", ctx / "models" / "default")
@@ -61,4 +61,6 @@ def test_bentoml_build_packs_the_service(tmp_path):
     root = bento.parent
     assert not (root / "src" / "akhbar").exists()  # a copied package would shadow the wheel
     assert list((root / "env" / "python" / "wheels").glob("akhbar-*.whl"))
-    assert "bentoml==" in (root / "env" / "python" / "requirements.txt").read_text()
+    requirements = (root / "env" / "python" / "requirements.txt").read_text()
+    assert "bentoml==" in requirements and "torch==2.13.0" in requirements
+    assert not any(tool in requirements for tool in ("pytest==", "playwright==", "locust==", "ray=="))
