@@ -207,6 +207,7 @@ def test_limits_come_from_the_environment_at_start_up(service_env):
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("AKHBAR_MAX_CLAIMS", "many", "AKHBAR_MAX_CLAIMS must be a whole number"),
     ("AKHBAR_PRECISION", "fp16", "AKHBAR_PRECISION must be one of auto, fp32, bf16, int8, got 'fp16'"),
+    ("AKHBAR_TORCH_THREADS", "-1", r"AKHBAR_TORCH_THREADS must be 0 \(share the cores\) or more, got -1"),
 ])
 def test_bad_setting_stops_start_up_naming_it(service_env, name, value, message):
     service_env(**{name: value})
@@ -400,3 +401,13 @@ def test_stop_startup_stops_the_bentoml_arbiter_only_inside_a_server_worker(monk
     with pytest.raises(SystemExit):  # a server worker exits at once, without a traceback
         service._stop_startup("the topic model is missing.")
     assert kills == [(service.os.getppid(), service.signal.SIGTERM)] and exits == [1]
+
+
+def test_torch_threads_share_the_usable_cores_among_the_workers(monkeypatch):
+    from akhbar.serving import settings
+
+    monkeypatch.setattr(settings, "USABLE_CPUS", 8)
+    assert settings.Settings().threads_per_worker() == 8
+    assert settings.Settings(workers=3).threads_per_worker() == 2
+    assert settings.Settings(workers=16).threads_per_worker() == 1
+    assert settings.Settings(workers=3, torch_threads=4).threads_per_worker() == 4
