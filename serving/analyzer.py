@@ -26,8 +26,9 @@ models) with ``text`` and optionally ``id``, ``title``, ``claims``, ``summary_se
 
 Every call scores all its articles together: one topic batch, one summary batch and one
 stance batch with every claim of every article (topic and summary share one encoder pass
-when the bundle's topic head reads the summary windows, as the shipped one does). Boilerplate is removed before scoring
-(:mod:`akhbar.models.inputs`); offsets still point into the original text.
+when the bundle's topic head reads the summary windows, as the shipped one does).
+Boilerplate is removed before scoring (:mod:`akhbar.models.inputs`); offsets still point
+into the original text.
 """
 
 from __future__ import annotations
