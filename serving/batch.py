@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import logging
+import math
 import sqlite3
 import sys
 import time
@@ -127,15 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="K",
-        help=f"Sentences per summary, 1-{MAX_SUMMARY_SENTENCES} "
-        "(default: the service's default).",
+        help=f"Sentences per summary, 1-{MAX_SUMMARY_SENTENCES}, for records without their own "
+        "summary_sentences field (default: the service's default).",
     )
     parser.add_argument(
         "--summary-max-words",
         type=int,
         default=None,
         metavar="N",
-        help="Upper bound on summary words (default: none).",
+        help="Upper bound on summary words for records without their own summary_max_words "
+        "field (default: none).",
     )
     parser.add_argument(
         "--batch-size",
@@ -214,8 +216,10 @@ class Job:
     output: the results file (``.jsonl``/``.json`` or ``.parquet``).
     tasks: the tasks to run.
     claims_field, id_field: input field names.
-    summary_sentences: k for every article (None: ``AKHBAR_SUMMARY_SENTENCES``).
-    summary_max_words: upper bound on summary words, or None.
+    summary_sentences: k for articles without their own ``summary_sentences`` (None:
+        ``AKHBAR_SUMMARY_SENTENCES``).
+    summary_max_words: upper bound on summary words for articles without their own
+        ``summary_max_words``, or None.
     batch_size: articles per Analyzer call and per output chunk.
     resume: continue an existing output.
     engine: ``local`` or ``ray``; ray_address and concurrency apply to ``ray``.
@@ -320,12 +324,32 @@ def _unicode_problem(record: dict[str, Any], fields: Sequence[str]) -> str | Non
     return None
 
 
+def _whole_number(record: dict[str, Any], name: str, low: int,
+                  high: int | None = None) -> tuple[int | None, str | None]:
+    """A record's own summary setting and the reason it is bad: absent → (None, None).
+
+    An integer, as the service takes it; digits in a string (a CSV cell) and a whole float
+    (a Parquet column with gaps, NaN where absent) count too."""
+    value = record.get(name)
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None, None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        return None, f"field '{name}': must be a whole number {bounds}"
+    return value, None
+
+
 def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdIndex,
                   tally: _Tally) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line, article)`` for every record to score, in input order.
 
     The reader has already set aside what it checks (JSON, fields, types, empty text);
-    here go the service's limits, duplicate ids and ids already in the output.
+    here go the service's limits, each record's own summary settings (they win over the
+    job's), duplicate ids and ids already in the output.
     """
     from akhbar.serving.limits import claims_problem, text_problem, title_problem
 
@@ -337,7 +361,10 @@ def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdI
         if isinstance(own_id, str) and not own_id.strip():
             own_id = None  # an empty CSV cell: no id, as when the column is absent
         claims = (record.get(job.claims_field) or []) if stance else []
-        problem = _unicode_problem(record, (job.id_field, "text", "title", job.claims_field))
+        k_own, problem = _whole_number(record, "summary_sentences", 1, MAX_SUMMARY_SENTENCES)
+        words_own, words_problem = _whole_number(record, "summary_max_words", 1)
+        problem = problem or words_problem or _unicode_problem(record, (job.id_field, "text", "title",
+                                                                        job.claims_field))
         if problem is None:
             if text := text_problem(record["text"], settings):
                 problem = f"field 'text': {text}"
@@ -359,8 +386,8 @@ def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdI
         else:
             tally.in_flight += 1
             yield line, {"id": article_id, "text": record["text"], "title": record.get("title"),
-                         "claims": claims, "summary_sentences": k,
-                         "summary_max_words": job.summary_max_words}
+                         "claims": claims, "summary_sentences": k_own or k,
+                         "summary_max_words": words_own or job.summary_max_words}
         tally.tick()
 
 

@@ -152,6 +152,28 @@ def test_summary_flags_tasks_and_line_number_ids(env, analyzer):
     assert [g["summary"] for g in got] == json.loads(json.dumps([e["summary"] for e in expected]))
 
 
+def test_each_records_own_summary_settings_win_over_the_jobs_and_bad_ones_are_rejected(env, analyzer):
+    long = {"text": " ".join(STORY), "title": "عنوان"}  # enough sentences for k = 3
+    records = [{"id": "k1", **long, "summary_sentences": 1}, {"id": "k3", **long, "summary_sentences": 3},
+               {"id": "job", **long}, {"id": "words", **long, "summary_sentences": 3, "summary_max_words": 1},
+               {"id": "csv-cell", **long, "summary_sentences": "1"}, {"id": "gap", **long, "summary_sentences": None}]
+    bad = [({"id": "zero", **long, "summary_sentences": 0}, "field 'summary_sentences': must be a whole number from 1 to 20"),
+           ({"id": "many", **long, "summary_sentences": 21}, "from 1 to 20"),
+           ({"id": "word", **long, "summary_sentences": "three"}, "from 1 to 20"),
+           ({"id": "flag", **long, "summary_sentences": True}, "from 1 to 20"),
+           ({"id": "nowords", **long, "summary_max_words": 0}, "field 'summary_max_words': must be a whole number of at least 1")]
+    write_jsonl(env / "in.jsonl", records + [r for r, _ in bad])
+    report = score_file(Job(str(env / "in.jsonl"), env / "out.jsonl", summary_sentences=2, tasks=("summary",),
+                            progress=False), analyzer)
+
+    got = {r["id"]: len(r["summary"]["sentences"]) for r in read_jsonl(env / "out.jsonl")}
+    assert got == {"k1": 1, "k3": 3, "job": 2, "words": 1, "csv-cell": 1, "gap": 2}
+    assert (report.scored, report.rejected) == (len(records), len(bad))
+    reasons = {r["id"]: r["reason"] for r in read_jsonl(env / "out.jsonl.rejects.jsonl")}
+    for record, reason in bad:
+        assert reason in reasons[record["id"]]
+
+
 def test_csv_parquet_stdin_and_gzip_inputs_agree(env, analyzer, monkeypatch):
     import pyarrow as pa
     import pyarrow.parquet as pq
