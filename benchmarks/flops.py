@@ -30,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load_predictors, read_json, read_jsonl, stage_args, write_json  # noqa: E402
 
-from akhbar.models.inputs import stance_inputs, summary_sentences, topic_inputs  # noqa: E402
-from akhbar.models.windowing import encode_sentence_windows, encode_windows  # noqa: E402
+from akhbar.models.inputs import stance_inputs, topic_inputs  # noqa: E402
+from akhbar.models.windowing import encode_windows  # noqa: E402
 
 
 def encoder_flops(length: int, hidden: int, intermediate: int, layers: int) -> int:
@@ -70,10 +70,7 @@ def article_cost(article: dict, predictors: dict) -> dict:
         add(task, [len(f["input_ids"]) for f in windows.features], len(windows) * 2 * (h * h + h * len(settings.labels)))
 
     predictor = predictors["summary"]
-    settings = predictor.bundle.settings.tasks["summary"]
-    sentences = summary_sentences(text)
-    windows = encode_sentence_windows(predictor.bundle.tokenizer, [[s.text for s in sentences]], settings.max_length,
-                                      settings.max_windows)
+    _, windows = predictor.sentence_windows([text], "summary")
     h = _shape(predictor)[0]
     scored = sum(len(index) for index in windows.sentence_index)
     add("summary", [len(f["input_ids"]) for f in windows.features], scored * 2 * (h * h + h))

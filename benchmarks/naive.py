@@ -45,9 +45,9 @@ from common import (  # noqa: E402
     write_json,
 )
 
-from akhbar.models.inputs import stance_inputs, summary_sentences, topic_inputs  # noqa: E402
+from akhbar.models.inputs import stance_inputs, topic_inputs  # noqa: E402
 from akhbar.models.predict import pick_sentences, with_lead_prior  # noqa: E402
-from akhbar.models.windowing import encode_sentence_windows, encode_windows, pool_logits  # noqa: E402
+from akhbar.models.windowing import encode_windows, pool_logits  # noqa: E402
 
 SUMMARY_K = 2  # the service's default summary_sentences
 
@@ -81,11 +81,8 @@ def _label(predictor, task: str, texts: list[str], first: list[str] | None,
 
 
 def _summary(predictor, text: str, task: str = "summary") -> tuple[tuple[int, ...], int]:
-    settings = predictor.bundle.settings.tasks[task]
-    model, tokenizer = predictor.model, predictor.bundle.tokenizer
-    sentences = summary_sentences(text)
-    windows = encode_sentence_windows(tokenizer, [[s.text for s in sentences]], settings.max_length,
-                                      settings.max_windows)
+    settings, model = predictor.bundle.settings.tasks[task], predictor.model
+    [sentences], windows = predictor.sentence_windows([text], task)
     scores = np.full(len(sentences), -np.inf)
     for feature, index in zip(windows.features, windows.sentence_index):
         t = _tensors(feature)

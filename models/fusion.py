@@ -107,6 +107,13 @@ class SentenceEncoderFusion(Fusion):
 KINDS = {cls.kind: cls for cls in (TfidfFusion, SentenceEncoderFusion)}
 
 
+def remove_fusion(bundle: Path, task: str) -> None:
+    """Delete the task's fusion part, of whatever kind (before a new one is saved, or none is kept)."""
+    for kind in KINDS:
+        for suffix in (".json", ".safetensors"):
+            (bundle / f"{kind}_{task}{suffix}").unlink(missing_ok=True)
+
+
 def load_fusion(bundle: Path, task: str, normalization: NormalizerConfig) -> Fusion | None:
     """The task's fusion part, or None when the bundle has none; a ValueError names a bad one."""
     found = [kind for kind in KINDS if (bundle / f"{kind}_{task}.json").is_file()]

@@ -41,7 +41,8 @@ from typing import Any
 from akhbar.models.bundle import BundleError, load_bundle
 from akhbar.models.normalize import arabic_ratio
 from akhbar.models.predict import Predictor, pick_sentences
-from akhbar.serving.settings import MAX_SUMMARY_SENTENCES, TASKS
+from akhbar.serving.limits import summary_max_words_problem, summary_sentences_problem
+from akhbar.serving.settings import TASKS
 
 NON_ARABIC_WARNING = "mostly non-Arabic text"
 TRUNCATED_WARNING = "text truncated"
@@ -84,11 +85,11 @@ def _coerce(article: Any, index: int, default_k: int) -> _Article:
         raise _field_error(index, "claims", "must be a list of non-empty strings")
     k = article.get("summary_sentences")
     k = default_k if k is None else k
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SUMMARY_SENTENCES:
-        raise _field_error(index, "summary_sentences", f"must be a whole number from 1 to {MAX_SUMMARY_SENTENCES}")
+    if problem := summary_sentences_problem(k):
+        raise _field_error(index, "summary_sentences", problem)
     max_words = article.get("summary_max_words")
-    if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1):
-        raise _field_error(index, "summary_max_words", "must be a whole number of at least 1")
+    if max_words is not None and (problem := summary_max_words_problem(max_words)):
+        raise _field_error(index, "summary_max_words", problem)
     return _Article(article.get("id"), text, title, tuple(claims), k, max_words)
 
 

@@ -324,9 +324,10 @@ def _unicode_problem(record: dict[str, Any], fields: Sequence[str]) -> str | Non
     return None
 
 
-def _whole_number(record: dict[str, Any], name: str, low: int,
-                  high: int | None = None) -> tuple[int | None, str | None]:
-    """A record's own summary setting and the reason it is bad: absent → (None, None).
+def _own_setting(record: dict[str, Any], name: str, problem_of: Callable[[object], str | None]
+                 ) -> tuple[int | None, str | None]:
+    """A record's own summary setting and the reason it is bad (the service's words):
+    absent → (None, None).
 
     An integer, as the service takes it; digits in a string (a CSV cell) and a whole float
     (a Parquet column with gaps, NaN where absent) count too."""
@@ -337,9 +338,8 @@ def _whole_number(record: dict[str, Any], name: str, low: int,
         value = int(value)
     elif isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        return None, f"field '{name}': must be a whole number {bounds}"
+    if problem := problem_of(value):
+        return None, f"field '{name}': {problem}"
     return value, None
 
 
@@ -351,7 +351,13 @@ def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdI
     here go the service's limits, each record's own summary settings (they win over the
     job's), duplicate ids and ids already in the output.
     """
-    from akhbar.serving.limits import claims_problem, text_problem, title_problem
+    from akhbar.serving.limits import (
+        claims_problem,
+        summary_max_words_problem,
+        summary_sentences_problem,
+        text_problem,
+        title_problem,
+    )
 
     k = job.summary_sentences or settings.summary_sentences
     stance = "stance" in job.tasks
@@ -361,8 +367,8 @@ def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdI
         if isinstance(own_id, str) and not own_id.strip():
             own_id = None  # an empty CSV cell: no id, as when the column is absent
         claims = (record.get(job.claims_field) or []) if stance else []
-        k_own, problem = _whole_number(record, "summary_sentences", 1, MAX_SUMMARY_SENTENCES)
-        words_own, words_problem = _whole_number(record, "summary_max_words", 1)
+        k_own, problem = _own_setting(record, "summary_sentences", summary_sentences_problem)
+        words_own, words_problem = _own_setting(record, "summary_max_words", summary_max_words_problem)
         problem = problem or words_problem or _unicode_problem(record, (job.id_field, "text", "title",
                                                                         job.claims_field))
         if problem is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from akhbar.serving.settings import Settings
+from akhbar.serving.settings import MAX_SUMMARY_SENTENCES, Settings
 
 
 def text_problem(text: str, limits: Settings) -> str | None:
@@ -42,4 +42,20 @@ def claims_problem(claims: Sequence[str], limits: Settings) -> str | None:
         if len(claim) > limits.max_claim_chars:
             return (f"claim {i} has {len(claim)} characters; the limit is {limits.max_claim_chars} "
                     "(AKHBAR_MAX_CLAIM_CHARS)")
+    return None
+
+
+def summary_sentences_problem(k: object) -> str | None:
+    """A summary length ``k`` that is not a whole number from 1 to 20."""
+    return _whole_number_problem(k, 1, MAX_SUMMARY_SENTENCES)
+
+
+def summary_max_words_problem(words: object) -> str | None:
+    """A ``summary_max_words`` that is not a whole number of at least 1."""
+    return _whole_number_problem(words, 1)
+
+
+def _whole_number_problem(value: object, low: int, high: int | None = None) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        return f"must be a whole number {f'from {low} to {high}' if high is not None else f'of at least {low}'}"
     return None

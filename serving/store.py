@@ -346,10 +346,12 @@ def _is_current(tag: str, digest: str) -> bool:
     return info.labels.get("origin") != SHIPPED or info.metadata.get("digest") == digest
 
 
-def _shipped_default(task: str, tag: str | None) -> str | None:
+def _shipped_default(task: str, tag: str | None, digests: dict[Path, str]) -> str | None:
     """The model ``task`` should use when nothing overrides it: ``tag`` (the promoted one),
     unless it is missing or an older shipped default; then the current shipped default is
-    imported and promoted, once for a shared bundle. None when there is none.
+    imported and promoted, once for a shared bundle. None when there is none. ``digests``
+    caches each shipped bundle's digest across the tasks of one look-up (a shared bundle
+    serves all three).
 
     Under a file lock, so several workers starting at once import it once.
     """
@@ -358,7 +360,9 @@ def _shipped_default(task: str, tag: str | None) -> str | None:
     source = _default_bundle(task)
     if source is None:
         return tag
-    digest = bundle_digest(source)
+    if source not in digests:
+        digests[source] = bundle_digest(source)
+    digest = digests[source]
     if tag is not None and _is_current(tag, digest):
         return tag
     lock_path = pointer_path().with_name(".import.lock")
@@ -393,12 +397,13 @@ def resolve_models(tasks: Iterable[str] = TASKS, overrides: dict[str, str | None
 
     overrides = overrides or {}
     refs: dict[str, ModelRef] = {}
+    digests: dict[Path, str] = {}
     for task in tasks:
         chosen = overrides.get(task)
         if chosen and Path(chosen).expanduser().is_dir():
             path, version = Path(chosen).expanduser().resolve(), str(Path(chosen).expanduser().resolve())
         else:
-            tag = chosen or _shipped_default(task, promoted().get(task))
+            tag = chosen or _shipped_default(task, promoted().get(task), digests)
             if tag is None:
                 raise ModelStoreError(f"no {task} model is set up in {bentoml_home()}; {_how_to_get(task)}.")
             try:

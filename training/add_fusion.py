@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from akhbar.models.bundle import METRICS_FILE, SETTINGS_FILE, BundleError, load_bundle
-from akhbar.models.fusion import KINDS
+from akhbar.models.fusion import KINDS, remove_fusion
 from akhbar.models.predict import Predictor
 from akhbar.training.finetune import (
     fit_lead_prior,
@@ -62,9 +62,7 @@ def add_fusion(bundle_dir: Path, task: str, kind: str, config: str | None = None
     report, temperature, _, fusion = choose(report, settings.temperature, logits.argmax(1), fusion, fusion_report,
                                             val_y, labels)
     if fusion is not None:
-        for old in KINDS:
-            for suffix in (".json", ".safetensors"):
-                (bundle_dir / f"{old}_{task}{suffix}").unlink(missing_ok=True)
+        remove_fusion(bundle_dir, task)
         fusion.save(bundle_dir, task)
     _update(bundle_dir, task, report, temperature=temperature)
     return report

@@ -28,7 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from akhbar.models.bundle import CARD_FILE, BundleError, BundleSettings, load_bundle, save_bundle
-from akhbar.models.fusion import KINDS
+from akhbar.models.fusion import remove_fusion
 from akhbar.models.modeling import TaskHead
 from akhbar.models.predict import Predictor
 from akhbar.models.windowing import pool_logits
@@ -111,9 +111,7 @@ def share_pass(bundle_dir: Path, task: str, reads: str, config: str | None = Non
     metrics.setdefault("tasks", {}).setdefault(task, {})["validation"] = report_after | {"shared_pass": comparison}
     card = (bundle_dir / CARD_FILE).read_text(encoding="utf-8") if (bundle_dir / CARD_FILE).is_file() else ""
     save_bundle(bundle_dir, bundle.model, bundle.tokenizer, new_settings, card=card, metrics=metrics)
-    for kind in KINDS:
-        for suffix in (".json", ".safetensors"):
-            (bundle_dir / f"{kind}_{task}{suffix}").unlink(missing_ok=True)
+    remove_fusion(bundle_dir, task)
     if fusion is not None:
         fusion.save(bundle_dir, task)
     load_bundle(bundle_dir)  # what was written must load
