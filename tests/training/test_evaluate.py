@@ -17,7 +17,8 @@ from akhbar.training import metrics as metrics_module
 from akhbar.training.evaluate import fold, main
 
 TOP_LEVEL = {"task", "data", "split", "n", "model", "baselines"}
-LABEL_KEYS = {"macro_f1", "macro_f1_ci", "accuracy", "per_class"}
+LABEL_KEYS = {"macro_f1", "macro_f1_ci", "accuracy", "per_class", "classification_report"}
+SLICE_KEYS = {"n", "labels", "macro_f1", "macro_f1_ci", "baselines"}
 SUMMARY_KEYS = {"k", "rouge1", "rouge2", "rougeL"}
 PER_CLASS_KEYS = {"precision", "recall", "f1", "support"}
 ANS_LABELS = ("agree", "disagree", "other")
@@ -193,7 +194,11 @@ def test_topic_per_outlet(topic_run) -> None:
     per_outlet = metrics["per_outlet"]
     assert set(per_outlet) == {"alpha", "beta"}  # records without an outlet are left out
     assert per_outlet["alpha"]["n"] == 3 and per_outlet["beta"]["n"] == 2
-    assert all(set(v) == {"n", "macro_f1"} and 0.0 <= v["macro_f1"] <= 1.0 for v in per_outlet.values())
+    assert all(set(v) == SLICE_KEYS and 0.0 <= v["macro_f1"] <= 1.0 for v in per_outlet.values())
+    # Each outlet averages over its own gold labels (rows 0, 1, 3 are alpha; 2, 4 beta; labels cycle).
+    assert per_outlet["alpha"]["labels"] == ["economy", "sport"]
+    assert per_outlet["beta"]["labels"] == ["culture", "sport"]
+    assert set(per_outlet["alpha"]["baselines"]) == {"tfidf"}
 
 
 def test_compare_with_the_same_bundle_is_a_tie(topic_run, tiny_bundle) -> None:
@@ -251,6 +256,14 @@ def test_ans_labels_fold_end_to_end(tiny_bundle, data, tmp_path) -> None:
     assert {k for k, v in metrics["model"]["per_class"].items() if v["support"]} == set(ANS_LABELS)
     for baseline in metrics["baselines"].values():
         assert set(baseline["per_class"]) == set(metrics["model"]["per_class"])
+    without_other = metrics["model_without_other"]
+    assert set(without_other) == SLICE_KEYS and without_other["labels"] == ["agree", "disagree"]
+    assert without_other["n"] == sum(v["support"] for k, v in metrics["model"]["per_class"].items() if k != "other")
+    assert "gold not `other`" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_unifiedfc_has_no_without_other_figure(stance_run) -> None:
+    assert "model_without_other" not in stance_run[1]
 
 
 # --- summary -------------------------------------------------------------------------------
@@ -272,6 +285,21 @@ def test_summary_metrics_shape(summary_run) -> None:
         assert lo <= hi <= 1e-9  # the model cannot beat a perfect score
     assert (out / "report.md").is_file()
     assert not (out / "confusion.png").exists()
+
+
+def test_summary_at_an_equal_word_budget(tiny_bundle, data, tmp_path) -> None:
+    out, metrics = evaluate("summary", tiny_bundle, data["summary"], tmp_path / "words",
+                            "--summary-budget", "reference-words")
+    assert set(metrics["baselines"]) == {"lead", "lead_words", "oracle"}
+    assert metrics["model"]["budget"] == "reference-words" and "k" not in metrics["model"]
+    assert metrics["baselines"]["lead"]["k"] == 1
+    # Every reference is the article's first two sentences: the lead cut to their words is the reference.
+    assert metrics["model"]["mean_words"] == pytest.approx(
+        sum(len(" ".join(a[:2]).split()) for a in ARTICLES) / len(ARTICLES))
+    for t in ("rouge1", "rouge2", "rougeL"):
+        assert metrics["baselines"]["lead_words"][t] == pytest.approx(1.0)
+        assert metrics["baselines"]["lead"][t] < 1.0
+    assert "mean word count" in (out / "report.md").read_text(encoding="utf-8")
 
 
 def test_split_all_counts_every_split(tiny_bundle, data, tmp_path) -> None:

@@ -16,6 +16,7 @@ from akhbar.training.metrics import (
     expected_calibration_error,
     fit_temperature,
     macro_f1,
+    slice_report,
 )
 
 # Confusion (rows true, columns predicted):   0  1  2
@@ -55,6 +56,28 @@ def test_a_class_never_seen_counts_as_zero_in_the_macro_average():
     report = classification_report(Y_TRUE, Y_PRED, NAMES + ["d"], ci=False)
     assert report["macro_f1"] == pytest.approx(float(MACRO_F1 * 3 / 4), abs=1e-12)
     assert report["per_class"]["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+
+
+def test_a_slice_averages_over_its_own_gold_labels():
+    # One outlet whose gold holds a and b only; one of its a articles is predicted c.
+    # a: P 1/1, R 1/2, F1 2/3; b: P 2/2, R 2/2, F1 1; over the slice's labels (2/3 + 1) / 2 = 5/6.
+    y, pred = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])
+    report = slice_report(y, pred, NAMES, {"same": pred.copy(), "perfect": y.copy()})
+    assert report["labels"] == ["a", "b"] and report["n"] == 4
+    assert report["macro_f1"] == pytest.approx(5 / 6, abs=1e-12)
+    # scikit-learn's default adds c, absent from the gold, as a class of F1 0: (2/3 + 1 + 0) / 3.
+    assert macro_f1(y, pred) == pytest.approx(5 / 9, abs=1e-12)
+    assert report["macro_f1_ci"][0] <= report["macro_f1"] <= report["macro_f1_ci"][1] <= 1.0
+    assert report["baselines"]["same"] == {"macro_f1": pytest.approx(5 / 6), "diff_ci": [0.0, 0.0]}
+    assert report["baselines"]["perfect"]["macro_f1"] == 1.0
+    assert report["baselines"]["perfect"]["diff_ci"][1] <= 0.0
+
+
+def test_sklearn_classification_report_sits_beside_the_figures():
+    report = classification_report(Y_TRUE, Y_PRED, NAMES, ci=False)["classification_report"]
+    assert set(report) == {"a", "b", "c", "accuracy", "macro avg", "weighted avg"}
+    assert report["b"]["f1-score"] == pytest.approx(0.8) and report["b"]["support"] == 2
+    assert report["macro avg"]["f1-score"] == pytest.approx(float(MACRO_F1), abs=1e-12)
 
 
 def noisy_predictions(n: int = 300, accuracy: float = 0.7, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -47,10 +47,22 @@ def test_each_outlet_is_held_out_and_scored_on_coarse_labels(tiny_base, tmp_path
     assert [f["n"] for f in metrics["outlets"].values()] == [12, 12] and metrics["pooled"]["n"] == 24
     for figures in [*metrics["outlets"].values(), metrics["pooled"]]:
         assert 0 <= figures["model"] <= 1 and 0 <= figures["tfidf"] <= 1
+        assert figures["labels"] == ["economy", "politics", "sport"]
+        assert figures["difference"] == pytest.approx(figures["model"] - figures["tfidf"])
+    assert metrics["runs"]["Radio B"]["steps"] == 2
+    assert "pretraining corpus includes every outlet's *train* text" in (tmp_path / "report" / "report.md").read_text()
     # The held-out outlet is absent from its run's training data.
     train = (tmp_path / "work" / "outlets" / "Radio_B" / "data" / "train.jsonl").read_text()
     assert "Radio B" not in train and "صحيفة أ" in train
     assert coarse_topic("middleEast") == coarse_topic("internationalNews") == "politics"
+    # The held-out validation split is the other outlets' too (the model's early stopping).
+    validation = (tmp_path / "work" / "outlets" / "Radio_B" / "data" / "validation.jsonl").read_text()
+    assert "Radio B" not in validation and "صحيفة أ" in validation
+    # A second run finds every outlet done and trains nothing.
+    monkeypatch.setattr(outlets, "held_out", lambda *a: pytest.fail("retrained a finished outlet"))
+    assert outlets.main(["--data", str(data), "--report", str(tmp_path / "report"), "--base_model", str(tiny_base),
+                         "--fusion", "", "--max_steps", "2", "--eval_steps", "2", "--batch_size", "8",
+                         "--max_length", "32", "--stride", "8", "--threads", "1"]) == 0
 
 
 def test_data_without_outlets_is_refused(tmp_path):

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from akhbar.training.rouge import ROUGE_TYPES, ArabicTokenizer, greedy_oracle, rouge_scores, scorer
+from akhbar.training.rouge import (
+    ROUGE_TYPES,
+    ArabicTokenizer,
+    cut_to_budget,
+    greedy_oracle,
+    greedy_oracle_order,
+    rouge_scores,
+    scorer,
+    word_budget,
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +141,36 @@ def test_oracle_uses_every_reference() -> None:
     refs = ["وصل الوفد الى المطار", "انقطعت الكهرباء عن المدينة"]
     # Each sentence matches one reference: together they beat either alone.
     assert greedy_oracle(sentences, refs, k=2) == [0, 1]
+
+
+# --- equal word budget ---------------------------------------------------------------------
+
+THREE = ["الشمس تشرق صباحا", "والقمر يظهر ليلا في السماء", "النجوم كثيرة"]  # 3, 5 and 2 words
+
+
+def test_word_budget_is_the_references_mean_word_count() -> None:
+    assert word_budget(["واحد اثنان ثلاثة", "واحد اثنان ثلاثة أربعة خمسة"]) == 4
+    assert word_budget(["كلمة واحدة"]) == 2
+    assert word_budget([""]) == 1  # never an empty summary
+
+
+def test_budget_cuts_the_last_sentence_mid_way_and_keeps_article_order() -> None:
+    # Rank order 1, 0, 2 with 6 words: sentence 1 whole (5 words), then 1 word of sentence 0.
+    assert cut_to_budget(THREE, [1, 0, 2], 6) == "الشمس والقمر يظهر ليلا في السماء"
+    # A budget inside the first sentence taken cuts that sentence alone.
+    assert cut_to_budget(THREE, [1, 0, 2], 2) == "والقمر يظهر"
+    # A budget past the whole text takes every sentence, whole.
+    assert cut_to_budget(THREE, [2, 1, 0], 50) == " ".join(THREE)
+
+
+def test_lead_words_is_the_lead_cut_to_the_budget() -> None:
+    assert cut_to_budget(THREE, range(3), 4) == "الشمس تشرق صباحا والقمر"
+    assert cut_to_budget(THREE, range(3), 3) == "الشمس تشرق صباحا"
+    assert cut_to_budget(THREE, range(3), 9) == "الشمس تشرق صباحا والقمر يظهر ليلا في السماء النجوم"
+
+
+def test_oracle_order_is_the_greedy_pick_order() -> None:
+    reference = ["والقمر يظهر ليلا في السماء الشمس تشرق"]
+    order = greedy_oracle_order(THREE, reference, 3)
+    assert order[0] == 1  # the sentence that covers most of the reference comes first
+    assert greedy_oracle(THREE, reference, 3) == sorted(order)
