@@ -74,7 +74,7 @@ audit: .venv/.stamp
 # readably, stop the service. Uses the same models as `make serve`.
 DEMO_PORT ?= 3001
 demo: setup
-	$(PY) -m akhbar.serving.demo --port $(DEMO_PORT)
+	$(PY) -m tools.demo --port $(DEMO_PORT)
 
 # ---------------------------------------------------------------------------------------
 # Targets that later issues fill in.
@@ -158,7 +158,7 @@ LOADTEST_SECONDS ?= 300
 LOADTEST_USERS   ?= 32
 LOADTEST_FLAGS   ?=
 loadtest: setup
-	$(PY) -m akhbar.serving.loadtest --seconds $(LOADTEST_SECONDS) --users $(LOADTEST_USERS) $(LOADTEST_FLAGS)
+	$(PY) -m tools.loadtest --seconds $(LOADTEST_SECONDS) --users $(LOADTEST_USERS) $(LOADTEST_FLAGS)
 
 # Fuzz (issue 8, serving/README.md): `akhbar serve` with small limits, FUZZ_PER_ROUTE
 # requests per API route generated from its OpenAPI document plus a battery of bad input;
@@ -166,7 +166,7 @@ loadtest: setup
 FUZZ_PER_ROUTE ?= 1000
 FUZZ_FLAGS     ?=
 fuzz: setup
-	$(PY) -m akhbar.serving.fuzz --per-route $(FUZZ_PER_ROUTE) $(FUZZ_FLAGS)
+	$(PY) -m tools.fuzz --per-route $(FUZZ_PER_ROUTE) $(FUZZ_FLAGS)
 
 # Batch scoring benchmark (issue 6): `akhbar score` against a loop that scores one article at
 # a time, on the 2,938 topic test articles with all three tasks; each in its own process, so
@@ -174,4 +174,4 @@ fuzz: setup
 # for a quick check.
 BENCH_BATCH_FLAGS ?=
 bench-batch: .venv/.stamp
-	$(PY) -m akhbar.serving.batch_bench --report reports/batch/bench.md $(BENCH_BATCH_FLAGS)
+	$(PY) -m tools.batch_bench --report reports/batch/bench.md $(BENCH_BATCH_FLAGS)

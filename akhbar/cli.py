@@ -18,9 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("akhbar.training.pretrain", "Train the tokenizer and pretrain the small Arabic BERT."),
     "train": ("akhbar.training.finetune", "Fine-tune a task model (topic, stance, summary) into a bundle."),
     "evaluate": ("akhbar.training.evaluate", "Score a bundle on a test set against baselines; write a report."),
-    "score": ("akhbar.serving.batch", "Score a file of articles in batch (local or Ray)."),
-    "serve": ("akhbar.serving.serve", "Start the HTTP service (BentoML) on port 3000."),
-    "models": ("akhbar.serving.store", "List, import, export and promote model bundles."),
+    "score": ("akhbar.serving.batch.score", "Score a file of articles in batch (local or Ray)."),
+    "serve": ("akhbar.serving.http.serve", "Start the HTTP service (BentoML) on port 3000."),
+    "models": ("akhbar.serving.core.store", "List, import, export and promote model bundles."),
 }
 
 

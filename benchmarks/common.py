@@ -103,8 +103,8 @@ def resolve_models(overrides: dict[str, str | None] | None = None) -> dict[str, 
     ``AKHBAR_<TASK>_MODEL`` (a directory or a store tag), else the promoted model, else the
     shipped default (imported into the BentoML store on first use, as ``akhbar serve`` does).
     """
-    from akhbar.serving.settings import Settings
-    from akhbar.serving.store import resolve_models as resolve
+    from akhbar.serving.core.settings import Settings
+    from akhbar.serving.core.store import resolve_models as resolve
 
     settings = Settings.from_env()
     chosen = {t: settings.model_override(t) for t in TASKS} | dict(overrides or {})

@@ -113,7 +113,7 @@ def precision_in_use(requested: str) -> str:
     """The service's compute precision on this machine: the knob (passed to the server as
     ``AKHBAR_PRECISION``), else the service's setting, with ``auto`` resolved."""
     from akhbar.models.precision import resolve_precision
-    from akhbar.serving.settings import Settings
+    from akhbar.serving.core.settings import Settings
 
     return resolve_precision(requested or Settings.from_env().precision)
 
@@ -329,8 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         info = machine()
-        from akhbar.serving.settings import Settings
-        from akhbar.serving.store import ModelStoreError
+        from akhbar.serving.core.settings import Settings
+        from akhbar.serving.core.store import ModelStoreError
 
         try:
             models = resolve_models()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import akhbar
-from akhbar.serving import batch
+from akhbar.serving.batch import score as batch
 
 AKHBAR = Path(sys.executable).parent / "akhbar"  # the console script of this venv
 COMMANDS = ["pretrain", "train", "evaluate", "score", "serve", "models"]

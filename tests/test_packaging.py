@@ -91,12 +91,18 @@ def test_wheel_holds_only_the_akhbar_namespace(wheel):
         "akhbar/models/normalize.py",
         "akhbar/training/__init__.py",
         "akhbar/serving/__init__.py",
-        "akhbar/serving/serve.py",
-        "akhbar/serving/static/index.html",  # the reading page (/ui), package data
-        "akhbar/serving/static/ui.css",
-        "akhbar/serving/static/ui.js",
+        "akhbar/serving/core/analyzer.py",
+        "akhbar/serving/batch/score.py",
+        "akhbar/serving/http/serve.py",
+        "akhbar/serving/http/static/index.html",  # the reading page (/ui), package data
+        "akhbar/serving/http/static/ui.css",
+        "akhbar/serving/http/static/ui.js",
     ):
         assert required in names, f"{required} missing from {wheel.name}"
+    # The developer tools (tools/: fuzz, load test, demo...) run from the checkout, never installed.
+    tools = [n for n in names if n.rsplit("/", 1)[-1] in {"fuzz.py", "loadtest.py", "locustfile.py",
+                                                            "localserver.py", "demo.py", "batch_bench.py"}]
+    assert not tools, f"developer tools in the wheel: {tools}"
     assert not any(n.startswith("tests/") or "/tests/" in n for n in names)
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "LICENSE not shipped"
 
@@ -125,9 +131,9 @@ import importlib, sys
 wheel_dir, *site_dirs = sys.argv[1:]
 sys.path[:0] = [wheel_dir]
 sys.path.extend(site_dirs)
-import akhbar, akhbar.cli, akhbar.models.normalize, akhbar.serving.serve
+import akhbar, akhbar.cli, akhbar.models.normalize, akhbar.serving.http.serve
 assert not any("editable" in name for name in sys.modules), "editable finder loaded"
-for module in (akhbar, akhbar.cli, akhbar.models.normalize, akhbar.serving.serve):
+for module in (akhbar, akhbar.cli, akhbar.models.normalize, akhbar.serving.http.serve):
     assert module.__file__.startswith(wheel_dir), f"{module.__name__} from {module.__file__}"
 for bare in ("models", "training", "serving"):
     try:

@@ -61,7 +61,7 @@ def started(**kwargs) -> Iterator:
     """A TestClient on a freshly started service (start-up reads the environment)."""
     from starlette.testclient import TestClient
 
-    from akhbar.serving.service import Akhbar
+    from akhbar.serving.http.service import Akhbar
 
     with TestClient(Akhbar.to_asgi(), **kwargs) as client:
         yield client
@@ -101,7 +101,7 @@ def server_env(bundle: Path, tmp: Path, **settings: str) -> dict[str, str]:
 def live_server(bundle: Path, tmp: Path, **settings: str) -> Iterator[Server]:
     """``akhbar serve`` on a free port with ``bundle`` for every task, a throw-away model store
     in ``tmp`` and the ``AKHBAR_*`` ``settings``; waits until /readyz answers 200, then stops it."""
-    from akhbar.serving.localserver import local_server
+    from tools.localserver import local_server
 
     # A server that exits or never gets ready raises RuntimeError with the end of its log.
     with local_server(server_env(bundle, tmp, **settings), tmp / "server.log",

@@ -6,7 +6,7 @@ import pytest
 from serving_support import ARTICLE, ARTICLE_TEXT, CLAIMS, ENGLISH_TEXT, STORY
 
 from akhbar.models.predict import Predictor
-from akhbar.serving.analyzer import Analyzer, ModelLoadError
+from akhbar.serving.core.analyzer import Analyzer, ModelLoadError
 
 TASKS = ("topic", "summary", "stance")
 
@@ -33,7 +33,7 @@ def test_result_shape_matches_the_service(analyzer):
 
 
 def test_pydantic_articles_and_single_parts(analyzer):
-    from akhbar.serving.service import Article
+    from akhbar.serving.http.service import Article
 
     article = Article(text=STORY[0], id="p1", claims=["ادعاء"])
     assert analyzer.topic([article])[0].keys() == {"id", "topic", "warnings", "model_versions"}

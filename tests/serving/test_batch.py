@@ -24,10 +24,10 @@ import pytest
 from conftest import ARABIC_SENTENCES, write_jsonl
 from serving_support import STORY, point_at
 
-from akhbar.serving import batch
-from akhbar.serving.analyzer import Analyzer
-from akhbar.serving.batch import Job, score_file
-from akhbar.serving.batch_io import repair_tail
+from akhbar.serving.batch import score as batch
+from akhbar.serving.batch.outputs import repair_tail
+from akhbar.serving.batch.score import Job, score_file
+from akhbar.serving.core.analyzer import Analyzer
 
 TASKS = ("topic", "summary", "stance")
 SENTENCES = ARABIC_SENTENCES + STORY
@@ -302,7 +302,9 @@ def test_torn_tail_is_cut_back_to_the_last_whole_line(tmp_path):
 # touch a flag file and hang there, so the kill lands in the middle of a write.
 CHILD = textwrap.dedent("""
     import os, sys, time
-    from akhbar.serving import analyzer, batch, batch_io
+    from akhbar.serving.batch import score as batch
+    from akhbar.serving.batch import outputs as batch_io
+    from akhbar.serving.core import analyzer
 
     if os.environ.get("SLOW"):
         original = analyzer.Analyzer.analyze
@@ -433,7 +435,7 @@ def test_ray_scorer_called_directly_with_a_shipped_bundle(tiny_bundle, analyzer,
 
     pa = pytest.importorskip("pyarrow")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the node's temp folder
-    from akhbar.serving.batch_ray import RayScorer, pack_bundle, unpack_bundle
+    from akhbar.serving.batch.ray_engine import RayScorer, pack_bundle, unpack_bundle
 
     packed = pack_bundle(tiny_bundle)
     scorer = RayScorer({t: "/elsewhere/bundle" for t in TASKS}, {t: "v1" for t in TASKS}, TASKS, 2, 16,

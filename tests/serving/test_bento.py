@@ -54,7 +54,7 @@ def test_bentoml_build_packs_the_service(tmp_path):
 
     [bento] = list((tmp_path / "home" / "bentos" / "akhbar").glob("*/bento.yaml"))
     info = yaml.safe_load(bento.read_text())
-    assert info["service"] == "akhbar.serving.service:Akhbar"
+    assert info["service"] == "akhbar.serving.http.service:Akhbar"
     assert info["labels"]["project"] == "akhbar"
     routes = {r["name"] for r in info["schema"]["routes"]}
     assert {"analyze", "topic", "summarize", "stance"} <= routes

@@ -27,9 +27,10 @@ import pytest
 from conftest import ARABIC_SENTENCES
 from serving_support import STORY, live_server, point_at, server_env
 
-from akhbar.serving import batch, batch_io
-from akhbar.serving.analyzer import Analyzer
-from akhbar.serving.localserver import free_port
+from akhbar.serving.batch import outputs as batch_io
+from akhbar.serving.batch import score as batch
+from akhbar.serving.core.analyzer import Analyzer
+from tools.localserver import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +93,8 @@ def env(monkeypatch, tiny_bundle, tmp_path):
 # TEAR_FRACTION of its bytes, touches FLAG and hangs there, so the kill lands mid-write.
 CHILD = textwrap.dedent("""
     import os, sys, time
-    from akhbar.serving import batch, batch_io
+    from akhbar.serving.batch import score as batch
+    from akhbar.serving.batch import outputs as batch_io
 
     class StandIn:
         def analyze(self, articles, tasks=None):
@@ -198,7 +200,7 @@ def test_a_file_size_limit_is_a_clear_error_and_the_output_stays_valid_and_resum
     out = env / "out.jsonl"
     args = ["--input", str(source), "--output", str(out), "--batch-size", "8"]
     limit = 20_000
-    proc = subprocess.run([sys.executable, "-m", "akhbar.serving.batch", *args], env=dict(os.environ),
+    proc = subprocess.run([sys.executable, "-m", "akhbar.serving.batch.score", *args], env=dict(os.environ),
                           capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size(limit))
     assert proc.returncode == 1, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]

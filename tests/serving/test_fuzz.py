@@ -1,5 +1,5 @@
 """Bad input (issue 8): the live service fuzzed from its own OpenAPI document plus the battery
-of :mod:`akhbar.serving.fuzz`, about 100 generated requests per route (``make fuzz`` runs
+of :mod:`tools.fuzz`, about 100 generated requests per route (``make fuzz`` runs
 1,000), on a server started with small limits; then the same battery in the batch scorer.
 """
 
@@ -11,9 +11,10 @@ import httpx
 import pytest
 from serving_support import live_server, point_at
 
-from akhbar.serving.analyzer import Analyzer
-from akhbar.serving.batch import Job, score_file
-from akhbar.serving.fuzz import (
+from akhbar.serving.batch.score import Job, score_file
+from akhbar.serving.core.analyzer import Analyzer
+from akhbar.serving.core.settings import Settings
+from tools.fuzz import (
     DEEP_NESTING,
     MARKER,
     MIN_VALID_2XX,
@@ -22,7 +23,6 @@ from akhbar.serving.fuzz import (
     battery,
     run_fuzz,
 )
-from akhbar.serving.settings import Settings
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from akhbar.serving.loadtest import (
+from tools.loadtest import (
     LoadFigures,
     LoadReport,
     OverloadFigures,

@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from akhbar.serving.middleware import AkhbarMiddleware
-from akhbar.serving.settings import Settings
+from akhbar.serving.core.settings import Settings
+from akhbar.serving.http.middleware import AkhbarMiddleware
 
 
 def _wrapped(app, **settings) -> TestClient:

@@ -71,8 +71,8 @@ def pickled(tiny_bundle, tmp_path) -> tuple[Path, Path]:
 
 def test_a_bundle_holding_a_pickle_is_refused_by_the_service_and_the_batch_scorer(
         pickled, tiny_bundle, tmp_path, monkeypatch):
-    from akhbar.serving.analyzer import Analyzer, ModelLoadError
-    from akhbar.serving.store import ModelStoreError, resolve_models
+    from akhbar.serving.core.analyzer import Analyzer, ModelLoadError
+    from akhbar.serving.core.store import ModelStoreError, resolve_models
 
     bundle, canary = pickled
     point_at(monkeypatch, tiny_bundle, tmp_path / "home", AKHBAR_TOPIC_MODEL=str(bundle))
@@ -87,7 +87,7 @@ def test_a_bundle_holding_a_pickle_is_refused_by_the_service_and_the_batch_score
 
 
 def test_pickle_bytes_in_place_of_the_safetensors_weights_are_refused(tiny_bundle, tmp_path):
-    from akhbar.serving.analyzer import Analyzer, ModelLoadError
+    from akhbar.serving.core.analyzer import Analyzer, ModelLoadError
 
     bundle, canary = tmp_path / "disguised", tmp_path / "unpickled.canary"
     shutil.copytree(tiny_bundle, bundle)
@@ -105,8 +105,8 @@ def test_the_token_is_compared_in_constant_time(monkeypatch):
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from akhbar.serving import middleware
-    from akhbar.serving.settings import Settings
+    from akhbar.serving.core.settings import Settings
+    from akhbar.serving.http import middleware
 
     compared, compare = [], hmac.compare_digest
 

@@ -305,7 +305,7 @@ def test_one_structured_log_line_per_request_without_text(client):
 
 
 def _slow_analyze(monkeypatch, seconds: float) -> None:
-    from akhbar.serving.analyzer import Analyzer
+    from akhbar.serving.core.analyzer import Analyzer
 
     original = Analyzer.analyze
 
@@ -382,7 +382,7 @@ def test_corrupt_model_stops_start_up_naming_it(service_env, tiny_bundle, tmp_pa
 def test_stop_startup_stops_the_bentoml_arbiter_only_inside_a_server_worker(monkeypatch, tmp_path):
     from bentoml._internal.context import server_context
 
-    from akhbar.serving import service
+    from akhbar.serving.http import startup
 
     kills, exits = [], []
 
@@ -390,21 +390,21 @@ def test_stop_startup_stops_the_bentoml_arbiter_only_inside_a_server_worker(monk
         exits.append(status)
         raise SystemExit(status)
 
-    monkeypatch.setattr(service.os, "kill", lambda pid, sig: kills.append((pid, sig)))
-    monkeypatch.setattr(service.os, "_exit", exit_)
+    monkeypatch.setattr(startup.os, "kill", lambda pid, sig: kills.append((pid, sig)))
+    monkeypatch.setattr(startup.os, "_exit", exit_)
     monkeypatch.setenv("AKHBAR_STARTUP_ERROR_FILE", str(tmp_path / "why"))
-    with pytest.raises(service.StartupError):
-        service._stop_startup("the topic model is missing.")
+    with pytest.raises(startup.StartupError):
+        startup.stop_startup("the topic model is missing.")
     assert kills == [] and exits == []  # in process (tests, notebooks): never signal the parent or exit
     assert (tmp_path / "why").read_text().strip() == "the topic model is missing."
     monkeypatch.setattr(server_context, "worker_index", 1)
     with pytest.raises(SystemExit):  # a server worker exits at once, without a traceback
-        service._stop_startup("the topic model is missing.")
-    assert kills == [(service.os.getppid(), service.signal.SIGTERM)] and exits == [1]
+        startup.stop_startup("the topic model is missing.")
+    assert kills == [(startup.os.getppid(), startup.signal.SIGTERM)] and exits == [1]
 
 
 def test_torch_threads_share_the_usable_cores_among_the_workers(monkeypatch):
-    from akhbar.serving import settings
+    from akhbar.serving.core import settings
 
     monkeypatch.setattr(settings, "USABLE_CPUS", 8)
     assert settings.Settings().threads_per_worker() == 8

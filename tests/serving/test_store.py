@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from akhbar.serving import store
+from akhbar.serving.core import store
 
 TASKS = ("topic", "summary", "stance")
 

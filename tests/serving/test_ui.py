@@ -1,4 +1,4 @@
-"""The reading page at /ui (serving/static/, served by akhbar.serving.ui).
+"""The reading page at /ui (serving/static/, served by akhbar.serving.http.ui).
 
 * The page's files name no outside URL (fast, no server).
 * Over HTTP, against a live ``akhbar serve`` with the tiny bundle and a token: /ui loads
@@ -22,8 +22,8 @@ import httpx
 import pytest
 from serving_support import live_server
 
-from akhbar.serving import ui
-from akhbar.serving.service import SAMPLE_ARTICLE
+from akhbar.serving.core.articles import SAMPLE_ARTICLE
+from akhbar.serving.http import ui
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "ui.png"

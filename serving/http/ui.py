@@ -9,7 +9,7 @@ mounts (``Akhbar.mount_asgi_app``). Routes:
 * ``GET /ui/page.json``: ``{"token_required": bool, "sample": SAMPLE_ARTICLE}``, so the page
   knows whether to ask for the token and has the sample article without a second copy.
 
-The middleware (:mod:`akhbar.serving.middleware`) leaves ``/ui`` and ``/ui/*`` open: the page
+The middleware (:mod:`akhbar.serving.http.middleware`) leaves ``/ui`` and ``/ui/*`` open: the page
 loads without a token, asks for it when the service has one, keeps it in memory and sends it
 as ``Authorization: Bearer``; the API routes stay protected.
 """
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from akhbar.serving.settings import Settings
+from akhbar.serving.core.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
@@ -58,7 +58,7 @@ async def _asset(request: Request) -> Response:
 
 async def _page(_: Request) -> Response:
     # The service module imports this one; by the first request it is loaded.
-    from akhbar.serving.service import SAMPLE_ARTICLE
+    from akhbar.serving.core.articles import SAMPLE_ARTICLE
 
     token_required = Settings.from_env().api_token is not None
     return JSONResponse({"token_required": token_required, "sample": SAMPLE_ARTICLE}, headers=HEADERS)

@@ -11,7 +11,7 @@ How the work is split, and why:
 * Those blocks form the Ray Dataset; ``map_batches`` runs :class:`RayScorer`, a stateful
   class that loads the models once per actor, on an ``ActorPoolStrategy`` of
   ``--concurrency`` actors, ``--batch-size`` articles per call, each call the same
-  :func:`akhbar.serving.batch.score_chunk` the local engine makes.
+  :func:`akhbar.serving.batch.job.score_chunk` the local engine makes.
 * Results come back to the driver in input order and go through the local engine's writer,
   so the output, its crash safety and ``--resume`` are one implementation.
 * Models: the driver resolves them as the service does. When it joins a cluster
@@ -30,10 +30,9 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from akhbar.serving.batch import Job, Outcome
+from akhbar.serving.batch.job import BatchError, Job, Outcome, score_chunk
 
 BLOCK_BATCHES = 4  # batches per object-store block: a multiple, so batches never straddle blocks
 LOCAL_CPUS = 2  # a local Ray gets max(this, --concurrency) CPUs
@@ -41,8 +40,6 @@ LOCAL_CPUS = 2  # a local Ray gets max(this, --concurrency) CPUs
 
 def check_ray() -> None:
     """Fail before anything is loaded when the ``ray`` extra is missing."""
-    from akhbar.serving.batch import BatchError
-
     try:
         import ray  # noqa: F401
         import ray.data  # noqa: F401
@@ -115,7 +112,7 @@ class RayScorer:
     def __init__(self, bundles: Mapping[str, str], versions: Mapping[str, str], tasks: Sequence[str],
                  summary_sentences: int, model_batch_size: int, precision: str = "auto",
                  shipped: Mapping[str, Any] | None = None) -> None:
-        from akhbar.serving.analyzer import Analyzer
+        from akhbar.serving.core.analyzer import Analyzer
 
         paths = {}
         for task, path in bundles.items():
@@ -138,8 +135,6 @@ class RayScorer:
         result exactly as the local engine writes it.
         """
         import pyarrow as pa
-
-        from akhbar.serving.batch import score_chunk
 
         articles = [json.loads(a) for a in batch.column("article").to_pylist()]
         outcomes = score_chunk(self.analyzer, articles, self.tasks)
@@ -195,8 +190,6 @@ def score_with_ray(job: Job, summary_sentences: int, models: Mapping[str, Any], 
     """
     import ray
     import ray.data
-
-    from akhbar.serving.batch import BatchError
 
     concurrency = job.concurrency or 1
     try:

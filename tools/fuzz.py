@@ -23,7 +23,7 @@ The server is started with small limits (:data:`SMALL_LIMITS`: 2,000 characters,
 Models: whatever ``akhbar serve`` would load (``AKHBAR_<TASK>_MODEL``, the promoted or the
 shipped ones).
 
-    python -m akhbar.serving.fuzz [--per-route 1000] [--seed 1] [--report fuzz.json]
+    python -m tools.fuzz [--per-route 1000] [--seed 1] [--report fuzz.json]
 
 Two corrections are made to BentoML's document before generating (BentoML writes it; these
 are its defects, not the service's): ``requestBody`` is marked required (every API route
@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 
-from akhbar.serving.settings import Settings
+from akhbar.serving.core.settings import Settings
 
 SMALL_LIMITS = {
     "AKHBAR_MAX_TEXT_CHARS": "2000",
@@ -557,7 +557,7 @@ def run_fuzz(url: str, limits: Settings, per_route: int = 100, seed: int = 1, *,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m akhbar.serving.fuzz", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-route", type=int, default=1000, help="Generated requests per route "
                         "(default 1000), on top of the battery.")
     parser.add_argument("--seed", type=int, default=1, help="Seed of the generator (default 1).")
@@ -570,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         limits = Settings.from_env(env)
     except ValueError as exc:
         parser.error(str(exc))
-    from akhbar.serving.localserver import local_server
+    from tools.localserver import local_server
 
     with tempfile.TemporaryDirectory(prefix="akhbar-fuzz-") as tmp:
         log = Path(tmp) / "server.log"

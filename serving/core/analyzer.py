@@ -3,7 +3,7 @@
 Load the models once, then analyse one article or many; each result has exactly the shape
 one item of ``POST /analyze``'s ``results`` has::
 
-    from akhbar.serving.analyzer import Analyzer
+    from akhbar.serving.core.analyzer import Analyzer
 
     analyzer = Analyzer.from_store()                      # the promoted (or shipped) models
     # or: Analyzer.from_bundles({"topic": "path/to/bundle", "stance": ..., "summary": ...})
@@ -41,8 +41,8 @@ from typing import Any
 from akhbar.models.bundle import BundleError, load_bundle
 from akhbar.models.normalize import arabic_ratio
 from akhbar.models.predict import Predictor, pick_sentences
-from akhbar.serving.limits import summary_max_words_problem, summary_sentences_problem
-from akhbar.serving.settings import TASKS
+from akhbar.serving.core.limits import summary_max_words_problem, summary_sentences_problem
+from akhbar.serving.core.settings import TASKS
 
 NON_ARABIC_WARNING = "mostly non-Arabic text"
 TRUNCATED_WARNING = "text truncated"
@@ -152,8 +152,8 @@ class Analyzer:
     def from_store(cls, tasks: Iterable[str] = TASKS, overrides: Mapping[str, str | None] | None = None,
                    **kwargs: Any) -> Analyzer:
         """Load the models the service would: ``overrides`` (tag or directory per task), else
-        the promoted ones, else the shipped defaults (see :mod:`akhbar.serving.store`)."""
-        from akhbar.serving.store import resolve_models
+        the promoted ones, else the shipped defaults (see :mod:`akhbar.serving.core.store`)."""
+        from akhbar.serving.core.store import resolve_models
 
         refs = resolve_models(tasks, dict(overrides or {}))
         return cls.from_bundles({t: r.path for t, r in refs.items()}, {t: r.version for t, r in refs.items()}, **kwargs)

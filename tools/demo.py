@@ -1,6 +1,6 @@
 """``make demo``: start the service, score the sample article, print the result, stop.
 
-Run: ``python -m akhbar.serving.demo [--port N]``. Uses the same models ``akhbar serve``
+Run: ``python -m tools.demo [--port N]``. Uses the same models ``akhbar serve``
 would (the ``AKHBAR_*`` settings, else the promoted or shipped defaults); with
 ``AKHBAR_API_TOKEN`` set it sends the token. The call itself is the one a Python client
 makes: ``bentoml.SyncHTTPClient(url, token=...).analyze(articles=[...])``.
@@ -17,7 +17,7 @@ import time
 
 import httpx
 
-from akhbar.serving.service import SAMPLE_ARTICLE
+from akhbar.serving.core.articles import SAMPLE_ARTICLE
 
 READY_TIMEOUT_S = 300
 
@@ -72,7 +72,7 @@ def show(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m akhbar.serving.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000, help="Port for the demo server (default 3000).")
     args = parser.parse_args(argv)
     url = f"http://127.0.0.1:{args.port}"

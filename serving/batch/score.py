@@ -7,7 +7,7 @@ per good input record, in the shape ``POST /analyze`` returns; its ``id`` is the
 field, or its line number when it has none (or a blank one).
 
 One scoring path: records become the same article dicts the service builds, are checked
-with the service's limits (:mod:`akhbar.serving.limits`) and are scored by
+with the service's limits (:mod:`akhbar.serving.core.limits`) and are scored by
 :class:`~akhbar.serving.analyzer.Analyzer`, ``--batch-size`` articles per call, so a result
 here equals the service's for the same article.
 
@@ -17,11 +17,11 @@ record already had (the first one is scored), a record the models failed on. The
 on; the exit status is non-zero only for fatal errors (unreadable input, missing model,
 unwritable output) or when every record was rejected.
 
-Crash safety and ``--resume``: see :mod:`akhbar.serving.batch_io`. Each resumed run reads
+Crash safety and ``--resume``: see :mod:`akhbar.serving.batch.outputs`. Each resumed run reads
 the whole input again, skips the ids already in the output and writes the rejects file
 afresh, so both end up exactly once per record.
 
-Engines: ``local`` scores in this process; ``ray`` (:mod:`akhbar.serving.batch_ray`) scores
+Engines: ``local`` scores in this process; ``ray`` (:mod:`akhbar.serving.batch.ray_engine`) scores
 the same article batches with a pool of Ray actors, and this process writes their results
 with the same writer, so resume and rejects work the same way.
 """
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import logging
 import math
 import sqlite3
 import sys
@@ -40,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from akhbar.serving.batch_io import (
+from akhbar.serving.batch.job import BatchError, Job, Outcome, chunks, score_chunk
+from akhbar.serving.batch.outputs import (
     DONE,
     DUPLICATE,
     INDEX_SUFFIX,
@@ -51,27 +51,15 @@ from akhbar.serving.batch_io import (
     id_key,
     rejects_path,
 )
-from akhbar.serving.settings import MAX_SUMMARY_SENTENCES, TASKS, Settings
+from akhbar.serving.core.settings import MAX_SUMMARY_SENTENCES, TASKS, Settings
 
 if TYPE_CHECKING:
     from akhbar.models.reader import RecordStream
-    from akhbar.serving.analyzer import Analyzer
+    from akhbar.serving.core.analyzer import Analyzer
 
 ENGINES = ("local", "ray")
 OUTPUT_SUFFIXES = (".jsonl", ".json", ".parquet")
-SCORING_FAILED = "scoring failed"
 _SHOWN_ID_CHARS = 40
-_SHOWN_ERROR_CHARS = 200
-
-logger = logging.getLogger("akhbar.batch")
-
-# A record's line and output id, then its result or the reason it could not be scored.
-Outcome = tuple[int, Any, dict[str, Any] | str]
-
-
-class BatchError(RuntimeError):
-    """A fatal problem: one sentence that says what is wrong and what to do; exit status 1."""
-
 
 def _tasks(value: str) -> list[str]:
     """Parse ``topic,summary,stance`` (any non-empty subset, any order) into a list."""
@@ -206,47 +194,6 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 # The job
 
 
-@dataclass(frozen=True)
-class Job:
-    """One ``akhbar score`` run, from the command line (see :func:`build_parser`).
-
-    Parameters
-    ----------
-    input: the input path, or ``-`` for standard input.
-    output: the results file (``.jsonl``/``.json`` or ``.parquet``).
-    tasks: the tasks to run.
-    claims_field, id_field: input field names.
-    summary_sentences: k for articles without their own ``summary_sentences`` (None:
-        ``AKHBAR_SUMMARY_SENTENCES``).
-    summary_max_words: upper bound on summary words for articles without their own
-        ``summary_max_words``, or None.
-    batch_size: articles per Analyzer call and per output chunk.
-    resume: continue an existing output.
-    engine: ``local`` or ``ray``; ray_address and concurrency apply to ``ray``.
-    progress: show the progress bar.
-    """
-
-    input: str
-    output: Path
-    tasks: tuple[str, ...] = TASKS
-    claims_field: str = "claims"
-    id_field: str = "id"
-    summary_sentences: int | None = None
-    summary_max_words: int | None = None
-    batch_size: int = 32
-    resume: bool = False
-    engine: str = "local"
-    ray_address: str | None = None
-    concurrency: int | None = None
-    progress: bool = True
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Job:
-        return cls(args.input, Path(args.output), tuple(args.tasks), args.claims_field, args.id_field,
-                   args.summary_sentences, args.summary_max_words, args.batch_size, args.resume,
-                   args.engine, args.ray_address, args.concurrency)
-
-
 @dataclass
 class Report:
     """What a run did; :meth:`line` is the closing line ``akhbar score`` prints."""
@@ -351,7 +298,7 @@ def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdI
     here go the service's limits, each record's own summary settings (they win over the
     job's), duplicate ids and ids already in the output.
     """
-    from akhbar.serving.limits import (
+    from akhbar.serving.core.limits import (
         claims_problem,
         summary_max_words_problem,
         summary_sentences_problem,
@@ -395,39 +342,6 @@ def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdI
                          "claims": claims, "summary_sentences": k_own or k,
                          "summary_max_words": words_own or job.summary_max_words}
         tally.tick()
-
-
-def score_chunk(analyzer: Analyzer, articles: Sequence[dict[str, Any]],
-                tasks: Sequence[str]) -> list[dict[str, Any] | str]:
-    """One Analyzer call for the chunk, as the service makes; a result per article.
-
-    Should the call fail, each article is scored alone so that one bad article costs only
-    itself: it comes back as the reason (the exception's type; never its message, which
-    could quote the text).
-    """
-    try:
-        return list(analyzer.analyze(articles, tasks))
-    except Exception as exc:  # noqa: BLE001 - a model failure is one record's problem, not the job's
-        logger.warning("akhbar score: a chunk of %d failed (%s: %s); scoring it one article at a time",
-                       len(articles), type(exc).__name__, str(exc)[:_SHOWN_ERROR_CHARS])
-    outcomes: list[dict[str, Any] | str] = []
-    for article in articles:
-        try:
-            outcomes.extend(analyzer.analyze([article], tasks))
-        except Exception as exc:  # noqa: BLE001
-            outcomes.append(f"{SCORING_FAILED} ({type(exc).__name__})")
-    return outcomes
-
-
-def chunks(pairs: Iterator[tuple[int, dict[str, Any]]], size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    chunk: list[tuple[int, dict[str, Any]]] = []
-    for pair in pairs:
-        chunk.append(pair)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _writer(output: ResultsOutput, tally: _Tally) -> Callable[[list[Outcome]], None]:
@@ -483,7 +397,7 @@ def _progress_bar(job: Job) -> Any:
 
 
 def load_analyzer(job: Job, settings: Settings, k: int) -> Analyzer:
-    from akhbar.serving.analyzer import Analyzer, ModelLoadError
+    from akhbar.serving.core.analyzer import Analyzer, ModelLoadError
 
     refs = _model_refs(job, settings)
     try:
@@ -496,7 +410,7 @@ def load_analyzer(job: Job, settings: Settings, k: int) -> Analyzer:
 
 def _model_refs(job: Job, settings: Settings) -> dict:
     """The service's models for the job's tasks (AKHBAR_<TASK>_MODEL, promoted, shipped)."""
-    from akhbar.serving.store import ModelStoreError, resolve_models
+    from akhbar.serving.core.store import ModelStoreError, resolve_models
 
     try:
         return resolve_models(job.tasks, {t: settings.model_override(t) for t in job.tasks})
@@ -538,7 +452,7 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
         raise BatchError(f"cannot read the input: {exc}") from None
 
     if job.engine == "ray":
-        from akhbar.serving.batch_ray import check_ray
+        from akhbar.serving.batch.ray_engine import check_ray
 
         check_ray()
         models = _model_refs(job, settings)
@@ -563,7 +477,7 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
     write = _writer(output, tally)
     try:
         if job.engine == "ray":
-            from akhbar.serving.batch_ray import score_with_ray
+            from akhbar.serving.batch.ray_engine import score_with_ray
 
             score_with_ray(job, k, models, settings.model_batch_size, settings.precision, articles, write)
         else:

@@ -1,5 +1,5 @@
 """Run ``akhbar serve`` on a free port of 127.0.0.1 for a bounded job: the fuzzer
-(:mod:`akhbar.serving.fuzz`), the load test (:mod:`akhbar.serving.loadtest`) and the tests
+(:mod:`tools.fuzz`), the load test (:mod:`tools.loadtest`) and the tests
 that need a real server.
 
 The server runs in its own session (process group), so stopping it reaches BentoML's

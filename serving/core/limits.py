@@ -1,4 +1,4 @@
-"""The per-article limits of :mod:`akhbar.serving.settings`, checked in one place.
+"""The per-article limits of :mod:`akhbar.serving.core.settings`, checked in one place.
 
 Why a module of its own: the HTTP service (its pydantic ``Article`` validators) and the batch
 scorer (``akhbar score``, which sets bad records aside instead of failing a request) must
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from akhbar.serving.settings import MAX_SUMMARY_SENTENCES, Settings
+from akhbar.serving.core.settings import MAX_SUMMARY_SENTENCES, Settings
 
 
 def text_problem(text: str, limits: Settings) -> str | None:

@@ -47,11 +47,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from akhbar.serving.settings import Settings, use
+from akhbar.serving.core.settings import Settings, use
 
 OPEN_PATHS = frozenset({"/", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/docs",
                         "/ui"})
-OPEN_PREFIXES = ("/ui/",)  # the reading page's assets (akhbar.serving.ui); it calls /analyze with the token
+OPEN_PREFIXES = ("/ui/",)  # the reading page's assets (akhbar.serving.http.ui); it calls /analyze with the token
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 

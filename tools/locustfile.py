@@ -1,4 +1,4 @@
-"""Locust users for ``make loadtest``: :mod:`akhbar.serving.loadtest` runs locust on this file
+"""Locust users for ``make loadtest``: :mod:`tools.loadtest` runs locust on this file
 in a process of its own, against a server it started on 127.0.0.1.
 
 Each user posts one article at a time to ``POST /analyze`` (with its claims), picked at

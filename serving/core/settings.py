@@ -39,7 +39,7 @@ environment the server runs in, never the one a Bento was built in. The last fou
 (``workers``, ``threads``, ``max_batch_size``, ``max_latency_ms``) are arguments of BentoML's
 ``@bentoml.service`` and ``@bentoml.api`` decorators, which BentoML reads when it builds the
 server from the class; they are therefore read when the serving process imports
-``akhbar.serving.service``. ``bentoml serve`` (of the repository or of a built Bento) imports
+``akhbar.serving.http.service``. ``bentoml serve`` (of the repository or of a built Bento) imports
 it afresh in every server process, so these too follow the serving environment; ``bentoml
 build`` only records the build-time values in ``bento.yaml`` for display.
 """

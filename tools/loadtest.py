@@ -3,7 +3,7 @@
 It starts ``akhbar serve`` on a free port of 127.0.0.1 with the models the service would use
 (``AKHBAR_<TASK>_MODEL``, the promoted or the shipped ones) and its own settings, then:
 
-1. **Load**: locust (:mod:`akhbar.serving.locustfile`), in a process of its own, runs
+1. **Load**: locust (:mod:`tools.locustfile`), in a process of its own, runs
    ``--users`` concurrent users (32) for ``--seconds`` (300), each posting real-length
    articles to ``POST /analyze`` back to back. The server's resident memory (``akhbar
    serve``, BentoML's process manager and its workers together) is sampled every second.
@@ -23,7 +23,7 @@ afterwards.
 Articles: the topic test split of ``$AKHBAR_DATA`` (real articles, each with its title as a
 claim) when it is there, else project-written articles of 1,500-4,000 characters.
 
-    python -m akhbar.serving.loadtest [--seconds 300] [--users 32] [--report PATH]
+    python -m tools.loadtest [--seconds 300] [--users 32] [--report PATH]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from akhbar.serving.settings import Settings
+from akhbar.serving.core.settings import Settings
 
 TOPIC_TEST = "topic/ant_v2.1_multisource"
 MAX_MEMORY_GROWTH = 0.10
@@ -75,7 +75,7 @@ def load_articles(limit: int, max_chars: int) -> tuple[list[dict[str, Any]], str
 
 
 def _written_articles(limit: int, max_chars: int) -> list[dict[str, Any]]:
-    from akhbar.serving.service import SAMPLE_ARTICLE
+    from akhbar.serving.core.articles import SAMPLE_ARTICLE
 
     paragraph = SAMPLE_ARTICLE["text"].split("\n")[0]
     out = []
@@ -308,7 +308,7 @@ class LoadReport:
 
 
 def run(args: argparse.Namespace, env: dict[str, str]) -> LoadReport:
-    from akhbar.serving.localserver import local_server
+    from tools.localserver import local_server
 
     settings = Settings.from_env(env)
     articles, source = load_articles(args.articles, settings.max_text_chars)
@@ -347,7 +347,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> LoadReport:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m akhbar.serving.loadtest", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.loadtest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=_env_int("LOADTEST_SECONDS", 300),
                         help="How long the load runs (default 300, or $LOADTEST_SECONDS).")
     parser.add_argument("--users", type=int, default=_env_int("LOADTEST_USERS", 32),

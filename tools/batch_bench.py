@@ -15,7 +15,7 @@ loading is timed apart from scoring; records/s counts scoring only. The report a
 how far the two outputs differ (they score the same articles with the same models; only the
 batching differs).
 
-Usage: ``python -m akhbar.serving.batch_bench [--limit N] [--batch-size N] [--report PATH]``.
+Usage: ``python -m tools.batch_bench [--limit N] [--batch-size N] [--report PATH]``.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def _peak_rss_mib() -> float:
 
 def run_phase(phase: str, prepared: Path, output: Path, batch_size: int) -> dict[str, Any]:
     """One way of scoring, in this process; its figures as a dict."""
-    from akhbar.serving.batch import Job, load_analyzer, score_file
-    from akhbar.serving.settings import Settings
+    from akhbar.serving.batch.score import Job, load_analyzer, score_file
+    from akhbar.serving.core.settings import Settings
 
     settings = Settings.from_env()
     job = Job(str(prepared), output, tasks=TASKS, batch_size=batch_size, progress=False)
@@ -84,7 +84,7 @@ def run_phase(phase: str, prepared: Path, output: Path, batch_size: int) -> dict
 
 
 def _child(phase: str, prepared: Path, output: Path, batch_size: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "akhbar.serving.batch_bench", "--phase", phase, "--prepared", str(prepared),
+    command = [sys.executable, "-m", "tools.batch_bench", "--phase", phase, "--prepared", str(prepared),
                "--phase-output", str(output), "--batch-size", str(batch_size)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -133,7 +133,7 @@ def report_markdown(results: list[dict[str, Any]], diff: dict[str, Any], source:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m akhbar.serving.batch_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.batch_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", default=None, help=f"Articles (default: $AKHBAR_DATA/{TOPIC_TEST}).")
     parser.add_argument("--limit", type=int, default=None, help="Score only the first N articles.")
     parser.add_argument("--batch-size", type=int, default=32, help="akhbar score --batch-size (default: 32).")

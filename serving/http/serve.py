@@ -2,7 +2,7 @@
 
 It checks that every task has a model first (importing the shipped defaults into the model
 store on first start), so a missing model is one sentence here instead of a server that
-never gets ready; then it runs ``bentoml serve akhbar.serving.service:Akhbar`` on
+never gets ready; then it runs ``bentoml serve akhbar.serving.http.service:Akhbar`` on
 ``--host``/``--port`` until stopped (Ctrl+C or SIGTERM; requests in flight then get
 ``AKHBAR_SHUTDOWN_GRACE`` seconds to finish). A model that turns out corrupt when
 the server loads it stops the server, and the reason is printed here too.
@@ -12,7 +12,7 @@ API to the network. Pass ``--host 0.0.0.0`` to accept other machines (and set
 ``AKHBAR_API_TOKEN``). A Bento built with ``bentoml build`` and run with ``bentoml serve`` or
 ``bentoml containerize`` binds 0.0.0.0 on its own; this flag does not affect it.
 
-Settings: the ``AKHBAR_*`` variables of :mod:`akhbar.serving.settings`.
+Settings: the ``AKHBAR_*`` variables of :mod:`akhbar.serving.core.settings`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from akhbar.serving.http.startup import STARTUP_ERROR_FILE_ENV
+
 DEFAULT_PORT = 3000
 DEFAULT_HOST = "127.0.0.1"
-SERVICE = "akhbar.serving.service:Akhbar"
-STARTUP_ERROR_FILE_ENV = "AKHBAR_STARTUP_ERROR_FILE"  # the service writes its start-up failure here
+SERVICE = "akhbar.serving.http.service:Akhbar"
 # glibc's malloc for a long-running server, unless the environment sets these. Measured with
 # `make loadtest` (32 users, 120 s, shipped models; serving/README.md, Reliability): with
 # glibc's defaults resident memory grew 15 % between 40 s and 120 s, and kept growing, as
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="akhbar serve",
         description="Start the HTTP service that scores Arabic news articles "
         "(topic, stance, extractive summary). Settings: AKHBAR_* environment variables "
-        "(see akhbar.serving.settings).",
+        "(see akhbar.serving.core.settings).",
     )
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default: {DEFAULT_PORT})."
@@ -60,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def preflight() -> str | None:
     """Resolve every task's model (importing shipped defaults); the problem, or None."""
-    from akhbar.serving.settings import TASKS, Settings
-    from akhbar.serving.store import ModelStoreError, resolve_models
+    from akhbar.serving.core.settings import TASKS, Settings
+    from akhbar.serving.core.store import ModelStoreError, resolve_models
 
     try:
         settings = Settings.from_env()
@@ -74,7 +75,7 @@ def preflight() -> str | None:
 def run_server(host: str, port: int) -> int:
     """Run ``bentoml serve`` in a child process until it ends; its exit status (1 when the
     service stopped its own start-up, after printing why)."""
-    from akhbar.serving.settings import Settings
+    from akhbar.serving.core.settings import Settings
 
     grace = Settings.from_env().shutdown_grace  # checked by preflight()
     with tempfile.TemporaryDirectory(prefix="akhbar-serve-") as tmp:

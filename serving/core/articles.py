@@ -1,0 +1,187 @@
+"""What an article to score and its result look like: the one schema the HTTP service and the
+batch scorer both validate with.
+
+:class:`Article` carries the per-article limits (:mod:`akhbar.serving.core.limits`), as
+pydantic validators that read the current settings (those of the server handling the
+request, else the environment), and states them in the OpenAPI document. The result models
+are the shape :class:`~akhbar.serving.core.analyzer.Analyzer` returns.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from akhbar.serving.core.limits import claims_problem, text_problem, title_problem
+from akhbar.serving.core.settings import MAX_SUMMARY_SENTENCES, Settings, current
+
+# A sample article the project wrote (not from any outlet): the OpenAPI example, `make demo`
+# and the load test's payload. It ends in a related-articles block and a follow prompt,
+# boilerplate that summary, topic and stance skip.
+SAMPLE_ARTICLE: dict[str, Any] = {
+    "id": "sample-1",
+    "title": "البنك المركزي يبقي أسعار الفائدة دون تغيير",
+    "text": (
+        "أعلن البنك المركزي اليوم الإبقاء على أسعار الفائدة الرئيسية دون تغيير للمرة الثالثة على التوالي. "
+        "وقال محافظ البنك في مؤتمر صحفي إن معدل التضخم تراجع إلى 3.1 في المئة خلال الربع الأخير من العام. "
+        "وأضاف أن القرار يهدف إلى دعم النمو الاقتصادي مع الحفاظ على استقرار الأسعار. "
+        "وتوقع محللون أن يبدأ البنك خفض الفائدة في النصف الثاني من العام المقبل إذا استمر تباطؤ التضخم. "
+        "وارتفعت أسهم البنوك في البورصة المحلية بنسبة طفيفة بعد الإعلان.\n"
+        "أخبار ذات صلة\n"
+        "ارتفاع أسعار الذهب في الأسواق العالمية\n"
+        "تابعونا على تويتر"
+    ),
+    "claims": ["البنك المركزي رفع أسعار الفائدة", "تراجع معدل التضخم في الربع الأخير"],
+    "summary_sentences": 2,
+}
+
+# The limits stated in the schema: those of the environment this module is imported in (the
+# serving process, see akhbar.serving.core.settings).
+SCHEMA_LIMITS = Settings.from_env()
+
+# The limits this server enforces, stated in its OpenAPI document (/docs.json) so that a
+# client, or a fuzzer, generating from the document sends what the service accepts. Only
+# documentation: the validators below enforce the limits, with messages naming the setting.
+# At least one character that str.strip() keeps: Python's whitespace spelled out, since the
+# document's regex dialect (ECMA-262) has a narrower \s (without \x1c-\x1f and \x85).
+NOT_BLANK = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_TEXT_SCHEMA = {"maxLength": SCHEMA_LIMITS.max_text_chars, "pattern": NOT_BLANK}
+_CLAIMS_SCHEMA = {"maxItems": SCHEMA_LIMITS.max_claims,
+                  "items": {"type": "string", "minLength": 1, "maxLength": SCHEMA_LIMITS.max_claim_chars,
+                            "pattern": NOT_BLANK}}
+
+
+class Article(BaseModel):
+    """One article to score."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": SAMPLE_ARTICLE})
+
+    text: str = Field(min_length=1, json_schema_extra=_TEXT_SCHEMA,
+                      description="The article, as published (at most AKHBAR_MAX_TEXT_CHARS, "
+                                  "default 100,000 characters).")
+    id: str | int | None = Field(None, description="Echoed in the result.")
+    title: str | None = Field(None, json_schema_extra={"maxLength": SCHEMA_LIMITS.max_text_chars},
+                              description="Headline; helps topic.")
+    claims: list[str] = Field(default_factory=list, json_schema_extra=_CLAIMS_SCHEMA,
+                              description="Claims to judge the article's stance on "
+                                          "(at most AKHBAR_MAX_CLAIMS, default 16).")
+    summary_sentences: int | None = Field(None, ge=1, le=MAX_SUMMARY_SENTENCES, strict=True,
+                                          description="Summary length k (default 2).")
+    summary_max_words: int | None = Field(None, ge=1, strict=True, description="Upper bound on summary words.")
+
+    # The limits live in akhbar.serving.core.limits, shared with the batch scorer (akhbar score).
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if problem := text_problem(value, current()):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        if problem := title_problem(value, current()):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("claims")
+    @classmethod
+    def _claims(cls, value: list[str]) -> list[str]:
+        if problem := claims_problem(value, current()):
+            raise ValueError(problem)
+        return value
+
+
+class StanceArticle(Article):
+    """An article for ``/stance``: at least one claim."""
+
+    claims: list[str] = Field(min_length=1, json_schema_extra=_CLAIMS_SCHEMA,
+                              description="Claims to judge the article's stance on "
+                                          "(1 to AKHBAR_MAX_CLAIMS, default 16).")
+
+
+def article_count(value: list) -> list:
+    limit = current().max_articles
+    if len(value) > limit:
+        raise ValueError(f"{len(value)} articles; the limit is {limit} per request (AKHBAR_MAX_ARTICLES)")
+    return value
+
+
+ARTICLES_SCHEMA = {"maxItems": SCHEMA_LIMITS.max_articles}
+Articles = Annotated[list[Article], Field(min_length=1, json_schema_extra=ARTICLES_SCHEMA),
+                     AfterValidator(article_count)]
+StanceArticles = Annotated[list[StanceArticle], Field(min_length=1, json_schema_extra=ARTICLES_SCHEMA),
+                           AfterValidator(article_count)]
+
+
+class Label(BaseModel):
+    label: str
+    scores: dict[str, float]
+    low_confidence: bool
+
+
+class Summary(BaseModel):
+    sentences: list[str]
+    indices: list[int]
+    offsets: list[tuple[int, int]]
+
+
+class Evidence(BaseModel):
+    text: str
+    start: int
+    end: int
+
+
+class Stance(BaseModel):
+    claim: str
+    label: str
+    scores: dict[str, float]
+    low_confidence: bool
+    evidence: list[Evidence]
+
+
+class AnalyzeResult(BaseModel):
+    id: str | int | None
+    topic: Label
+    summary: Summary
+    stances: list[Stance]
+    warnings: list[str]
+    model_versions: dict[str, str]
+
+
+class TopicResult(BaseModel):
+    id: str | int | None
+    topic: Label
+    warnings: list[str]
+    model_versions: dict[str, str]
+
+
+class SummaryResult(BaseModel):
+    id: str | int | None
+    summary: Summary
+    warnings: list[str]
+    model_versions: dict[str, str]
+
+
+class StanceResult(BaseModel):
+    id: str | int | None
+    stances: list[Stance]
+    warnings: list[str]
+    model_versions: dict[str, str]
+
+
+class AnalyzeResponse(BaseModel):
+    results: list[AnalyzeResult]
+
+
+class TopicResponse(BaseModel):
+    results: list[TopicResult]
+
+
+class SummaryResponse(BaseModel):
+    results: list[SummaryResult]
+
+
+class StanceResponse(BaseModel):
+    results: list[StanceResult]

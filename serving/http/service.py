@@ -1,0 +1,162 @@
+"""The akhbar HTTP service (BentoML 1.4): topic, extractive summary and stance for Arabic news.
+
+Routes (JSON; the OpenAPI document is at ``/docs.json``):
+
+* ``POST /analyze`` ``{"articles": [Article, ...]}`` → ``{"results": [...]}``, one result per
+  article in request order (shape: :mod:`akhbar.serving.core.analyzer`);
+* ``POST /topic``, ``POST /summarize``, ``POST /stance``: the same, one part each;
+* ``/livez``, ``/readyz`` (200 once every model has loaded), ``/metrics`` (Prometheus);
+* ``GET /ui``: the reading page for editors (:mod:`akhbar.serving.http.ui`), which calls ``/analyze``.
+
+All four routes hand their articles to ``score_batch``, a batchable route called in
+process through BentoML's self-proxy, so articles from concurrent callers are scored in
+one adaptive batch (windows sorted by length inside :class:`~akhbar.models.predict.Predictor`).
+
+Settings: :mod:`akhbar.serving.core.settings` (``AKHBAR_*`` variables) is the one place; limits,
+models, the token and the timeout are read at start-up. Models come from the BentoML model
+store (:mod:`akhbar.serving.core.store`); a missing or corrupt model stops the server with one
+sentence naming it and the command that makes or imports it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import bentoml
+from pydantic import AfterValidator, BaseModel, Field
+
+from akhbar.serving.core.articles import (
+    ARTICLES_SCHEMA,
+    SAMPLE_ARTICLE,
+    AnalyzeResponse,
+    Article,
+    Articles,
+    StanceArticles,
+    StanceResponse,
+    SummaryResponse,
+    TopicResponse,
+    article_count,
+)
+from akhbar.serving.core.settings import MAX_REQUEST_TIMEOUT, TASKS, Settings
+from akhbar.serving.http.middleware import AkhbarMiddleware, note
+from akhbar.serving.http.startup import logger, setup_logging, stop_startup
+from akhbar.serving.http.ui import page_app
+
+# Server knobs BentoML takes from the decorators below; read when the serving process
+# imports this module (see akhbar.serving.core.settings for why that is start-up, not build).
+SERVER = Settings.from_env()
+# BentoML's own request timeout only backs ours up (AKHBAR_REQUEST_TIMEOUT, answered with
+# Retry-After by the middleware): BentoML's 504 carries no Retry-After and no request id.
+BACKSTOP_TIMEOUT_S = MAX_REQUEST_TIMEOUT + 60
+SELF_PROXY_NEVER_REFRESHES = {"max_requests": 2**62, "max_age": 1e15}
+
+
+# ---------------------------------------------------------------------------------------
+# The batching unit
+
+
+class WorkItem(BaseModel):
+    """One article and the parts to compute: the unit ``score_batch`` batches."""
+
+    article: Article
+    tasks: list[Literal["topic", "summary", "stance"]] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------------------------------
+# The service
+
+
+@bentoml.service(
+    name="akhbar",
+    workers=SERVER.workers,
+    threads=SERVER.threads,
+    traffic={"timeout": BACKSTOP_TIMEOUT_S},
+    # The routes reach score_batch through BentoML's in-process client, which by default
+    # replaces its session every 100 calls (or 300 s) and closes the old one under the calls
+    # still using it: each of them then failed with a 500 ("Server disconnected"), about 1
+    # request in 10 at 32 concurrent callers. In process there is nothing to refresh.
+    runner_connection=SELF_PROXY_NEVER_REFRESHES,
+    logging={"access": {"enabled": False}},  # akhbar.access logs one line per request instead
+    labels={"project": "akhbar"},
+)
+class Akhbar:
+    """Scores Arabic news articles: topic, extractive summary, stance toward claims."""
+
+    def __init__(self) -> None:
+        import torch
+
+        from akhbar.serving.core.analyzer import Analyzer, ModelLoadError
+        from akhbar.serving.core.store import ModelStoreError
+
+        self.ready = False
+        setup_logging()
+        try:
+            self.settings = Settings.from_env()
+        except ValueError as exc:
+            stop_startup(f"invalid setting: {exc}.")
+        overrides = {t: self.settings.model_override(t) for t in TASKS}
+        torch.set_num_threads(self.settings.threads_per_worker())
+        try:
+            self.analyzer = Analyzer.from_store(TASKS, overrides, batch_size=self.settings.model_batch_size,
+                                                summary_sentences=self.settings.summary_sentences,
+                                                precision=self.settings.precision)
+        except (ModelStoreError, ModelLoadError) as exc:
+            stop_startup(str(exc))
+        # The first call loads the sentence encoder and allocates buffers (seconds): not on a
+        # caller's time.
+        self.analyzer.analyze([SAMPLE_ARTICLE])
+        logger.info("akhbar: models loaded (%s, %d torch threads): %s", self.analyzer.precision,
+                    torch.get_num_threads(), ", ".join(f"{t}={v}" for t, v in self.analyzer.versions.items()))
+        self.ready = True
+
+    def __is_ready__(self) -> bool:
+        return self.ready
+
+    async def _score(self, articles: list[Article], tasks: tuple[str, ...]) -> list[dict[str, Any]]:
+        note(articles=len(articles))
+        items = [WorkItem(article=a, tasks=list(tasks)) for a in articles]
+        return await self.to_async.score_batch(items)
+
+    @bentoml.api
+    async def analyze(self, articles: Articles) -> AnalyzeResponse:
+        """Topic, extractive summary and stance toward each claim, for each article."""
+        return AnalyzeResponse(results=await self._score(articles, TASKS))
+
+    @bentoml.api
+    async def topic(self, articles: Articles) -> TopicResponse:
+        """Topic of each article: label, a probability per label, low_confidence."""
+        return TopicResponse(results=await self._score(articles, ("topic",)))
+
+    @bentoml.api
+    async def summarize(self, articles: Articles) -> SummaryResponse:
+        """The k best sentences of each article, verbatim, with their character offsets."""
+        return SummaryResponse(results=await self._score(articles, ("summary",)))
+
+    @bentoml.api
+    async def stance(self, articles: StanceArticles) -> StanceResponse:
+        """Stance of each article toward each of its claims, with evidence sentences."""
+        return StanceResponse(results=await self._score(articles, ("stance",)))
+
+    @bentoml.api(batchable=True, max_batch_size=SERVER.max_batch_size, max_latency_ms=SERVER.max_latency_ms)
+    def score_batch(
+        self, items: Annotated[list[WorkItem], Field(min_length=1, json_schema_extra=ARTICLES_SCHEMA),
+                               AfterValidator(article_count)]
+    ) -> list[dict[str, Any]]:
+        """Internal: the adaptive-batching entry the routes above share. Call /analyze instead.
+
+        Items from concurrent requests arrive here together; items asking for the same
+        parts are scored in one Analyzer call.
+        """
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault(tuple(item.tasks), []).append(i)
+        results: list[dict[str, Any]] = [{}] * len(items)
+        for tasks, members in groups.items():
+            scored = self.analyzer.analyze([items[i].article for i in members], tasks)
+            for i, result in zip(members, scored, strict=True):
+                results[i] = result
+        return results
+
+
+Akhbar.mount_asgi_app(page_app(), path="/", name="ui")  # /ui: matches only its own routes
+Akhbar.add_asgi_middleware(AkhbarMiddleware)
