@@ -3,6 +3,10 @@
 Each subcommand module owns its argument parser (``main(argv) -> exit status``) and is
 imported only when called, so ``akhbar --help`` stays fast and ``serve`` never loads
 training code.
+
+One style for every subcommand: flags are kebab-case (``--output-dir``), and the snake_case
+spelling (``--output_dir``) is accepted as an alias without showing in the help, because
+:func:`kebab_flags` rewrites it before the subcommand parses its arguments.
 """
 
 from __future__ import annotations
@@ -38,6 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def kebab_flags(argv: list[str]) -> list[str]:
+    """``--output_dir x`` → ``--output-dir x`` (and ``--a_b=1`` → ``--a-b=1``), for every long
+    flag before a lone ``--``; values and everything after ``--`` are left as they are."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[i:]
+        if arg.startswith("--"):
+            name, sep, value = arg.partition("=")
+            arg = "--" + name[2:].replace("_", "-") + sep + value
+        out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -48,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    return int(module.main(kebab_flags(rest)) or 0)
 
 
 if __name__ == "__main__":
