@@ -43,6 +43,7 @@ serve: setup
 	.venv/bin/akhbar serve --port $(PORT)
 
 test: setup
+	.venv/bin/ruff check .
 	$(PY) -m pytest -q
 
 # The Bento's run-time pins: the wheel's dependencies alone, resolved in a throwaway venv
