@@ -87,34 +87,34 @@ demo: setup
 STAMPS     = .stamps
 BASE_DIR   = models/default/base
 SHARED_DIR = models/default/shared
-PRETRAIN_FLAGS ?= --objective electra --embedding_init word2vec --max_steps 4800 \
-                  --batch_size 32 --learning_rate 1e-3 --warmup_steps 100 --save_steps 200
+PRETRAIN_FLAGS ?= --objective electra --embedding-init word2vec --max-steps 4800 \
+                  --batch-size 32 --learning-rate 1e-3 --warmup-steps 100 --save-steps 200
 
 # Each task's own settings are in training/configs/<task>.yaml; these apply to the whole run.
-TRAIN_FLAGS ?= --eval_steps 1000
+TRAIN_FLAGS ?= --eval-steps 1000
 
 models: $(STAMPS)/base $(STAMPS)/base-report $(STAMPS)/tasks
 
 $(STAMPS)/base: .venv/.stamp
 	@mkdir -p $(STAMPS)
-	.venv/bin/akhbar pretrain $(PRETRAIN_FLAGS) --work_dir work/pretrain --output_dir work/pretrain/base
-	$(PY) -m akhbar.training.ship work/pretrain/base $(BASE_DIR)
+	.venv/bin/akhbar pretrain $(PRETRAIN_FLAGS) --work-dir work/pretrain --output-dir work/pretrain/base
+	$(PY) -m akhbar.training.ship_fp16 work/pretrain/base $(BASE_DIR)
 	touch $@
 
 # Evidence that the base helps: base vs random init vs TF-IDF, same recipe, one run.
 $(STAMPS)/base-report: $(STAMPS)/base
-	$(PY) -m akhbar.training.base_report --bases $(BASE_DIR) --output_dir reports/base \
-	  --model_card $(BASE_DIR)/README.md
+	$(PY) -m akhbar.training.base_report --bases $(BASE_DIR) --output-dir reports/base \
+	  --model-card $(BASE_DIR)/README.md
 	touch $@
 
 # The service's defaults: one encoder fine-tuned on topic (with its TF-IDF fusion), stance and
 # summary at once, a head per task (about 2,100 steps); then the topic head is refitted on the
 # summary's windows, so one encoder pass serves both (kept only if validation loses <= 0.5 points).
 $(STAMPS)/tasks: $(STAMPS)/base
-	.venv/bin/akhbar train topic,stance,summary --base_model $(BASE_DIR) --output_dir work/models/shared \
+	.venv/bin/akhbar train topic,stance,summary --base-model $(BASE_DIR) --output-dir work/models/shared \
 	  $(TRAIN_FLAGS)
-	$(PY) -m akhbar.training.share_pass work/models/shared/bundle --task topic --reads summary
-	$(PY) -m akhbar.training.ship work/models/shared/bundle $(SHARED_DIR)
+	$(PY) -m akhbar.training.refit_shared_windows work/models/shared/bundle --task topic --reads summary
+	$(PY) -m akhbar.training.ship_fp16 work/models/shared/bundle $(SHARED_DIR)
 	touch $@
 
 # The shipped defaults on every test set, beside their same-run baselines (about 15 minutes).
@@ -131,13 +131,13 @@ eval: setup
 	  --report reports/summary-ant_bbc-words
 	$(EVAL) summary --data summary/easc --split all --summary-sentences 3 --summary-budget reference-words \
 	  --report reports/summary-easc-words
-	$(PY) -m akhbar.training.card $(SHARED_DIR) reports
+	$(PY) -m akhbar.training.shipped_card $(SHARED_DIR) reports
 
 # Topic on unseen outlets: per outlet, the shipped topic recipe and TF-IDF trained on the same
-# articles of the other outlets, scored on the held-out outlet (training/outlets.py). Hours on
+# articles of the other outlets, scored on the held-out outlet (training/unseen_outlets.py). Hours on
 # 2 cores, so not part of `make eval`; resumes with the outlets still missing.
 eval-outlets: setup
-	$(PY) -m akhbar.training.outlets --report reports/topic-outlets
+	$(PY) -m akhbar.training.unseen_outlets --report reports/topic-outlets
 
 # Issue 7: every performance figure side by side in one run on one machine (benchmarks/README.md):
 # the service at concurrency 1 and 16 against a naive one-article loop, the GEMM compute limit,

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import log, read_json, stage_args, write_json  # noqa: E402
 
 from akhbar.models.bundle import load_bundle  # noqa: E402
+from akhbar.models.precision import resolve_precision  # noqa: E402
 from akhbar.models.predict import Predictor  # noqa: E402
 from akhbar.models.reader import data_root, read_records  # noqa: E402
 from akhbar.training.evaluate import label_task  # noqa: E402
@@ -82,7 +83,7 @@ def main() -> int:
     results: dict[str, dict] = {}
     for variant in variants:
         # One predictor per bundle: a bundle shared by several tasks is converted once.
-        predictors = {path: Predictor(bundle, batch_size=batch_size, precision=variant)
+        predictors = {path: Predictor(bundle, batch_size=batch_size, precision=resolve_precision(variant))
                       for path, bundle in bundles.items()}
         results[variant] = {}
         for name, task, _, metric in SETS:  # untimed first calls: allocation, lazy imports

@@ -14,12 +14,14 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from akhbar.serving.http.settings import ServiceSettings
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "benchmarks"
 TOPIC_TEST = "topic/ant_v2.1_multisource/test.jsonl.gz"
-TASKS = ("topic", "summary", "stance")
 
 
 def read_json(path: str | Path) -> Any:
@@ -97,23 +99,31 @@ def machine() -> dict[str, Any]:
     }
 
 
-def resolve_models(overrides: dict[str, str | None] | None = None) -> dict[str, dict[str, str]]:
+def service_settings(server_env: dict[str, str]) -> ServiceSettings:
+    """The settings the benchmarked server runs with: this environment with the run's
+    ``server_env`` on top, exactly as the ``service`` stage starts it. Stages resolve the
+    scoring runtime from these (precision, torch threads, k), as the server's workers do;
+    a bad value raises ValueError naming its variable."""
+    from akhbar.serving.http.settings import ServiceSettings
+
+    return ServiceSettings.from_env({**os.environ, **server_env})
+
+
+def resolve_models() -> dict[str, dict[str, str]]:
     """``{task: {"path", "version"}}``: the bundles the service would load.
 
     ``AKHBAR_<TASK>_MODEL`` (a directory or a store tag), else the promoted model, else the
     shipped default (imported into the BentoML store on first use, as ``akhbar serve`` does).
     """
-    from akhbar.serving.core.settings import Settings
-    from akhbar.serving.core.store import resolve_models as resolve
+    from akhbar.serving.core.config import ScoringConfig
 
-    settings = Settings.from_env()
-    chosen = {t: settings.model_override(t) for t in TASKS} | dict(overrides or {})
-    refs = resolve(TASKS, chosen)
+    refs = ScoringConfig.from_env().resolve_models()
     return {t: {"path": str(r.path), "version": r.version} for t, r in refs.items()}
 
 
-def load_predictors(models: dict[str, dict[str, str]], batch_size: int = 16, precision: str = "fp32") -> dict:
-    """``{task: Predictor}`` computing in ``precision``; a bundle shared by several tasks is loaded once."""
+def load_predictors(models: dict[str, dict[str, str]], precision: str) -> dict:
+    """``{task: Predictor}`` computing in ``precision`` (fp32, bf16 or int8); a bundle shared by
+    several tasks is loaded once."""
     from akhbar.models.bundle import load_bundle
     from akhbar.models.predict import Predictor
 
@@ -121,7 +131,7 @@ def load_predictors(models: dict[str, dict[str, str]], batch_size: int = 16, pre
     out = {}
     for task, ref in models.items():
         if ref["path"] not in loaded:
-            loaded[ref["path"]] = Predictor(load_bundle(ref["path"]), batch_size=batch_size, precision=precision)
+            loaded[ref["path"]] = Predictor(load_bundle(ref["path"]), precision=precision)
         out[task] = loaded[ref["path"]]
     return out
 

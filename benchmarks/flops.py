@@ -82,7 +82,7 @@ def article_cost(article: dict, predictors: dict) -> dict:
 def main() -> int:
     args = stage_args(__doc__.split("\n\n")[0])
     config = read_json(args.config)
-    predictors = load_predictors(config["models"])
+    predictors = load_predictors(config["models"], "fp32")  # shapes and tokenizers only
     articles = read_jsonl(config["articles"])
     [median] = read_jsonl(config["median_article"])
     shapes = {t: dict(zip(("hidden", "intermediate", "layers"), _shape(p))) for t, p in predictors.items()}

@@ -1,6 +1,7 @@
 """Stage ``gemm``: the machine's sustained matrix-multiply rate, the compute limit.
 
-Large square products in torch with the service worker's thread settings: fp32
+Large square products in torch with a service worker's torch threads (resolved and applied
+as the worker does, :func:`common.service_settings`): fp32
 (``torch.matmul`` of float32), bf16 (of bfloat16 tensors; oneDNN uses AVX512-BF16 where the
 CPU has it) and int8 (``torch._int_mm``, int8 × int8 → int32, where this torch build
 supports it on CPU). Each runs back to back for ``gemm_seconds`` after one untimed call;
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import log, read_json, stage_args, write_json  # noqa: E402
+from common import log, read_json, service_settings, stage_args, write_json  # noqa: E402
 
 ENCODER_TOKENS = 4096  # tokens in one batch of 16 windows of 256
 
@@ -67,6 +68,7 @@ def main() -> int:
     args = stage_args(__doc__.split("\n\n")[0])
     config = read_json(args.config)
     n, seconds = config["gemm_size"], config["gemm_seconds"]
+    service_settings(config.get("server_env", {})).runtime().apply()
     result = {"threads": torch.get_num_threads(), "size": n, "seconds_each": seconds}
     with torch.inference_mode():
         for dtype in ("fp32", "bf16", "int8"):

@@ -11,14 +11,17 @@ forward pass over many windows). For each article of the sample, in order:
   passed through the encoder for topic alone, as a script calling topic and summary
   separately would;
 * summary: its candidate sentences packed into sentence windows, one forward pass each,
-  the top ``k`` (2, the service's default) sentences;
+  the top ``k`` sentences (the service's default, ``AKHBAR_SUMMARY_SENTENCES``);
 * stance: the claim (the title) with its evidence sentences, one pass per window, fusion.
 
 The inputs (windows and their tokens) are built by the same functions the service's
 :class:`~akhbar.models.predict.Predictor` calls, so both compute the same thing: most
 articles fit one window per task, i.e. three forward passes. ``torch.inference_mode``, the
-same bundles and tokenizer, torch's default threads (every usable core, which the service's
-workers share out among themselves) and fp32, the arithmetic the models were trained in.
+same bundles and tokenizer, the scoring configuration's torch threads for one process
+(:mod:`akhbar.serving.core.config`: ``AKHBAR_TORCH_THREADS``, by default every usable core,
+which the service's workers share out among themselves) and, explicitly, fp32, the
+arithmetic the models were trained in, so ``service_vs_naive`` compares against one fixed
+yardstick.
 When the service computes in another precision, the loop runs a second time in that
 precision, so the report can say how much of the service's lead is arithmetic and how much
 is its design. Model loading is timed apart; articles/s counts scoring only.
@@ -41,6 +44,7 @@ from common import (  # noqa: E402
     percentiles_ms,
     read_json,
     read_jsonl,
+    service_settings,
     stage_args,
     write_json,
 )
@@ -49,7 +53,7 @@ from akhbar.models.inputs import stance_inputs, topic_inputs  # noqa: E402
 from akhbar.models.predict import pick_sentences, with_lead_prior  # noqa: E402
 from akhbar.models.windowing import encode_windows, pool_logits  # noqa: E402
 
-SUMMARY_K = 2  # the service's default summary_sentences
+BASELINE_PRECISION = "fp32"  # the yardstick, whatever the service computes in
 
 
 def _tensors(feature: dict) -> dict[str, torch.Tensor]:
@@ -80,7 +84,7 @@ def _label(predictor, task: str, texts: list[str], first: list[str] | None,
     return settings.labels[int(probs.argmax())], len(windows)
 
 
-def _summary(predictor, text: str, task: str = "summary") -> tuple[tuple[int, ...], int]:
+def _summary(predictor, text: str, k: int, task: str = "summary") -> tuple[tuple[int, ...], int]:
     settings, model = predictor.bundle.settings.tasks[task], predictor.model
     [sentences], windows = predictor.sentence_windows([text], task)
     scores = np.full(len(sentences), -np.inf)
@@ -90,16 +94,16 @@ def _summary(predictor, text: str, task: str = "summary") -> tuple[tuple[int, ..
         logits = model.sentence_logits(task, hidden, t["sentence_ids"]).numpy()[0]
         scores[index] = logits[: len(index)]
     scores = with_lead_prior(scores, settings.lead_prior)  # as Predictor.sentence_scores does
-    pick = pick_sentences(sentences, scores, SUMMARY_K, None, bool(windows.dropped[0]))
+    pick = pick_sentences(sentences, scores, k, None, bool(windows.dropped[0]))
     return pick.indices, len(windows)
 
 
 @torch.inference_mode()
-def score(article: dict, predictors: dict) -> dict:
-    """Topic, summary and the stance toward each claim of one article."""
+def score(article: dict, predictors: dict, k: int) -> dict:
+    """Topic, a ``k``-sentence summary and the stance toward each claim of one article."""
     text, title, claims = article["text"], article.get("title"), article.get("claims") or []
     topic, passes = _label(predictors["topic"], "topic", topic_inputs([text], [title]), None, text)
-    indices, n = _summary(predictors["summary"], text)
+    indices, n = _summary(predictors["summary"], text, k)
     passes += n
     stances = []
     for claim in claims:
@@ -111,18 +115,19 @@ def score(article: dict, predictors: dict) -> dict:
     return {"topic": topic, "stances": stances, "summary": list(indices), "passes": passes}
 
 
-def run(articles: list[dict], models: dict, precision: str, warmup: int) -> dict:
-    """Every article once, in order, at ``precision``: throughput, latency, answers."""
+def run(articles: list[dict], models: dict, precision: str, k: int, warmup: int) -> dict:
+    """Every article once, in order, at ``precision``, ``k`` summary sentences: throughput,
+    latency, answers."""
     started = time.perf_counter()
     predictors = load_predictors(models, precision=precision)
     load_s = time.perf_counter() - started
     for article in articles[:warmup]:  # first calls allocate; not timed
-        score(article, predictors)
+        score(article, predictors, k)
     latencies, results = [], []
     wall0 = time.perf_counter()
     for i, article in enumerate(articles):
         start = time.perf_counter()
-        result = score(article, predictors)
+        result = score(article, predictors, k)
         latencies.append(time.perf_counter() - start)
         results.append({"i": i, **result})
     wall = time.perf_counter() - wall0
@@ -147,9 +152,12 @@ def main() -> int:
     config = read_json(args.config)
     articles = read_jsonl(config["articles"])
     warmup = config.get("naive_warmup", 2)
-    result = run(articles, config["models"], "fp32", warmup)
-    if config.get("precision", "fp32") != "fp32":
-        other = run(articles, config["models"], config["precision"], warmup)
+    runtime = service_settings(config.get("server_env", {})).scoring.runtime()  # one process, every usable core
+    runtime.apply()
+    summary_k = runtime.summary_sentences
+    result = run(articles, config["models"], BASELINE_PRECISION, summary_k, warmup)
+    if config["precision"] != BASELINE_PRECISION:
+        other = run(articles, config["models"], config["precision"], summary_k, warmup)
         result["at_service_precision"] = {k: other[k] for k in ("precision", "articles_per_s", "latency_ms")}
     write_json(args.out, result)
     return 0

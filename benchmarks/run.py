@@ -38,7 +38,17 @@ from pathlib import Path
 from akhbar.models.precision import PRECISIONS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH_DIR, REPO, TOPIC_TEST, log, machine, read_json, resolve_models, write_json  # noqa: E402
+from common import (  # noqa: E402
+    BENCH_DIR,
+    REPO,
+    TOPIC_TEST,
+    log,
+    machine,
+    read_json,
+    resolve_models,
+    service_settings,
+    write_json,
+)
 
 STAGES = ("service", "naive", "gemm", "flops", "accuracy", "pretrain")
 SCRIPTS = {"service": "service.py", "naive": "naive.py", "gemm": "gemm.py", "flops": "flops.py",
@@ -107,15 +117,6 @@ def prepare_articles(work: Path, n: int, seed: int) -> dict:
     (work / "median.jsonl").write_text(json.dumps(article(median), ensure_ascii=False) + "\n", encoding="utf-8")
     return {"source": str(source), "split_size": len(rows), "sample": len(sample), "seed": seed,
             "median_article": {"id": median["id"], "chars": len(median["text"])}}
-
-
-def precision_in_use(requested: str) -> str:
-    """The service's compute precision on this machine: the knob (passed to the server as
-    ``AKHBAR_PRECISION``), else the service's setting, with ``auto`` resolved."""
-    from akhbar.models.precision import resolve_precision
-    from akhbar.serving.core.settings import Settings
-
-    return resolve_precision(requested or Settings.from_env().precision)
 
 
 def run_stage(stage: str, config_path: Path, work: Path) -> tuple[dict | None, str | None, float]:
@@ -329,27 +330,28 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         info = machine()
-        from akhbar.serving.core.settings import Settings
         from akhbar.serving.core.store import ModelStoreError
 
+        server_env = {"AKHBAR_PRECISION": args.precision} if args.precision else {}
         try:
+            worker = service_settings(server_env).runtime()  # as each server worker resolves it
             models = resolve_models()
-        except ModelStoreError as exc:
+        except (ValueError, ModelStoreError) as exc:
             print(f"bench: {exc}", file=sys.stderr)
             return 1
         articles = prepare_articles(work, args.articles, args.seed)
-        precision = precision_in_use(args.precision)
+        precision = worker.precision
         log("run", f"{articles['sample']} articles; models: " + ", ".join(f"{t}={v['version']}" for t, v in models.items()))
         config = {
             "work": str(work), "models": models, "articles": str(work / "articles.jsonl"),
             "median_article": str(work / "median.jsonl"), "c1_articles": args.c1_articles,
             "median_repeats": args.median_repeats, "warmup_articles": args.warmup_articles,
-            "model_batch_size": Settings.from_env().model_batch_size,
+            "model_batch_size": worker.model_batch_size,
             "accuracy_limit": args.accuracy_limit, "variants": [v for v in args.variants.split(",") if v.strip()],
             "max_loss_points": 0.5, "pretrain_steps": args.pretrain_steps,
             "pretrain_objectives": [o for o in args.pretrain_objectives.split(",") if o.strip()],
             "pretrain_base": args.pretrain_base, "pretrain_texts": 1000, "gemm_size": args.gemm_size, "gemm_seconds": args.gemm_seconds,
-            "server_env": {"AKHBAR_PRECISION": args.precision} if args.precision else {},
+            "server_env": server_env,
             "precision": precision,
         }
         config_path = work / "config.json"

@@ -9,6 +9,9 @@ run's models) on a free port, waits for ``/readyz``, then runs the load generato
 * ``c1_median``: the median-length test article, ``median_repeats`` times, one at a time;
 * ``c16``: every article of the sample at concurrency 16.
 
+Each worker's precision and torch threads are resolved here from the environment the server
+gets (:func:`common.service_settings`), with the same code each worker runs at start-up.
+
 Around each phase it reads ``/metrics`` (BentoML's ``bentoml_service_adaptive_batch_size``
 histogram of the batchable ``score_batch`` route: how many requests each adaptive batch
 merged) and the CPU time of the server's process tree (``/proc``), and reports both as
@@ -29,13 +32,14 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH_DIR, TASKS, log, read_json, stage_args, write_json  # noqa: E402
+from common import BENCH_DIR, log, read_json, service_settings, stage_args, write_json  # noqa: E402
+
+from akhbar.models.tasks import TASKS  # noqa: E402
 
 READY_TIMEOUT_S = 300
 METRIC = "bentoml_service_adaptive_batch_size"
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-_LOADED = re.compile(r"akhbar: models loaded \(([^,]+), (\d+) torch threads\)")
 
 
 def _free_port() -> int:
@@ -80,10 +84,11 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
-def _workers(log_path: Path) -> list[dict]:
-    """Each worker's precision and torch threads, from its start-up line in the server log."""
-    return [{"precision": m[1], "torch_threads": int(m[2])}
-            for m in _LOADED.finditer(log_path.read_text(encoding="utf-8", errors="replace"))]
+def _workers(server_env: dict[str, str]) -> list[dict]:
+    """Each worker's precision and torch threads, resolved from the server's environment."""
+    settings = service_settings(server_env)
+    runtime = settings.runtime()
+    return [{"precision": runtime.precision, "torch_threads": runtime.torch_threads}] * settings.workers
 
 
 def batch_histogram(url: str) -> dict[str, float]:
@@ -211,7 +216,7 @@ def main() -> int:
     write_json(args.out, {
         "url_kind": "akhbar serve (BentoML), one worker process per AKHBAR_WORKERS",
         "startup_s": round(startup_s, 1),
-        "workers": _workers(log_path),
+        "workers": _workers(config.get("server_env", {})),
         "metrics_available": metrics_ok,
         "phases": phases,
     })

@@ -73,7 +73,7 @@ class TaskSettings:
     reads: sequence tasks: the sentence task whose windows this task's head reads ("" = its
         own windows). Then one encoder pass serves both tasks (the service scores topic and
         summary with one pass), and this task's ``max_length``/``stride``/``max_windows``
-        are unused. See :mod:`akhbar.training.share_pass`.
+        are unused. See :mod:`akhbar.training.refit_shared_windows`.
     """
 
     kind: str

@@ -11,7 +11,7 @@ fitted on validation, fuses its scores with the encoder's pooled logits::
 The stacker's output is already calibrated, so a fused task's temperature is 1. Each part
 is stored as ``<kind>_<task>.json`` + ``<kind>_<task>.safetensors``, plain arrays, never
 pickle; training keeps a fusion only when it beats the encoder on cross-validated
-validation (:mod:`akhbar.training.fusion`).
+validation (:mod:`akhbar.training.fusion_fitting`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 * topic: the title, then the article with boilerplate removed;
 * stance: the claim, then the article sentences most relevant to it (evidence), in
   article order, so long articles are not simply cut at 512 tokens;
-* summary: the article's content sentences (see :mod:`akhbar.models.summary_inputs`).
+* summary: the article's candidate sentences (:func:`candidate_sentences`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def select_evidence(claim: str, sentences: list[Sentence], k: int = 4) -> Eviden
     return Evidence(tuple(sentences[i] for i in chosen), tuple(round(scores[i], 4) for i in chosen))
 
 
-def summary_sentences(text: str, max_chars: int = 400) -> list[Sentence]:
+def candidate_sentences(text: str, max_chars: int = 400) -> list[Sentence]:
     """The sentences a summary may pick: content sentences, or all of them when every
     sentence looks like boilerplate (a summary is never empty for non-empty text)."""
     return content_sentences(text, max_chars=max_chars) or split_sentences(text, max_chars)
@@ -77,7 +77,7 @@ def summary_sentences(text: str, max_chars: int = 400) -> list[Sentence]:
 
 def stance_evidence(claim: str, text: str, k: int) -> Evidence:
     """Evidence for a claim from the article's content sentences."""
-    return select_evidence(claim, summary_sentences(text), k)
+    return select_evidence(claim, candidate_sentences(text), k)
 
 
 def topic_inputs(texts: Sequence[str], titles: Sequence[str | None]) -> list[str]:

@@ -1,6 +1,6 @@
 """The arithmetic an encoder may run in at inference, and how ``auto`` picks one.
 
-No torch import here: the service's settings validate ``AKHBAR_PRECISION`` with it.
+No torch import here: the scoring core's configuration checks ``AKHBAR_PRECISION`` with it.
 
 * ``fp32``: as trained;
 * ``bf16``: autocast to bfloat16; about 2x faster where the CPU has bf16 instructions
@@ -8,6 +8,11 @@ No torch import here: the service's settings validate ``AKHBAR_PRECISION`` with 
 * ``int8``: dynamic quantisation of the linear layers (int8 weights, activations
   quantised per batch); about 2x faster on any CPU with AVX2 or VNNI;
 * ``auto``: bf16 on a CPU with native bf16, else fp32.
+
+A setting is one of :data:`PRECISIONS`; :func:`resolve_precision` turns it into one of
+:data:`COMPUTED`, what a :class:`~akhbar.models.predict.Predictor` computes in. The
+setting is checked where it is read (:mod:`akhbar.serving.core.config`), the arithmetic
+where it is used (the Predictor).
 
 ``make bench`` scores every variant on the validation splits of all three tasks against
 fp32 (the accuracy guard) and times it.
@@ -17,7 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+COMPUTED = ("fp32", "bf16", "int8")
+PRECISIONS = ("auto", *COMPUTED)
 
 
 def native_bf16() -> bool:
@@ -30,9 +36,7 @@ def native_bf16() -> bool:
 
 
 def resolve_precision(precision: str) -> str:
-    """``auto`` → ``bf16`` or ``fp32`` for this CPU; the others as given; a ValueError names a bad one."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    """``auto`` → ``bf16`` or ``fp32`` for this CPU; any other setting as it is."""
     if precision == "auto":
         return "bf16" if native_bf16() else "fp32"
     return precision

@@ -6,7 +6,9 @@ sorted by length before batching so padding stays small; probabilities are
 temperature-calibrated with the temperature stored in the bundle.
 
 The encoder may run in a lower precision than it was trained in (``precision``, see
-:mod:`akhbar.models.precision`); task heads and fusions stay fp32.
+:mod:`akhbar.models.precision`); task heads and fusions stay fp32. The default is fp32, the
+reference training and evaluation score with; the service and the batch scorer pass the
+precision their configuration resolved (:mod:`akhbar.serving.core.config`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import torch
 from scipy.special import softmax
 
 from akhbar.models.bundle import Bundle
-from akhbar.models.inputs import stance_inputs, summary_sentences, topic_inputs
+from akhbar.models.inputs import candidate_sentences, stance_inputs, topic_inputs
 from akhbar.models.modeling import mean_pool
-from akhbar.models.precision import resolve_precision
+from akhbar.models.precision import COMPUTED
 from akhbar.models.sentences import Sentence
 from akhbar.models.tasks import SENTENCE, SEQUENCE
 from akhbar.models.windowing import (
@@ -68,12 +70,16 @@ class Predictor:
     ----------
     bundle: a loaded bundle (see :func:`akhbar.models.bundle.load_bundle`).
     batch_size: windows per forward pass.
-    precision: the encoder's arithmetic (:mod:`akhbar.models.precision`); ``fp32`` = as trained.
+    precision: the encoder's arithmetic, one of :data:`~akhbar.models.precision.COMPUTED`
+        (``auto`` is resolved before, with :func:`~akhbar.models.precision.resolve_precision`);
+        ``fp32`` = as trained.
     """
 
     def __init__(self, bundle: Bundle, batch_size: int = 32, precision: str = "fp32"):
-        self.bundle, self.batch_size = bundle, batch_size
-        self.precision = resolve_precision(precision)
+        if precision not in COMPUTED:
+            raise ValueError(f"precision must be one of {', '.join(COMPUTED)} (resolve 'auto' with "
+                             f"akhbar.models.precision.resolve_precision), got {precision!r}")
+        self.bundle, self.batch_size, self.precision = bundle, batch_size, precision
         self.model = bundle.model.eval()
         if self.precision == "int8":
             with warnings.catch_warnings():  # torch.ao's deprecation notice points at torchao
@@ -140,7 +146,7 @@ class Predictor:
     def sentence_windows(self, texts: Sequence[str], task: str = "summary") -> tuple[list[list[Sentence]], SentenceWindows]:
         """Each text's candidate sentences and the windows the sentence task ``task`` reads."""
         settings = self._settings(task, SENTENCE)
-        docs = [summary_sentences(t) for t in texts]
+        docs = [candidate_sentences(t) for t in texts]
         windows = encode_sentence_windows(self.bundle.tokenizer, [[s.text for s in d] for d in docs],
                                           settings.max_length, settings.max_windows)
         return docs, windows
@@ -226,8 +232,10 @@ class Predictor:
         """Every candidate sentence of each text with its score (-inf where it did not fit)."""
         return self.sentence_pass(texts, task)[0]
 
-    def summary(self, texts: Sequence[str], k: int = 2, max_words: int | None = None,
+    def summary(self, texts: Sequence[str], k: int, max_words: int | None = None,
                 task: str = "summary") -> list[SummaryPrediction]:
+        """The ``k`` best sentences of each text (:func:`pick_sentences`); no default, because the
+        service's k is a setting (``AKHBAR_SUMMARY_SENTENCES``) and evaluation's a flag."""
         return [pick_sentences(sentences, scores, k, max_words, truncated)
                 for sentences, scores, truncated in self.sentence_scores(texts, task)]
 

@@ -1,12 +1,15 @@
 """The tasks akhbar knows, their label sets and the fields each record must carry.
 
-The reader (:mod:`akhbar.models.reader`) checks records against :data:`TASK_FIELDS`, so
-training, evaluation and batch scoring agree on what a valid record is.
+:data:`TASKS` is the one list of task names, in the one order every result, table and
+command line shows them. The reader (:mod:`akhbar.models.reader`) checks records against
+:data:`TASK_FIELDS`, so training, evaluation and batch scoring agree on what a valid record is.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+TASKS = ("topic", "summary", "stance")
 
 TOPIC_LABELS = ("culture", "economy", "internationalNews", "middleEast", "sport", "technology")
 STANCE_LABELS = ("agree", "disagree", "discuss", "unrelated")
@@ -43,9 +46,6 @@ class TaskFields:
 
 TASK_FIELDS: dict[str, TaskFields] = {
     "topic": TaskFields(required=("text", "label"), optional=("title", "id"), label_field="label"),
-    "stance": TaskFields(
-        required=("claim", "text", "label"), optional=("title", "id"), label_field="label"
-    ),
     # A single reference (`summary`, e.g. ANT's standfirst) or several (`summaries`, e.g.
     # EASC's five human summaries): a record needs at least one of the two.
     "summary": TaskFields(
@@ -55,6 +55,9 @@ TASK_FIELDS: dict[str, TaskFields] = {
         list_fields=("summaries",),
         one_of=("summary", "summaries"),
     ),
+    "stance": TaskFields(
+        required=("claim", "text", "label"), optional=("title", "id"), label_field="label"
+    ),
     # Unlabelled articles for batch scoring; the reader can rename `id` and add a claims list.
     "score": TaskFields(required=("text",), optional=("title", "id"), label_field=None),
 }
@@ -62,7 +65,7 @@ TASK_FIELDS: dict[str, TaskFields] = {
 # How each task uses the encoder: one label per input, or a score per sentence.
 SEQUENCE, SENTENCE = "sequence", "sentence"
 KINDS = (SEQUENCE, SENTENCE)
-TASK_KINDS: dict[str, str] = {"topic": SEQUENCE, "stance": SEQUENCE, "summary": SENTENCE}
+TASK_KINDS: dict[str, str] = {"topic": SEQUENCE, "summary": SENTENCE, "stance": SEQUENCE}
 # The single "label" of a sentence-scoring head: the sentence belongs in the summary.
 SENTENCE_LABEL = "selected"
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,13 +38,39 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Poll ``condition`` until it holds, while the child ``proc`` (started with ``stderr=PIPE``)
+    runs; fail with the end of its standard error when it exits first, and kill it on timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the child ended first: {proc.stderr.read().decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("timed out waiting for the child")
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """Keep a training run's side effects inside its test: TensorBoard logs under tmp_path
+    (transformers takes the folder from the environment), and torch's thread count, which
+    ``--threads`` sets process-wide, restored afterwards."""
+    import torch
+
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tensorboard"))
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     """A 1-layer, hidden-32 BERT with a WordPiece tokenizer trained on the sentences above."""
     from transformers import BertConfig, BertModel
 
     from akhbar.models.normalize import NormalizerConfig
-    from akhbar.training.tokenizer import save_tokenizer, train_tokenizer
+    from akhbar.training.tokenizer_training import save_tokenizer, train_tokenizer
 
     out = tmp_path_factory.mktemp("tiny_base")
     tokenizer = train_tokenizer(ARABIC_SENTENCES * 20, vocab_size=400, min_frequency=1)

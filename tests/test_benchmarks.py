@@ -3,6 +3,7 @@ histogram, the headline figures and the table. The stages themselves run in `mak
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -52,3 +53,14 @@ def test_headline_figures_and_table():
     assert summary["fraction_of_limit"] == 0.4  # 40 GFLOP in 1 s against 100 GFLOP/s
     assert summary["service_naive_agreement"] == {"articles": 2, "topic": 0.5, "stance": 1.0, "summary": 0.5}
     assert run.targets(summary)["service_vs_naive"] == {"value": 4.0, "target": ">= 5.0", "met": False}
+
+
+
+def test_the_service_stage_resolves_each_workers_runtime_from_the_servers_environment(monkeypatch):
+    """No log parsing: the configuration code each worker runs, on the environment it gets."""
+    for name in [k for k in os.environ if k.startswith("AKHBAR_")]:
+        monkeypatch.delenv(name)
+    server_env = {"AKHBAR_PRECISION": "int8", "AKHBAR_WORKERS": "2", "AKHBAR_TORCH_THREADS": "3"}
+    assert service._workers(server_env) == [{"precision": "int8", "torch_threads": 3}] * 2
+    cores = len(os.sched_getaffinity(0))
+    assert service._workers({"AKHBAR_PRECISION": "fp32"}) == [{"precision": "fp32", "torch_threads": cores}]

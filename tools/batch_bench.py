@@ -31,8 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from akhbar.models.tasks import TASKS
+
 TOPIC_TEST = "topic/ant_v2.1_multisource/test.jsonl.gz"
-TASKS = ("topic", "summary", "stance")
 
 
 def prepare(source: Path, target: Path, limit: int | None) -> int:
@@ -60,12 +61,14 @@ def _peak_rss_mib() -> float:
 def run_phase(phase: str, prepared: Path, output: Path, batch_size: int) -> dict[str, Any]:
     """One way of scoring, in this process; its figures as a dict."""
     from akhbar.serving.batch.score import Job, load_analyzer, score_file
-    from akhbar.serving.core.settings import Settings
+    from akhbar.serving.core.config import ScoringConfig
 
-    settings = Settings.from_env()
+    config = ScoringConfig.from_env()
+    runtime = config.runtime()
+    runtime.apply()  # both ways with the threads akhbar score uses
     job = Job(str(prepared), output, tasks=TASKS, batch_size=batch_size, progress=False)
     started = time.monotonic()
-    analyzer = load_analyzer(job, settings, settings.summary_sentences)
+    analyzer = load_analyzer(job, config, runtime)
     load_s = time.monotonic() - started
     started = time.monotonic()
     if phase == "batch":

@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 
-from akhbar.serving.core.settings import Settings
+from akhbar.serving.http.settings import ServiceSettings
 
 SMALL_LIMITS = {
     "AKHBAR_MAX_TEXT_CHARS": "2000",
@@ -117,9 +117,9 @@ def _text(n: int, prefix: str = MARKER) -> str:
     return body[:n]
 
 
-def battery(limits: Settings) -> list[Record]:
+def battery(limits: ServiceSettings) -> list[Record]:
     """Good and bad records for the service's ``limits``; ids are ``b-<n>``."""
-    t, c = limits.max_text_chars, limits.max_claim_chars
+    t, c = limits.scoring.max_text_chars, limits.scoring.max_claim_chars
     good = [
         ("plain Arabic article with a claim", {"text": GOOD_TEXT, "title": "افتتاح مستشفى", "claims": [GOOD_CLAIM]}),
         ("NUL and control characters", {"text": f"نص\x00 عربي\x01\x07\x1b[31m\x7f {GOOD_TEXT}\x0b\x0c",
@@ -134,7 +134,7 @@ def battery(limits: Settings) -> list[Record]:
         ("Arabic diacritics and tatweel only", {"text": "ًٌٍَُِّْـــــ", "claims": ["ـــ"]}),
         ("English only", {"text": f"{MARKER} The ministry opened a new hospital today.", "claims": ["A claim."]}),
         ("text, title and the number of claims exactly at the limits",
-         {"text": _text(t), "title": _text(t), "claims": [GOOD_CLAIM] * limits.max_claims}),
+         {"text": _text(t), "title": _text(t), "claims": [GOOD_CLAIM] * limits.scoring.max_claims}),
         ("a claim as long as the claim limit", {"text": GOOD_TEXT, "claims": [_text(c)]}),
         ("one long line without punctuation", {"text": ("كلمة " * (t // 5))[:t].strip(), "claims": [GOOD_CLAIM]}),
         ("many newlines", {"text": "\n" * 50 + GOOD_TEXT + "\r\n" * 50, "claims": [GOOD_CLAIM]}),
@@ -143,7 +143,7 @@ def battery(limits: Settings) -> list[Record]:
         ("an id with right-to-left marks", {"id": f"\u200fb-{MARKER}", "text": GOOD_TEXT, "claims": [GOOD_CLAIM]}),
         ("a null title", {"text": GOOD_TEXT, "title": None, "claims": [GOOD_CLAIM]}),
     ]
-    many = limits.max_claims + 1
+    many = limits.scoring.max_claims + 1
     bad = [
         ("missing text", {"title": f"عنوان {MARKER}"}, "text", "field 'text': missing"),
         ("null text", {"text": None}, "text", "field 'text': null"),
@@ -213,7 +213,7 @@ class Raw:
     path: str | None = None  # None: the route under test
 
 
-def raw_requests(limits: Settings) -> list[Raw]:
+def raw_requests(limits: ServiceSettings) -> list[Raw]:
     """Bodies that are bad as a whole; the same for every route."""
     over = limits.max_body_bytes + 1
     one = json.dumps({"text": GOOD_TEXT, "claims": [GOOD_CLAIM]}, ensure_ascii=False)
@@ -226,7 +226,7 @@ def raw_requests(limits: Settings) -> list[Raw]:
         Raw("JSON string", json.dumps(GOOD_TEXT).encode(), 400),
         Raw("articles not a list", b'{"articles": {"text": "x"}}', 400),
         Raw("empty articles list", b'{"articles": []}', 400),
-        Raw("one article over the article limit", ('{"articles": [' + ",".join([one] * (limits.max_articles + 1))
+        Raw("one article over the article limit", ('{"articles": [' + ",".join([one] * (limits.scoring.max_articles + 1))
                                                    + "]}").encode(), 400),
         Raw("10,000 articles", ('{"articles": [' + ",".join(['{"text": "نص"}'] * 10_000) + "]}").encode(), 400),
         Raw("unknown top-level field only", b'{"article": [{"text": "x"}]}', 400),
@@ -407,7 +407,7 @@ def _article_body(route: str, record: Record) -> bytes:
     return b'{"articles": [' + line + b"]}"
 
 
-def run_battery(client: httpx.Client, route: str, limits: Settings, report: RouteReport,
+def run_battery(client: httpx.Client, route: str, limits: ServiceSettings, report: RouteReport,
                 auth: dict[str, str]) -> None:
     """Every battery record, once, against ``route``."""
     json_headers = {"content-type": "application/json", **auth}
@@ -437,7 +437,7 @@ def _wrong_answer(record: Record, response: httpx.Response, prefix: list | None)
     return None
 
 
-def _raw_battery(client: httpx.Client, route: str, limits: Settings, report: RouteReport,
+def _raw_battery(client: httpx.Client, route: str, limits: ServiceSettings, report: RouteReport,
                  auth: dict[str, str]) -> None:
     """Every raw request of the battery, once, against ``route``."""
     for raw in raw_requests(limits):  # for /score_batch, which takes {"items": [...]}, all are 400s too
@@ -528,7 +528,7 @@ def _why(response) -> str:
         return f"{response.status_code} {response.text[:60]!r}"
 
 
-def run_fuzz(url: str, limits: Settings, per_route: int = 100, seed: int = 1, *, token: str | None = None,
+def run_fuzz(url: str, limits: ServiceSettings, per_route: int = 100, seed: int = 1, *, token: str | None = None,
              log: Path | None = None, routes: tuple[str, ...] = ROUTES,
              progress: Callable[[str], None] | None = None) -> FuzzReport:
     """Fuzz the service at ``url`` (started with ``limits``): ``per_route`` generated requests
@@ -567,15 +567,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--per-route must be at least 1, got {args.per_route}")
     env = {**os.environ, **{k: os.environ.get(k, v) for k, v in SMALL_LIMITS.items()}}
     try:
-        limits = Settings.from_env(env)
+        limits = ServiceSettings.from_env(env)
     except ValueError as exc:
         parser.error(str(exc))
     from tools.localserver import local_server
 
     with tempfile.TemporaryDirectory(prefix="akhbar-fuzz-") as tmp:
         log = Path(tmp) / "server.log"
-        print(f"fuzz: starting akhbar serve (limits: {limits.max_text_chars} characters, {limits.max_claims} "
-              f"claims, {limits.max_articles} articles, {limits.max_body_bytes} bytes)", file=sys.stderr)
+        print(f"fuzz: starting akhbar serve (limits: {limits.scoring.max_text_chars} characters, "
+              f"{limits.scoring.max_claims} claims, {limits.scoring.max_articles} articles, "
+              f"{limits.max_body_bytes} bytes)", file=sys.stderr)
         try:
             with local_server(env, log) as server:
                 report = run_fuzz(server.url, limits, args.per_route, args.seed, token=limits.api_token, log=log,

@@ -42,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from akhbar.serving.core.settings import Settings
+from akhbar.serving.http.settings import ServiceSettings
 
 TOPIC_TEST = "topic/ant_v2.1_multisource"
 MAX_MEMORY_GROWTH = 0.10
@@ -307,11 +307,12 @@ class LoadReport:
         ])
 
 
-def run(args: argparse.Namespace, env: dict[str, str]) -> LoadReport:
+def run(args: argparse.Namespace, env: dict[str, str], settings: ServiceSettings) -> LoadReport:
+    """The load, then the burst, against ``akhbar serve`` started with ``env`` (whose settings
+    are ``settings``)."""
     from tools.localserver import local_server
 
-    settings = Settings.from_env(env)
-    articles, source = load_articles(args.articles, settings.max_text_chars)
+    articles, source = load_articles(args.articles, settings.scoring.max_text_chars)
     warmup = args.warmup if args.warmup is not None else min(60, args.seconds // 5)
     with tempfile.TemporaryDirectory(prefix="akhbar-loadtest-") as tmp:
         out = Path(tmp)
@@ -365,11 +366,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     env = dict(os.environ)
     try:
-        Settings.from_env(env)
+        settings = ServiceSettings.from_env(env)
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        report = run(args, env)
+        report = run(args, env, settings)
     except RuntimeError as exc:  # the server did not start
         print(f"loadtest: {exc}", file=sys.stderr)
         return 1

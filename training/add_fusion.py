@@ -3,7 +3,7 @@ its encoder: a fusion part for a label task, or the lead prior of a sentence tas
 
 The task's data and inputs come from its config (``training/configs/TASK.yaml``, or
 ``--config``), its validation scores from the serving path (:class:`Predictor`). A fusion
-is fitted as in training (:mod:`akhbar.training.fusion`) and written only when it beats
+is fitted as in training (:mod:`akhbar.training.fusion_fitting`) and written only when it beats
 the encoder on cross-validated validation; the lead prior is the one with the best
 validation ROUGE-L. The task's settings and validation figures are updated to match::
 
@@ -21,19 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from akhbar.cli import kebab_flags
 from akhbar.models.bundle import METRICS_FILE, SETTINGS_FILE, BundleError, load_bundle
 from akhbar.models.fusion import KINDS, remove_fusion
 from akhbar.models.predict import Predictor
-from akhbar.training.finetune import (
-    fit_lead_prior,
-    load_split,
-    parse_args,
-    references,
-    sequence_inputs,
-    summary_report,
-)
-from akhbar.training.fusion import choose, fit_fusion
+from akhbar.training.examples import references, sequence_inputs
+from akhbar.training.finetune_config import load_config
+from akhbar.training.fusion_fitting import choose, fit_fusion
 from akhbar.training.metrics import calibrated, classification_report, expected_calibration_error
+from akhbar.training.task_data import load_split
+from akhbar.training.validation import fit_lead_prior, summary_report
 
 LEAD_PRIOR = "lead_prior"
 
@@ -44,8 +41,7 @@ def add_fusion(bundle_dir: Path, task: str, kind: str, config: str | None = None
     if task not in bundle.settings.tasks:
         raise BundleError(bundle_dir, f"has no {task} head (it has {', '.join(bundle.tasks)})")
     settings = bundle.settings.tasks[task]
-    [cfg] = parse_args([task, *(["--config", config] if config else [])])
-    cfg = replace(cfg, evidence_sentences=settings.evidence_sentences, fusion=kind)
+    cfg = replace(load_config(task, config), evidence_sentences=settings.evidence_sentences, fusion=kind)
     labels = list(settings.labels)
     train, val = (load_split(cfg, split, labels, bundle_dir) for split in ("train", "validation"))
     lid = {name: i for i, name in enumerate(labels)}
@@ -73,7 +69,7 @@ def add_lead_prior(bundle_dir: Path, task: str, config: str | None = None) -> di
     bundle = load_bundle(bundle_dir)
     if task not in bundle.settings.tasks:
         raise BundleError(bundle_dir, f"has no {task} head (it has {', '.join(bundle.tasks)})")
-    [cfg] = parse_args([task, *(["--config", config] if config else [])])
+    cfg = load_config(task, config)
     val = load_split(cfg, "validation", None, bundle_dir)
     bundle.settings.tasks[task] = replace(bundle.settings.tasks[task], lead_prior=0.0)  # the head alone
     scored = Predictor(bundle).sentence_scores([r["text"] for r in val], task)
@@ -97,13 +93,18 @@ def _update(bundle_dir: Path, task: str, report: dict, **settings) -> None:
     load_bundle(bundle_dir)  # what was written must load
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m akhbar.training.add_fusion", description=__doc__.split("\n\n")[0])
-    parser.add_argument("bundle", type=Path)
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--kind", required=True, choices=[*KINDS, LEAD_PRIOR])
+    parser.add_argument("bundle", type=Path, help="Bundle directory, updated in place.")
+    parser.add_argument("--task", required=True, help="The bundle's task to fit it for (required).")
+    parser.add_argument("--kind", required=True, choices=[*KINDS, LEAD_PRIOR],
+                        help="A side model fused with the encoder (label tasks), or the lead prior (sentence tasks) (required).")
     parser.add_argument("--config", default=None, help="The task's YAML (default: training/configs/TASK.yaml).")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(kebab_flags(sys.argv[1:] if argv is None else argv))
     if args.kind == LEAD_PRIOR:
         report = add_lead_prior(args.bundle, args.task, args.config)
         print(json.dumps(report, indent=2))

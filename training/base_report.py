@@ -11,6 +11,7 @@ Run: ``python -m akhbar.training.base_report --bases work/pretrain/cand-mlm,work
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -18,30 +19,37 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from transformers import HfArgumentParser
 
+from akhbar.cli import kebab_flags
 from akhbar.models.inputs import topic_inputs
 from akhbar.models.reader import read_records
 from akhbar.training.baselines import fit_predict_tfidf
-from akhbar.training.finetune import FinetuneConfig, resolve_data, run
+from akhbar.training.card_sections import write_section
+from akhbar.training.finetune import run
+from akhbar.training.finetune_config import FinetuneConfig
+from akhbar.training.flags import add_dataclass_flags, given
 from akhbar.training.metrics import bootstrap_diff_ci, classification_report
+from akhbar.training.task_data import resolve_data
 
 RANDOM = "random-init"
 TFIDF = "tfidf"
+SECTION = "base-report"  # the model card section this report owns
 
 
 @dataclass
 class BaseReportConfig:
+    """Settings of the base report; every field is a flag (``--output-dir``...)."""
+
     bases: str = field(metadata={"help": "Comma-separated base model directories to compare."})
     output_dir: str = field(default="reports/base", metadata={"help": "Where base_report.json/.md go (committed)."})
     work_dir: str = field(default="work/base_report", metadata={"help": "Fine-tuning runs and their checkpoints (not committed)."})
-    data: str = "topic/ant_v2.1_multisource"
+    data: str = field(default="topic/ant_v2.1_multisource", metadata={"help": "Topic dataset folder (train and validation splits)."})
     max_steps: int = field(default=740, metadata={"help": "Fine-tuning steps, the same for every encoder."})
-    max_length: int = 128
-    batch_size: int = 32
-    learning_rate: float = 3e-4
-    max_train_samples: int = 0
-    seed: int = 42
+    max_length: int = field(default=128, metadata={"help": "Tokens per text (one window, no stride)."})
+    batch_size: int = field(default=32, metadata={"help": "Training texts per batch."})
+    learning_rate: float = field(default=3e-4, metadata={"help": "Peak fine-tuning learning rate."})
+    max_train_samples: int = field(default=0, metadata={"help": "Keep only the first N training records (0: all)."})
+    seed: int = field(default=42, metadata={"help": "Seed of every fine-tuning run."})
     model_card: str | None = field(default=None, metadata={"help": "A README.md whose base-report section is replaced by this report's table."})
 
 
@@ -98,23 +106,8 @@ def run_report(cfg: BaseReportConfig) -> dict:
     (out / "base_report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "base_report.md").write_text(markdown(report))
     if cfg.model_card:
-        write_section(Path(cfg.model_card), markdown(report))
+        write_section(Path(cfg.model_card), markdown(report), SECTION)
     return report
-
-
-
-
-def write_section(card: Path, body: str, name: str = "base-report") -> None:
-    """Put ``body`` between the ``name`` section markers of ``card`` (appending them the first time)."""
-    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    text = card.read_text() if card.exists() else ""
-    block = f"{start}\n{body}{end}\n"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + block + rest.split(end, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    card.write_text(text)
 
 
 def markdown(report: dict) -> str:
@@ -146,9 +139,19 @@ def _interval(row: dict, key: str) -> str:
     return f"[{row[key][0]:+.3f}, {row[key][1]:+.3f}]" if key in row else "-"
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m akhbar.training.base_report", description=__doc__.split("\n\n")[0])
+    add_dataclass_flags(parser, BaseReportConfig)
+    return parser
+
+
+def parse_args(argv: list[str]) -> BaseReportConfig:
+    """The report's settings, without running anything (snake_case flags are taken too)."""
+    return BaseReportConfig(**given(build_parser().parse_args(kebab_flags(argv)), BaseReportConfig))
+
+
 def main(argv: list[str] | None = None) -> int:
-    (cfg,) = HfArgumentParser(BaseReportConfig).parse_args_into_dataclasses(args=argv)
-    report = run_report(cfg)
+    report = run_report(parse_args(sys.argv[1:] if argv is None else argv))
     print(markdown(report))
     return 0
 

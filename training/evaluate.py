@@ -30,7 +30,7 @@ import numpy as np
 from akhbar.models.bundle import load_bundle
 from akhbar.models.inputs import stance_evidence, stance_inputs, topic_inputs
 from akhbar.models.predict import Predictor, pick_sentences
-from akhbar.models.reader import data_root, read_records
+from akhbar.models.reader import read_records
 from akhbar.models.tasks import TASK_KINDS
 from akhbar.training.baselines import (
     fit_predict_tfidf,
@@ -55,6 +55,7 @@ from akhbar.training.rouge import (
     scorer,
     word_budget,
 )
+from akhbar.training.task_data import resolve_data
 
 DEFAULT_MODEL = "models/default/shared"
 # ANS labels its "neither" pairs `other`; the model's discuss and unrelated fold into it.
@@ -62,11 +63,6 @@ DEFAULT_MODEL = "models/default/shared"
 SENTENCES, REFERENCE_WORDS = "sentences", "reference-words"
 NATIVE_OTHER = "other"
 NATIVE_FOLDS = {NATIVE_OTHER: ("discuss", "unrelated")}
-
-
-def resolve(path: str) -> Path:
-    p = Path(path)
-    return p if p.exists() else data_root() / path
 
 
 def load(data: Path, task: str, split: str | None) -> list[dict]:
@@ -265,24 +261,36 @@ def slice_table(kind: str, slices: dict[str, dict]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="akhbar evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("task", choices=list(TASK_KINDS))
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="Bundle directory (default: the shipped default).")
-    parser.add_argument("--data", required=True, help="A data file or a dataset folder.")
-    parser.add_argument("--split", default="test", help="Split of a dataset folder: train, validation, test or all.")
-    parser.add_argument("--report", required=True, help="Directory for metrics.json and report.md.")
+    parser = argparse.ArgumentParser(prog="akhbar evaluate", description="Score a bundle on a split beside same-run "
+                                     "baselines; write metrics.json and report.md to --report.")
+    parser.add_argument("task", choices=list(TASK_KINDS), help="The bundle's task to score.")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"Bundle directory (default: {DEFAULT_MODEL}, the shipped one).")
+    parser.add_argument("--data", required=True,
+                        help="A data file or a dataset folder, as a path or relative to $AKHBAR_DATA (required).")
+    parser.add_argument("--split", default="test",
+                        help="Split of a dataset folder: train, validation, test or all (default: test).")
+    parser.add_argument("--report", required=True, help="Directory for metrics.json and report.md (required).")
     parser.add_argument("--summary-sentences", type=int, default=1,
-                        help="k for summary: the model's and the oracle's sentences, and Lead-k (default 1).")
+                        help="k for summary: the model's and the oracle's sentences, and Lead-k (default: 1).")
     parser.add_argument("--summary-budget", choices=[SENTENCES, REFERENCE_WORDS], default=SENTENCES,
-                        help="summary length: k sentences (default), or each article's summary cut to the mean "
-                             "word count of its references, beside the lead cut the same way (lead_words).")
-    parser.add_argument("--compare", default=None, help="A second bundle scored on the same split.")
+                        help="Summary length: k sentences, or each article's summary cut to the mean word count "
+                             f"of its references, beside the lead cut the same way (lead_words) (default: {SENTENCES}).")
+    parser.add_argument("--compare", default=None, help="A second bundle scored on the same split (default: none).")
     return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The settings, without running anything; a bad value exits with status 2 and a usage line."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 1 <= args.summary_sentences <= 20:
+        parser.error("--summary-sentences must be between 1 and 20")
+    return args
 
 
 def evaluate(task: str, model: str, data: str, split: str, k: int, out: Path,
              budget: str = SENTENCES) -> tuple[dict, np.ndarray]:
-    source = resolve(data)
+    source = resolve_data(data)
     records = load(source, task, split)
     if not records:
         raise ValueError(f"{data} ({split}) holds no records to evaluate")
@@ -296,9 +304,7 @@ def evaluate(task: str, model: str, data: str, split: str, k: int, out: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not 1 <= args.summary_sentences <= 20:
-        build_parser().error("--summary-sentences must be between 1 and 20")
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     out = Path(args.report)
     metrics, ours = evaluate(args.task, args.model, args.data, args.split, args.summary_sentences, out,
                             args.summary_budget)

@@ -7,6 +7,7 @@ Hugging Face model directory with a model card.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -23,7 +24,6 @@ from transformers import (
     AutoTokenizer,
     BertConfig,
     DataCollatorForLanguageModeling,
-    HfArgumentParser,
     PreTrainedModel,
     PreTrainedTokenizerFast,
     Trainer,
@@ -34,10 +34,12 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from akhbar.models.normalize import NormalizerConfig, build_normalizer
+from akhbar.models.precision import native_bf16
 from akhbar.models.reader import data_root, read_records
 from akhbar.training.corpus import build_corpus, read_corpus
+from akhbar.training.flags import add_dataclass_flags, given
 from akhbar.training.pretraining_models import ElectraPretrainer, MaskedOnlyBertForMaskedLM
-from akhbar.training.tokenizer import save_tokenizer, train_tokenizer, unk_rate
+from akhbar.training.tokenizer_training import save_tokenizer, train_tokenizer, unk_rate
 
 OBJECTIVES = ("mlm", "electra")
 EMBEDDING_INITS = ("random", "word2vec")
@@ -50,44 +52,44 @@ class PretrainConfig:
 
     output_dir: str = field(default="work/pretrain/base", metadata={"help": "Where the finished HF model directory goes."})
     work_dir: str = field(default="work/pretrain", metadata={"help": "Corpus, token ids, checkpoints and logs (resumable)."})
-    data: str | None = field(default=None, metadata={"help": "Data root (default $AKHBAR_DATA or ../shared/data)."})
+    data: str | None = field(default=None, metadata={"help": "Data root; none: $AKHBAR_DATA, else ../shared/data."})
     corpus: str | None = field(default=None, metadata={"help": "A JSON Lines file of {'text': ...} to use instead of the data root (tests, custom corpora)."})
-    objective: str = field(default="electra", metadata={"help": f"One of {OBJECTIVES}."})
-    embedding_init: str = field(default="random", metadata={"help": f"One of {EMBEDDING_INITS}: word2vec warm-starts the token embeddings with skip-gram vectors trained on the same corpus."})
+    objective: str = field(default="electra", metadata={"help": f"{' or '.join(OBJECTIVES)}: masked LM (loss on masked positions only) or ELECTRA replaced-token detection."})
+    embedding_init: str = field(default="random", metadata={"help": f"{' or '.join(EMBEDDING_INITS)}: word2vec warm-starts the token embeddings with skip-gram vectors trained on the same corpus."})
     vocab_size: int = field(default=16_000, metadata={"help": "WordPiece vocabulary size."})
-    layers: int = 4
-    hidden: int = 256
-    heads: int = 4
-    intermediate: int = 1024
+    layers: int = field(default=4, metadata={"help": "Transformer layers."})
+    hidden: int = field(default=256, metadata={"help": "Hidden size (a multiple of --heads)."})
+    heads: int = field(default=4, metadata={"help": "Attention heads."})
+    intermediate: int = field(default=1024, metadata={"help": "Feed-forward size."})
     max_positions: int = field(default=512, metadata={"help": "Longest sequence the model can take."})
     seq_len: int = field(default=128, metadata={"help": "Packed sequence length for pretraining."})
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    warmup_steps: int = 200
-    weight_decay: float = 0.01
-    mlm_probability: float = 0.15
+    batch_size: int = field(default=64, metadata={"help": "Packed sequences per batch."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (linear warmup, then linear decay)."})
+    warmup_steps: int = field(default=200, metadata={"help": "Warmup steps."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens masked (for ELECTRA, the ones the generator fills in)."})
     generator_layers: int = field(default=1, metadata={"help": "ELECTRA generator depth."})
-    max_steps: int = field(default=0, metadata={"help": "Optimizer steps; 0 means derive from --time_budget_minutes."})
-    time_budget_minutes: float = field(default=20.0, metadata={"help": "Wall-clock budget used to size max_steps by a short probe."})
+    max_steps: int = field(default=0, metadata={"help": "Optimizer steps; 0 means derive from --time-budget-minutes."})
+    time_budget_minutes: float = field(default=20.0, metadata={"help": "Wall-clock budget that sizes --max-steps by a short probe."})
     init_from: str | None = field(default=None, metadata={"help": "Continue from a saved base (e.g. a longer-sequence stage)."})
-    bf16: bool = field(default=True, metadata={"help": "bf16 autocast (fp32 master weights)."})
+    bf16: bool = field(default=native_bf16(), metadata={"help": "bf16 autocast on the CPU, fp32 master weights; the default is on only where the CPU computes bf16 natively (AVX512-BF16, AMX): emulated, a step is tens of times slower."})
     threads: int = field(default=0, metadata={"help": "torch threads; 0 keeps torch's default."})
     compile: bool = field(default=True, metadata={"help": "torch.compile the encoder stacks (inductor; on the CPU it needs a C++ compiler). The first steps pay the compilation once; --compile false runs eagerly."})
     flush_denormal: bool = field(default=True, metadata={"help": "Flush subnormal floats to zero on the CPU while training (a continued base's softmaxes and gradients underflow into them, and x86 CPUs handle them about 4x slower)."})
-    save_steps: int = 200
-    seed: int = 42
+    save_steps: int = field(default=200, metadata={"help": "Checkpoint every this many steps (a stopped run resumes from the last)."})
+    seed: int = field(default=42, metadata={"help": "Seed for initialisation, masking and data order."})
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.embedding_init not in EMBEDDING_INITS:
-            raise ValueError(f"--embedding_init must be one of {', '.join(EMBEDDING_INITS)}, got {self.embedding_init!r}")
+            raise ValueError(f"--embedding-init must be one of {', '.join(EMBEDDING_INITS)}, got {self.embedding_init!r}")
         if self.hidden % self.heads:
             raise ValueError(f"--hidden ({self.hidden}) must be divisible by --heads ({self.heads})")
         if not 8 <= self.seq_len <= self.max_positions:
-            raise ValueError(f"--seq_len must be between 8 and --max_positions ({self.max_positions}), got {self.seq_len}")
+            raise ValueError(f"--seq-len must be between 8 and --max-positions ({self.max_positions}), got {self.seq_len}")
         if self.max_steps <= 0 and self.time_budget_minutes <= 0:
-            raise ValueError("set --max_steps or a positive --time_budget_minutes")
+            raise ValueError("set --max-steps or a positive --time-budget-minutes")
 
 
 def cxx_compiler() -> str | None:
@@ -445,7 +447,7 @@ def _run(cfg: PretrainConfig) -> dict:
     train_set = PackedBlocks(ids, cfg.seq_len, tokenizer.cls_token_id)
     heldout_set = PackedBlocks(heldout_ids, cfg.seq_len, tokenizer.cls_token_id)
     if len(train_set) == 0:
-        raise ValueError(f"the corpus gives no block of {cfg.seq_len} tokens; add text or lower --seq_len")
+        raise ValueError(f"the corpus gives no block of {cfg.seq_len} tokens; add text or lower --seq-len")
     ckpt_dir = work / f"checkpoints-{run_name(cfg)}"
     # transformers 5 takes the TensorBoard folder from the environment only.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(work / "tensorboard" / run_name(cfg))
@@ -500,9 +502,23 @@ def _run(cfg: PretrainConfig) -> dict:
     return report
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="akhbar pretrain", description="Train the tokenizer and pretrain a small "
+                                     "Arabic BERT from scratch, in resumable stages; every flag has a default.")
+    add_dataclass_flags(parser, PretrainConfig)
+    return parser
+
+
+def parse_args(argv: list[str]) -> PretrainConfig:
+    """The settings, without running anything; a bad value exits with status 2 and a usage line."""
+    parser = build_parser()
+    try:
+        return PretrainConfig(**given(parser.parse_args(argv), PretrainConfig))
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = HfArgumentParser(PretrainConfig, prog="akhbar pretrain", description=__doc__)
-    (cfg,) = parser.parse_args_into_dataclasses(args=argv)
-    report = run(cfg)
+    report = run(parse_args(sys.argv[1:] if argv is None else argv))
     print(json.dumps(report, indent=2), file=sys.stderr)
     return 0

@@ -16,6 +16,9 @@ once. How it is kept:
   ``<output>.partial.jsonl`` (resumable as above) and converted once the job ends: written
   to a temporary file and renamed into place, so ``<output>`` is either absent or complete.
 * An exclusive lock on the results file stops two jobs from writing one output.
+
+``--output -`` (:class:`StdoutResults`) writes the same JSON Lines to standard output instead,
+a chunk per write; standard output cannot be read back, so it cannot be resumed.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ import fcntl
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from akhbar.models.reader import Reject
 
+STDOUT = "-"
 PARTIAL_SUFFIX = ".partial.jsonl"
 REJECTS_SUFFIX = ".rejects.jsonl"
 INDEX_SUFFIX = ".ids.sqlite"
@@ -226,6 +231,10 @@ class ResultsOutput:
     def open(self) -> None:
         self.jsonl.open()
 
+    def ids(self) -> Iterator[str]:
+        """The id key of every result already written (for ``--resume``)."""
+        return self.jsonl.ids()
+
     def append(self, results: Iterable[dict[str, Any]]) -> int:
         return self.jsonl.append(results)
 
@@ -246,6 +255,47 @@ class ResultsOutput:
             temporary.unlink(missing_ok=True)
             raise OutputError(f"cannot write {self.output}: {exc.strerror or exc}") from None
         self.jsonl.path.unlink()
+
+
+class StdoutResults:
+    """``--output -``: results as JSON Lines on standard output, each chunk written and flushed
+    at once, with the interface of :class:`ResultsOutput`. Nothing is kept to resume from."""
+
+    def finished(self) -> bool:
+        return False
+
+    def check(self) -> None:
+        pass
+
+    def open(self) -> None:
+        sys.stdout.flush()  # anything printed before goes first; results go out as bytes
+
+    def ids(self) -> Iterator[str]:
+        return iter(())
+
+    def append(self, results: Iterable[dict[str, Any]]) -> int:
+        lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in results]
+        try:
+            sys.stdout.buffer.write("".join(lines).encode("utf-8"))
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            # The reading program stopped (`| head`): point standard output at /dev/null so the
+            # interpreter's own flush at exit does not fail a second time.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise OutputError("standard output was closed before the job ended (the program reading "
+                              "it stopped)") from None
+        return len(lines)
+
+    def close(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def results_output(output: Path, resume: bool) -> ResultsOutput | StdoutResults:
+    """Where ``--output`` sends results: standard output for ``-``, else a crash-safe file."""
+    return StdoutResults() if str(output) == STDOUT else ResultsOutput(output, resume)
 
 
 def _jsonl_chunks(path: Path, rows: int) -> Iterator[list[dict[str, Any]]]:

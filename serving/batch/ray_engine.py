@@ -14,6 +14,10 @@ How the work is split, and why:
   :func:`akhbar.serving.batch.job.score_chunk` the local engine makes.
 * Results come back to the driver in input order and go through the local engine's writer,
   so the output, its crash safety and ``--resume`` are one implementation.
+* Configuration: the driver reads the scoring configuration (``AKHBAR_*``) and hands it to
+  every actor, so the driver's settings apply on every node; each actor resolves it for its
+  own machine (``auto`` precision for its CPU; ``AKHBAR_TORCH_THREADS`` 0: the one CPU Ray
+  reserves for it) and applies it before loading the models.
 * Models: the driver resolves them as the service does. When it joins a cluster
   (``--ray-address``), it also ships each bundle's files through the object store, so an
   actor on a node without the driver's model store unpacks them into its temp folder
@@ -30,12 +34,17 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from akhbar.serving.batch.job import BatchError, Job, Outcome, score_chunk
+from akhbar.serving.core.config import ScoringConfig
+
+if TYPE_CHECKING:
+    from akhbar.serving.core.articles import Article
 
 BLOCK_BATCHES = 4  # batches per object-store block: a multiple, so batches never straddle blocks
 LOCAL_CPUS = 2  # a local Ray gets max(this, --concurrency) CPUs
+ACTOR_CPUS = 1  # CPUs Ray reserves per scoring actor: its torch threads when AKHBAR_TORCH_THREADS is 0
 
 
 def check_ray() -> None:
@@ -100,9 +109,7 @@ class RayScorer:
     bundles: ``{task: bundle directory}`` as resolved on the driver.
     versions: ``{task: store tag or path}``, reported as ``model_versions``.
     tasks: the tasks to run.
-    summary_sentences: default k (each article also carries its own).
-    model_batch_size: token windows per forward pass (``AKHBAR_MODEL_BATCH_SIZE``).
-    precision: the encoders' arithmetic (``AKHBAR_PRECISION``), resolved on each actor's CPU.
+    config: the driver's scoring configuration; resolved and applied here, on the actor.
     shipped: ``{bundle directory: object ref of pack_bundle(...)}`` for directories this
         node may lack; None when every node sees the driver's paths.
 
@@ -110,8 +117,7 @@ class RayScorer:
     """
 
     def __init__(self, bundles: Mapping[str, str], versions: Mapping[str, str], tasks: Sequence[str],
-                 summary_sentences: int, model_batch_size: int, precision: str = "auto",
-                 shipped: Mapping[str, Any] | None = None) -> None:
+                 config: ScoringConfig, shipped: Mapping[str, Any] | None = None) -> None:
         from akhbar.serving.core.analyzer import Analyzer
 
         paths = {}
@@ -125,8 +131,9 @@ class RayScorer:
                 path = str(unpack_bundle(packed))
             paths[task] = path
         self.tasks = tuple(tasks)
-        self.analyzer = Analyzer.from_bundles(paths, versions, batch_size=model_batch_size,
-                                              summary_sentences=summary_sentences, precision=precision)
+        runtime = config.runtime(cores=ACTOR_CPUS)
+        runtime.apply()
+        self.analyzer = Analyzer.from_bundles(paths, versions, runtime)
 
     def __call__(self, batch: Any) -> Any:
         """``line``, ``article`` (JSON) columns in; ``line``, ``outcome`` (JSON) columns out.
@@ -136,9 +143,12 @@ class RayScorer:
         """
         import pyarrow as pa
 
-        articles = [json.loads(a) for a in batch.column("article").to_pylist()]
+        from akhbar.serving.core.articles import Article
+
+        # Validated on the driver, against its limits: taken as they are.
+        articles = [Article.model_construct(**json.loads(a)) for a in batch.column("article").to_pylist()]
         outcomes = score_chunk(self.analyzer, articles, self.tasks)
-        encoded = [json.dumps(o if isinstance(o, dict) else {"id": a["id"], "error": o}, ensure_ascii=False)
+        encoded = [json.dumps(o if isinstance(o, dict) else {"id": a.id, "error": o}, ensure_ascii=False)
                    for a, o in zip(articles, outcomes, strict=True)]
         return pa.table({"line": batch.column("line"), "outcome": pa.array(encoded, pa.string())})
 
@@ -158,14 +168,14 @@ def _init(address: str | None, concurrency: int) -> None:
     ray.init(num_cpus=max(LOCAL_CPUS, concurrency), include_dashboard=False, logging_level=logging.WARNING)
 
 
-def _blocks(articles: Iterator[tuple[int, dict[str, Any]]], rows: int) -> Iterator[Any]:
+def _blocks(articles: Iterator[tuple[int, Article]], rows: int) -> Iterator[Any]:
     import pyarrow as pa
 
     lines: list[int] = []
     encoded: list[str] = []
     for line, article in articles:
         lines.append(line)
-        encoded.append(json.dumps(article, ensure_ascii=False))
+        encoded.append(article.model_dump_json())
         if len(lines) == rows:
             yield pa.table({"line": pa.array(lines, pa.int64()), "article": pa.array(encoded, pa.string())})
             lines, encoded = [], []
@@ -173,19 +183,16 @@ def _blocks(articles: Iterator[tuple[int, dict[str, Any]]], rows: int) -> Iterat
         yield pa.table({"line": pa.array(lines, pa.int64()), "article": pa.array(encoded, pa.string())})
 
 
-def score_with_ray(job: Job, summary_sentences: int, models: Mapping[str, Any], model_batch_size: int,
-                   precision: str, articles: Iterator[tuple[int, dict[str, Any]]],
-                   write: Callable[[list[Outcome]], None]) -> None:
+def score_with_ray(job: Job, config: ScoringConfig, models: Mapping[str, Any],
+                   articles: Iterator[tuple[int, Article]], write: Callable[[list[Outcome]], None]) -> None:
     """Score ``articles`` on Ray and hand each returned batch to ``write``, in input order.
 
     Parameters
     ----------
     job: the job (tasks, batch size, ``ray_address``, ``concurrency``).
-    summary_sentences: default k.
-    models: ``{task: ModelRef}`` from :func:`akhbar.serving.store.resolve_models`.
-    model_batch_size: token windows per forward pass.
-    precision: the encoders' arithmetic (``AKHBAR_PRECISION``).
-    articles: ``(line, article)`` pairs to score.
+    config: the scoring configuration, handed to every actor.
+    models: ``{task: ModelRef}`` from :meth:`ScoringConfig.resolve_models`.
+    articles: ``(line, article)`` pairs to score, validated.
     write: the local engine's writer.
     """
     import ray
@@ -212,9 +219,9 @@ def score_with_ray(job: Job, summary_sentences: int, models: Mapping[str, Any], 
             shipped = {path: ray.put(pack_bundle(path)) for path in set(bundles.values())}
         dataset = ray.data.from_arrow_refs(refs).map_batches(
             RayScorer,
-            fn_constructor_args=(bundles, {t: r.version for t, r in models.items()}, job.tasks,
-                                 summary_sentences, model_batch_size, precision, shipped),
+            fn_constructor_args=(bundles, {t: r.version for t, r in models.items()}, job.tasks, config, shipped),
             compute=ray.data.ActorPoolStrategy(size=concurrency),
+            num_cpus=ACTOR_CPUS,
             batch_size=job.batch_size,
             batch_format="pyarrow",
         )

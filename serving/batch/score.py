@@ -2,20 +2,24 @@
 
 Input is JSON Lines (plain or .gz), CSV or Parquet by extension, or ``-`` for standard
 input, read with the foundation's reader (:func:`akhbar.models.reader.read_records`, task
-``score``) in its skip policy. Output is JSON Lines (or Parquet, by extension), one record
-per good input record, in the shape ``POST /analyze`` returns; its ``id`` is the record's id
-field, or its line number when it has none (or a blank one).
+``score``) in its skip policy. Output is JSON Lines (or Parquet, by extension; or JSON Lines
+on standard output for ``-``), one record per good input record, in the shape ``POST
+/analyze`` returns; its ``id`` is the record's id field, or its line number when it has none
+(or a blank one).
 
-One scoring path: records become the same article dicts the service builds, are checked
-with the service's limits (:mod:`akhbar.serving.core.limits`) and are scored by
-:class:`~akhbar.serving.analyzer.Analyzer`, ``--batch-size`` articles per call, so a result
-here equals the service's for the same article.
+One scoring path: each record becomes the service's own
+:class:`~akhbar.serving.core.articles.Article`, validated with its rules and the limits of
+the scoring configuration (:mod:`akhbar.serving.core.config`, the same ``AKHBAR_*``
+variables the service reads, ``AKHBAR_TORCH_THREADS`` included), and is scored by
+:class:`~akhbar.serving.core.analyzer.Analyzer`, ``--batch-size`` articles per call, so a
+result here equals the service's for the same article.
 
-Bad records go to ``<output>.rejects.jsonl`` (``line``, ``id``, ``reason``): invalid JSON, a
-missing or empty field, a text, title or claim over the service's limits, an id an earlier
-record already had (the first one is scored), a record the models failed on. The job goes
-on; the exit status is non-zero only for fatal errors (unreadable input, missing model,
-unwritable output) or when every record was rejected.
+Bad records go to ``--rejects`` (default ``<output>.rejects.jsonl``; required with ``--output
+-``) as ``line``, ``id``, ``reason``: invalid JSON, a missing or empty field, a text, title or
+claim over the service's limits, an id an earlier record already had (the first one is
+scored), a record the models failed on. The job goes on; the exit status is non-zero only
+for fatal errors (unreadable input, missing model, unwritable output) or when every record
+was rejected.
 
 Crash safety and ``--resume``: see :mod:`akhbar.serving.batch.outputs`. Each resumed run reads
 the whole input again, skips the ids already in the output and writes the rejects file
@@ -24,6 +28,8 @@ afresh, so both end up exactly once per record.
 Engines: ``local`` scores in this process; ``ray`` (:mod:`akhbar.serving.batch.ray_engine`) scores
 the same article batches with a pool of Ray actors, and this process writes their results
 with the same writer, so resume and rejects work the same way.
+
+:func:`parse_args` parses and checks a command line without running anything.
 """
 
 from __future__ import annotations
@@ -31,15 +37,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import math
+import os
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from akhbar.serving.batch.job import BatchError, Job, Outcome, chunks, score_chunk
+from akhbar.models.tasks import TASKS
+from akhbar.serving.batch.job import ENGINES, BatchError, Job, Outcome, chunks, score_chunk
 from akhbar.serving.batch.outputs import (
     DONE,
     DUPLICATE,
@@ -48,18 +57,23 @@ from akhbar.serving.batch.outputs import (
     OutputError,
     RejectsFile,
     ResultsOutput,
+    StdoutResults,
     id_key,
-    rejects_path,
+    results_output,
 )
-from akhbar.serving.core.settings import MAX_SUMMARY_SENTENCES, TASKS, Settings
+from akhbar.serving.core.config import DEFAULT_SUMMARY_SENTENCES, Runtime, ScoringConfig, use
+from akhbar.serving.core.limits import MAX_SUMMARY_SENTENCES
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from akhbar.models.reader import RecordStream
     from akhbar.serving.core.analyzer import Analyzer
+    from akhbar.serving.core.articles import Article
 
-ENGINES = ("local", "ray")
-OUTPUT_SUFFIXES = (".jsonl", ".json", ".parquet")
+INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".csv", ".parquet")
 _SHOWN_ID_CHARS = 40
+
 
 def _tasks(value: str) -> list[str]:
     """Parse ``topic,summary,stance`` (any non-empty subset, any order) into a list."""
@@ -76,20 +90,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="akhbar score",
         description="Score a file of Arabic news articles (topic, summary, stance) in batch. "
-        "Bad records go to OUTPUT.rejects.jsonl with their line and reason; the job goes on.",
+        "Bad records go to the rejects file with their line and reason; the job goes on. "
+        "Scoring settings: the AKHBAR_* variables the service reads (akhbar.serving.core.config).",
     )
     parser.add_argument(
         "--input",
         required=True,
         metavar="PATH",
-        help="Articles: .jsonl, .jsonl.gz, .csv or .parquet, or - for standard input.",
+        help="Articles: one .jsonl, .jsonl.gz, .json, .csv or .parquet file, or - for JSON Lines "
+        "on standard input (required).",
     )
     parser.add_argument(
         "--output",
         required=True,
         metavar="PATH",
-        help="Results: .jsonl (or .parquet), one record per good input record. An existing "
-        "file is never overwritten: use --resume to continue it.",
+        help="Results: .jsonl (or .parquet), one record per good input record, or - for JSON "
+        "Lines on standard output (progress and the summary stay on standard error; needs "
+        "--rejects; not with --resume or --engine ray). An existing file is never "
+        "overwritten: use --resume to continue it (required).",
+    )
+    parser.add_argument(
+        "--rejects",
+        default=None,
+        metavar="PATH",
+        help="Bad records, one JSON line each (line, id, reason) (default: OUTPUT.rejects.jsonl; "
+        "required with --output -).",
     )
     parser.add_argument(
         "--tasks",
@@ -117,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="K",
         help=f"Sentences per summary, 1-{MAX_SUMMARY_SENTENCES}, for records without their own "
-        "summary_sentences field (default: the service's default).",
+        "summary_sentences field (default: AKHBAR_SUMMARY_SENTENCES, as the service; "
+        f"{DEFAULT_SUMMARY_SENTENCES} when unset).",
     )
     parser.add_argument(
         "--summary-max-words",
@@ -138,14 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="Continue an interrupted job: keep the ids already in OUTPUT, repair a torn "
-        "last line, score the rest. Starts afresh when OUTPUT does not exist yet.",
+        "last line, score the rest. Starts afresh when OUTPUT does not exist yet "
+        "(default: off).",
     )
     parser.add_argument(
         "--engine",
         choices=ENGINES,
         default="local",
-        help="local: this process; ray: a Ray Data job (needs the akhbar[ray] extra). "
-        "Default: local.",
+        help="local: this process; ray: a Ray Data job, which needs the akhbar[ray] extra "
+        "(default: local).",
     )
     parser.add_argument(
         "--ray-address",
@@ -165,29 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Reject combinations argparse cannot express; each message names the flag."""
-    if args.summary_sentences is not None and not (
-        1 <= args.summary_sentences <= MAX_SUMMARY_SENTENCES
-    ):
-        parser.error(
-            f"--summary-sentences must be between 1 and {MAX_SUMMARY_SENTENCES}, "
-            f"got {args.summary_sentences}"
-        )
-    if args.summary_max_words is not None and args.summary_max_words < 1:
-        parser.error(f"--summary-max-words must be at least 1, got {args.summary_max_words}")
-    if args.batch_size < 1:
-        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.concurrency is not None and args.concurrency < 1:
-        parser.error(f"--concurrency must be at least 1, got {args.concurrency}")
-    if args.engine != "ray":
-        for flag, value in (("--ray-address", args.ray_address), ("--concurrency", args.concurrency)):
-            if value is not None:
-                parser.error(f"{flag} needs --engine ray")
-    if not args.output.lower().endswith(OUTPUT_SUFFIXES):
-        parser.error(
-            f"--output must end in {', '.join(OUTPUT_SUFFIXES)}, got {args.output!r}"
-        )
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """``akhbar score`` arguments, checked as a whole (:class:`Job`), without running anything;
+    a bad one exits 2 with the usage and a sentence naming the flag."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        Job.from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
 
 
 # ---------------------------------------------------------------------------------------
@@ -271,65 +285,64 @@ def _unicode_problem(record: dict[str, Any], fields: Sequence[str]) -> str | Non
     return None
 
 
-def _own_setting(record: dict[str, Any], name: str, problem_of: Callable[[object], str | None]
-                 ) -> tuple[int | None, str | None]:
-    """A record's own summary setting and the reason it is bad (the service's words):
-    absent → (None, None).
+def _own_setting(record: dict[str, Any], name: str) -> object:
+    """A record's own summary setting as the service would get it: absent → None.
 
-    An integer, as the service takes it; digits in a string (a CSV cell) and a whole float
-    (a Parquet column with gaps, NaN where absent) count too."""
+    Digits in a string (a CSV cell) and a whole float (a Parquet column with gaps, NaN where
+    absent) become the integer; anything else is left for the Article's rule to refuse."""
     value = record.get(name)
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
-        return None, None
+        return None
     if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    elif isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if problem := problem_of(value):
-        return None, f"field '{name}': {problem}"
-    return value, None
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
-def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdIndex,
-                  tally: _Tally) -> Iterator[tuple[int, dict[str, Any]]]:
+def _first_problem(error: ValidationError, names: dict[str, str]) -> str:
+    """The first problem the Article's rules found, in their words, naming the input field."""
+    first = error.errors(include_url=False)[0]
+    field = str(first["loc"][0]) if first["loc"] else "record"
+    cause = first.get("ctx", {}).get("error")
+    return f"field '{names.get(field, field)}': {cause if cause is not None else first['msg']}"
+
+
+def good_articles(job: Job, stream: RecordStream, index: IdIndex, tally: _Tally) -> Iterator[tuple[int, Article]]:
     """``(line, article)`` for every record to score, in input order.
 
-    The reader has already set aside what it checks (JSON, fields, types, empty text);
-    here go the service's limits, each record's own summary settings (they win over the
-    job's), duplicate ids and ids already in the output.
+    The reader has already set aside what it checks (JSON, fields, types, empty text); here
+    each record becomes the service's :class:`Article`, with its own summary settings winning
+    over the job's, and is validated with the service's rules and the current configuration's
+    limits (set by :func:`score_file`); then come duplicate ids and ids already in the output.
     """
-    from akhbar.serving.core.limits import (
-        claims_problem,
-        summary_max_words_problem,
-        summary_sentences_problem,
-        text_problem,
-        title_problem,
-    )
+    from pydantic import ValidationError
 
-    k = job.summary_sentences or settings.summary_sentences
+    from akhbar.serving.core.articles import Article
+
     stance = "stance" in job.tasks
+    names = {"id": job.id_field, "claims": job.claims_field}
     for record in stream:
         line = record["_line"]
         own_id = record.get(job.id_field)
         if isinstance(own_id, str) and not own_id.strip():
             own_id = None  # an empty CSV cell: no id, as when the column is absent
-        claims = (record.get(job.claims_field) or []) if stance else []
-        k_own, problem = _own_setting(record, "summary_sentences", summary_sentences_problem)
-        words_own, words_problem = _own_setting(record, "summary_max_words", summary_max_words_problem)
-        problem = problem or words_problem or _unicode_problem(record, (job.id_field, "text", "title",
-                                                                        job.claims_field))
+        article_id = line if own_id is None else own_id
+        k, words = _own_setting(record, "summary_sentences"), _own_setting(record, "summary_max_words")
+        fields = {"id": article_id, "text": record["text"], "title": record.get("title"),
+                  "claims": (record.get(job.claims_field) or []) if stance else [],
+                  "summary_sentences": job.summary_sentences if k is None else k,
+                  "summary_max_words": job.summary_max_words if words is None else words}
+        problem = _unicode_problem(record, (job.id_field, "text", "title", job.claims_field))
         if problem is None:
-            if text := text_problem(record["text"], settings):
-                problem = f"field 'text': {text}"
-            elif title := title_problem(record.get("title"), settings):
-                problem = f"field 'title': {title}"
-            elif stance and (claim := claims_problem(claims, settings)):
-                problem = f"field '{job.claims_field}': {claim}"
+            try:
+                article = Article.model_validate(fields)
+            except ValidationError as exc:
+                problem = _first_problem(exc, names)
         if problem:
             _reject(tally, line, own_id, problem)
             tally.tick()
             continue
-        article_id = line if own_id is None else own_id
         key = id_key(article_id)
         state = index.claim(key)
         if state == DUPLICATE:
@@ -338,13 +351,11 @@ def good_articles(job: Job, settings: Settings, stream: RecordStream, index: IdI
             tally.report.skipped += 1
         else:
             tally.in_flight += 1
-            yield line, {"id": article_id, "text": record["text"], "title": record.get("title"),
-                         "claims": claims, "summary_sentences": k_own or k,
-                         "summary_max_words": words_own or job.summary_max_words}
+            yield line, article
         tally.tick()
 
 
-def _writer(output: ResultsOutput, tally: _Tally) -> Callable[[list[Outcome]], None]:
+def _writer(output: ResultsOutput | StdoutResults, tally: _Tally) -> Callable[[list[Outcome]], None]:
     """Write one chunk's outcomes: results to the output (one write), failures to the rejects."""
 
     def write(outcomes: list[Outcome]) -> None:
@@ -396,30 +407,44 @@ def _progress_bar(job: Job) -> Any:
                 mininterval=0.5 if tty else 30.0, dynamic_ncols=True)
 
 
-def load_analyzer(job: Job, settings: Settings, k: int) -> Analyzer:
+def load_analyzer(job: Job, config: ScoringConfig, runtime: Runtime) -> Analyzer:
+    """The service's models for the job's tasks, scored with ``runtime``."""
     from akhbar.serving.core.analyzer import Analyzer, ModelLoadError
+    from akhbar.serving.core.store import ModelStoreError
 
-    refs = _model_refs(job, settings)
     try:
-        return Analyzer.from_bundles({t: r.path for t, r in refs.items()}, {t: r.version for t, r in refs.items()},
-                                     batch_size=settings.model_batch_size, summary_sentences=k,
-                                     precision=settings.precision)
-    except ModelLoadError as exc:
+        return Analyzer.from_store(job.tasks, config, runtime)
+    except (ModelStoreError, ModelLoadError) as exc:
         raise BatchError(str(exc)) from None
 
 
-def _model_refs(job: Job, settings: Settings) -> dict:
+def _model_refs(job: Job, config: ScoringConfig) -> dict:
     """The service's models for the job's tasks (AKHBAR_<TASK>_MODEL, promoted, shipped)."""
-    from akhbar.serving.core.store import ModelStoreError, resolve_models
+    from akhbar.serving.core.store import ModelStoreError
 
     try:
-        return resolve_models(job.tasks, {t: settings.model_override(t) for t in job.tasks})
+        return config.resolve_models(job.tasks)
     except ModelStoreError as exc:
         raise BatchError(str(exc)) from None
 
 
+def _folder_problem(source: str) -> str | None:
+    """An ``--input`` that is a folder: what to pass instead (one of its files, when it has any)."""
+    folder = Path(source)
+    if source == "-" or not folder.is_dir():
+        return None
+    files = sorted(p.name for p in folder.iterdir() if p.name.lower().endswith(INPUT_SUFFIXES))
+    hint = f"; it holds {', '.join(files[:5])}{', ...' if len(files) > 5 else ''}" if files else ""
+    return (f"{source} is a folder; pass one file of articles ({', '.join(INPUT_SUFFIXES)}) "
+            f"to --input, e.g. --input {folder / (files[0] if files else 'test.jsonl.gz')}{hint}")
+
+
 def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
     """Run one job; raises :class:`BatchError` for fatal problems.
+
+    The scoring configuration comes from the ``AKHBAR_*`` variables, as the service's: its
+    limits check the records, its torch threads are applied to this process (the local
+    engine) or to each Ray actor, its precision, model batch size, k and models score them.
 
     Parameters
     ----------
@@ -431,12 +456,11 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
 
     started = time.monotonic()
     try:
-        settings = Settings.from_env()
+        config = ScoringConfig.from_env()
     except ValueError as exc:
         raise BatchError(f"invalid setting: {exc}") from None
-    k = job.summary_sentences or settings.summary_sentences
-    output = ResultsOutput(job.output, job.resume)
-    report = Report(rejects=rejects_path(job.output))
+    output = results_output(job.output, job.resume)
+    report = Report(rejects=job.rejects_file)
     try:
         if output.finished():
             report.already_complete = True
@@ -444,6 +468,8 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
         output.check()
     except OutputError as exc:
         raise BatchError(str(exc)) from None
+    if problem := _folder_problem(job.input):
+        raise BatchError(f"cannot read the input: {problem}")
     try:
         stream = read_records(job.input, "score", policy="skip", rejects_path=report.rejects,
                               id_field=job.id_field,
@@ -455,16 +481,19 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
         from akhbar.serving.batch.ray_engine import check_ray
 
         check_ray()
-        models = _model_refs(job, settings)
-    elif analyzer is None:
-        analyzer = load_analyzer(job, settings, k)
+        models = _model_refs(job, config)
+    else:
+        runtime = config.runtime()
+        runtime.apply()
+        if analyzer is None:
+            analyzer = load_analyzer(job, config, runtime)
 
     index: IdIndex | None = None
     try:
         output.open()
-        index = IdIndex(job.output.with_name(job.output.name + INDEX_SUFFIX))
+        index = IdIndex(_index_path(job))
         if job.resume:
-            index.add_done(output.jsonl.ids())
+            index.add_done(output.ids())
     except (OutputError, OSError, sqlite3.Error) as exc:
         output.close()
         if index is not None:
@@ -473,17 +502,18 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
     # Every run reads the whole input, so the rejects are written afresh each time.
     report.rejects.unlink(missing_ok=True)
     tally = _Tally(report, stream, _progress_bar(job), RejectsFile(report.rejects))
-    articles = good_articles(job, settings, stream, index, tally)
+    articles = good_articles(job, stream, index, tally)
     write = _writer(output, tally)
+    limits = use(config)  # the Article rules check records against this job's limits
     try:
         if job.engine == "ray":
             from akhbar.serving.batch.ray_engine import score_with_ray
 
-            score_with_ray(job, k, models, settings.model_batch_size, settings.precision, articles, write)
+            score_with_ray(job, config, models, articles, write)
         else:
             for chunk in chunks(articles, job.batch_size):
                 outcomes = score_chunk(analyzer, [a for _, a in chunk], job.tasks)
-                write([(line, a["id"], o) for (line, a), o in zip(chunk, outcomes, strict=True)])
+                write([(line, a.id, o) for (line, a), o in zip(chunk, outcomes, strict=True)])
         output.finish()
     except DataError as exc:
         raise BatchError(f"cannot read the input: {exc}; the results so far are kept, rerun with "
@@ -496,6 +526,7 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
         raise BatchError(f"cannot write {index.path}: {exc}; the results written before are kept: make room, "
                          "then rerun the same command with --resume") from None
     finally:
+        limits.var.reset(limits)
         output.close()
         index.close()
         tally.rejects.close()
@@ -507,21 +538,26 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
     return report
 
 
+def _index_path(job: Job) -> Path:
+    """The id index: beside the output file, or in the temp folder for standard output."""
+    if job.to_stdout:
+        return Path(tempfile.gettempdir()) / f"akhbar-score-{os.getpid()}{INDEX_SUFFIX}"
+    return job.output.with_name(job.output.name + INDEX_SUFFIX)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_args(parser, args)
+    job = Job.from_args(parse_args(argv))
     try:
-        report = score_file(Job.from_args(args))
+        report = score_file(job)
     except BatchError as exc:
         print(f"akhbar score: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("akhbar score: interrupted; run the same command with --resume to continue",
-              file=sys.stderr)
+        advice = "" if job.to_stdout else "; run the same command with --resume to continue"
+        print(f"akhbar score: interrupted{advice}", file=sys.stderr)
         return 130
     if report.already_complete:
-        print(f"akhbar score: {args.output} is already complete; nothing to resume "
+        print(f"akhbar score: {job.output} is already complete; nothing to resume "
               "(a Parquet output is written once, when its job ends)", file=sys.stderr)
         return 0
     print(f"akhbar score: {report.line()}", file=sys.stderr)

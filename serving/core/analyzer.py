@@ -5,14 +5,16 @@ one item of ``POST /analyze``'s ``results`` has::
 
     from akhbar.serving.core.analyzer import Analyzer
 
-    analyzer = Analyzer.from_store()                      # the promoted (or shipped) models
-    # or: Analyzer.from_bundles({"topic": "path/to/bundle", "stance": ..., "summary": ...})
+    analyzer = Analyzer.from_store()   # the models and settings the service would use (AKHBAR_*)
+    # or: Analyzer.from_bundles({"topic": "path/to/bundle", "summary": ..., "stance": ...})
     [result] = analyzer.analyze([{"text": "...", "title": "...", "claims": ["..."]}])
     result["topic"]["label"], result["summary"]["sentences"], result["stances"][0]["label"]
 
-An article is a dict (or any object with ``model_dump()``, such as the service's pydantic
-models) with ``text`` and optionally ``id``, ``title``, ``claims``, ``summary_sentences`` (k,
-1-20, default 2) and ``summary_max_words``. A result holds:
+An article is a dict (or any object with ``model_dump()``) with ``text`` and optionally
+``id``, ``title``, ``claims``, ``summary_sentences`` (k, 1-20; default: the runtime's, that is
+``AKHBAR_SUMMARY_SENTENCES``) and ``summary_max_words``; the Analyzer checks its fields. An
+:class:`~akhbar.serving.core.articles.Article`, which the service and the batch scorer
+build, has passed the same rules already and is taken as it is. A result holds:
 
 * ``id``: the article's ``id`` (None when it had none);
 * ``topic``: ``label``, ``scores`` (a calibrated probability per label), ``low_confidence``;
@@ -41,13 +43,14 @@ from typing import Any
 from akhbar.models.bundle import BundleError, load_bundle
 from akhbar.models.normalize import arabic_ratio
 from akhbar.models.predict import Predictor, pick_sentences
+from akhbar.models.tasks import TASKS
+from akhbar.serving.core.articles import Article
+from akhbar.serving.core.config import DEFAULT_SUMMARY_SENTENCES, Runtime, ScoringConfig
 from akhbar.serving.core.limits import summary_max_words_problem, summary_sentences_problem
-from akhbar.serving.core.settings import TASKS
 
 NON_ARABIC_WARNING = "mostly non-Arabic text"
 TRUNCATED_WARNING = "text truncated"
 MIN_ARABIC_RATIO = 0.5
-DEFAULT_SUMMARY_SENTENCES = 2
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,11 @@ def _field_error(index: int, field: str, problem: str) -> ValueError:
 
 
 def _coerce(article: Any, index: int, default_k: int) -> _Article:
-    """Accept a dict or a pydantic model; raise ValueError naming the field otherwise."""
+    """Take an :class:`Article` as it is (validated already); check a dict or another pydantic
+    model, raising ValueError naming the field."""
+    if isinstance(article, Article):
+        k = default_k if article.summary_sentences is None else article.summary_sentences
+        return _Article(article.id, article.text, article.title, tuple(article.claims), k, article.summary_max_words)
     if hasattr(article, "model_dump"):
         article = article.model_dump()
     if not isinstance(article, Mapping):
@@ -84,13 +91,12 @@ def _coerce(article: Any, index: int, default_k: int) -> _Article:
     if isinstance(claims, str) or not all(isinstance(c, str) and c.strip() for c in claims):
         raise _field_error(index, "claims", "must be a list of non-empty strings")
     k = article.get("summary_sentences")
-    k = default_k if k is None else k
-    if problem := summary_sentences_problem(k):
+    if k is not None and (problem := summary_sentences_problem(k)):
         raise _field_error(index, "summary_sentences", problem)
     max_words = article.get("summary_max_words")
     if max_words is not None and (problem := summary_max_words_problem(max_words)):
         raise _field_error(index, "summary_max_words", problem)
-    return _Article(article.get("id"), text, title, tuple(claims), k, max_words)
+    return _Article(article.get("id"), text, title, tuple(claims), default_k if k is None else k, max_words)
 
 
 def _label(prediction) -> dict[str, Any]:
@@ -104,7 +110,8 @@ class Analyzer:
     ----------
     predictors: ``{task: Predictor}``; tasks may share one Predictor.
     versions: ``{task: store tag or bundle path}``, reported as ``model_versions``.
-    summary_sentences: k when an article does not set ``summary_sentences``.
+    summary_sentences: k when an article does not set ``summary_sentences`` (the runtime's,
+        when built with :meth:`from_bundles` or :meth:`from_store`).
     """
 
     def __init__(self, predictors: Mapping[str, Predictor], versions: Mapping[str, str] | None = None,
@@ -118,23 +125,26 @@ class Analyzer:
 
     @classmethod
     def from_bundles(cls, bundles: Mapping[str, str | Path], versions: Mapping[str, str] | None = None,
-                     batch_size: int = 16, summary_sentences: int = DEFAULT_SUMMARY_SENTENCES,
-                     precision: str = "auto") -> Analyzer:
+                     runtime: Runtime | None = None) -> Analyzer:
         """Load ``{task: bundle directory}``; the same directory for several tasks loads once.
 
-        ``precision``: the encoders' arithmetic (:mod:`akhbar.models.precision`); ``auto``, as
-        the service and the batch scorer default to.
+        ``runtime``: k, the model batch size and the precision to score with
+        (:meth:`ScoringConfig.runtime <akhbar.serving.core.config.ScoringConfig.runtime>`);
+        None takes the configuration's defaults on this machine. It does not set torch's
+        threads: :meth:`Runtime.apply <akhbar.serving.core.config.Runtime.apply>` does.
 
         Raises :class:`ModelLoadError` naming the task, the model and the fix when a bundle
         cannot be loaded or lacks the task's head.
         """
+        runtime = runtime or ScoringConfig().runtime()
         loaded: dict[Path, Predictor] = {}
         predictors = {}
         for task, path in bundles.items():
             key = Path(path).expanduser().resolve()
             try:
                 if key not in loaded:
-                    loaded[key] = Predictor(load_bundle(key), batch_size=batch_size, precision=precision)
+                    loaded[key] = Predictor(load_bundle(key), batch_size=runtime.model_batch_size,
+                                            precision=runtime.precision)
                 if task not in loaded[key].bundle.settings.tasks:
                     have = ", ".join(loaded[key].bundle.tasks)
                     raise BundleError(key, f"has no {task!r} task (it has {have})")
@@ -146,22 +156,22 @@ class Analyzer:
                     "with `make models`."
                 ) from None
             predictors[task] = loaded[key]
-        return cls(predictors, versions, summary_sentences)
+        return cls(predictors, versions, runtime.summary_sentences)
 
     @classmethod
-    def from_store(cls, tasks: Iterable[str] = TASKS, overrides: Mapping[str, str | None] | None = None,
-                   **kwargs: Any) -> Analyzer:
-        """Load the models the service would: ``overrides`` (tag or directory per task), else
-        the promoted ones, else the shipped defaults (see :mod:`akhbar.serving.core.store`)."""
-        from akhbar.serving.core.store import resolve_models
+    def from_store(cls, tasks: Iterable[str] = TASKS, config: ScoringConfig | None = None,
+                   runtime: Runtime | None = None) -> Analyzer:
+        """Load ``tasks``' models as the service does: ``config``'s model settings
+        (``AKHBAR_<TASK>_MODEL``), else the promoted ones, else the shipped defaults (see
+        :mod:`akhbar.serving.core.store`), scored with ``runtime``.
 
-        refs = resolve_models(tasks, dict(overrides or {}))
-        return cls.from_bundles({t: r.path for t, r in refs.items()}, {t: r.version for t, r in refs.items()}, **kwargs)
-
-    @property
-    def precision(self) -> str:
-        """The encoders' arithmetic as resolved on this machine (``bf16``; ``fp32, int8`` when mixed)."""
-        return ", ".join(sorted({p.precision for p in self.predictors.values()}))
+        ``config`` None reads the environment; ``runtime`` None is ``config.runtime()``.
+        Raises :class:`~akhbar.serving.core.store.ModelStoreError` or :class:`ModelLoadError`.
+        """
+        config = config or ScoringConfig.from_env()
+        refs = config.resolve_models(tasks)
+        return cls.from_bundles({t: r.path for t, r in refs.items()}, {t: r.version for t, r in refs.items()},
+                                runtime or config.runtime())
 
     @property
     def tasks(self) -> tuple[str, ...]:

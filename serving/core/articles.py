@@ -1,20 +1,29 @@
 """What an article to score and its result look like: the one schema the HTTP service and the
 batch scorer both validate with.
 
-:class:`Article` carries the per-article limits (:mod:`akhbar.serving.core.limits`), as
-pydantic validators that read the current settings (those of the server handling the
-request, else the environment), and states them in the OpenAPI document. The result models
-are the shape :class:`~akhbar.serving.core.analyzer.Analyzer` returns.
+:class:`Article` carries every per-article rule of :mod:`akhbar.serving.core.limits`, as
+pydantic validators; those with a configured limit read the current configuration (that of
+the server handling the request or of the running batch job, else the environment), and
+the OpenAPI document states the limits. The result models are the shape
+:class:`~akhbar.serving.core.analyzer.Analyzer` returns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from akhbar.serving.core.limits import claims_problem, text_problem, title_problem
-from akhbar.serving.core.settings import MAX_SUMMARY_SENTENCES, Settings, current
+from akhbar.serving.core.config import ScoringConfig, current
+from akhbar.serving.core.limits import (
+    MAX_SUMMARY_SENTENCES,
+    claims_problem,
+    summary_max_words_problem,
+    summary_sentences_problem,
+    text_problem,
+    title_problem,
+)
 
 # A sample article the project wrote (not from any outlet): the OpenAPI example, `make demo`
 # and the load test's payload. It ends in a related-articles block and a follow prompt,
@@ -37,8 +46,8 @@ SAMPLE_ARTICLE: dict[str, Any] = {
 }
 
 # The limits stated in the schema: those of the environment this module is imported in (the
-# serving process, see akhbar.serving.core.settings).
-SCHEMA_LIMITS = Settings.from_env()
+# serving process, see akhbar.serving.http.settings).
+SCHEMA_LIMITS = ScoringConfig.from_env()
 
 # The limits this server enforces, stated in its OpenAPI document (/docs.json) so that a
 # client, or a fuzzer, generating from the document sends what the service accepts. Only
@@ -50,6 +59,19 @@ _TEXT_SCHEMA = {"maxLength": SCHEMA_LIMITS.max_text_chars, "pattern": NOT_BLANK}
 _CLAIMS_SCHEMA = {"maxItems": SCHEMA_LIMITS.max_claims,
                   "items": {"type": "string", "minLength": 1, "maxLength": SCHEMA_LIMITS.max_claim_chars,
                             "pattern": NOT_BLANK}}
+
+
+def _refused_by(problem_of: Callable[[object], str | None]) -> BeforeValidator:
+    """A validator that refuses, in the rule's own words, a value the rule finds a problem in
+    (None passes: the field is optional). It runs before pydantic's own type check, so a
+    wrong type gets the rule's sentence too."""
+
+    def check(value: object) -> object:
+        if value is not None and (problem := problem_of(value)):
+            raise ValueError(problem)
+        return value
+
+    return BeforeValidator(check)
 
 
 class Article(BaseModel):
@@ -66,11 +88,14 @@ class Article(BaseModel):
     claims: list[str] = Field(default_factory=list, json_schema_extra=_CLAIMS_SCHEMA,
                               description="Claims to judge the article's stance on "
                                           "(at most AKHBAR_MAX_CLAIMS, default 16).")
-    summary_sentences: int | None = Field(None, ge=1, le=MAX_SUMMARY_SENTENCES, strict=True,
-                                          description="Summary length k (default 2).")
-    summary_max_words: int | None = Field(None, ge=1, strict=True, description="Upper bound on summary words.")
+    summary_sentences: Annotated[int | None, _refused_by(summary_sentences_problem)] = Field(
+        None, strict=True, json_schema_extra={"minimum": 1, "maximum": MAX_SUMMARY_SENTENCES},
+        description=f"Summary length k, 1 to {MAX_SUMMARY_SENTENCES} (default AKHBAR_SUMMARY_SENTENCES, "
+                    f"{SCHEMA_LIMITS.summary_sentences} on this server).")
+    summary_max_words: Annotated[int | None, _refused_by(summary_max_words_problem)] = Field(
+        None, strict=True, json_schema_extra={"minimum": 1}, description="Upper bound on summary words.")
 
-    # The limits live in akhbar.serving.core.limits, shared with the batch scorer (akhbar score).
+    # The rules live in akhbar.serving.core.limits.
     @field_validator("text")
     @classmethod
     def _text(cls, value: str) -> str:

@@ -1,20 +1,31 @@
-"""The per-article limits of :mod:`akhbar.serving.core.settings`, checked in one place.
+"""Every rule an article must pass before it is scored, each written once.
 
-Why a module of its own: the HTTP service (its pydantic ``Article`` validators) and the batch
-scorer (``akhbar score``, which sets bad records aside instead of failing a request) must
-refuse exactly the same articles with the same words. Each check returns the problem as a
-sentence, or None; the caller decides whether that becomes a 400 or a reject. Messages name
-the field, the size and the limit's variable, never the article's text.
+Why a module of its own: the HTTP service (the pydantic :class:`~akhbar.serving.core.articles.Article`
+validators), the batch scorer (``akhbar score``, which validates each record with that same
+model and sets bad records aside instead of failing a request), the scoring configuration
+(``AKHBAR_SUMMARY_SENTENCES``) and ``akhbar score --summary-sentences`` must refuse exactly the
+same values with the same words. Each check returns the problem as a sentence, or None; the
+caller decides whether that becomes a 400, a reject or a usage error. Messages name the
+field, the size and the limit's variable, never the article's text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
-from akhbar.serving.core.settings import MAX_SUMMARY_SENTENCES, Settings
+MAX_SUMMARY_SENTENCES = 20  # fixed by the API: summary_sentences is 1-20
 
 
-def text_problem(text: str, limits: Settings) -> str | None:
+class Limits(Protocol):
+    """The configured limits a check reads: a :class:`~akhbar.serving.core.config.ScoringConfig`."""
+
+    max_text_chars: int
+    max_claims: int
+    max_claim_chars: int
+
+
+def text_problem(text: str, limits: Limits) -> str | None:
     """An empty ``text`` or one over ``AKHBAR_MAX_TEXT_CHARS``."""
     if not text.strip():
         return "text is empty"
@@ -24,7 +35,7 @@ def text_problem(text: str, limits: Settings) -> str | None:
     return None
 
 
-def title_problem(title: str | None, limits: Settings) -> str | None:
+def title_problem(title: str | None, limits: Limits) -> str | None:
     """A ``title`` over ``AKHBAR_MAX_TEXT_CHARS`` (titles share the text's limit)."""
     if title is not None and len(title) > limits.max_text_chars:
         return (f"title has {len(title)} characters; the limit is {limits.max_text_chars} "
@@ -32,7 +43,7 @@ def title_problem(title: str | None, limits: Settings) -> str | None:
     return None
 
 
-def claims_problem(claims: Sequence[str], limits: Settings) -> str | None:
+def claims_problem(claims: Sequence[str], limits: Limits) -> str | None:
     """Too many claims, an empty claim or one over ``AKHBAR_MAX_CLAIM_CHARS``."""
     if len(claims) > limits.max_claims:
         return f"{len(claims)} claims; the limit is {limits.max_claims} per article (AKHBAR_MAX_CLAIMS)"
@@ -47,15 +58,16 @@ def claims_problem(claims: Sequence[str], limits: Settings) -> str | None:
 
 def summary_sentences_problem(k: object) -> str | None:
     """A summary length ``k`` that is not a whole number from 1 to 20."""
-    return _whole_number_problem(k, 1, MAX_SUMMARY_SENTENCES)
+    return whole_number_problem(k, 1, MAX_SUMMARY_SENTENCES)
 
 
 def summary_max_words_problem(words: object) -> str | None:
     """A ``summary_max_words`` that is not a whole number of at least 1."""
-    return _whole_number_problem(words, 1)
+    return whole_number_problem(words, 1)
 
 
-def _whole_number_problem(value: object, low: int, high: int | None = None) -> str | None:
+def whole_number_problem(value: object, low: int, high: int | None = None) -> str | None:
+    """A value that is not a whole number from ``low`` (to ``high``); booleans are not numbers."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
         return f"must be a whole number {f'from {low} to {high}' if high is not None else f'of at least {low}'}"
     return None

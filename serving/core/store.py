@@ -13,7 +13,8 @@ atomically. A pointer file rather than a label: BentoML treats a stored model as
 (labels live in each model's ``model.yaml``), and one file answers "which model is the
 default for each task" in one read, with no model left holding a stale "default" label.
 
-Which model a task uses (the service and the batch scorer call :func:`resolve_models`):
+Which model a task uses (:func:`resolve_models`, which the service, the batch scorer and the
+benchmarks reach through :meth:`akhbar.serving.core.config.ScoringConfig.resolve_models`):
 
 1. ``AKHBAR_<TASK>_MODEL`` when set: a store tag, or a bundle directory used in place;
 2. else the promoted tag;
@@ -43,7 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TASKS = ("topic", "summary", "stance")
+from akhbar.models.tasks import TASKS
+
 NAME_PREFIX = "akhbar-"
 SHARED_NAME = "akhbar-shared"
 POINTER_FILE = "promoted.json"
@@ -499,8 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     import_.add_argument("directory", metavar="DIR", help="Bundle directory to import.")
     import_.add_argument(
         "--task", choices=TASKS, default=None,
-        help="Import for this task only (model name akhbar-TASK). Default: the bundle's only "
-        "task, or all of them as akhbar-shared.",
+        help="Import for this task only, as model akhbar-TASK (default: the bundle's only "
+        "task, or all of them as akhbar-shared).",
     )
 
     promote_ = sub.add_parser(
@@ -512,13 +514,18 @@ def build_parser() -> argparse.ArgumentParser:
     promote_.add_argument("tag", metavar="TAG", help="Model tag to promote.")
     promote_.add_argument(
         "--task", choices=TASKS, action="append", default=None,
-        help="Promote for this task only (repeatable). Default: every task it was imported for.",
+        help="Promote for this task only; repeatable (default: every task it was imported for).",
     )
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """``akhbar models`` arguments, checked, without running anything; a bad one exits 2 with usage."""
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         if args.action == "list":
             _print_list()

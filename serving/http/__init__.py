@@ -1,2 +1,2 @@
-"""The HTTP service: the BentoML service, its middleware, the reading page and the launcher
-(``akhbar serve``). Builds on :mod:`akhbar.serving.core`."""
+"""The HTTP service: the BentoML service, its own settings, its middleware, the reading page and
+the launcher (``akhbar serve``). Builds on :mod:`akhbar.serving.core`."""

@@ -47,7 +47,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from akhbar.serving.core.settings import Settings, use
+from akhbar.serving.core.config import use
+from akhbar.serving.http.settings import ServiceSettings
 
 OPEN_PATHS = frozenset({"/", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/docs",
                         "/ui"})
@@ -70,6 +71,9 @@ class _Outer:
 # Set while an outside request is handled; nested in-process calls see it open and pass through.
 _INSIDE_REQUEST: contextvars.ContextVar[_Outer | None] = contextvars.ContextVar("akhbar_inside_request",
                                                                                 default=None)
+# The settings of the server handling the current request (the reading page asks for them).
+_SETTINGS: contextvars.ContextVar[ServiceSettings | None] = contextvars.ContextVar("akhbar_service_settings",
+                                                                                  default=None)
 # Per-request facts the handlers add for the log line (the article count).
 _REQUEST_FACTS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("akhbar_request_facts", default=None)
 
@@ -79,6 +83,11 @@ def note(**facts: Any) -> None:
     current = _REQUEST_FACTS.get()
     if current is not None:
         current.update(facts)
+
+
+def current_settings() -> ServiceSettings | None:
+    """The settings of the server handling the current request; None outside one."""
+    return _SETTINGS.get()
 
 
 def current_request_id() -> str | None:
@@ -120,10 +129,10 @@ class AkhbarMiddleware:
     Parameters
     ----------
     app: the ASGI app it wraps.
-    settings: a callable returning :class:`Settings` (default: read the environment).
+    settings: a callable returning :class:`ServiceSettings` (default: read the environment).
     """
 
-    def __init__(self, app: Any, settings: Callable[[], Settings] = Settings.from_env):
+    def __init__(self, app: Any, settings: Callable[[], ServiceSettings] = ServiceSettings.from_env):
         self.app = app
         self.settings = settings()
         self.in_progress = 0
@@ -138,7 +147,8 @@ class AkhbarMiddleware:
         request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         facts: dict[str, Any] = {"request_id": request_id, "articles": None, "status": None}
         marker = _Outer()
-        tokens = _INSIDE_REQUEST.set(marker), _REQUEST_FACTS.set(facts), use(self.settings)
+        tokens = (_INSIDE_REQUEST.set(marker), _REQUEST_FACTS.set(facts), _SETTINGS.set(self.settings),
+                  use(self.settings.scoring))
         path = scope.get("path", "")
 
         async def send_closing(message: dict) -> None:

@@ -12,7 +12,9 @@ API to the network. Pass ``--host 0.0.0.0`` to accept other machines (and set
 ``AKHBAR_API_TOKEN``). A Bento built with ``bentoml build`` and run with ``bentoml serve`` or
 ``bentoml containerize`` binds 0.0.0.0 on its own; this flag does not affect it.
 
-Settings: the ``AKHBAR_*`` variables of :mod:`akhbar.serving.core.settings`.
+Settings: the ``AKHBAR_*`` variables of :mod:`akhbar.serving.http.settings` and
+:mod:`akhbar.serving.core.config`, read once here to check them before the server starts (the
+server reads them again, in its own processes).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from akhbar.serving.http.settings import ServiceSettings
 from akhbar.serving.http.startup import STARTUP_ERROR_FILE_ENV
 
 DEFAULT_PORT = 3000
@@ -40,44 +43,56 @@ SERVICE = "akhbar.serving.http.service:Akhbar"
 MALLOC_SETTINGS = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(4 << 20), "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 65535, got {value!r}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="akhbar serve",
         description="Start the HTTP service that scores Arabic news articles "
         "(topic, stance, extractive summary). Settings: AKHBAR_* environment variables "
-        "(see akhbar.serving.core.settings).",
+        "(tables in akhbar.serving.http.settings and akhbar.serving.core.config).",
     )
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default: {DEFAULT_PORT})."
+        "--port", type=_port, default=DEFAULT_PORT, metavar="PORT", help=f"TCP port (default: {DEFAULT_PORT})."
     )
     parser.add_argument(
         "--host",
         default=DEFAULT_HOST,
+        metavar="ADDRESS",
         help=f"Address to bind (default: {DEFAULT_HOST}, this machine only). Use 0.0.0.0 to "
         "accept other machines, and set AKHBAR_API_TOKEN when you do.",
     )
     return parser
 
 
-def preflight() -> str | None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """``akhbar serve`` arguments, checked, without running anything; a bad one exits 2 with usage."""
+    return build_parser().parse_args(argv)
+
+
+def preflight(settings: ServiceSettings) -> str | None:
     """Resolve every task's model (importing shipped defaults); the problem, or None."""
-    from akhbar.serving.core.settings import TASKS, Settings
-    from akhbar.serving.core.store import ModelStoreError, resolve_models
+    from akhbar.serving.core.store import ModelStoreError
 
     try:
-        settings = Settings.from_env()
-        resolve_models(TASKS, {t: settings.model_override(t) for t in TASKS})
-    except (ValueError, ModelStoreError) as exc:
+        settings.scoring.resolve_models()
+    except ModelStoreError as exc:
         return str(exc)
     return None
 
 
-def run_server(host: str, port: int) -> int:
+def run_server(host: str, port: int, grace: int) -> int:
     """Run ``bentoml serve`` in a child process until it ends; its exit status (1 when the
-    service stopped its own start-up, after printing why)."""
-    from akhbar.serving.core.settings import Settings
-
-    grace = Settings.from_env().shutdown_grace  # checked by preflight()
+    service stopped its own start-up, after printing why). ``grace``: seconds requests in
+    flight get after SIGTERM."""
     with tempfile.TemporaryDirectory(prefix="akhbar-serve-") as tmp:
         status_file = Path(tmp) / "startup-error"
         env = {**os.environ, STARTUP_ERROR_FILE_ENV: str(status_file)}
@@ -113,15 +128,17 @@ def run_server(host: str, port: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not 1 <= args.port <= 65535:
-        parser.error(f"--port must be between 1 and 65535, got {args.port}")
-    problem = preflight()
+    args = parse_args(argv)
+    try:
+        settings = ServiceSettings.from_env()
+    except ValueError as exc:
+        print(f"akhbar serve: invalid setting: {exc}", file=sys.stderr)
+        return 1
+    problem = preflight(settings)
     if problem:
         print(f"akhbar serve: {problem}", file=sys.stderr)
         return 1
-    return run_server(args.host, args.port)
+    return run_server(args.host, args.port, settings.shutdown_grace)
 
 
 if __name__ == "__main__":

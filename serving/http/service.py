@@ -12,9 +12,10 @@ All four routes hand their articles to ``score_batch``, a batchable route called
 process through BentoML's self-proxy, so articles from concurrent callers are scored in
 one adaptive batch (windows sorted by length inside :class:`~akhbar.models.predict.Predictor`).
 
-Settings: :mod:`akhbar.serving.core.settings` (``AKHBAR_*`` variables) is the one place; limits,
-models, the token and the timeout are read at start-up. Models come from the BentoML model
-store (:mod:`akhbar.serving.core.store`); a missing or corrupt model stops the server with one
+Settings: ``AKHBAR_*`` variables, in two tables: the server's own knobs in
+:mod:`akhbar.serving.http.settings`, what decides a score in :mod:`akhbar.serving.core.config`;
+both are read at start-up. Models come from the BentoML model store
+(:mod:`akhbar.serving.core.store`); a missing or corrupt model stops the server with one
 sentence naming it and the command that makes or imports it.
 """
 
@@ -25,6 +26,7 @@ from typing import Annotated, Any, Literal
 import bentoml
 from pydantic import AfterValidator, BaseModel, Field
 
+from akhbar.models.tasks import TASKS
 from akhbar.serving.core.articles import (
     ARTICLES_SCHEMA,
     SAMPLE_ARTICLE,
@@ -37,14 +39,14 @@ from akhbar.serving.core.articles import (
     TopicResponse,
     article_count,
 )
-from akhbar.serving.core.settings import MAX_REQUEST_TIMEOUT, TASKS, Settings
 from akhbar.serving.http.middleware import AkhbarMiddleware, note
+from akhbar.serving.http.settings import MAX_REQUEST_TIMEOUT, ServiceSettings
 from akhbar.serving.http.startup import logger, setup_logging, stop_startup
 from akhbar.serving.http.ui import page_app
 
 # Server knobs BentoML takes from the decorators below; read when the serving process
-# imports this module (see akhbar.serving.core.settings for why that is start-up, not build).
-SERVER = Settings.from_env()
+# imports this module (see akhbar.serving.http.settings for why that is start-up, not build).
+SERVER = ServiceSettings.from_env()
 # BentoML's own request timeout only backs ours up (AKHBAR_REQUEST_TIMEOUT, answered with
 # Retry-After by the middleware): BentoML's 504 carries no Retry-After and no request id.
 BACKSTOP_TIMEOUT_S = MAX_REQUEST_TIMEOUT + 60
@@ -59,7 +61,7 @@ class WorkItem(BaseModel):
     """One article and the parts to compute: the unit ``score_batch`` batches."""
 
     article: Article
-    tasks: list[Literal["topic", "summary", "stance"]] = Field(min_length=1)
+    tasks: list[Literal[TASKS]] = Field(min_length=1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -83,30 +85,26 @@ class Akhbar:
     """Scores Arabic news articles: topic, extractive summary, stance toward claims."""
 
     def __init__(self) -> None:
-        import torch
-
         from akhbar.serving.core.analyzer import Analyzer, ModelLoadError
         from akhbar.serving.core.store import ModelStoreError
 
         self.ready = False
         setup_logging()
         try:
-            self.settings = Settings.from_env()
+            self.settings = ServiceSettings.from_env()
         except ValueError as exc:
             stop_startup(f"invalid setting: {exc}.")
-        overrides = {t: self.settings.model_override(t) for t in TASKS}
-        torch.set_num_threads(self.settings.threads_per_worker())
+        runtime = self.settings.runtime()
+        runtime.apply()
         try:
-            self.analyzer = Analyzer.from_store(TASKS, overrides, batch_size=self.settings.model_batch_size,
-                                                summary_sentences=self.settings.summary_sentences,
-                                                precision=self.settings.precision)
+            self.analyzer = Analyzer.from_store(TASKS, self.settings.scoring, runtime)
         except (ModelStoreError, ModelLoadError) as exc:
             stop_startup(str(exc))
         # The first call loads the sentence encoder and allocates buffers (seconds): not on a
         # caller's time.
         self.analyzer.analyze([SAMPLE_ARTICLE])
-        logger.info("akhbar: models loaded (%s, %d torch threads): %s", self.analyzer.precision,
-                    torch.get_num_threads(), ", ".join(f"{t}={v}" for t, v in self.analyzer.versions.items()))
+        logger.info("akhbar: models loaded (%s, %d torch threads): %s", runtime.precision, runtime.torch_threads,
+                    ", ".join(f"{t}={v}" for t, v in self.analyzer.versions.items()))
         self.ready = True
 
     def __is_ready__(self) -> bool:

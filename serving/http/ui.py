@@ -1,6 +1,6 @@
 """The reading page at ``/ui``: one article, what the models did to it, for editors.
 
-The page is three static files in ``serving/static/`` (no build step, nothing fetched from
+The page is three static files in ``serving/http/static/`` (no build step, nothing fetched from
 outside, so it works offline) and calls the public ``POST /analyze``, so it shows exactly
 what API clients get. This module serves them as a small Starlette app that the service
 mounts (``Akhbar.mount_asgi_app``). Routes:
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from akhbar.serving.core.settings import Settings
+from akhbar.serving.http.middleware import current_settings
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
@@ -60,7 +60,8 @@ async def _page(_: Request) -> Response:
     # The service module imports this one; by the first request it is loaded.
     from akhbar.serving.core.articles import SAMPLE_ARTICLE
 
-    token_required = Settings.from_env().api_token is not None
+    settings = current_settings()  # None only without the middleware, which is what checks tokens
+    token_required = settings is not None and settings.api_token is not None
     return JSONResponse({"token_required": token_required, "sample": SAMPLE_ARTICLE}, headers=HEADERS)
 
 

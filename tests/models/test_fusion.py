@@ -64,7 +64,7 @@ def test_a_bundle_without_fusion_part_has_none_and_two_parts_are_refused(tmp_pat
 
 @pytest.mark.parametrize("classes", [2, 3])
 def test_fit_fusion_stores_one_row_per_class(classes):
-    from akhbar.training.fusion import fit_fusion
+    from akhbar.training.fusion_fitting import fit_fusion
 
     texts = ARABIC_SENTENCES * 4
     y = np.arange(len(texts)) % classes

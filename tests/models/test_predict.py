@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from akhbar.models.bundle import load_bundle
-from akhbar.models.inputs import summary_sentences
+from akhbar.models.inputs import candidate_sentences
 from akhbar.models.predict import Predictor, SummaryPrediction, pick_sentences
 from akhbar.models.sentences import Sentence, split_sentences
 from akhbar.models.tasks import STANCE_LABELS, TOPIC_LABELS
@@ -88,7 +88,7 @@ def test_topic_one_distribution_per_article(predictor: Predictor) -> None:
 def test_empty_inputs(predictor: Predictor) -> None:
     assert predictor.topic([]) == []
     assert predictor.stance([], []) == []
-    assert predictor.summary([]) == []
+    assert predictor.summary([], k=2) == []
 
 
 def test_long_article_is_truncated(predictor: Predictor) -> None:
@@ -173,7 +173,7 @@ def test_summary_k2_in_article_order_with_exact_offsets(predictor: Predictor) ->
         assert len(pred.sentences) == len(pred.indices) == 2
         assert list(pred.indices) == sorted(pred.indices)
         assert_slices(pred.sentences, text)
-        candidates = summary_sentences(text)
+        candidates = candidate_sentences(text)
         assert [candidates[i] for i in pred.indices] == list(pred.sentences)
 
 
@@ -397,15 +397,17 @@ def test_lower_precisions_score_like_fp32_and_leave_the_bundle_alone(bundle, pre
                for m in bundle.model.modules() if type(m).__name__ == "Linear")
 
 
-def test_auto_precision_follows_the_cpu(bundle, monkeypatch) -> None:
+def test_auto_precision_follows_the_cpu_and_the_predictor_takes_only_resolved_ones(bundle, monkeypatch) -> None:
     from akhbar.models import precision
 
     monkeypatch.setattr(precision, "native_bf16", lambda: True)
-    assert Predictor(bundle, precision="auto").precision == "bf16"
+    assert precision.resolve_precision("auto") == "bf16"
     monkeypatch.setattr(precision, "native_bf16", lambda: False)
-    assert Predictor(bundle, precision="auto").precision == "fp32"
-    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, int8, got 'fp16'"):
-        Predictor(bundle, precision="fp16")
+    assert precision.resolve_precision("auto") == "fp32"
+    assert precision.resolve_precision("int8") == "int8"
+    for unresolved in ("auto", "fp16"):
+        with pytest.raises(ValueError, match=f"precision must be one of fp32, bf16, int8 .*got '{unresolved}'"):
+            Predictor(bundle, precision=unresolved)
 
 
 # ---------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-TASKS = ("topic", "summary", "stance")
+from akhbar.models.tasks import TASKS
+
 NO_METRICS = {"services": {"akhbar": {"metrics": {"enabled": False}}}}
 
 # Five story sentences, then a related-articles block and a follow prompt (boilerplate).

@@ -6,9 +6,8 @@ import pytest
 from serving_support import ARTICLE, ARTICLE_TEXT, CLAIMS, ENGLISH_TEXT, STORY
 
 from akhbar.models.predict import Predictor
+from akhbar.models.tasks import TASKS
 from akhbar.serving.core.analyzer import Analyzer, ModelLoadError
-
-TASKS = ("topic", "summary", "stance")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""``akhbar score`` (serving/batch.py): results equal the service's, rejects, formats, exit
+"""``akhbar score`` (serving/batch/): results equal the service's, rejects, formats, exit
 statuses, crash safety under a real SIGKILL, flat memory, and the Ray engine.
 
 Every test runs on the tiny random-weight bundle of tests/conftest.py, or, for memory, on a
@@ -16,20 +16,20 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import tracemalloc
 from pathlib import Path
 
 import pytest
-from conftest import ARABIC_SENTENCES, write_jsonl
+from conftest import ARABIC_SENTENCES, wait_for, write_jsonl
 from serving_support import STORY, point_at
 
+from akhbar.models.tasks import TASKS
 from akhbar.serving.batch import score as batch
 from akhbar.serving.batch.outputs import repair_tail
 from akhbar.serving.batch.score import Job, score_file
 from akhbar.serving.core.analyzer import Analyzer
+from akhbar.serving.core.config import ScoringConfig
 
-TASKS = ("topic", "summary", "stance")
 SENTENCES = ARABIC_SENTENCES + STORY
 
 
@@ -252,6 +252,66 @@ def test_unwritable_output_is_fatal_and_named(env, capsys):
     assert "cannot write" in capsys.readouterr().err
 
 
+def test_a_folder_as_input_says_which_file_to_pass(env, capsys):
+    write_jsonl(env / "data" / "test.jsonl", GOOD[:2])
+    assert batch.main(["--input", str(env / "data"), "--output", str(env / "out.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "is a folder; pass one file of articles" in err and f"--input {env / 'data' / 'test.jsonl'}" in err
+    assert "split" not in err  # akhbar score has no --split
+
+
+def test_output_dash_writes_json_lines_to_standard_output_and_the_rest_elsewhere(env, capsys):
+    source = write_input(env / "in.jsonl", good=GOOD[:12], bad=BAD_LINES[:2], every=5)
+    rejects = env / "bad.jsonl"
+    assert batch.main(["--input", str(source), "--output", "-", "--rejects", str(rejects), "--batch-size", "5"]) == 0
+    out, err = capsys.readouterr()
+    got = [json.loads(line) for line in out.splitlines()]  # nothing but results on standard output
+    assert [r["id"] for r in got] == [r["id"] for r in GOOD[:12]]
+    assert "scored 12, rejected 2" in err and f"rejects in {rejects}" in err
+    reasons = [r["reason"] for r in read_jsonl(rejects)]
+    assert len(reasons) == 2 and reasons[0].startswith("invalid JSON") and reasons[1] == "field 'text': missing"
+    assert not list(env.glob("-*"))  # no file named after "-", no id index left behind
+
+
+@pytest.fixture()
+def torch_threads():
+    """Put torch's thread count back after a test that lets akhbar set it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_batch_scorer_applies_the_services_scoring_configuration(env, monkeypatch, torch_threads):
+    """AKHBAR_TORCH_THREADS and AKHBAR_SUMMARY_SENTENCES reach akhbar score as they reach the service."""
+    import torch
+
+    long = {"text": " ".join(STORY), "title": "عنوان"}
+    write_jsonl(env / "in.jsonl", [{"id": "default", **long}, {"id": "own", **long, "summary_sentences": 1}])
+    monkeypatch.setenv("AKHBAR_TORCH_THREADS", "1")
+    monkeypatch.setenv("AKHBAR_SUMMARY_SENTENCES", "3")
+    torch.set_num_threads(2)
+    score_file(Job(str(env / "in.jsonl"), env / "out.jsonl", tasks=("summary",), progress=False))
+    assert torch.get_num_threads() == 1
+    got = {r["id"]: len(r["summary"]["sentences"]) for r in read_jsonl(env / "out.jsonl")}
+    assert got == {"default": 3, "own": 1}
+
+
+def test_a_ray_actor_applies_the_drivers_configuration(tiny_bundle, torch_threads):
+    """Called directly, as Ray would on a node: the driver's torch threads and k, not the node's."""
+    import torch
+
+    from akhbar.serving.batch.ray_engine import ACTOR_CPUS, RayScorer
+
+    bundles, versions = {t: str(tiny_bundle) for t in TASKS}, {t: "v1" for t in TASKS}
+    torch.set_num_threads(2)
+    scorer = RayScorer(bundles, versions, TASKS, ScoringConfig(torch_threads=3, summary_sentences=4))
+    assert torch.get_num_threads() == 3 and scorer.analyzer.summary_sentences == 4
+    RayScorer(bundles, versions, TASKS, ScoringConfig())
+    assert torch.get_num_threads() == ACTOR_CPUS  # 0: the CPU Ray reserves for the actor
+
+
 class Interrupting:
     """Scores ``chunks`` Analyzer calls, then stops the job as Ctrl+C would."""
 
@@ -333,17 +393,6 @@ def _start(env_dir: Path, args: list[str], **extra: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _wait_for(condition, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            raise AssertionError(f"the job ended first: {proc.stderr.read().decode()[-2000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("timed out waiting for the job")
-        time.sleep(0.02)
-
-
 @pytest.mark.slow
 def test_sigkill_anywhere_then_resume_gives_every_id_exactly_once(env, analyzer):
     source = write_input(env / "in.jsonl")
@@ -355,7 +404,7 @@ def test_sigkill_anywhere_then_resume_gives_every_id_exactly_once(env, analyzer)
 
     # 1. Killed between writes, after a few chunks.
     proc = _start(env, args, SLOW="0.1")
-    _wait_for(lambda: lines() >= 24, proc)
+    wait_for(lambda: lines() >= 24, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     first = lines()
@@ -364,7 +413,7 @@ def test_sigkill_anywhere_then_resume_gives_every_id_exactly_once(env, analyzer)
     # 2. Resumed, then killed in the middle of its third write: a torn last line.
     flag = env / "torn.flag"
     proc = _start(env, [*args, "--resume"], TEAR_AT="3", FLAG=str(flag))
-    _wait_for(flag.exists, proc)
+    wait_for(flag.exists, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.read_bytes().endswith(b"\n")  # the kill left half a line
@@ -392,7 +441,7 @@ class CheapAnalyzer:
     """Stands in for Analyzer where only the streaming is under test: a fixed small result."""
 
     def analyze(self, articles, tasks=None):
-        return [{"id": a["id"], "topic": {"label": "sport", "scores": {"sport": 1.0}, "low_confidence": False},
+        return [{"id": a.id, "topic": {"label": "sport", "scores": {"sport": 1.0}, "low_confidence": False},
                  "warnings": [], "model_versions": {"topic": "cheap"}} for a in articles]
 
 
@@ -438,7 +487,7 @@ def test_ray_scorer_called_directly_with_a_shipped_bundle(tiny_bundle, analyzer,
     from akhbar.serving.batch.ray_engine import RayScorer, pack_bundle, unpack_bundle
 
     packed = pack_bundle(tiny_bundle)
-    scorer = RayScorer({t: "/elsewhere/bundle" for t in TASKS}, {t: "v1" for t in TASKS}, TASKS, 2, 16,
+    scorer = RayScorer({t: "/elsewhere/bundle" for t in TASKS}, {t: "v1" for t in TASKS}, TASKS, ScoringConfig(),
                        shipped={"/elsewhere/bundle": packed})
     assert unpack_bundle(packed) == unpack_bundle(packed) == tmp_path / "akhbar-models" / packed[0]
     articles = [{**r, "summary_sentences": 2} for r in GOOD[:6]]

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ARABIC_SENTENCES
+from conftest import ARABIC_SENTENCES, wait_for
 from serving_support import STORY, live_server, point_at, server_env
 
+from akhbar.models.tasks import TASKS
 from akhbar.serving.batch import outputs as batch_io
 from akhbar.serving.batch import score as batch
 from akhbar.serving.core.analyzer import Analyzer
@@ -34,7 +35,6 @@ from tools.localserver import free_port
 
 pytestmark = pytest.mark.slow
 
-TASKS = ("topic", "summary", "stance")
 SENTENCES = ARABIC_SENTENCES + STORY
 
 
@@ -99,11 +99,11 @@ CHILD = textwrap.dedent("""
     class StandIn:
         def analyze(self, articles, tasks=None):
             time.sleep(float(os.environ.get("SLOW", "0")))
-            return [{"id": a["id"], "topic": {"label": "culture", "scores": {"culture": 1.0}, "low_confidence": False},
-                     "summary": {"sentences": [a["text"][:400]], "indices": [0], "offsets": [[0, 400]]},
+            return [{"id": a.id, "topic": {"label": "culture", "scores": {"culture": 1.0}, "low_confidence": False},
+                     "summary": {"sentences": [a.text[:400]], "indices": [0], "offsets": [[0, 400]]},
                      "warnings": [], "model_versions": {"topic": "stand-in"}} for a in articles]
 
-    batch.load_analyzer = lambda job, settings, k: StandIn()
+    batch.load_analyzer = lambda job, config, runtime: StandIn()
     if os.environ.get("TEAR_AT"):
         real, calls = batch_io._write_all, []
         def torn(fd, data):
@@ -117,17 +117,6 @@ CHILD = textwrap.dedent("""
     if __name__ == "__main__":
         sys.exit(batch.main(sys.argv[1:]))
 """)
-
-
-def _wait_for(condition, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            raise AssertionError(f"the job ended before the kill: {proc.stderr.read().decode()[-2000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("timed out waiting for the job")
-        time.sleep(0.005)
 
 
 def test_sigkill_at_random_points_eight_times_then_resume_gives_every_id_once(env, monkeypatch):
@@ -157,12 +146,12 @@ def test_sigkill_at_random_points_eight_times_then_resume_gives_every_id_once(en
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         elif kind == "lines":
             target = before + rng.randint(1, 12)
-            _wait_for(lambda target=target: lines() >= target, proc)
+            wait_for(lambda target=target: lines() >= target, proc)
         elif kind == "after-output":
-            _wait_for(lambda before=before: lines() > before, proc)
+            wait_for(lambda before=before: lines() > before, proc)
             time.sleep(rng.uniform(0.0, 0.08))
         else:
-            _wait_for(flag.exists, proc)
+            wait_for(flag.exists, proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stderr.close()

@@ -11,9 +11,10 @@ import httpx
 import pytest
 from serving_support import live_server, point_at
 
+from akhbar.models.tasks import TASKS
 from akhbar.serving.batch.score import Job, score_file
 from akhbar.serving.core.analyzer import Analyzer
-from akhbar.serving.core.settings import Settings
+from akhbar.serving.http.settings import ServiceSettings
 from tools.fuzz import (
     DEEP_NESTING,
     MARKER,
@@ -28,9 +29,8 @@ pytestmark = pytest.mark.slow
 
 PER_ROUTE = 100
 SEED = 8
-LIMITS = Settings.from_env(SMALL_LIMITS)
+LIMITS = ServiceSettings.from_env(SMALL_LIMITS)
 LONG_CLAIM = "a claim as long as the claim limit"  # longer than the stance window: cut to fit
-TASKS = ("topic", "summary", "stance")
 
 
 @pytest.fixture(scope="module")

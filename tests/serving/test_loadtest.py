@@ -1,4 +1,4 @@
-"""``make loadtest``'s arithmetic and rules (serving/loadtest.py), without a server: the run
+"""``make loadtest``'s arithmetic and rules (tools/loadtest.py), without a server: the run
 itself takes minutes (``make loadtest LOADTEST_SECONDS=30`` for a quick one)."""
 
 from __future__ import annotations

@@ -13,12 +13,12 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from akhbar.serving.core.settings import Settings
 from akhbar.serving.http.middleware import AkhbarMiddleware
+from akhbar.serving.http.settings import ServiceSettings
 
 
 def _wrapped(app, **settings) -> TestClient:
-    return TestClient(AkhbarMiddleware(app, settings=lambda: Settings(**settings)))
+    return TestClient(AkhbarMiddleware(app, settings=lambda: ServiceSettings(**settings)))
 
 
 def test_a_downstream_503_gets_a_clear_body_retry_after_and_the_request_id():
@@ -45,7 +45,7 @@ async def test_nested_in_process_calls_pass_straight_through():
             return PlainTextResponse((await client.post("/inner")).text)
 
     app = Starlette(routes=[Route("/outer", outer, methods=["POST"]), Route("/inner", inner, methods=["POST"])])
-    wrapped = AkhbarMiddleware(app, settings=lambda: Settings(api_token="t", max_queue=1))
+    wrapped = AkhbarMiddleware(app, settings=lambda: ServiceSettings(api_token="t", max_queue=1))
     app.state.wrapped = wrapped
     lines = []
     handler = logging.Handler()

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from serving_support import point_at, started
 
+from akhbar.models.tasks import TASKS
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE_DIRS = ("akhbar", "models", "training", "serving")
-TASKS = ("topic", "summary", "stance")
 
 
 def _sources() -> list[tuple[Path, str]]:
@@ -105,8 +106,8 @@ def test_the_token_is_compared_in_constant_time(monkeypatch):
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from akhbar.serving.core.settings import Settings
     from akhbar.serving.http import middleware
+    from akhbar.serving.http.settings import ServiceSettings
 
     compared, compare = [], hmac.compare_digest
 
@@ -116,7 +117,7 @@ def test_the_token_is_compared_in_constant_time(monkeypatch):
 
     monkeypatch.setattr(middleware.hmac, "compare_digest", spy)
     app = Starlette(routes=[Route("/analyze", lambda r: PlainTextResponse("ok"), methods=["POST"])])
-    client = TestClient(middleware.AkhbarMiddleware(app, settings=lambda: Settings(api_token="s3cret")))
+    client = TestClient(middleware.AkhbarMiddleware(app, settings=lambda: ServiceSettings(api_token="s3cret")))
     assert client.post("/analyze", headers={"authorization": "Bearer s3cret"}).status_code == 200
     assert client.post("/analyze", headers={"authorization": "Bearer s3cre"}).status_code == 401
     assert client.post("/analyze", headers={"authorization": "Bearer " + "x" * 64}).status_code == 401

@@ -404,10 +404,12 @@ def test_stop_startup_stops_the_bentoml_arbiter_only_inside_a_server_worker(monk
 
 
 def test_torch_threads_share_the_usable_cores_among_the_workers(monkeypatch):
-    from akhbar.serving.core import settings
+    from akhbar.serving.core import config
+    from akhbar.serving.http.settings import ServiceSettings
 
-    monkeypatch.setattr(settings, "USABLE_CPUS", 8)
-    assert settings.Settings().threads_per_worker() == 8
-    assert settings.Settings(workers=3).threads_per_worker() == 2
-    assert settings.Settings(workers=16).threads_per_worker() == 1
-    assert settings.Settings(workers=3, torch_threads=4).threads_per_worker() == 4
+    monkeypatch.setattr(config, "USABLE_CPUS", 8)
+    assert ServiceSettings().runtime().torch_threads == 8
+    assert ServiceSettings(workers=3).runtime().torch_threads == 2
+    assert ServiceSettings(workers=16).runtime().torch_threads == 1
+    assert ServiceSettings(workers=3, scoring=config.ScoringConfig(torch_threads=4)).runtime().torch_threads == 4
+    assert config.ScoringConfig().runtime().torch_threads == 8  # akhbar score: one process, every core

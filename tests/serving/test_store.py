@@ -7,9 +7,8 @@ import shutil
 
 import pytest
 
+from akhbar.models.tasks import TASKS
 from akhbar.serving.core import store
-
-TASKS = ("topic", "summary", "stance")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The reading page at /ui (serving/static/, served by akhbar.serving.http.ui).
+"""The reading page at /ui (serving/http/static/, served by akhbar.serving.http.ui).
 
 * The page's files name no outside URL (fast, no server).
 * Over HTTP, against a live ``akhbar serve`` with the tiny bundle and a token: /ui loads

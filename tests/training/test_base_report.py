@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import write_jsonl
 from test_finetune import topic_rows
 
-from akhbar.training.base_report import (
-    BaseReportConfig,
-    run_report,
-    write_section,
-)
+from akhbar.training.base_report import BaseReportConfig, parse_args, run_report
 
 
 def test_report_compares_base_random_and_tfidf_on_one_split(tiny_base, tmp_path, monkeypatch):
@@ -39,11 +36,10 @@ def test_report_compares_base_random_and_tfidf_on_one_split(tiny_base, tmp_path,
     assert text.startswith("# base\n") and "<!-- base-report -->" in text and "| tfidf |" in text
 
 
-def test_write_section_replaces_its_own_block_only(tmp_path):
-    card = tmp_path / "README.md"
-    card.write_text("# card\n\nintro\n")
-    write_section(card, "first\n")
-    write_section(card, "second\n")
-    text = card.read_text()
-    assert text.count("<!-- base-report -->") == 1 and text.count("<!-- /base-report -->") == 1
-    assert "second" in text and "first" not in text and text.startswith("# card\n\nintro\n")
+def test_command_line_takes_kebab_case_and_the_snake_case_alias(capsys):
+    cfg = parse_args(["--bases", "a,b", "--output-dir", "r", "--max_steps", "5", "--model_card", "c.md"])
+    assert (cfg.bases, cfg.output_dir, cfg.max_steps, cfg.model_card) == ("a,b", "r", 5, "c.md")
+    assert cfg.max_length == BaseReportConfig(bases="x").max_length
+    with pytest.raises(SystemExit) as caught:
+        parse_args(["--output-dir", "r"])
+    assert caught.value.code == 2 and "--bases" in capsys.readouterr().err

@@ -14,7 +14,8 @@ from conftest import write_jsonl
 from akhbar.models.bundle import load_bundle
 from akhbar.models.reader import DataError
 from akhbar.models.tasks import STANCE_LABELS
-from akhbar.training.finetune import CONFIG_DIR, FinetuneConfig, parse_args, run
+from akhbar.training.finetune import run
+from akhbar.training.finetune_config import FinetuneConfig
 
 # A custom Arabic taxonomy: local news, sport, economy.
 TAXONOMY = ("محلي", "رياضة", "اقتصاد")
@@ -24,6 +25,7 @@ WORDS = {
     "اقتصاد": ["الأسهم", "النفط", "البورصة", "الأسعار", "التضخم", "الشركة", "الأرباح", "المصرف", "ارتفعت", "تراجعت"],
 }
 COMMON = ["في", "على", "من", "مع", "بعد", "اليوم", "الجديد", "قال", "أن", "العام"]
+pytestmark = pytest.mark.usefixtures("isolated")  # tests/conftest.py
 
 
 def topic_rows(n: int, seed: int, labels=TAXONOMY) -> list[dict]:
@@ -43,14 +45,6 @@ def topic_data(tmp_path_factory) -> Path:
     write_jsonl(folder / "train.jsonl", topic_rows(40, seed=1))
     write_jsonl(folder / "validation.jsonl", topic_rows(20, seed=2))
     return folder
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tensorboard"))
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(base, data, out, **overrides) -> FinetuneConfig:
@@ -226,53 +220,6 @@ def test_skip_bad_sets_the_record_aside_and_trains(tiny_base, tmp_path):
     assert load_bundle(result.bundle).settings.tasks["topic"].labels == TAXONOMY
 
 
-def test_parse_args_takes_yaml_defaults_and_cli_overrides():
-    import yaml
-
-    defaults = yaml.safe_load((CONFIG_DIR / "topic.yaml").read_text())
-    [cfg] = parse_args(["topic", "--max_steps", "5", "--data", "x"])
-    assert cfg.task == "topic"
-    assert cfg.max_steps == 5 and cfg.data == "x"
-    assert cfg.max_length == defaults["max_length"]
-    assert cfg.batch_size == defaults["batch_size"]
-    assert cfg.output_dir == defaults["output_dir"]
-    # Without --data the YAML's dataset is used (the dataclass default is empty).
-    assert parse_args(["topic", "--max_steps", "5"])[0].data == defaults["data"]
-    # The command line beats the YAML.
-    [cfg] = parse_args(["topic", "--data", "x", "--max_length", "64", "--batch_size", "4"])
-    assert (cfg.max_length, cfg.batch_size) == (64, 4)
-    # Stance takes its own file (its label set and class weighting).
-    [stance] = parse_args(["stance", "--data", "x"])
-    assert stance.labels == ",".join(STANCE_LABELS) and stance.class_weighting is True
-    assert (stance.max_windows, stance.eval_steps) == (2, 100)
-
-
-def test_parse_args_reads_the_task_yaml_from_the_config_dir(tmp_path, monkeypatch):
-    # A value that differs from the dataclass default shows the YAML is really read.
-    (tmp_path / "topic.yaml").write_text("data: topic/elsewhere\nmax_length: 77\nstride: 7\n")
-    monkeypatch.setattr("akhbar.training.finetune.CONFIG_DIR", tmp_path)
-    [cfg] = parse_args(["topic", "--max_steps", "5", "--data", "x"])
-    assert (cfg.max_length, cfg.stride, cfg.max_steps, cfg.data) == (77, 7, 5, "x")
-    assert parse_args(["topic", "--max_length", "90"])[0].max_length == 90
-
-
-def test_config_file_overrides_and_unknown_keys_are_refused(tmp_path, capsys):
-    good = tmp_path / "good.yaml"
-    good.write_text("data: somewhere\nmax_length: 48\nstride: 4\n")
-    [cfg] = parse_args(["topic", "--config", str(good), "--stride", "8"])
-    assert (cfg.data, cfg.max_length, cfg.stride) == ("somewhere", 48, 8)
-
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("data: somewhere\nmax_lenght: 48\n")
-    with pytest.raises(SystemExit):
-        parse_args(["topic", "--config", str(bad)])
-    assert "max_lenght" in capsys.readouterr().err
-
-    with pytest.raises(SystemExit):
-        parse_args(["topic", "--config", str(tmp_path / "missing.yaml"), "--data", "x"])
-    assert "missing.yaml" in capsys.readouterr().err
-
-
 def test_config_validation():
     with pytest.raises(ValueError, match="task"):
         FinetuneConfig(task="sentiment", data="x")
@@ -280,7 +227,7 @@ def test_config_validation():
         FinetuneConfig(task="topic")
     with pytest.raises(ValueError, match="--stride"):
         FinetuneConfig(data="x", max_length=32, stride=32)
-    with pytest.raises(ValueError, match="--batch_size"):
+    with pytest.raises(ValueError, match="--batch-size"):
         FinetuneConfig(data="x", batch_size=0)
 
 
@@ -335,22 +282,6 @@ def test_several_tasks_train_one_shared_encoder(tiny_base, topic_data, tmp_path)
     assert len(predictor.summary([article], k=1)[0].sentences) == 1
 
 
-def test_parse_args_several_tasks_read_their_own_yaml(tmp_path, monkeypatch):
-    (tmp_path / "topic.yaml").write_text("data: topic/x\nmax_length: 77\nbatch_size: 32\n")
-    (tmp_path / "summary.yaml").write_text("data: summary/y\nmax_length: 300\nbatch_size: 8\n")
-    monkeypatch.setattr("akhbar.training.finetune.CONFIG_DIR", tmp_path)
-    topic, summary = parse_args(["topic,summary", "--learning_rate", "1e-4"])
-    assert (topic.task, topic.data, topic.max_length, topic.batch_size) == ("topic", "topic/x", 77, 32)
-    assert (summary.task, summary.data, summary.max_length, summary.batch_size) == ("summary", "summary/y", 300, 8)
-    assert topic.learning_rate == summary.learning_rate == 1e-4
-    assert topic.output_dir == summary.output_dir == "work/models/shared"
-    assert parse_args(["topic,summary", "--output_dir", "o"])[1].output_dir == "o"
-    with pytest.raises(SystemExit, match="config"):
-        parse_args(["topic,summary", "--config", str(tmp_path / "topic.yaml")])
-    with pytest.raises(ValueError, match="once"):
-        run(parse_args(["topic,topic"]))
-
-
 def test_add_fusion_fits_a_sentence_encoder_part_into_a_trained_bundle(tiny_base, tmp_path):
     from akhbar.training.add_fusion import add_fusion
 
@@ -381,9 +312,9 @@ def test_fusion_kind_is_checked():
         FinetuneConfig(task="topic", data="x", fusion="bm25")
 
 
-def test_share_pass_refits_topic_on_the_summary_windows_within_the_allowed_loss(tiny_base, topic_data, tmp_path):
+def test_refit_on_shared_windows_keeps_topic_within_the_allowed_loss(tiny_base, topic_data, tmp_path):
     from akhbar.models.predict import Predictor
-    from akhbar.training.share_pass import share_pass
+    from akhbar.training.refit_shared_windows import refit_on_shared_windows
 
     summary = tmp_path / "summary"
     write_jsonl(summary / "train.jsonl", summary_rows(8, seed=1))
@@ -395,11 +326,11 @@ def test_share_pass_refits_topic_on_the_summary_windows_within_the_allowed_loss(
     config.write_text(f"data: {topic_data}\nlabels: {','.join(TAXONOMY)}\nfusion: tfidf\n")
     settings_before = (result.bundle / "akhbar.json").read_bytes()
 
-    refused = share_pass(result.bundle, "topic", "summary", str(config), max_loss=-100.0)  # must gain 100 points
+    refused = refit_on_shared_windows(result.bundle, "topic", "summary", str(config), max_loss=-100.0)  # must gain 100 points
     assert refused["kept"] is False
     assert (result.bundle / "akhbar.json").read_bytes() == settings_before
 
-    kept = share_pass(result.bundle, "topic", "summary", str(config), max_loss=100.0)
+    kept = refit_on_shared_windows(result.bundle, "topic", "summary", str(config), max_loss=100.0)
     assert kept["kept"] is True and kept["head"]["train_windows"] == 40
     assert {"macro_f1_own_windows", "macro_f1_shared_pass"} <= kept.keys()
     bundle = load_bundle(result.bundle)

@@ -16,6 +16,7 @@ from akhbar.training import pretrain
 from akhbar.training.pretrain import PretrainConfig, run
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+pytestmark = pytest.mark.usefixtures("isolated")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +26,6 @@ def corpus(tmp_path_factory) -> Path:
     rng = random.Random(1234)
     rows = [{"text": " ".join(rng.choice(words) for _ in range(rng.randint(6, 14))) + "."} for _ in range(300)]
     return write_jsonl(tmp_path_factory.mktemp("pretrain_corpus") / "corpus.jsonl", rows)
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    # run() sets TensorBoard's folder with setdefault; keep it inside this test's tmp_path,
-    # and restore torch's thread count, which --threads changes process-wide.
-    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tensorboard"))
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(corpus: Path, tmp_path: Path, objective: str, **overrides) -> PretrainConfig:
@@ -146,11 +137,11 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint(corpus, tmp_path, monkey
     ("overrides", "flag"),
     [
         ({"objective": "bert"}, "--objective"),
-        ({"embedding_init": "glove"}, "--embedding_init"),
+        ({"embedding_init": "glove"}, "--embedding-init"),
         ({"hidden": 30, "heads": 4}, "--hidden"),
-        ({"seq_len": 128, "max_positions": 64}, "--seq_len"),
-        ({"seq_len": 4}, "--seq_len"),
-        ({"max_steps": 0, "time_budget_minutes": 0}, "--max_steps"),
+        ({"seq_len": 128, "max_positions": 64}, "--seq-len"),
+        ({"seq_len": 4}, "--seq-len"),
+        ({"max_steps": 0, "time_budget_minutes": 0}, "--max-steps"),
     ],
 )
 def test_config_validation_names_the_flag(overrides, flag):
@@ -166,7 +157,7 @@ def test_valid_config_is_accepted():
 def test_too_small_corpus_is_refused(tmp_path):
     corpus = write_jsonl(tmp_path / "c" / "corpus.jsonl", [{"text": "قال الوزير"}] * 3)
     cfg = tiny(corpus, tmp_path, "mlm", vocab_size=200, seq_len=64, max_steps=2)
-    with pytest.raises(ValueError, match="--seq_len"):
+    with pytest.raises(ValueError, match="--seq-len"):
         run(cfg)
 
 

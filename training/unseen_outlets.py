@@ -12,11 +12,11 @@ Each then scores the held-out outlet's test articles on the coarse labels (inter
 and middleEast fold into politics, the data's ``label_coarse``). Pooled over outlets, this is
 the unseen-outlet figure (``make eval-outlets``, hours on 2 cores)::
 
-    python -m akhbar.training.outlets --report reports/topic-outlets
+    python -m akhbar.training.unseen_outlets --report reports/topic-outlets
 
 Each outlet's labels are kept in ``REPORT/outlets/<outlet>.json`` as it finishes, so a
-stopped run resumes with the outlets still missing; extra flags (``--max_steps 50``) go to
-``akhbar train topic`` and are recorded in the report. Writes ``metrics.json`` and
+stopped run resumes with the outlets still missing; ``akhbar train``'s flags (``--max-steps
+50``) set the topic recipe and are recorded in the report. Writes ``metrics.json`` and
 ``report.md`` once every outlet is done; the per-outlet runs go to ``work/outlets/``.
 """
 
@@ -30,14 +30,18 @@ from pathlib import Path
 
 import numpy as np
 
+from akhbar.cli import kebab_flags
 from akhbar.models.bundle import load_bundle
 from akhbar.models.inputs import topic_inputs
 from akhbar.models.predict import Predictor
 from akhbar.models.reader import read_records
 from akhbar.models.tasks import coarse_topic
 from akhbar.training.baselines import fit_predict_tfidf
-from akhbar.training.finetune import parse_args, resolve_data, run
+from akhbar.training.finetune import run
+from akhbar.training.finetune_config import FinetuneConfig, add_finetune_flags, load_config
+from akhbar.training.flags import given
 from akhbar.training.metrics import slice_report
+from akhbar.training.task_data import resolve_data
 
 WORK = Path("work/outlets")
 
@@ -51,13 +55,15 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
-def held_out(outlet: str, splits: dict[str, list[dict]], overrides: list[str]) -> dict:
-    """Train both systems without ``outlet``; coarse gold and predicted labels on its test articles."""
+def held_out(outlet: str, splits: dict[str, list[dict]], settings: dict) -> dict:
+    """Train both systems without ``outlet``; coarse gold and predicted labels on its test articles.
+
+    ``settings`` override the topic YAML's, as ``akhbar train topic`` flags would."""
     folder = WORK / slug(outlet)
     others = {split: [r for r in splits[split] if r.get("outlet") != outlet] for split in ("train", "validation")}
     for split, rows in others.items():
         write_jsonl(folder / "data" / f"{split}.jsonl", rows)
-    [cfg] = parse_args(["topic", *overrides, "--data", str(folder / "data"), "--output_dir", str(folder / "run")])
+    cfg = load_config("topic", **settings | {"data": str(folder / "data"), "output_dir": str(folder / "run")})
     start = time.time()
     result = run(cfg)
     test = [r for r in splits["test"] if r.get("outlet") == outlet]
@@ -105,11 +111,38 @@ def markdown(metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+PROG = "python -m akhbar.training.unseen_outlets"
+# Set per held-out outlet, so not flags of the recipe.
+PER_OUTLET = ("data", "validation", "output_dir")
+
+
+def own_flags() -> argparse.ArgumentParser:
+    """This command's own flags; everything else on its command line is the topic recipe's."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--data", default="topic/ant_v2.1_multisource",
+                        help="Topic dataset folder with outlet fields (default: topic/ant_v2.1_multisource).")
+    parser.add_argument("--report", required=True, metavar="DIR", help="Folder for metrics.json, report.md and outlets/ (required).")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, usage="%(prog)s [-h] --report DIR [--data DATA] [--SETTING VALUE ...]",
+                                     description=__doc__.split("\n\n")[0], parents=[own_flags()])
+    add_finetune_flags(parser.add_argument_group("the topic recipe: akhbar train's flags (default: the topic YAML's)"),
+                       skip=PER_OUTLET, tasks=("topic",))
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m akhbar.training.outlets", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="topic/ant_v2.1_multisource")
-    parser.add_argument("--report", required=True, help="Folder for metrics.json, report.md and outlets/.")
-    args, overrides = parser.parse_known_args(argv)
+    argv = kebab_flags(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)  # an unknown or bad flag stops here, with a usage line
+    _, overrides = own_flags().parse_known_args(argv)  # the recipe's flags as given, for the report
+    settings = given(args, FinetuneConfig)
+    try:
+        load_config("topic", **settings | {"data": args.data})
+    except ValueError as exc:
+        parser.error(str(exc))
     source = resolve_data(args.data)
     splits = {s: list(read_records(source, "topic", split=s)) for s in ("train", "validation", "test")}
     outlets = sorted({r["outlet"] for r in splits["test"] if r.get("outlet")})
@@ -120,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for outlet in outlets:
         done = out / "outlets" / f"{slug(outlet)}.json"
-        if done.is_file() and json.loads(done.read_text()).get("overrides") == overrides:
+        # Earlier runs recorded snake_case flags; they name the same recipe.
+        if done.is_file() and kebab_flags(json.loads(done.read_text()).get("overrides") or []) == overrides:
             print(f"{outlet}: done earlier ({done})", file=sys.stderr)
         else:
-            done.write_text(json.dumps(held_out(outlet, splits, overrides) | {"overrides": overrides}) + "\n")
+            done.write_text(json.dumps(held_out(outlet, splits, settings) | {"overrides": overrides}) + "\n")
         results[outlet] = json.loads(done.read_text())
     pooled = {key: [v for r in results.values() for v in r[key]] for key in ("gold", "model", "tfidf")}
     metrics = {"data": args.data, "overrides": overrides,

@@ -8,11 +8,12 @@ The encoder stays as trained. The task's new head is fitted on the encoder's mea
 states of those windows (one training example per window, labelled with its article's
 label; at inference the window logits are averaged, as for the task's own windows). The
 task's fusion and calibration are then refitted on validation, as training fits them
-(:mod:`akhbar.training.fusion`). The bundle is rewritten only when the result loses at
-most ``--max_loss`` macro-F1 points on validation against the task's current head, both
-fused and cross-validated; the figures before and after go into ``metrics.json``::
+(:mod:`akhbar.training.fusion_fitting`). The bundle is rewritten only when the result loses
+at most ``--max-loss`` macro-F1 points on validation against the task's current head, both
+fused and cross-validated; the figures before and after go into ``metrics.json`` (under
+``shared_pass``)::
 
-    python -m akhbar.training.share_pass BUNDLE --task topic --reads summary
+    python -m akhbar.training.refit_shared_windows BUNDLE --task topic --reads summary
 """
 
 from __future__ import annotations
@@ -27,13 +28,17 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from akhbar.cli import kebab_flags
 from akhbar.models.bundle import CARD_FILE, BundleError, BundleSettings, load_bundle, save_bundle
 from akhbar.models.fusion import remove_fusion
 from akhbar.models.modeling import TaskHead
 from akhbar.models.predict import Predictor
 from akhbar.models.windowing import pool_logits
-from akhbar.training.finetune import calibration_report, load_split, parse_args, sequence_inputs
-from akhbar.training.fusion import choose, fit_fusion
+from akhbar.training.examples import sequence_inputs
+from akhbar.training.finetune_config import load_config
+from akhbar.training.fusion_fitting import choose, fit_fusion
+from akhbar.training.task_data import load_split
+from akhbar.training.validation import calibration_report
 
 HEAD_EPOCHS = 20
 HEAD_BATCH = 256
@@ -59,14 +64,15 @@ def fit_head(states: np.ndarray, y: np.ndarray, head: TaskHead, seed: int) -> Ta
     return head.eval()
 
 
-def share_pass(bundle_dir: Path, task: str, reads: str, config: str | None = None, max_loss: float = 0.5) -> dict:
+def refit_on_shared_windows(bundle_dir: Path, task: str, reads: str, config: str | None = None,
+                            max_loss: float = 0.5) -> dict:
     """Fit, compare and (when within ``max_loss`` points) store; returns the comparison."""
     bundle = load_bundle(bundle_dir)
     for name in (task, reads):
         if name not in bundle.settings.tasks:
             raise BundleError(bundle_dir, f"has no {name} head (it has {', '.join(bundle.tasks)})")
     settings = bundle.settings.tasks[task]
-    [cfg] = parse_args([task, *(["--config", config] if config else [])])
+    cfg = load_config(task, config)
     labels = list(settings.labels)
     train, val = (load_split(cfg, split, labels, bundle_dir) for split in ("train", "validation"))
     lid = {name: i for i, name in enumerate(labels)}
@@ -96,7 +102,7 @@ def share_pass(bundle_dir: Path, task: str, reads: str, config: str | None = Non
     with torch.inference_mode():
         window_logits = head(torch.from_numpy(predictor.window_states(val_windows.features))).numpy()
     report_after, temperature, fusion = validated(pool_logits(window_logits, val_windows.doc_index, len(val)))
-    # Fused figures are cross-validated on validation (see akhbar.training.fusion.choose).
+    # Fused figures are cross-validated on validation (see akhbar.training.fusion_fitting.choose).
     comparison = {"task": task, "reads": reads, "macro_f1_own_windows": report_before["macro_f1"],
                   "macro_f1_shared_pass": report_after["macro_f1"], "max_loss_points": max_loss,
                   "head": {"epochs": HEAD_EPOCHS, "batch": HEAD_BATCH, "learning_rate": HEAD_LR,
@@ -118,24 +124,31 @@ def share_pass(bundle_dir: Path, task: str, reads: str, config: str | None = Non
     return comparison
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m akhbar.training.share_pass", description=__doc__.split("\n\n")[0])
-    parser.add_argument("bundle", type=Path)
-    parser.add_argument("--task", default="topic", help="The label task whose head is refitted (default topic).")
-    parser.add_argument("--reads", default="summary", help="The sentence task whose windows it reads (default summary).")
+PROG = "python -m akhbar.training.refit_shared_windows"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("bundle", type=Path, help="Bundle directory, rewritten in place when the refit is kept.")
+    parser.add_argument("--task", default="topic", help="The label task whose head is refitted (default: topic).")
+    parser.add_argument("--reads", default="summary", help="The sentence task whose windows it reads (default: summary).")
     parser.add_argument("--config", default=None, help="The task's YAML (default: training/configs/TASK.yaml).")
-    parser.add_argument("--max_loss", type=float, default=0.5, help="Validation macro-F1 points it may lose (0.5).")
-    args = parser.parse_args(argv)
+    parser.add_argument("--max-loss", type=float, default=0.5, help="Validation macro-F1 points it may lose (default: 0.5).")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(kebab_flags(sys.argv[1:] if argv is None else argv))
     try:
-        comparison = share_pass(args.bundle, args.task, args.reads, args.config, args.max_loss)
+        comparison = refit_on_shared_windows(args.bundle, args.task, args.reads, args.config, args.max_loss)
     except (BundleError, ValueError) as exc:
-        print(f"share_pass: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(comparison, indent=2))
     if comparison["kept"]:
-        print(f"share_pass: {args.task} now reads the {args.reads} windows in {args.bundle}", file=sys.stderr)
+        print(f"{PROG}: {args.task} now reads the {args.reads} windows in {args.bundle}", file=sys.stderr)
     else:  # a decision, not a failure: the bundle keeps its two passes
-        print(f"share_pass: {args.task} on the {args.reads} windows loses more than {args.max_loss} points; "
+        print(f"{PROG}: {args.task} on the {args.reads} windows loses more than {args.max_loss} points; "
               f"{args.bundle} is unchanged", file=sys.stderr)
     return 0
 

@@ -1,5 +1,7 @@
-"""Fit a side model and its fusion with the encoder (:mod:`akhbar.models.fusion`); keep
-whichever wins.
+"""Fit a side model and its fusion with the encoder, and keep whichever wins on validation.
+
+Fitting happens here, at training time; :mod:`akhbar.models.fusion` holds the fitted parts,
+stores them in a bundle and applies them when serving.
 
 The side model is fitted on train: a linear SVM over hashed TF-IDF (``tfidf``), or a
 class-balanced logistic regression over sentence-encoder pair features

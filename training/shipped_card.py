@@ -1,10 +1,10 @@
-"""The shipped bundle's model card section: what each task ships, and its figures.
+"""Write the shipped bundle's model card section: what each task ships, and its test figures.
 
 ``make eval`` ends with this: it reads the bundle's validation figures (``metrics.json``,
 including which fusion or lead prior won) and the test reports ``akhbar evaluate`` wrote,
 and replaces the card's ``shipped-figures`` section::
 
-    python -m akhbar.training.card models/default/shared reports
+    python -m akhbar.training.shipped_card models/default/shared reports
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-from akhbar.training.base_report import write_section
+from akhbar.training.card_sections import write_section
+
+SECTION = "shipped-figures"  # the model card section this command owns
 
 # Report folder → (task, data, key metric) in the order the card lists them.
 REPORTS = {
@@ -71,11 +73,11 @@ def section(bundle: Path, reports: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m akhbar.training.card BUNDLE REPORTS", file=sys.stderr)
+        print("usage: python -m akhbar.training.shipped_card BUNDLE REPORTS", file=sys.stderr)
         return 2
     bundle, reports = Path(args[0]), Path(args[1])
-    write_section(bundle / "README.md", section(bundle, reports), name="shipped-figures")
-    print(f"{bundle / 'README.md'}: shipped-figures section written")
+    write_section(bundle / "README.md", section(bundle, reports), SECTION)
+    print(f"{bundle / 'README.md'}: {SECTION} section written")
     return 0
 
 

@@ -1,9 +1,10 @@
-"""Copy a base model directory or a bundle into ``models/default/`` with fp16 weights.
+"""Copy a base model directory or a bundle to where it ships (``models/default/``), in fp16.
 
 Shipped weights live in git, so they are halved to fp16 (loading casts them back to
-fp32). Everything else (config, tokenizer, settings, card, metrics) is copied as is.
+fp32). Everything else (config, tokenizer, settings, card, metrics) is copied as is;
+pickle-format files are left behind. ``make models`` ships the base and the task bundle::
 
-Run: ``python -m akhbar.training.ship SRC DEST``
+    python -m akhbar.training.ship_fp16 SRC DEST
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 WEIGHTS = "model.safetensors"
+USAGE = "usage: python -m akhbar.training.ship_fp16 SRC DEST"
 
 
-def ship(src: Path, dest: Path) -> Path:
+def ship_fp16(src: Path, dest: Path) -> Path:
+    """Write ``src`` to ``dest`` with fp16 weights; ``dest`` is replaced only once the copy is complete."""
     if not (src / WEIGHTS).is_file():
         raise FileNotFoundError(f"{src} has no {WEIGHTS} to ship")
     tmp = dest.with_name(dest.name + ".tmp")
@@ -30,16 +33,16 @@ def ship(src: Path, dest: Path) -> Path:
     state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(src / WEIGHTS)).items()}
     save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
     shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)  # the old copy is replaced only once the new one is complete
+    tmp.rename(dest)
     return dest
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m akhbar.training.ship SRC DEST", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
-    print(ship(Path(args[0]), Path(args[1])))
+    print(ship_fp16(Path(args[0]), Path(args[1])))
     return 0
 
 

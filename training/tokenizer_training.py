@@ -1,4 +1,7 @@
-"""Train the project's WordPiece tokenizer with the `tokenizers` library.
+"""Train the project's WordPiece tokenizer with the `tokenizers` library (``akhbar pretrain``).
+
+Using a tokenizer is :mod:`akhbar.models.tokenization`'s job: it makes any tokenizer, this
+one or a hub model's, apply the project's normalisation.
 
 The tokenizer carries the project's normaliser in its ``tokenizer.json``, so
 ``AutoTokenizer.from_pretrained(dir)`` alone turns raw Arabic news text (diacritics,

@@ -11,7 +11,12 @@ from transformers import AutoTokenizer
 
 from akhbar.models.normalize import URL_TOKEN, NormalizerConfig, normalize
 from akhbar.models.tokenization import NORMALIZATION_FILE
-from akhbar.training.tokenizer import SPECIAL_TOKENS, save_tokenizer, train_tokenizer, unk_rate
+from akhbar.training.tokenizer_training import (
+    SPECIAL_TOKENS,
+    save_tokenizer,
+    train_tokenizer,
+    unk_rate,
+)
 
 VOCAB = 300
 

@@ -1,0 +1,106 @@
+"""The HTTP service's own settings, each read from an ``AKHBAR_*`` variable.
+
+These are the knobs only a server has; what decides a score (limits, k, models, model batch
+size, precision, torch threads) is the scoring core's configuration,
+:mod:`akhbar.serving.core.config`, which :class:`ServiceSettings` carries as ``scoring``.
+
+=========================  ==========================  ==========  ===========================================
+field                      environment variable        default     meaning
+=========================  ==========================  ==========  ===========================================
+max_body_bytes             AKHBAR_MAX_BODY_BYTES       16777216    request body size (16 MiB); larger: 413
+request_timeout            AKHBAR_REQUEST_TIMEOUT      60          seconds before a request is answered 504
+max_queue                  AKHBAR_MAX_QUEUE            64          API requests in progress per worker; more: 503
+retry_after                AKHBAR_RETRY_AFTER          5           seconds suggested in ``Retry-After`` on 503/504
+shutdown_grace             AKHBAR_SHUTDOWN_GRACE       30          seconds requests in flight get to finish on SIGTERM
+api_token                  AKHBAR_API_TOKEN            (unset)     when set, API routes need ``Authorization: Bearer``
+workers                    AKHBAR_WORKERS              1           server processes, each with its own models
+threads                    AKHBAR_THREADS              1           scoring threads per worker
+max_batch_size             AKHBAR_MAX_BATCH_SIZE       32          articles per adaptive batch
+max_latency_ms             AKHBAR_MAX_LATENCY_MS       60000       longest an article may queue for its batch
+=========================  ==========================  ==========  ===========================================
+
+The defaults suit 2 CPU cores: one worker scores one batch at a time with both cores, and
+32 concurrent callers queue (up to ``max_queue``) instead of being refused. A second worker
+did not help there: BentoML handed it no requests at 16 concurrent callers (``make bench``,
+2 workers x 1 torch thread: the server used 1.0 core, 14.4-14.9 articles/s, against 18.8-19.3
+for one worker with 2 threads).
+
+When the values are read. :meth:`ServiceSettings.from_env` reads the environment each time
+it is called. The service calls it at start-up (in ``Akhbar.__init__`` and when the ASGI
+middleware is built), so limits, models, the token and the timeout come from the
+environment the server runs in, never the one a Bento was built in. The last four
+(``workers``, ``threads``, ``max_batch_size``, ``max_latency_ms``) are arguments of BentoML's
+``@bentoml.service`` and ``@bentoml.api`` decorators, which BentoML reads when it builds the
+server from the class; they are therefore read when the serving process imports
+``akhbar.serving.http.service``. ``bentoml serve`` (of the repository or of a built Bento)
+imports it afresh in every server process, so these too follow the serving environment;
+``bentoml build`` only records the build-time values in ``bento.yaml`` for display.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from akhbar.serving.core import config as core_config
+from akhbar.serving.core.config import Runtime, ScoringConfig, check_positive, env_values
+
+MAX_REQUEST_TIMEOUT = 3600  # BentoML's traffic timeout, set above it as a backstop
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The service's settings; see the module docstring for each field's variable and default.
+
+    Parameters
+    ----------
+    max_body_bytes: largest request body, in bytes; checked before the body is parsed.
+    request_timeout: seconds a request may take before it is answered 504.
+    max_queue: API requests one worker holds at once (running or queued); more get 503.
+    retry_after: seconds suggested in ``Retry-After`` on 503 and 504 answers.
+    shutdown_grace: on SIGTERM, seconds the requests in flight get to finish before they are
+        cut off (``akhbar serve`` passes it to ``bentoml serve --timeout-graceful-shutdown``).
+    api_token: bearer token the API routes require; None leaves them open.
+    workers: server processes (BentoML ``workers``).
+    threads: scoring threads per worker (BentoML ``threads``).
+    max_batch_size: articles per adaptive batch (BentoML ``max_batch_size``).
+    max_latency_ms: longest an article may wait for its batch before the service answers
+        503 (BentoML ``max_latency_ms``).
+    scoring: the scoring core's configuration (limits, k, models, precision, torch threads).
+    """
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    request_timeout: float = 60.0
+    max_queue: int = 64
+    retry_after: int = 5
+    shutdown_grace: int = 30
+    api_token: str | None = None
+    workers: int = 1
+    threads: int = 1
+    max_batch_size: int = 32
+    max_latency_ms: int = 60_000
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+
+    def __post_init__(self) -> None:
+        check_positive(self)
+        if self.request_timeout > MAX_REQUEST_TIMEOUT:
+            raise ValueError(
+                f"AKHBAR_REQUEST_TIMEOUT must be at most {MAX_REQUEST_TIMEOUT} s (BentoML's own "
+                f"timeout behind it), got {self.request_timeout:g}"
+            )
+        if self.max_batch_size < 2:
+            # BentoML refuses a batchable API with max_batch_size 1.
+            raise ValueError(f"AKHBAR_MAX_BATCH_SIZE must be at least 2, got {self.max_batch_size}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
+        """Read every ``AKHBAR_*`` variable now, the scoring core's too; a bad value raises
+        ValueError naming it."""
+        environ = os.environ if environ is None else environ
+        return cls(**env_values(cls, environ), scoring=ScoringConfig.from_env(environ))
+
+    def runtime(self) -> Runtime:
+        """The scoring runtime of one worker: with ``AKHBAR_TORCH_THREADS`` 0, each of the
+        ``workers`` gets an equal share of the usable cores (at least one)."""
+        return self.scoring.runtime(cores=max(1, core_config.USABLE_CPUS // self.workers))
