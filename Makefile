@@ -3,8 +3,8 @@
 PY     = .venv/bin/python
 PIP    = $(PY) -m pip
 PORT  ?= 3000
-# Real datasets live outside the repository (issue 2); the code resolves this against the
-# repository root.
+# Real datasets live outside the repository: they are third-party data, each under its own
+# licence, and are never copied in. The code resolves this against the repository root.
 AKHBAR_DATA ?= ../shared/data
 export AKHBAR_DATA
 
@@ -24,7 +24,7 @@ setup: .venv/.stamp
 	$(MAKE) --no-print-directory browser
 	touch $@
 
-# Debian's chromium for the reading-page test (tests/serving/test_ui.py, issue 9), which
+# Debian's chromium for the reading-page test (tests/serving/test_ui.py), which
 # Playwright drives as it is: no browser download. As root: install it with apt (failures
 # stop make). Otherwise: print the one command to run.
 browser:
@@ -44,6 +44,7 @@ serve: setup
 
 test: setup
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 # The Bento's run-time pins: the wheel's dependencies alone, resolved in a throwaway venv
@@ -76,9 +77,6 @@ audit: .venv/.stamp
 DEMO_PORT ?= 3001
 demo: setup
 	$(PY) -m tools.demo --port $(DEMO_PORT)
-
-# ---------------------------------------------------------------------------------------
-# Targets that later issues fill in.
 
 # ---------------------------------------------------------------------------------------
 # make models: every shipped model from $(AKHBAR_DATA), in resumable stages. Each stage
@@ -139,7 +137,8 @@ eval: setup
 eval-outlets: setup
 	$(PY) -m akhbar.training.unseen_outlets --report reports/topic-outlets
 
-# Issue 7: every performance figure side by side in one run on one machine (benchmarks/README.md):
+# Every performance figure side by side in one run on one machine (benchmarks/README.md), since
+# figures from different runs or machines do not compare:
 # the service at concurrency 1 and 16 against a naive one-article loop, the GEMM compute limit,
 # the accuracy guard of faster variants (full validation splits) and pretraining throughput.
 # Writes benchmarks/results/latest.json and latest.md; about 6 minutes on 2 idle cores. Knobs
@@ -151,7 +150,7 @@ BENCH_FLAGS ?=
 bench: .venv/.stamp
 	$(PY) benchmarks/run.py $(BENCH_FLAGS)
 
-# Load test (issue 8, serving/README.md): `akhbar serve` on 127.0.0.1 with the models `make
+# Load test (serving/README.md): `akhbar serve` on 127.0.0.1 with the models `make
 # serve` would load, locust with LOADTEST_USERS users for LOADTEST_SECONDS, then a burst
 # beyond the queue; prints requests/s, p50/p95/p99, failures and memory, fails on a broken
 # rule. LOADTEST_SECONDS=30 for a quick check; LOADTEST_FLAGS="--report FILE.json".
@@ -161,7 +160,7 @@ LOADTEST_FLAGS   ?=
 loadtest: setup
 	$(PY) -m tools.loadtest --seconds $(LOADTEST_SECONDS) --users $(LOADTEST_USERS) $(LOADTEST_FLAGS)
 
-# Fuzz (issue 8, serving/README.md): `akhbar serve` with small limits, FUZZ_PER_ROUTE
+# Fuzz (serving/README.md): `akhbar serve` with small limits, FUZZ_PER_ROUTE
 # requests per API route generated from its OpenAPI document plus a battery of bad input;
 # fails on any 5xx, hang, unexplained refusal or too few 200s. FUZZ_FLAGS="--report FILE.json".
 FUZZ_PER_ROUTE ?= 1000
@@ -169,7 +168,7 @@ FUZZ_FLAGS     ?=
 fuzz: setup
 	$(PY) -m tools.fuzz --per-route $(FUZZ_PER_ROUTE) $(FUZZ_FLAGS)
 
-# Batch scoring benchmark (issue 6): `akhbar score` against a loop that scores one article at
+# Batch scoring benchmark: `akhbar score` against a loop that scores one article at
 # a time, on the 2,938 topic test articles with all three tasks; each in its own process, so
 # peak memory is its own. Uses the models the service would. BENCH_BATCH_FLAGS=--limit 30
 # for a quick check.

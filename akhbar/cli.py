@@ -19,9 +19,18 @@ from akhbar import __version__
 
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "pretrain": ("akhbar.training.pretrain", "Train the tokenizer and pretrain the small Arabic BERT."),
-    "train": ("akhbar.training.train", "Fine-tune a task model (topic, stance, summary) into a bundle."),
-    "evaluate": ("akhbar.training.evaluate", "Score a bundle on a test set against baselines; write a report."),
+    "pretrain": (
+        "akhbar.training.pretrain",
+        "Train the tokenizer and pretrain the small Arabic BERT.",
+    ),
+    "train": (
+        "akhbar.training.train",
+        "Fine-tune a task model (topic, stance, summary) into a bundle.",
+    ),
+    "evaluate": (
+        "akhbar.training.evaluate",
+        "Score a bundle on a test set against baselines; write a report.",
+    ),
     "score": ("akhbar.serving.batch.score", "Score a file of articles in batch (local or Ray)."),
     "serve": ("akhbar.serving.http.serve", "Start the HTTP service (BentoML) on port 3000."),
     "models": ("akhbar.serving.core.store", "List, import, export and promote model bundles."),

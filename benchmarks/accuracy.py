@@ -62,8 +62,14 @@ def score_set(predictor: Predictor, task: str, rows: list[dict], metric: str) ->
         refs = [r.get("summaries") or [r["summary"]] for r in rows]
         picks = predictor.summary([r["text"] for r in rows], k=SUMMARY_K)
         rouge = scorer()
-        return float(np.mean([rouge_scores(" ".join(s.text for s in p.sentences), ref, rouge)["rougeL"]
-                              for p, ref in zip(picks, refs)]))
+        return float(
+            np.mean(
+                [
+                    rouge_scores(" ".join(s.text for s in p.sentences), ref, rouge)["rougeL"]
+                    for p, ref in zip(picks, refs)
+                ]
+            )
+        )
     gold, pred, _ = label_task(task, rows, predictor)
     names = sorted(set(gold) | set(pred))
     index = {n: i for i, n in enumerate(names)}
@@ -75,7 +81,9 @@ def main() -> int:
     config = read_json(args.config)
     variants = ["fp32"] + [v for v in config["variants"] if v != "fp32"]
     batch_size = config["model_batch_size"]
-    data = {name: records(dataset, task, config["accuracy_limit"]) for name, task, dataset, _ in SETS}
+    data = {
+        name: records(dataset, task, config["accuracy_limit"]) for name, task, dataset, _ in SETS
+    }
     bundles = {}  # a bundle shared by several tasks is loaded once
     for ref in config["models"].values():
         if ref["path"] not in bundles:
@@ -83,8 +91,10 @@ def main() -> int:
     results: dict[str, dict] = {}
     for variant in variants:
         # One predictor per bundle: a bundle shared by several tasks is converted once.
-        predictors = {path: Predictor(bundle, batch_size=batch_size, precision=resolve_precision(variant))
-                      for path, bundle in bundles.items()}
+        predictors = {
+            path: Predictor(bundle, batch_size=batch_size, precision=resolve_precision(variant))
+            for path, bundle in bundles.items()
+        }
         results[variant] = {}
         for name, task, _, metric in SETS:  # untimed first calls: allocation, lazy imports
             score_set(predictors[config["models"][task]["path"]], task, data[name][:WARMUP], metric)
@@ -92,24 +102,37 @@ def main() -> int:
             started = time.perf_counter()
             value = score_set(predictors[config["models"][task]["path"]], task, data[name], metric)
             seconds = time.perf_counter() - started
-            results[variant][name] = {"metric": metric, "value": round(value, 4), "seconds": round(seconds, 2),
-                                      "records_per_s": round(len(data[name]) / seconds, 2)}
+            results[variant][name] = {
+                "metric": metric,
+                "value": round(value, 4),
+                "seconds": round(seconds, 2),
+                "records_per_s": round(len(data[name]) / seconds, 2),
+            }
             log("accuracy", f"{variant} {name}: {metric} {value:.4f} ({seconds:.1f} s)")
     limit = config["max_loss_points"]
     guard = {}
     for variant in variants[1:]:
-        deltas = {name: round(100 * (results[variant][name]["value"] - results["fp32"][name]["value"]), 2)
-                  for name, *_ in SETS}
-        guard[variant] = {"delta_points": deltas, "worst_delta_points": min(deltas.values()),
-                          "passes": all(d >= -limit for d in deltas.values())}
-    write_json(args.out, {
-        "records": {name: len(rows) for name, rows in data.items()},
-        "subset": "full validation splits" if config["accuracy_limit"] <= 0
-        else f"seeded random {config['accuracy_limit']} records per validation split (seed 0)",
-        "max_loss_points": limit,
-        "variants": results,
-        "guard": guard,
-    })
+        deltas = {
+            name: round(100 * (results[variant][name]["value"] - results["fp32"][name]["value"]), 2)
+            for name, *_ in SETS
+        }
+        guard[variant] = {
+            "delta_points": deltas,
+            "worst_delta_points": min(deltas.values()),
+            "passes": all(d >= -limit for d in deltas.values()),
+        }
+    write_json(
+        args.out,
+        {
+            "records": {name: len(rows) for name, rows in data.items()},
+            "subset": "full validation splits"
+            if config["accuracy_limit"] <= 0
+            else f"seeded random {config['accuracy_limit']} records per validation split (seed 0)",
+            "max_loss_points": limit,
+            "variants": results,
+            "guard": guard,
+        },
+    )
     return 0
 
 

@@ -42,7 +42,9 @@ def read_jsonl(path: str | Path) -> list[dict]:
 def stage_args(description: str) -> argparse.Namespace:
     """``--config`` and ``--out``, the two arguments every stage takes."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", required=True, help="The run's config.json (written by run.py).")
+    parser.add_argument(
+        "--config", required=True, help="The run's config.json (written by run.py)."
+    )
     parser.add_argument("--out", required=True, help="Where this stage writes its JSON result.")
     return parser.parse_args()
 
@@ -54,9 +56,13 @@ def percentiles_ms(seconds: list[float]) -> dict[str, float | None]:
     if not seconds:
         return {"p50": None, "p95": None, "p99": None, "mean": None, "max": None}
     ms = np.asarray(seconds) * 1000
-    return {"p50": round(float(np.percentile(ms, 50)), 1), "p95": round(float(np.percentile(ms, 95)), 1),
-            "p99": round(float(np.percentile(ms, 99)), 1), "mean": round(float(ms.mean()), 1),
-            "max": round(float(ms.max()), 1)}
+    return {
+        "p50": round(float(np.percentile(ms, 50)), 1),
+        "p95": round(float(np.percentile(ms, 95)), 1),
+        "p99": round(float(np.percentile(ms, 99)), 1),
+        "mean": round(float(ms.mean()), 1),
+        "max": round(float(ms.max()), 1),
+    }
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -73,15 +79,21 @@ def _cpuinfo() -> dict[str, str]:
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores, SIMD features, memory, torch version and threads: what the figures depend on."""
+    """CPU model, cores, SIMD features, memory, torch version and threads:
+    what the figures depend on."""
     import torch
 
     info = _cpuinfo()
     flags = set(info.get("flags", "").split())
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
     try:
-        mem_kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                           if line.startswith("MemTotal")))
+        mem_kib = int(
+            next(
+                line.split()[1]
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            )
+        )
     except (OSError, StopIteration, ValueError):
         mem_kib = 0
     return {

@@ -3,8 +3,9 @@
 For every article of the sample (and the median-length article) it builds the same token
 windows the service builds (topic windows, summary sentence windows, the claim's stance
 windows; :mod:`akhbar.models.windowing`; no topic windows when the topic head reads the
-summary windows, as the shipped bundle's does: then topic costs only its head) and counts, per window of ``L`` real tokens, with
-``h`` the hidden size, ``i`` the feed-forward size and ``n`` the layers::
+summary windows, as the shipped bundle's does: then topic costs only its head) and counts,
+per window of ``L`` real tokens, with ``h`` the hidden size, ``i`` the feed-forward size and
+``n`` the layers::
 
     encoder = n · (L · 2 · (4h² + 2h·i)  +  4 · L² · h)
     heads   = 2 · (h² + h · labels)  per window (topic, stance: one pooled vector)
@@ -64,10 +65,20 @@ def article_cost(article: dict, predictors: dict) -> dict:
     for task, inputs, first in passes:
         predictor = predictors[task]
         settings = predictor.bundle.settings.tasks[task]
-        windows = encode_windows(predictor.bundle.tokenizer, inputs, settings.max_length, settings.stride,
-                                 settings.max_windows, first)
+        windows = encode_windows(
+            predictor.bundle.tokenizer,
+            inputs,
+            settings.max_length,
+            settings.stride,
+            settings.max_windows,
+            first,
+        )
         h = _shape(predictor)[0]
-        add(task, [len(f["input_ids"]) for f in windows.features], len(windows) * 2 * (h * h + h * len(settings.labels)))
+        add(
+            task,
+            [len(f["input_ids"]) for f in windows.features],
+            len(windows) * 2 * (h * h + h * len(settings.labels)),
+        )
 
     predictor = predictors["summary"]
     _, windows = predictor.sentence_windows([text], "summary")
@@ -85,15 +96,21 @@ def main() -> int:
     predictors = load_predictors(config["models"], "fp32")  # shapes and tokenizers only
     articles = read_jsonl(config["articles"])
     [median] = read_jsonl(config["median_article"])
-    shapes = {t: dict(zip(("hidden", "intermediate", "layers"), _shape(p))) for t, p in predictors.items()}
+    shapes = {
+        t: dict(zip(("hidden", "intermediate", "layers"), _shape(p))) for t, p in predictors.items()
+    }
     costs = [article_cost(a, predictors) for a in articles]
-    write_json(args.out, {
-        "formula": "per window of L tokens: layers * (L * 2 * (4h^2 + 2h*i) + 4 * L^2 * h), plus task heads",
-        "encoder_shapes": shapes,
-        "articles": costs,
-        "median_article": article_cost(median, predictors),
-        "total_gflop": round(sum(c["flops"] for c in costs) / 1e9, 3),
-    })
+    write_json(
+        args.out,
+        {
+            "formula": "per window of L tokens: layers * (L * 2 * (4h^2 + 2h*i) + 4 * L^2 * h), "
+            "plus task heads",
+            "encoder_shapes": shapes,
+            "articles": costs,
+            "median_article": article_cost(median, predictors),
+            "total_gflop": round(sum(c["flops"] for c in costs) / 1e9, 3),
+        },
+    )
     return 0
 
 

@@ -47,6 +47,7 @@ def rate(dtype: str, n: int, seconds: float, shape: tuple[int, int, int] | None 
 
         def product():
             return torch.matmul(a, b)
+
     try:
         product()  # first call: allocation, kernel selection
     except RuntimeError as exc:
@@ -60,8 +61,14 @@ def rate(dtype: str, n: int, seconds: float, shape: tuple[int, int, int] | None 
     times.sort()
     median = times[len(times) // 2]
     flops = 2 * m * k * p
-    return {"available": True, "shape": [m, k, p], "products": len(times), "median_s": round(median, 5),
-            "gflops": round(flops / median / 1e9, 1), "best_gflops": round(flops / times[0] / 1e9, 1)}
+    return {
+        "available": True,
+        "shape": [m, k, p],
+        "products": len(times),
+        "median_s": round(median, 5),
+        "gflops": round(flops / median / 1e9, 1),
+        "best_gflops": round(flops / times[0] / 1e9, 1),
+    }
 
 
 def main() -> int:
@@ -73,10 +80,14 @@ def main() -> int:
     with torch.inference_mode():
         for dtype in ("fp32", "bf16", "int8"):
             result[dtype] = rate(dtype, n, seconds)
-            log("gemm", f"{dtype}: {result[dtype].get('gflops', result[dtype].get('note'))} GFLOP/s")
+            log(
+                "gemm", f"{dtype}: {result[dtype].get('gflops', result[dtype].get('note'))} GFLOP/s"
+            )
         encoder = read_json(Path(config["models"]["topic"]["path"]) / "config.json")
         shape = (ENCODER_TOKENS, encoder["hidden_size"], encoder["intermediate_size"])
-        result["encoder_shape"] = {dtype: rate(dtype, n, seconds, shape) for dtype in ("fp32", "bf16")}
+        result["encoder_shape"] = {
+            dtype: rate(dtype, n, seconds, shape) for dtype in ("fp32", "bf16")
+        }
     write_json(args.out, result)
     return 0
 

@@ -38,10 +38,14 @@ def _cpu_seconds() -> float:
 
 
 def _labels(reply: bytes) -> dict:
-    """The topic and stance labels and the summary's sentence indices of a one-article /analyze reply."""
+    """The topic and stance labels and the summary's sentence indices
+    of a one-article /analyze reply."""
     [result] = json.loads(reply)["results"]
-    return {"topic": result["topic"]["label"], "stances": [s["label"] for s in result["stances"]],
-            "summary": result["summary"]["indices"]}
+    return {
+        "topic": result["topic"]["label"],
+        "stances": [s["label"] for s in result["stances"]],
+        "summary": result["summary"]["indices"],
+    }
 
 
 async def _run(url: str, bodies: list[tuple[int, bytes]], concurrency: int, headers: dict) -> dict:
@@ -50,7 +54,9 @@ async def _run(url: str, bodies: list[tuple[int, bytes]], concurrency: int, head
         queue.put_nowait(item)
     records: list[dict] = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT_S, limits=limits, headers=headers) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=TIMEOUT_S, limits=limits, headers=headers
+    ) as client:
 
         async def worker() -> None:
             while True:
@@ -89,9 +95,17 @@ async def _run(url: str, bodies: list[tuple[int, bytes]], concurrency: int, head
         "latency_ms": percentiles_ms([r["end"] - r["start"] for r in ok]),
         "client_cpu_s": round(cpu1 - cpu0, 3),
         "client_cpu_share_of_one_core": round((cpu1 - cpu0) / wall, 3) if wall > 0 else None,
-        "results": [{"i": r["i"], "ms": round((r["end"] - r["start"]) * 1000, 2), "status": r["status"],
-                     **({k: r[k] for k in ("topic", "stances", "summary")} if r["status"] == 200 else {})}
-                    for r in sorted(records, key=lambda r: r["start"])],
+        "results": [
+            {
+                "i": r["i"],
+                "ms": round((r["end"] - r["start"]) * 1000, 2),
+                "status": r["status"],
+                **(
+                    {k: r[k] for k in ("topic", "stances", "summary")} if r["status"] == 200 else {}
+                ),
+            }
+            for r in sorted(records, key=lambda r: r["start"])
+        ],
     }
 
 
@@ -100,13 +114,18 @@ def main() -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--articles", required=True, help="JSON Lines, one article per line.")
     parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=1, help="Send the whole list this many times.")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="Send the whole list this many times."
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     with open(args.articles, encoding="utf-8") as f:
         articles = [json.loads(line) for line in f if line.strip()]
-    bodies = [(i, json.dumps({"articles": [a]}, ensure_ascii=False).encode("utf-8"))
-              for _ in range(args.repeat) for i, a in enumerate(articles)]
+    bodies = [
+        (i, json.dumps({"articles": [a]}, ensure_ascii=False).encode("utf-8"))
+        for _ in range(args.repeat)
+        for i, a in enumerate(articles)
+    ]
     headers = {"content-type": "application/json"}
     if os.environ.get("AKHBAR_API_TOKEN"):
         headers["authorization"] = f"Bearer {os.environ['AKHBAR_API_TOKEN']}"

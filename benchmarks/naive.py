@@ -60,8 +60,9 @@ def _tensors(feature: dict) -> dict[str, torch.Tensor]:
     return {k: torch.tensor([v]) for k, v in feature.items()}
 
 
-def _label(predictor, task: str, texts: list[str], first: list[str] | None,
-           article: str | None = None) -> tuple[str, int]:
+def _label(
+    predictor, task: str, texts: list[str], first: list[str] | None, article: str | None = None
+) -> tuple[str, int]:
     """One text's label (windows one at a time); returns (label, forward passes).
 
     ``article``: the raw text, whose sentence windows a task that ``reads`` them scores."""
@@ -70,7 +71,9 @@ def _label(predictor, task: str, texts: list[str], first: list[str] | None,
     if settings.reads:
         _, windows = predictor.sentence_windows([article], settings.reads)
     else:
-        windows = encode_windows(tokenizer, texts, settings.max_length, settings.stride, settings.max_windows, first)
+        windows = encode_windows(
+            tokenizer, texts, settings.max_length, settings.stride, settings.max_windows, first
+        )
     rows = []
     for feature in windows.features:
         t = _tensors(feature)
@@ -132,7 +135,11 @@ def run(articles: list[dict], models: dict, precision: str, k: int, warmup: int)
         results.append({"i": i, **result})
     wall = time.perf_counter() - wall0
     passes = [r["passes"] for r in results]
-    log("naive", f"{precision}: {len(articles)} articles in {wall:.1f} s, {len(articles) / wall:.2f} articles/s")
+    log(
+        "naive",
+        f"{precision}: {len(articles)} articles in {wall:.1f} s, "
+        f"{len(articles) / wall:.2f} articles/s",
+    )
     return {
         "precision": precision,
         "articles": len(articles),
@@ -141,8 +148,11 @@ def run(articles: list[dict], models: dict, precision: str, k: int, warmup: int)
         "articles_per_s": round(len(articles) / wall, 3),
         "latency_ms": percentiles_ms(latencies),
         "torch_threads": torch.get_num_threads(),
-        "forward_passes": {"total": int(sum(passes)), "per_article_mean": round(float(np.mean(passes)), 2),
-                           "articles_with_exactly_3": int(sum(p == 3 for p in passes))},
+        "forward_passes": {
+            "total": int(sum(passes)),
+            "per_article_mean": round(float(np.mean(passes)), 2),
+            "articles_with_exactly_3": int(sum(p == 3 for p in passes)),
+        },
         "results": results,
     }
 
@@ -152,13 +162,17 @@ def main() -> int:
     config = read_json(args.config)
     articles = read_jsonl(config["articles"])
     warmup = config.get("naive_warmup", 2)
-    runtime = service_settings(config.get("server_env", {})).scoring.runtime()  # one process, every usable core
+    runtime = service_settings(
+        config.get("server_env", {})
+    ).scoring.runtime()  # one process, every usable core
     runtime.apply()
     summary_k = runtime.summary_sentences
     result = run(articles, config["models"], BASELINE_PRECISION, summary_k, warmup)
     if config["precision"] != BASELINE_PRECISION:
         other = run(articles, config["models"], config["precision"], summary_k, warmup)
-        result["at_service_precision"] = {k: other[k] for k in ("precision", "articles_per_s", "latency_ms")}
+        result["at_service_precision"] = {
+            k: other[k] for k in ("precision", "articles_per_s", "latency_ms")
+        }
     write_json(args.out, result)
     return 0
 

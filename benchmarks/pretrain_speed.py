@@ -45,7 +45,10 @@ def write_corpus(target: Path, n: int) -> int:
     from akhbar.models.reader import data_root
 
     written = 0
-    with gzip.open(data_root() / UNLABELLED, "rt", encoding="utf-8") as source, target.open("w", encoding="utf-8") as out:
+    with (
+        gzip.open(data_root() / UNLABELLED, "rt", encoding="utf-8") as source,
+        target.open("w", encoding="utf-8") as out,
+    ):
         for line in source:
             text = json.loads(line).get("text")
             if text and text.strip():
@@ -57,20 +60,48 @@ def write_corpus(target: Path, n: int) -> int:
 
 
 def run_akhbar(objective: str, corpus: Path, base: str, steps: int, work: Path) -> dict:
-    command = [str(Path(sys.executable).parent / "akhbar"), "pretrain", "--corpus", str(corpus), "--init_from", base,
-               "--objective", objective, "--max_steps", str(LOG_EVERY + steps), "--batch_size", str(BATCH),
-               "--seq_len", str(SEQ_LEN), "--warmup_steps", "10", "--save_steps", "1000000",
-               "--work_dir", str(work / objective), "--output_dir", str(work / objective / "out")]
-    (work / objective).mkdir(parents=True)  # with --corpus, akhbar pretrain does not create --work_dir
+    command = [
+        str(Path(sys.executable).parent / "akhbar"),
+        "pretrain",
+        "--corpus",
+        str(corpus),
+        "--init_from",
+        base,
+        "--objective",
+        objective,
+        "--max_steps",
+        str(LOG_EVERY + steps),
+        "--batch_size",
+        str(BATCH),
+        "--seq_len",
+        str(SEQ_LEN),
+        "--warmup_steps",
+        "10",
+        "--save_steps",
+        "1000000",
+        "--work_dir",
+        str(work / objective),
+        "--output_dir",
+        str(work / objective / "out"),
+    ]
+    (work / objective).mkdir(
+        parents=True
+    )  # with --corpus, akhbar pretrain does not create --work_dir
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"pretrain: akhbar pretrain ({objective}) failed:\n{done.stderr[-3000:]}")
     report = json.loads((work / objective / "out" / "pretrain_report.json").read_text())
-    return {"way": f"akhbar pretrain --objective {objective}", "tokens_per_s": report["tokens_per_second"],
-            "steps_measured": steps, "steps_total": report["steps"], "padding_share": 0.0,
-            "compiled": report.get("compiled", False), "first_step_s": report.get("first_step_seconds"),
-            "wall_s_process": round(time.perf_counter() - started, 1)}
+    return {
+        "way": f"akhbar pretrain --objective {objective}",
+        "tokens_per_s": report["tokens_per_second"],
+        "steps_measured": steps,
+        "steps_total": report["steps"],
+        "padding_share": 0.0,
+        "compiled": report.get("compiled", False),
+        "first_step_s": report.get("first_step_seconds"),
+        "wall_s_process": round(time.perf_counter() - started, 1),
+    }
 
 
 def run_stock(corpus: Path, base: str, steps: int) -> dict:
@@ -89,7 +120,9 @@ def run_stock(corpus: Path, base: str, steps: int) -> dict:
     texts = [json.loads(line)["text"] for line in corpus.open(encoding="utf-8")]
     needed = (STOCK_WARMUP + steps) * BATCH
     if len(texts) < needed:
-        raise SystemExit(f"pretrain: {len(texts)} texts, the stock loop needs {needed}; raise pretrain_texts")
+        raise SystemExit(
+            f"pretrain: {len(texts)} texts, the stock loop needs {needed}; raise pretrain_texts"
+        )
     encoded = tokenizer(texts[:needed], truncation=True, max_length=SEQ_LEN)["input_ids"]
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
@@ -108,21 +141,30 @@ def run_stock(corpus: Path, base: str, steps: int) -> dict:
             seconds += time.perf_counter() - start
             real += int(batch["attention_mask"].sum())
             slots += batch["input_ids"].numel()
-    return {"way": "stock BertForMaskedLM loop (full-vocabulary logits, no packing)",
-            "tokens_per_s": round(real / seconds, 1), "steps_measured": steps,
-            "padding_share": round(1 - real / slots, 4), "seconds_measured": round(seconds, 2)}
+    return {
+        "way": "stock BertForMaskedLM loop (full-vocabulary logits, no packing)",
+        "tokens_per_s": round(real / seconds, 1),
+        "steps_measured": steps,
+        "padding_share": round(1 - real / slots, 4),
+        "seconds_measured": round(seconds, 2),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--stock", action="store_true", help=argparse.SUPPRESS)  # child: the stock loop only
+    parser.add_argument(
+        "--stock", action="store_true", help=argparse.SUPPRESS
+    )  # child: the stock loop only
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     args = parser.parse_args()
     config = read_json(args.config)
-    base = str((REPO / config["pretrain_base"]).resolve()) if not Path(config["pretrain_base"]).is_absolute() \
+    base = (
+        str((REPO / config["pretrain_base"]).resolve())
+        if not Path(config["pretrain_base"]).is_absolute()
         else config["pretrain_base"]
+    )
     steps = config["pretrain_steps"]
     if args.stock:
         write_json(args.out, run_stock(Path(args.corpus), base, steps))
@@ -130,26 +172,50 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="akhbar-bench-pretrain-") as tmp:
         work = Path(tmp)
         corpus = work / "corpus.jsonl"
-        n = write_corpus(corpus, max(config.get("pretrain_texts", 1000), (STOCK_WARMUP + steps) * BATCH))
+        n = write_corpus(
+            corpus, max(config.get("pretrain_texts", 1000), (STOCK_WARMUP + steps) * BATCH)
+        )
         rows = {}
         for objective in config["pretrain_objectives"]:
             rows[objective] = run_akhbar(objective, corpus, base, steps, work)
             log("pretrain", f"akhbar {objective}: {rows[objective]['tokens_per_s']} tokens/s")
         stock_out = work / "stock.json"
-        done = subprocess.run([sys.executable, __file__, "--config", args.config, "--out", str(stock_out), "--stock",
-                               "--corpus", str(corpus)], capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--config",
+                args.config,
+                "--out",
+                str(stock_out),
+                "--stock",
+                "--corpus",
+                str(corpus),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise SystemExit(f"pretrain: the stock loop failed:\n{done.stderr[-3000:]}")
         rows["stock"] = read_json(stock_out)
         log("pretrain", f"stock: {rows['stock']['tokens_per_s']} tokens/s")
     first = config["pretrain_objectives"][0]
-    write_json(args.out, {
-        "base": config["pretrain_base"], "texts": n, "batch": BATCH, "seq_len": SEQ_LEN, "precision": "bf16 autocast",
-        "rows": rows,
-        "shipped_objective": first,
-        "ratio": round(rows[first]["tokens_per_s"] / rows["stock"]["tokens_per_s"], 2)
-        if rows[first]["tokens_per_s"] and rows["stock"]["tokens_per_s"] else None,
-    })
+    write_json(
+        args.out,
+        {
+            "base": config["pretrain_base"],
+            "texts": n,
+            "batch": BATCH,
+            "seq_len": SEQ_LEN,
+            "precision": "bf16 autocast",
+            "rows": rows,
+            "shipped_objective": first,
+            "ratio": round(rows[first]["tokens_per_s"] / rows["stock"]["tokens_per_s"], 2)
+            if rows[first]["tokens_per_s"] and rows["stock"]["tokens_per_s"]
+            else None,
+        },
+    )
     return 0
 
 

@@ -4,7 +4,8 @@ Starts ``akhbar serve`` (the BentoML server, with the service's default settings
 run's models) on a free port, waits for ``/readyz``, then runs the load generator
 (:mod:`loadgen`, a separate process) once per phase:
 
-* ``warmup``: every article of the c16 set's first ``warmup`` articles at concurrency 16 (not reported);
+* ``warmup``: every article of the c16 set's first ``warmup`` articles at concurrency 16
+  (not reported);
 * ``c1``: the first ``c1_articles`` articles of the sample, one request at a time;
 * ``c1_median``: the median-length test article, ``median_repeats`` times, one at a time;
 * ``c16``: every article of the sample at concurrency 16.
@@ -38,7 +39,9 @@ from akhbar.models.tasks import TASKS  # noqa: E402
 
 READY_TIMEOUT_S = 300
 METRIC = "bentoml_service_adaptive_batch_size"
-_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
+_SAMPLE = re.compile(
+    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)"
+)
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -88,7 +91,9 @@ def _workers(server_env: dict[str, str]) -> list[dict]:
     """Each worker's precision and torch threads, resolved from the server's environment."""
     settings = service_settings(server_env)
     runtime = settings.runtime()
-    return [{"precision": runtime.precision, "torch_threads": runtime.torch_threads}] * settings.workers
+    return [
+        {"precision": runtime.precision, "torch_threads": runtime.torch_threads}
+    ] * settings.workers
 
 
 def batch_histogram(url: str) -> dict[str, float]:
@@ -106,8 +111,10 @@ def batch_histogram(url: str) -> dict[str, float]:
         labels = dict(_LABEL.findall(match["labels"] or ""))
         if labels.get("method_name", "score_batch") != "score_batch":
             continue
-        suffix = match["name"][len(METRIC):]
-        key = {"_sum": "sum", "_count": "count"}.get(suffix) or (f"le={labels.get('le')}" if suffix == "_bucket" else None)
+        suffix = match["name"][len(METRIC) :]
+        key = {"_sum": "sum", "_count": "count"}.get(suffix) or (
+            f"le={labels.get('le')}" if suffix == "_bucket" else None
+        )
         if key:
             out[key] = out.get(key, 0.0) + float(match["value"])
     return out
@@ -130,27 +137,43 @@ def batch_sizes(before: dict[str, float], after: dict[str, float]) -> dict:
             lo, hi = int(previous_edge) + 1, int(edge)
             ranges[str(hi) if lo == hi else f"{lo}-{hi}"] = n
         previous_edge, previous_cum = edge, cum
-    return {"available": True, "batches": int(count), "requests": int(total),
-            "mean_batch_size": round(total / count, 2) if count else None, "sizes": ranges}
+    return {
+        "available": True,
+        "batches": int(count),
+        "requests": int(total),
+        "mean_batch_size": round(total / count, 2) if count else None,
+        "sizes": ranges,
+    }
 
 
-def start_server(models: dict, log_path: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def start_server(
+    models: dict, log_path: Path, extra_env: dict[str, str]
+) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ)
     env.update({f"AKHBAR_{t.upper()}_MODEL": models[t]["path"] for t in TASKS})
     env.update(extra_env)
     port = _free_port()
     akhbar = Path(sys.executable).parent / "akhbar"
     with open(log_path, "wb") as out:
-        process = subprocess.Popen([str(akhbar), "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                   env=env, start_new_session=True)
+        process = subprocess.Popen(
+            [str(akhbar), "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         if process.poll() is not None:
-            raise SystemExit(f"service: the server exited during start-up:\n{log_path.read_text()[-3000:]}")
+            raise SystemExit(
+                f"service: the server exited during start-up:\n{log_path.read_text()[-3000:]}"
+            )
         if time.monotonic() > deadline:
             stop_server(process)
-            raise SystemExit(f"service: not ready after {READY_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
+            raise SystemExit(
+                f"service: not ready after {READY_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}"
+            )
         try:  # while models load, the port accepts but does not answer: short timeouts
             if httpx.get(url + "/readyz", timeout=2).status_code == 200:
                 return process, url
@@ -169,22 +192,48 @@ def stop_server(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def run_phase(name: str, url: str, articles: Path, concurrency: int, work: Path, server_pid: int,
-              repeat: int = 1) -> dict:
+def run_phase(
+    name: str,
+    url: str,
+    articles: Path,
+    concurrency: int,
+    work: Path,
+    server_pid: int,
+    repeat: int = 1,
+) -> dict:
     out = work / f"loadgen-{name}.json"
     before_hist, before_cpu = batch_histogram(url), _cpu_seconds(_tree(server_pid))
-    command = [sys.executable, str(BENCH_DIR / "loadgen.py"), "--url", url, "--articles", str(articles),
-               "--concurrency", str(concurrency), "--repeat", str(repeat), "--out", str(out)]
+    command = [
+        sys.executable,
+        str(BENCH_DIR / "loadgen.py"),
+        "--url",
+        url,
+        "--articles",
+        str(articles),
+        "--concurrency",
+        str(concurrency),
+        "--repeat",
+        str(repeat),
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"service: the load generator failed in phase {name}:\n{done.stderr[-3000:]}")
+        raise SystemExit(
+            f"service: the load generator failed in phase {name}:\n{done.stderr[-3000:]}"
+        )
     after_cpu, after_hist = _cpu_seconds(_tree(server_pid)), batch_histogram(url)
     result = read_json(out)
     result["batches"] = batch_sizes(before_hist, after_hist)
     result["server_cpu_s"] = round(after_cpu - before_cpu, 2)
-    result["server_cpu_cores"] = round((after_cpu - before_cpu) / result["wall_s"], 2) if result["wall_s"] else None
-    log("service", f"{name}: {result['ok']}/{result['requests']} ok, {result['articles_per_s']} articles/s, "
-                   f"p50 {result['latency_ms']['p50']} ms, batches {result['batches'].get('mean_batch_size')}")
+    result["server_cpu_cores"] = (
+        round((after_cpu - before_cpu) / result["wall_s"], 2) if result["wall_s"] else None
+    )
+    log(
+        "service",
+        f"{name}: {result['ok']}/{result['requests']} ok, {result['articles_per_s']} articles/s, "
+        f"p50 {result['latency_ms']['p50']} ms, batches {result['batches'].get('mean_batch_size')}",
+    )
     return result
 
 
@@ -207,19 +256,29 @@ def main() -> int:
         phases = {}
         run_phase("warmup", url, warm_file, 16, work, process.pid)
         phases["c1"] = run_phase("c1", url, c1_file, 1, work, process.pid)
-        phases["c1_median"] = run_phase("c1_median", url, Path(config["median_article"]), 1, work, process.pid,
-                                        repeat=config["median_repeats"])
+        phases["c1_median"] = run_phase(
+            "c1_median",
+            url,
+            Path(config["median_article"]),
+            1,
+            work,
+            process.pid,
+            repeat=config["median_repeats"],
+        )
         phases["c16"] = run_phase("c16", url, sample, 16, work, process.pid)
         metrics_ok = bool(batch_histogram(url))
     finally:
         stop_server(process)
-    write_json(args.out, {
-        "url_kind": "akhbar serve (BentoML), one worker process per AKHBAR_WORKERS",
-        "startup_s": round(startup_s, 1),
-        "workers": _workers(config.get("server_env", {})),
-        "metrics_available": metrics_ok,
-        "phases": phases,
-    })
+    write_json(
+        args.out,
+        {
+            "url_kind": "akhbar serve (BentoML), one worker process per AKHBAR_WORKERS",
+            "startup_s": round(startup_s, 1),
+            "workers": _workers(config.get("server_env", {})),
+            "metrics_available": metrics_ok,
+            "phases": phases,
+        },
+    )
     return 0
 
 

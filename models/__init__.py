@@ -12,11 +12,16 @@ Names are imported on first use, so ``import akhbar.models.normalize`` stays lig
 from importlib import import_module
 
 _EXPORTS = {
-    "Bundle": "bundle", "BundleError": "bundle", "load_bundle": "bundle", "save_bundle": "bundle",
+    "Bundle": "bundle",
+    "BundleError": "bundle",
+    "load_bundle": "bundle",
+    "save_bundle": "bundle",
     "NormalizerConfig": "normalize",
     "Predictor": "predict",
-    "DataError": "reader", "read_records": "reader",
-    "Sentence": "sentences", "split_sentences": "sentences",
+    "DataError": "reader",
+    "read_records": "reader",
+    "Sentence": "sentences",
+    "split_sentences": "sentences",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -25,7 +25,9 @@ def load_base(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBa
     if local and not path.is_dir():
         raise BaseModelError(f"base model {name_or_path!r} does not exist or is not a directory")
     if not local and not _HUB_ID.match(name_or_path):
-        raise BaseModelError(f"base model {name_or_path!r} is neither a local directory nor a hub id like owner/name")
+        raise BaseModelError(
+            f"base model {name_or_path!r} is neither a local directory nor a hub id like owner/name"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         # fp32 always: shipped weights are fp16 on disk, and training needs fp32 masters.
@@ -37,7 +39,8 @@ def load_base(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBa
                 "(it needs config.json, model.safetensors and tokenizer files)"
             ) from None
         raise BaseModelError(
-            f"base model {name_or_path!r} cannot be loaded from the model hub (it is unreachable or has no such "
-            "model with safetensors weights); download it elsewhere and pass its local directory with --base-model PATH"
+            f"base model {name_or_path!r} cannot be loaded from the model hub (it is unreachable "
+            "or has no such model with safetensors weights); download it elsewhere and pass its "
+            "local directory with --base-model PATH"
         ) from None
     return encoder, tokenizer

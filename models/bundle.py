@@ -95,17 +95,25 @@ class TaskSettings:
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if not 0 <= self.low_confidence_threshold <= 1:
-            raise ValueError(f"low_confidence_threshold must be within 0-1, got {self.low_confidence_threshold}")
+            raise ValueError(
+                f"low_confidence_threshold must be within 0-1, got {self.low_confidence_threshold}"
+            )
         if not 0 <= self.stride < self.max_length:
             raise ValueError(f"stride must be at least 0 and below max_length, got {self.stride}")
         if self.max_windows < 1:
             raise ValueError(f"max_windows must be at least 1, got {self.max_windows}")
         if self.evidence_sentences < 1:
-            raise ValueError(f"evidence_sentences must be at least 1, got {self.evidence_sentences}")
+            raise ValueError(
+                f"evidence_sentences must be at least 1, got {self.evidence_sentences}"
+            )
         if not 0 <= self.lead_prior < float("inf"):
-            raise ValueError(f"lead_prior must be a finite number of at least 0, got {self.lead_prior}")
+            raise ValueError(
+                f"lead_prior must be a finite number of at least 0, got {self.lead_prior}"
+            )
         if self.reads and self.kind != SEQUENCE:
-            raise ValueError(f"only sequence tasks may read another task's windows, not a {self.kind} task")
+            raise ValueError(
+                f"only sequence tasks may read another task's windows, not a {self.kind} task"
+            )
 
     @property
     def head(self) -> HeadSpec:
@@ -126,8 +134,10 @@ class BundleSettings:
         for name, task in self.tasks.items():
             read = self.tasks.get(task.reads)
             if task.reads and (read is None or read.kind != SENTENCE):
-                raise ValueError(f"task {name!r} reads the windows of {task.reads!r}, which is not a sentence "
-                                 f"task of this bundle")
+                raise ValueError(
+                    f"task {name!r} reads the windows of {task.reads!r}, which is not a sentence "
+                    f"task of this bundle"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,7 +145,9 @@ class BundleSettings:
             "akhbar_version": self.akhbar_version,
             "base_model": self.base_model,
             "normalization": self.normalization.to_dict(),
-            "tasks": {name: {**asdict(t), "labels": list(t.labels)} for name, t in self.tasks.items()},
+            "tasks": {
+                name: {**asdict(t), "labels": list(t.labels)} for name, t in self.tasks.items()
+            },
         }
 
     @classmethod
@@ -146,7 +158,9 @@ class BundleSettings:
             if key not in data:
                 raise ValueError(f"settings lack {key!r}")
         if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format_version {data.get('format_version')!r} is not {FORMAT_VERSION}")
+            raise ValueError(
+                f"format_version {data.get('format_version')!r} is not {FORMAT_VERSION}"
+            )
         tasks = data["tasks"]
         if not isinstance(tasks, dict) or not tasks:
             raise ValueError("'tasks' must name at least one task")
@@ -184,21 +198,35 @@ class Bundle:
         return tuple(self.settings.tasks)
 
 
-def save_bundle(path: str | Path, model: AkhbarModel, tokenizer: PreTrainedTokenizerBase,
-                settings: BundleSettings, card: str = "", metrics: dict | None = None) -> Path:
+def save_bundle(
+    path: str | Path,
+    model: AkhbarModel,
+    tokenizer: PreTrainedTokenizerBase,
+    settings: BundleSettings,
+    card: str = "",
+    metrics: dict | None = None,
+) -> Path:
     """Write a bundle; the encoder is saved in HF layout, heads beside it in the same file."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     for task, spec in settings.tasks.items():
         if task not in model.heads or model.heads[task].spec != spec.head:
-            raise BundleError(path, f"task {task!r} in the settings has no matching head in the model")
+            raise BundleError(
+                path, f"task {task!r} in the settings has no matching head in the model"
+            )
     model.encoder.config.save_pretrained(path)
     state = {k: v.detach().contiguous() for k, v in model.encoder.state_dict().items()}
-    state.update({f"{HEAD_PREFIX}{k}": v.detach().contiguous() for k, v in model.heads.state_dict().items()})
+    state.update(
+        {f"{HEAD_PREFIX}{k}": v.detach().contiguous() for k, v in model.heads.state_dict().items()}
+    )
     save_file(state, str(path / WEIGHTS_FILE), metadata={"format": "pt"})
     tokenizer.save_pretrained(path)
-    (path / SETTINGS_FILE).write_text(json.dumps(settings.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    (path / CARD_FILE).write_text(card or f"# akhbar bundle\n\nTasks: {', '.join(settings.tasks)}.\n")
+    (path / SETTINGS_FILE).write_text(
+        json.dumps(settings.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    )
+    (path / CARD_FILE).write_text(
+        card or f"# akhbar bundle\n\nTasks: {', '.join(settings.tasks)}.\n"
+    )
     (path / METRICS_FILE).write_text(json.dumps(metrics or {}, indent=2) + "\n")
     return path
 
@@ -212,7 +240,9 @@ def read_settings(path: str | Path) -> BundleSettings:
     try:
         return BundleSettings.from_dict(json.loads(settings_file.read_text(encoding="utf-8")))
     except json.JSONDecodeError as exc:
-        raise BundleError(path, f"{SETTINGS_FILE} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        raise BundleError(
+            path, f"{SETTINGS_FILE} is not valid JSON ({exc.msg}, line {exc.lineno})"
+        ) from None
     except ValueError as exc:
         raise BundleError(path, f"{SETTINGS_FILE} is invalid: {exc}") from None
 
@@ -222,7 +252,9 @@ def check_files(path: Path) -> None:
         raise BundleError(path, "is not a directory")
     pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
-        raise BundleError(path, f"holds pickle-format file(s) {', '.join(pickles)}; only safetensors are loaded")
+        raise BundleError(
+            path, f"holds pickle-format file(s) {', '.join(pickles)}; only safetensors are loaded"
+        )
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
         raise BundleError(path, f"lacks {', '.join(missing)}")
@@ -230,7 +262,7 @@ def check_files(path: Path) -> None:
 
 def _split_state(path: Path, state: dict[str, torch.Tensor]) -> tuple[dict, dict]:
     encoder = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
-    heads = {k[len(HEAD_PREFIX):]: v for k, v in state.items() if k.startswith(HEAD_PREFIX)}
+    heads = {k[len(HEAD_PREFIX) :]: v for k, v in state.items() if k.startswith(HEAD_PREFIX)}
     if not heads:
         raise BundleError(path, f"{WEIGHTS_FILE} holds no task heads")
     return encoder, heads
@@ -240,22 +272,34 @@ def _check_heads(path: Path, settings: BundleSettings, heads: dict[str, torch.Te
     for task, spec in settings.tasks.items():
         weight = heads.get(f"{task}.out.weight")
         if weight is None:
-            raise BundleError(path, f"task {task!r} is in {SETTINGS_FILE} but has no head in {WEIGHTS_FILE}")
+            raise BundleError(
+                path, f"task {task!r} is in {SETTINGS_FILE} but has no head in {WEIGHTS_FILE}"
+            )
         if weight.shape[0] != spec.head.n_outputs:
             raise BundleError(
                 path,
-                f"task {task!r} lists {len(spec.labels)} label(s) but its head has {weight.shape[0]} output(s)",
+                f"task {task!r} lists {len(spec.labels)} label(s) but its head has "
+                f"{weight.shape[0]} output(s)",
             )
     extra = sorted({k.split(".")[0] for k in heads} - set(settings.tasks))
     if extra:
-        raise BundleError(path, f"{WEIGHTS_FILE} has head(s) {', '.join(extra)} that {SETTINGS_FILE} does not describe")
+        raise BundleError(
+            path,
+            f"{WEIGHTS_FILE} has head(s) {', '.join(extra)} that {SETTINGS_FILE} does not describe",
+        )
 
 
-def _check_tokenizer(path: Path, tokenizer: PreTrainedTokenizerBase, settings: BundleSettings, vocab: int) -> None:
+def _check_tokenizer(
+    path: Path, tokenizer: PreTrainedTokenizerBase, settings: BundleSettings, vocab: int
+) -> None:
     if not applies_normalization(tokenizer, settings.normalization):
-        raise BundleError(path, "the tokenizer does not apply the normalisation recorded in akhbar.json")
+        raise BundleError(
+            path, "the tokenizer does not apply the normalisation recorded in akhbar.json"
+        )
     if len(tokenizer) > vocab:
-        raise BundleError(path, f"the tokenizer has {len(tokenizer)} tokens but the encoder only {vocab}")
+        raise BundleError(
+            path, f"the tokenizer has {len(tokenizer)} tokens but the encoder only {vocab}"
+        )
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -266,7 +310,9 @@ def load_bundle(path: str | Path) -> Bundle:
     try:
         state = load_file(str(path / WEIGHTS_FILE))
     except (SafetensorError, OSError) as exc:
-        raise BundleError(path, f"{WEIGHTS_FILE} cannot be read ({exc}); it may be truncated") from None
+        raise BundleError(
+            path, f"{WEIGHTS_FILE} cannot be read ({exc}); it may be truncated"
+        ) from None
     encoder_state, head_state = _split_state(path, state)
     _check_heads(path, settings, head_state)
     try:
@@ -285,11 +331,19 @@ def load_bundle(path: str | Path) -> Bundle:
     try:
         model.heads.load_state_dict(head_state, strict=True)
     except RuntimeError as exc:
-        raise BundleError(path, f"head weights do not match akhbar.json ({str(exc).splitlines()[0]})") from None
+        raise BundleError(
+            path, f"head weights do not match akhbar.json ({str(exc).splitlines()[0]})"
+        ) from None
     metrics_file = path / METRICS_FILE
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    return Bundle(path=path, model=model.eval(), tokenizer=tokenizer, settings=settings, metrics=metrics,
-                  fusions=_load_fusions(path, settings))
+    return Bundle(
+        path=path,
+        model=model.eval(),
+        tokenizer=tokenizer,
+        settings=settings,
+        metrics=metrics,
+        fusions=_load_fusions(path, settings),
+    )
 
 
 def _load_fusions(path: Path, settings: BundleSettings) -> dict[str, Fusion]:
@@ -298,17 +352,28 @@ def _load_fusions(path: Path, settings: BundleSettings) -> dict[str, Fusion]:
         try:
             fusion = load_fusion(path, task, settings.normalization)
         except (OSError, KeyError, ValueError, SafetensorError) as exc:
-            raise BundleError(path, f"the fusion part of task {task!r} cannot be loaded ({exc})") from None
+            raise BundleError(
+                path, f"the fusion part of task {task!r} cannot be loaded ({exc})"
+            ) from None
         if fusion is None:
             continue
         n = len(spec.labels)
         if fusion.weight.shape[0] != n or fusion.stack_weight.shape != (n, 2 * n):
-            raise BundleError(path, f"the {fusion.kind} part of task {task!r} does not match its {n} label(s)")
+            raise BundleError(
+                path, f"the {fusion.kind} part of task {task!r} does not match its {n} label(s)"
+            )
         fusions[task] = fusion
     return fusions
 
 
 __all__ = [
-    "SEQUENCE", "SENTENCE", "Bundle", "BundleError", "BundleSettings", "TaskSettings",
-    "load_bundle", "read_settings", "save_bundle",
+    "SEQUENCE",
+    "SENTENCE",
+    "Bundle",
+    "BundleError",
+    "BundleSettings",
+    "TaskSettings",
+    "load_bundle",
+    "read_settings",
+    "save_bundle",
 ]

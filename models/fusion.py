@@ -51,9 +51,14 @@ class Fusion:
     def scores(self, texts: list[str], first: list[str] | None = None) -> np.ndarray:
         # Features in the weights' dtype: a float64 sparse row times float32 weights made
         # scipy upcast the whole weight matrix first.
-        return np.asarray(self.features(texts, first).astype(self.weight_t.dtype) @ self.weight_t) + self.bias
+        return (
+            np.asarray(self.features(texts, first).astype(self.weight_t.dtype) @ self.weight_t)
+            + self.bias
+        )
 
-    def fuse(self, encoder_logits: np.ndarray, texts: list[str], first: list[str] | None = None) -> np.ndarray:
+    def fuse(
+        self, encoder_logits: np.ndarray, texts: list[str], first: list[str] | None = None
+    ) -> np.ndarray:
         stacked = np.hstack([encoder_logits, self.scores(texts, first)])
         return stacked @ self.stack_weight.T + self.stack_bias
 
@@ -66,10 +71,17 @@ class Fusion:
     def save(self, bundle: Path, task: str) -> None:
         meta = {"kind": self.kind, "n_labels": int(self.weight.shape[0])} | self._meta()
         (bundle / f"{self.kind}_{task}.json").write_text(json.dumps(meta, indent=2) + "\n")
-        arrays = {"weight": self.weight.astype(np.float16), "bias": self.bias, "stack_weight": self.stack_weight,
-                  "stack_bias": self.stack_bias} | self._arrays()
+        arrays = {
+            "weight": self.weight.astype(np.float16),
+            "bias": self.bias,
+            "stack_weight": self.stack_weight,
+            "stack_bias": self.stack_bias,
+        } | self._arrays()
         # safetensors writes the raw buffer: scikit-learn's coefficients are Fortran-ordered.
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(bundle / f"{self.kind}_{task}.safetensors"))
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in arrays.items()},
+            str(bundle / f"{self.kind}_{task}.safetensors"),
+        )
 
 
 @dataclass
@@ -91,13 +103,16 @@ class TfidfFusion(Fusion):
 
 @dataclass
 class SentenceEncoderFusion(Fusion):
-    """Sentence-encoder pair features of (claim, evidence) (see :mod:`akhbar.models.sentence_encoder`)."""
+    """Sentence-encoder pair features of (claim, evidence)
+    (see :mod:`akhbar.models.sentence_encoder`)."""
 
     kind: ClassVar[str] = "sentence_encoder"
 
     def features(self, texts: list[str], first: list[str] | None):
         if first is None:
-            raise ValueError("sentence-encoder fusion scores (claim, evidence) pairs and needs the claims")
+            raise ValueError(
+                "sentence-encoder fusion scores (claim, evidence) pairs and needs the claims"
+            )
         return pair_features(first, texts)
 
     def _meta(self) -> dict:
@@ -108,7 +123,8 @@ KINDS = {cls.kind: cls for cls in (TfidfFusion, SentenceEncoderFusion)}
 
 
 def remove_fusion(bundle: Path, task: str) -> None:
-    """Delete the task's fusion part, of whatever kind (before a new one is saved, or none is kept)."""
+    """Delete the task's fusion part, of whatever kind
+    (before a new one is saved, or none is kept)."""
     for kind in KINDS:
         for suffix in (".json", ".safetensors"):
             (bundle / f"{kind}_{task}{suffix}").unlink(missing_ok=True)
@@ -124,9 +140,17 @@ def load_fusion(bundle: Path, task: str, normalization: NormalizerConfig) -> Fus
     kind = found[0]
     meta = json.loads((bundle / f"{kind}_{task}.json").read_text())
     arrays = load_file(str(bundle / f"{kind}_{task}.safetensors"))
-    parts = {"weight": arrays["weight"].astype(np.float32), "bias": arrays["bias"],
-             "stack_weight": arrays["stack_weight"], "stack_bias": arrays["stack_bias"]}
+    parts = {
+        "weight": arrays["weight"].astype(np.float32),
+        "bias": arrays["bias"],
+        "stack_weight": arrays["stack_weight"],
+        "stack_bias": arrays["stack_bias"],
+    }
     if kind == TfidfFusion.kind:
-        return TfidfFusion(**parts, tfidf=HashedTfidf(TfidfSettings.from_dict(meta["settings"]), normalization,
-                                                      arrays["idf"]))
+        return TfidfFusion(
+            **parts,
+            tfidf=HashedTfidf(
+                TfidfSettings.from_dict(meta["settings"]), normalization, arrays["idf"]
+            ),
+        )
     return SentenceEncoderFusion(**parts)

@@ -28,20 +28,40 @@ class TfidfSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> TfidfSettings:
-        return cls(word_bits=int(data["word_bits"]), char_bits=int(data["char_bits"]),
-                   word_ngrams=tuple(data["word_ngrams"]), char_ngrams=tuple(data["char_ngrams"]))
+        return cls(
+            word_bits=int(data["word_bits"]),
+            char_bits=int(data["char_bits"]),
+            word_ngrams=tuple(data["word_ngrams"]),
+            char_ngrams=tuple(data["char_ngrams"]),
+        )
 
 
 class HashedTfidf:
     """Stateless hashing + a fitted IDF vector: text → l2-normalised sparse TF-IDF rows."""
 
-    def __init__(self, settings: TfidfSettings, normalization: NormalizerConfig, idf: np.ndarray | None = None):
+    def __init__(
+        self,
+        settings: TfidfSettings,
+        normalization: NormalizerConfig,
+        idf: np.ndarray | None = None,
+    ):
         self.settings, self.normalization, self.idf = settings, normalization, idf
         prep = self._prep
-        self.word = HashingVectorizer(n_features=2**settings.word_bits, ngram_range=settings.word_ngrams,
-                                      alternate_sign=False, norm=None, preprocessor=prep)
-        self.char = HashingVectorizer(n_features=2**settings.char_bits, ngram_range=settings.char_ngrams,
-                                      analyzer="char_wb", alternate_sign=False, norm=None, preprocessor=prep)
+        self.word = HashingVectorizer(
+            n_features=2**settings.word_bits,
+            ngram_range=settings.word_ngrams,
+            alternate_sign=False,
+            norm=None,
+            preprocessor=prep,
+        )
+        self.char = HashingVectorizer(
+            n_features=2**settings.char_bits,
+            ngram_range=settings.char_ngrams,
+            analyzer="char_wb",
+            alternate_sign=False,
+            norm=None,
+            preprocessor=prep,
+        )
 
     def _prep(self, text: str) -> str:
         return normalize(text, self.normalization)

@@ -85,7 +85,9 @@ def topic_inputs(texts: Sequence[str], titles: Sequence[str | None]) -> list[str
     return [topic_text(t, h) for t, h in zip(texts, titles)]
 
 
-def stance_inputs(claims: Sequence[str], texts: Sequence[str], k: int) -> tuple[list[str], list[Evidence]]:
+def stance_inputs(
+    claims: Sequence[str], texts: Sequence[str], k: int
+) -> tuple[list[str], list[Evidence]]:
     """What the stance model reads after each claim (its evidence, else the whole article),
     and the evidence itself."""
     evidence = [stance_evidence(c, t, k) for c, t in zip(claims, texts)]

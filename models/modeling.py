@@ -24,7 +24,9 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
-def sentence_pool(hidden: torch.Tensor, sentence_ids: torch.Tensor, n_sentences: int) -> torch.Tensor:
+def sentence_pool(
+    hidden: torch.Tensor, sentence_ids: torch.Tensor, n_sentences: int
+) -> torch.Tensor:
     """Mean token state per sentence; ``sentence_ids`` is -1 on tokens outside any sentence.
 
     Returns (batch, n_sentences, h). Vectorised with ``scatter_add`` (no per-sentence loop).
@@ -33,7 +35,9 @@ def sentence_pool(hidden: torch.Tensor, sentence_ids: torch.Tensor, n_sentences:
     valid = sentence_ids >= 0
     index = torch.where(valid, sentence_ids, torch.full_like(sentence_ids, n_sentences))
     sums = hidden.new_zeros(batch, n_sentences + 1, size)
-    sums.scatter_add_(1, index.unsqueeze(-1).expand(-1, -1, size), hidden * valid.unsqueeze(-1).to(hidden.dtype))
+    sums.scatter_add_(
+        1, index.unsqueeze(-1).expand(-1, -1, size), hidden * valid.unsqueeze(-1).to(hidden.dtype)
+    )
     counts = hidden.new_zeros(batch, n_sentences + 1)
     counts.scatter_add_(1, index, valid.to(hidden.dtype))
     return sums[:, :n_sentences] / counts[:, :n_sentences].clamp(min=1.0).unsqueeze(-1)
@@ -78,28 +82,52 @@ class AkhbarModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.heads = nn.ModuleDict(
-            {task: TaskHead(encoder.config.hidden_size, spec, dropout) for task, spec in heads.items()}
+            {
+                task: TaskHead(encoder.config.hidden_size, spec, dropout)
+                for task, spec in heads.items()
+            }
         )
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        return self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, **kwargs
+        ).last_hidden_state
 
-    def sequence_logits(self, task: str, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def sequence_logits(
+        self, task: str, hidden: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         return self.heads[task](mean_pool(hidden, attention_mask))
 
-    def sentence_logits(self, task: str, hidden: torch.Tensor, sentence_ids: torch.Tensor) -> torch.Tensor:
+    def sentence_logits(
+        self, task: str, hidden: torch.Tensor, sentence_ids: torch.Tensor
+    ) -> torch.Tensor:
         n = int(sentence_ids.max().item()) + 1 if sentence_ids.numel() else 0
         return self.heads[task](sentence_pool(hidden, sentence_ids, max(n, 1))).squeeze(-1)
 
-    def forward(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None, sentence_ids: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, class_weights: torch.Tensor | None = None) -> dict:
+    def forward(
+        self,
+        task: str,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        sentence_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        class_weights: torch.Tensor | None = None,
+    ) -> dict:
         hidden = self.encode(input_ids, attention_mask, token_type_ids)
         if self.heads[task].spec.kind == SEQUENCE:
             logits = self.sequence_logits(task, hidden, attention_mask)
-            loss = F.cross_entropy(logits.float(), labels, weight=class_weights) if labels is not None else None
+            loss = (
+                F.cross_entropy(logits.float(), labels, weight=class_weights)
+                if labels is not None
+                else None
+            )
         else:
             if sentence_ids is None:
                 raise ValueError(f"task {task!r} scores sentences and needs sentence_ids")
@@ -108,7 +136,9 @@ class AkhbarModel(nn.Module):
             if labels is not None:
                 # labels: 1/0 per sentence, -100 where the sentence slot is padding.
                 real = labels != -100
-                loss = F.binary_cross_entropy_with_logits(logits[real].float(), labels[real].float())
+                loss = F.binary_cross_entropy_with_logits(
+                    logits[real].float(), labels[real].float()
+                )
         return {"loss": loss, "logits": logits} if loss is not None else {"logits": logits}
 
 
@@ -126,8 +156,22 @@ class TaskModel(nn.Module):
         for task, weights in (class_weights or {}).items():
             self.register_buffer(f"class_weights_{task}", weights, persistent=False)
 
-    def forward(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None, sentence_ids: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None) -> dict:
+    def forward(
+        self,
+        task: str,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        sentence_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> dict:
         weights = getattr(self, f"class_weights_{task}") if task in self.weighted else None
-        return self.model(task, input_ids, attention_mask, token_type_ids, sentence_ids, labels, class_weights=weights)
+        return self.model(
+            task,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            sentence_ids,
+            labels,
+            class_weights=weights,
+        )

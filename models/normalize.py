@@ -81,7 +81,9 @@ class NormalizerConfig:
             raise ValueError(f"unknown normalisation setting(s): {', '.join(unknown)}")
         for key, value in data.items():
             if not isinstance(value, bool):
-                raise ValueError(f"normalisation setting {key!r} must be true or false, got {value!r}")
+                raise ValueError(
+                    f"normalisation setting {key!r} must be true or false, got {value!r}"
+                )
         return cls(**data)
 
 

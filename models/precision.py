@@ -29,7 +29,11 @@ PRECISIONS = ("auto", *COMPUTED)
 def native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (read from /proc/cpuinfo; False elsewhere)."""
     try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        flags = next(
+            line
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        )
     except (OSError, StopIteration):
         return False
     return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))

@@ -77,21 +77,30 @@ class Predictor:
 
     def __init__(self, bundle: Bundle, batch_size: int = 32, precision: str = "fp32"):
         if precision not in COMPUTED:
-            raise ValueError(f"precision must be one of {', '.join(COMPUTED)} (resolve 'auto' with "
-                             f"akhbar.models.precision.resolve_precision), got {precision!r}")
+            raise ValueError(
+                f"precision must be one of {', '.join(COMPUTED)} (resolve 'auto' with "
+                f"akhbar.models.precision.resolve_precision), got {precision!r}"
+            )
         self.bundle, self.batch_size, self.precision = bundle, batch_size, precision
         self.model = bundle.model.eval()
         if self.precision == "int8":
             with warnings.catch_warnings():  # torch.ao's deprecation notice points at torchao
                 warnings.simplefilter("ignore")
-                self.model = torch.ao.quantization.quantize_dynamic(copy.deepcopy(self.model), {torch.nn.Linear},
-                                                                    dtype=torch.qint8)
+                self.model = torch.ao.quantization.quantize_dynamic(
+                    copy.deepcopy(self.model), {torch.nn.Linear}, dtype=torch.qint8
+                )
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Hidden states in fp32, whatever precision the encoder computed in."""
-        bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+        bf16 = (
+            torch.autocast("cpu", dtype=torch.bfloat16)
+            if self.precision == "bf16"
+            else nullcontext()
+        )
         with bf16:
-            hidden = self.model.encode(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+            hidden = self.model.encode(
+                batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+            )
         return hidden.float()
 
     def _settings(self, task: str, kind: str):
@@ -101,14 +110,19 @@ class Predictor:
         return settings
 
     @torch.inference_mode()
-    def _forward(self, features: list[dict], heads: Sequence[str],
-                 pooled: bool = False) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None]:
+    def _forward(
+        self, features: list[dict], heads: Sequence[str], pooled: bool = False
+    ) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None]:
         """One encoder pass over ``features`` (windows): per window, in input order, the logits
         of each head in ``heads``, and with ``pooled`` the windows' mean-pooled hidden states
         (what a sequence head reads). Batches are formed in length order."""
         order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
         out: list[dict[str, np.ndarray]] = [{} for _ in features]
-        states = np.zeros((len(features), self.model.encoder.config.hidden_size), np.float32) if pooled else None
+        states = (
+            np.zeros((len(features), self.model.encoder.config.hidden_size), np.float32)
+            if pooled
+            else None
+        )
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             batch = pad_features([features[i] for i in chunk], self.bundle.tokenizer.pad_token_id)
@@ -117,45 +131,68 @@ class Predictor:
                 states[chunk] = mean_pool(hidden, batch["attention_mask"]).numpy()
             for task in heads:
                 if self.bundle.settings.tasks[task].kind == SEQUENCE:
-                    rows = list(self.model.sequence_logits(task, hidden, batch["attention_mask"]).numpy())
+                    rows = list(
+                        self.model.sequence_logits(task, hidden, batch["attention_mask"]).numpy()
+                    )
                 else:
                     logits = self.model.sentence_logits(task, hidden, batch["sentence_ids"]).numpy()
-                    rows = [row[: int(s.max()) + 1]
-                            for row, s in zip(logits.reshape(len(chunk), -1), batch["sentence_ids"])]
+                    rows = [
+                        row[: int(s.max()) + 1]
+                        for row, s in zip(logits.reshape(len(chunk), -1), batch["sentence_ids"])
+                    ]
                 for i, row in zip(chunk, rows):
                     out[i][task] = row
         return out, states
 
     def window_states(self, features: list[dict]) -> np.ndarray:
-        """The mean-pooled hidden state of each window (what a sequence head reads), (windows, hidden)."""
+        """The mean-pooled hidden state of each window (what a sequence head reads),
+        (windows, hidden)."""
         return self._forward(features, (), pooled=True)[1]
 
-    def encoder_logits(self, task: str, texts: list[str], first: list[str] | None = None) -> tuple[np.ndarray, list[bool]]:
+    def encoder_logits(
+        self, task: str, texts: list[str], first: list[str] | None = None
+    ) -> tuple[np.ndarray, list[bool]]:
         """The encoder's logits per text (windows pooled; before any fusion), and which texts
         were truncated, for a task that reads its own windows of ``texts``."""
         settings = self._settings(task, SEQUENCE)
         if settings.reads:
-            raise ValueError(f"task {task!r} reads the {settings.reads} windows of the article; score it with "
-                             "topic() or sentence_pass()")
-        windows = encode_windows(self.bundle.tokenizer, texts, settings.max_length, settings.stride,
-                                 settings.max_windows, first)
+            raise ValueError(
+                f"task {task!r} reads the {settings.reads} windows of the article; score it with "
+                "topic() or sentence_pass()"
+            )
+        windows = encode_windows(
+            self.bundle.tokenizer,
+            texts,
+            settings.max_length,
+            settings.stride,
+            settings.max_windows,
+            first,
+        )
         rows, _ = self._forward(windows.features, (task,))
         logits = np.stack([r[task] for r in rows]) if rows else np.zeros((0, len(settings.labels)))
         return pool_logits(logits, windows.doc_index, len(texts)), list(windows.truncated)
 
-    def sentence_windows(self, texts: Sequence[str], task: str = "summary") -> tuple[list[list[Sentence]], SentenceWindows]:
+    def sentence_windows(
+        self, texts: Sequence[str], task: str = "summary"
+    ) -> tuple[list[list[Sentence]], SentenceWindows]:
         """Each text's candidate sentences and the windows the sentence task ``task`` reads."""
         settings = self._settings(task, SENTENCE)
         docs = [candidate_sentences(t) for t in texts]
-        windows = encode_sentence_windows(self.bundle.tokenizer, [[s.text for s in d] for d in docs],
-                                          settings.max_length, settings.max_windows)
+        windows = encode_sentence_windows(
+            self.bundle.tokenizer,
+            [[s.text for s in d] for d in docs],
+            settings.max_length,
+            settings.max_windows,
+        )
         return docs, windows
 
-    def sentence_pass(self, texts: Sequence[str], task: str = "summary", also: Sequence[str] = ()
-                      ) -> tuple[list[tuple[list[Sentence], np.ndarray, bool]], dict[str, np.ndarray]]:
+    def sentence_pass(
+        self, texts: Sequence[str], task: str = "summary", also: Sequence[str] = ()
+    ) -> tuple[list[tuple[list[Sentence], np.ndarray, bool]], dict[str, np.ndarray]]:
         """One encoder pass over each text's sentence windows: every candidate sentence with its
         ``task`` score (-inf where it did not fit; lead prior added) and whether sentences were
-        dropped, plus the pooled logits of each sequence task in ``also`` that reads these windows."""
+        dropped, plus the pooled logits of each sequence task in ``also`` that reads these
+        windows."""
         settings = self._settings(task, SENTENCE)
         for other in also:
             if self._settings(other, SEQUENCE).reads != task:
@@ -165,8 +202,10 @@ class Predictor:
         scores = [np.full(len(d), -np.inf) for d in docs]
         for doc, index, row in zip(windows.doc_index, windows.sentence_index, rows):
             scores[doc][index] = row[task][: len(index)]
-        scored = [(d, with_lead_prior(s, settings.lead_prior), bool(dropped))
-                  for d, s, dropped in zip(docs, scores, windows.dropped)]
+        scored = [
+            (d, with_lead_prior(s, settings.lead_prior), bool(dropped))
+            for d, s, dropped in zip(docs, scores, windows.dropped)
+        ]
         pooled = {}
         for other in also:
             n_labels = len(self.bundle.settings.tasks[other].labels)
@@ -174,9 +213,16 @@ class Predictor:
             pooled[other] = pool_logits(logits, windows.doc_index, len(docs))
         return scored, pooled
 
-    def _labels(self, task: str, logits: np.ndarray, truncation: Sequence[bool], texts: list[str],
-                first: list[str] | None = None) -> list[LabelPrediction]:
-        """Fusion (on the task's input ``texts``), calibration and labels from the encoder's pooled logits."""
+    def _labels(
+        self,
+        task: str,
+        logits: np.ndarray,
+        truncation: Sequence[bool],
+        texts: list[str],
+        first: list[str] | None = None,
+    ) -> list[LabelPrediction]:
+        """Fusion (on the task's input ``texts``),
+        calibration and labels from the encoder's pooled logits."""
         settings = self._settings(task, SEQUENCE)
         fusion = self.bundle.fusions.get(task)
         if fusion is not None:
@@ -185,26 +231,36 @@ class Predictor:
         results = []
         for row, truncated in zip(probs, truncation):
             best = int(row.argmax())
-            results.append(LabelPrediction(
-                label=settings.labels[best],
-                scores={name: float(p) for name, p in zip(settings.labels, row)},
-                low_confidence=bool(row[best] < settings.low_confidence_threshold),
-                truncated=bool(truncated),
-            ))
+            results.append(
+                LabelPrediction(
+                    label=settings.labels[best],
+                    scores={name: float(p) for name, p in zip(settings.labels, row)},
+                    low_confidence=bool(row[best] < settings.low_confidence_threshold),
+                    truncated=bool(truncated),
+                )
+            )
         return results
 
-    def _classify(self, task: str, texts: list[str], first: list[str] | None = None) -> list[LabelPrediction]:
+    def _classify(
+        self, task: str, texts: list[str], first: list[str] | None = None
+    ) -> list[LabelPrediction]:
         if not texts:
             return []
         logits, truncation = self.encoder_logits(task, texts, first)
         return self._labels(task, logits, truncation, texts, first)
 
-    def topic(self, texts: Sequence[str], titles: Sequence[str | None] | None = None, task: str = "topic") -> list[LabelPrediction]:
+    def topic(
+        self, texts: Sequence[str], titles: Sequence[str | None] | None = None, task: str = "topic"
+    ) -> list[LabelPrediction]:
         return self.topic_and_sentences(texts, titles, task, None)[0]
 
-    def topic_and_sentences(self, texts: Sequence[str], titles: Sequence[str | None] | None = None,
-                            task: str = "topic", sentence_task: str | None = "summary",
-                            ) -> tuple[list[LabelPrediction], list[tuple[list[Sentence], np.ndarray, bool]]]:
+    def topic_and_sentences(
+        self,
+        texts: Sequence[str],
+        titles: Sequence[str | None] | None = None,
+        task: str = "topic",
+        sentence_task: str | None = "summary",
+    ) -> tuple[list[LabelPrediction], list[tuple[list[Sentence], np.ndarray, bool]]]:
         """Topic predictions and, unless ``sentence_task`` is None, sentence scores
         (:meth:`sentence_scores`); one encoder pass serves both when the topic head reads that
         task's windows (``reads`` in its settings)."""
@@ -220,36 +276,56 @@ class Predictor:
         topics = self._labels(task, pooled[task], [dropped for _, _, dropped in scored], inputs)
         if sentence_task is None:
             return topics, []
-        return topics, scored if sentence_task == reads else self.sentence_scores(texts, sentence_task)
+        return topics, scored if sentence_task == reads else self.sentence_scores(
+            texts, sentence_task
+        )
 
-    def stance(self, claims: Sequence[str], texts: Sequence[str], task: str = "stance") -> list[StancePrediction]:
+    def stance(
+        self, claims: Sequence[str], texts: Sequence[str], task: str = "stance"
+    ) -> list[StancePrediction]:
         """One prediction per (claim, article) pair, with the evidence sentences used."""
-        inputs, evidence = stance_inputs(claims, texts, self._settings(task, SEQUENCE).evidence_sentences)
+        inputs, evidence = stance_inputs(
+            claims, texts, self._settings(task, SEQUENCE).evidence_sentences
+        )
         preds = self._classify(task, inputs, list(claims))
-        return [StancePrediction(**vars(p), claim=c, evidence=e.sentences) for p, c, e in zip(preds, claims, evidence)]
+        return [
+            StancePrediction(**vars(p), claim=c, evidence=e.sentences)
+            for p, c, e in zip(preds, claims, evidence)
+        ]
 
-    def sentence_scores(self, texts: Sequence[str], task: str = "summary") -> list[tuple[list[Sentence], np.ndarray, bool]]:
+    def sentence_scores(
+        self, texts: Sequence[str], task: str = "summary"
+    ) -> list[tuple[list[Sentence], np.ndarray, bool]]:
         """Every candidate sentence of each text with its score (-inf where it did not fit)."""
         return self.sentence_pass(texts, task)[0]
 
-    def summary(self, texts: Sequence[str], k: int, max_words: int | None = None,
-                task: str = "summary") -> list[SummaryPrediction]:
+    def summary(
+        self, texts: Sequence[str], k: int, max_words: int | None = None, task: str = "summary"
+    ) -> list[SummaryPrediction]:
         """The ``k`` best sentences of each text (:func:`pick_sentences`); no default, because the
         service's k is a setting (``AKHBAR_SUMMARY_SENTENCES``) and evaluation's a flag."""
-        return [pick_sentences(sentences, scores, k, max_words, truncated)
-                for sentences, scores, truncated in self.sentence_scores(texts, task)]
+        return [
+            pick_sentences(sentences, scores, k, max_words, truncated)
+            for sentences, scores, truncated in self.sentence_scores(texts, task)
+        ]
 
 
 def with_lead_prior(scores: np.ndarray, prior: float) -> np.ndarray:
-    """Scores plus ``prior / (position + 1)``: 0 keeps the head's ranking, a large prior gives Lead-k.
+    """Scores plus ``prior / (position + 1)``: 0 keeps the head's ranking,
+    a large prior gives Lead-k.
 
     News puts its point first; the prior lets validation decide how much to trust that.
     """
     return scores + prior / np.arange(1, len(scores) + 1)
 
 
-def pick_sentences(sentences: list[Sentence], scores: np.ndarray, k: int, max_words: int | None = None,
-                   truncated: bool = False) -> SummaryPrediction:
+def pick_sentences(
+    sentences: list[Sentence],
+    scores: np.ndarray,
+    k: int,
+    max_words: int | None = None,
+    truncated: bool = False,
+) -> SummaryPrediction:
     """The ``k`` best-scoring sentences (all when fewer), within ``max_words`` when given
     (the best sentence is always kept), returned in article order."""
     ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))[:k]

@@ -51,8 +51,15 @@ _SHOWN_ERROR_CHARS = 200
 _PARQUET_BATCH_ROWS = 1024
 # csv's default cell limit (128 KiB) is below the longest news articles.
 _CSV_CELL_LIMIT = 2**31 - 1
-_JSON_TYPES = {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
-               dict: "object", type(None): "null"}
+_JSON_TYPES = {
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
 
 Policy = Literal["strict", "skip"]
 
@@ -63,8 +70,9 @@ class DataError(ValueError):
     ``line`` is None for problems with the source as a whole (missing file, unknown format).
     """
 
-    def __init__(self, source: str, reason: str, line: int | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, source: str, reason: str, line: int | None = None, hint: str | None = None
+    ) -> None:
         where = source if line is None else f"{source} line {line}"
         super().__init__(f"{where}: {reason}" + (f" ({hint})" if hint else ""))
         self.source = source
@@ -82,8 +90,9 @@ class Reject:
 
     def to_json(self) -> str:
         """One JSON object, so the rejects file is JSON Lines and easy to re-check."""
-        return json.dumps({"line": self.line, "id": self.id, "reason": self.reason},
-                          ensure_ascii=False)
+        return json.dumps(
+            {"line": self.line, "id": self.id, "reason": self.reason}, ensure_ascii=False
+        )
 
 
 @dataclass(frozen=True)
@@ -111,15 +120,26 @@ def dataset_path(name: str) -> Path:
     """``data_root() / name``, checked, e.g. ``dataset_path("topic/ant_v2.1_multisource")``."""
     path = data_root() / name
     if not path.exists():
-        raise DataError(str(path), f"dataset '{name}' does not exist; set AKHBAR_DATA to the "
-                                   "folder that holds the datasets")
+        raise DataError(
+            str(path),
+            f"dataset '{name}' does not exist; set AKHBAR_DATA to the "
+            "folder that holds the datasets",
+        )
     return path
 
 
-def read_records(source: str | Path, task: str, *, labels: Sequence[str] | None = None,
-                 policy: Policy = "strict", rejects_path: str | Path | None = None,
-                 id_field: str = "id", claims_field: str | None = None,
-                 split: str | None = None, max_text_chars: int | None = None) -> RecordStream:
+def read_records(
+    source: str | Path,
+    task: str,
+    *,
+    labels: Sequence[str] | None = None,
+    policy: Policy = "strict",
+    rejects_path: str | Path | None = None,
+    id_field: str = "id",
+    claims_field: str | None = None,
+    split: str | None = None,
+    max_text_chars: int | None = None,
+) -> RecordStream:
     """Validated records of ``task`` from ``source``; see the module docstring for sources.
 
     Parameters
@@ -143,8 +163,9 @@ def read_records(source: str | Path, task: str, *, labels: Sequence[str] | None 
     _check_policy(policy, rejects_path)
     if max_text_chars is not None and max_text_chars < 1:
         raise ValueError(f"max_text_chars must be at least 1, got {max_text_chars}")
-    schema = _Schema(fields, id_field, tuple(labels) if labels is not None else None,
-                     max_text_chars)
+    schema = _Schema(
+        fields, id_field, tuple(labels) if labels is not None else None, max_text_chars
+    )
     name, rows = _resolve_source(source, split, fields)
     return RecordStream(name, rows, schema, Path(rejects_path) if rejects_path else None)
 
@@ -157,8 +178,9 @@ class RecordStream:
     included; blank lines are not records.
     """
 
-    def __init__(self, name: str, rows: RowSource, schema: _Schema,
-                 rejects_path: Path | None) -> None:
+    def __init__(
+        self, name: str, rows: RowSource, schema: _Schema, rejects_path: Path | None
+    ) -> None:
         self.name = name
         self.rejects_path = rejects_path
         self.n_read = 0
@@ -171,8 +193,9 @@ class RecordStream:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         # Standard input cannot be rewound and a second pass would append rejects twice.
         if self._started:
-            raise RuntimeError(f"{self.name}: records can be read only once; "
-                               "call read_records again")
+            raise RuntimeError(
+                f"{self.name}: records can be read only once; call read_records again"
+            )
         self._started = True
         return self._records()
 
@@ -229,8 +252,11 @@ class _Schema:
         for name in self.fields.required:
             if not record[name].strip():
                 return f"field '{name}': empty"
-        return self._one_of_problem(record) or self._label_problem(record) or \
-            self._length_problem(record)
+        return (
+            self._one_of_problem(record)
+            or self._label_problem(record)
+            or self._length_problem(record)
+        )
 
     def complete(self, record: dict[str, Any], line: int) -> dict[str, Any]:
         """The record with every optional field present (None when absent) and ``_line``."""
@@ -269,12 +295,15 @@ class _Schema:
         length = len(record[TEXT_FIELD])
         if self.max_text_chars is None or length <= self.max_text_chars:
             return None
-        return (f"field '{TEXT_FIELD}': {length} characters, more than the limit of "
-                f"{self.max_text_chars}")
+        return (
+            f"field '{TEXT_FIELD}': {length} characters, more than the limit of "
+            f"{self.max_text_chars}"
+        )
 
 
-def _task_fields(task: str, labels: Sequence[str] | None, id_field: str,
-                 claims_field: str | None) -> TaskFields:
+def _task_fields(
+    task: str, labels: Sequence[str] | None, id_field: str, claims_field: str | None
+) -> TaskFields:
     """The task's fields with the caller's id and claims field names applied."""
     if task not in TASK_FIELDS:
         raise ValueError(f"unknown task '{task}'; known tasks: {', '.join(TASK_FIELDS)}")
@@ -286,22 +315,23 @@ def _task_fields(task: str, labels: Sequence[str] | None, id_field: str,
     optional = tuple(id_field if name == "id" else name for name in fields.optional)
     if claims_field is None:
         return replace(fields, optional=optional)
-    return replace(fields, optional=(*optional, claims_field),
-                   list_fields=(*fields.list_fields, claims_field))
+    return replace(
+        fields, optional=(*optional, claims_field), list_fields=(*fields.list_fields, claims_field)
+    )
 
 
 def _check_policy(policy: str, rejects_path: str | Path | None) -> None:
     if policy not in ("strict", "skip"):
         raise ValueError(f"policy must be 'strict' or 'skip', got '{policy}'")
     if policy == "skip" and rejects_path is None:
-        raise ValueError("policy 'skip' needs rejects_path: bad records are never dropped "
-                         "silently")
+        raise ValueError("policy 'skip' needs rejects_path: bad records are never dropped silently")
     if policy == "strict" and rejects_path is not None:
         raise ValueError("rejects_path applies to policy 'skip' only; strict mode raises instead")
 
 
-def _resolve_source(source: str | Path, split: str | None,
-                    fields: TaskFields) -> tuple[str, RowSource]:
+def _resolve_source(
+    source: str | Path, split: str | None, fields: TaskFields
+) -> tuple[str, RowSource]:
     """A display name and a row factory; file-level problems raise here, before reading."""
     if isinstance(source, str) and source == STDIN:
         _no_split(STDIN, split)
@@ -320,13 +350,20 @@ def _resolve_source(source: str | Path, split: str | None,
 
 def _no_split(name: str, split: str | None) -> None:
     if split is not None:
-        raise ValueError(f"{name}: split='{split}' applies only to dataset folders and hub "
-                         "names, not to a single file")
+        raise ValueError(
+            f"{name}: split='{split}' applies only to dataset folders and hub "
+            "names, not to a single file"
+        )
 
 
 def _split_file(folder: Path, split: str | None) -> Path:
-    available = sorted({p.name.removesuffix(".gz").removesuffix(".jsonl")
-                        for p in folder.iterdir() if p.name.endswith(SPLIT_EXTENSIONS)})
+    available = sorted(
+        {
+            p.name.removesuffix(".gz").removesuffix(".jsonl")
+            for p in folder.iterdir()
+            if p.name.endswith(SPLIT_EXTENSIONS)
+        }
+    )
     listed = ", ".join(available) or "none found"
     if split is None:
         raise DataError(str(folder), f"is a dataset folder; pass a split (available: {listed})")
@@ -348,8 +385,9 @@ def _file_rows(path: Path, fields: TaskFields) -> RowSource:
         return lambda: _csv_rows(path, fields.list_fields)
     if extension == ".parquet":
         return lambda: _parquet_rows(path)
-    raise DataError(str(path), "unknown file type; supported extensions are "
-                               f"{', '.join(SUPPORTED_EXTENSIONS)}")
+    raise DataError(
+        str(path), f"unknown file type; supported extensions are {', '.join(SUPPORTED_EXTENSIONS)}"
+    )
 
 
 def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Row]]:
@@ -374,8 +412,9 @@ def _parse_json_line(raw: bytes) -> Row:
     except RecursionError:
         return _Unparsed("invalid JSON (nested too deeply)")
     if not isinstance(value, dict):
-        return _Unparsed(f"not a JSON object (got {_type(value)}); JSON Lines holds one "
-                         "object per line")
+        return _Unparsed(
+            f"not a JSON object (got {_type(value)}); JSON Lines holds one object per line"
+        )
     return value
 
 
@@ -459,8 +498,9 @@ def _hub_rows(source: str, split: str | None, fields: TaskFields) -> tuple[str, 
         raise ValueError(f"{source}: the name says split '{named_split}' but split='{split}'")
     split = split or named_split
     if not split:
-        raise DataError(source, "a hub dataset needs a split: pass split= or write "
-                                "owner/name:split")
+        raise DataError(
+            source, "a hub dataset needs a split: pass split= or write owner/name:split"
+        )
     try:
         import datasets
 
@@ -468,12 +508,16 @@ def _hub_rows(source: str, split: str | None, fields: TaskFields) -> tuple[str, 
     # The hub client fails with OSError, httpx or datasets errors alike; all mean "not loaded".
     except Exception as error:  # noqa: BLE001
         detail = f"{type(error).__name__}: {error}"[:_SHOWN_ERROR_CHARS]
-        raise DataError(f"{name}:{split}", "not a local path, and the Hugging Face hub could not "
-                        f"be reached or has no such dataset ({detail}); pass a local file "
-                        f"instead ({', '.join(SUPPORTED_EXTENSIONS)})") from error
+        raise DataError(
+            f"{name}:{split}",
+            "not a local path, and the Hugging Face hub could not "
+            f"be reached or has no such dataset ({detail}); pass a local file "
+            f"instead ({', '.join(SUPPORTED_EXTENSIONS)})",
+        ) from error
     to_name = _label_names(dataset, fields.label_field)
-    return f"{name}:{split}", lambda: ((line, to_name(record))
-                                       for line, record in enumerate(dataset, start=1))
+    return f"{name}:{split}", lambda: (
+        (line, to_name(record)) for line, record in enumerate(dataset, start=1)
+    )
 
 
 def _label_names(dataset: Any, label_field: str | None) -> Callable[[dict[str, Any]], Row]:

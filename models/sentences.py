@@ -111,8 +111,10 @@ def _ends_sentence(text: str, match: re.Match[str], line_start: int) -> bool:
     if not token:
         return True
     if _ABBREVIATION.fullmatch(token):
-        return not glued and token in _ERAS and bool(
-            _NUMBER_BEFORE.search(text, max(0, token_start - 8), token_start)
+        return (
+            not glued
+            and token in _ERAS
+            and bool(_NUMBER_BEFORE.search(text, max(0, token_start - 8), token_start))
         )
     if token.lower() in _TITLES:
         return False

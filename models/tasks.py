@@ -13,7 +13,8 @@ TASKS = ("topic", "summary", "stance")
 
 TOPIC_LABELS = ("culture", "economy", "internationalNews", "middleEast", "sport", "technology")
 STANCE_LABELS = ("agree", "disagree", "discuss", "unrelated")
-# The coarse topic labels (the topic data's ``label_coarse``): both news-of-the-world labels fold into politics.
+# The coarse topic labels (the topic data's ``label_coarse``):
+# both news-of-the-world labels fold into politics.
 TOPIC_COARSE = {"internationalNews": "politics", "middleEast": "politics"}
 
 

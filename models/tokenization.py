@@ -22,7 +22,11 @@ PROBE = "أَحْمَدُ إلى ــ المدرسة ٣٤ ۵ https://a.b/c info@
 def stored_normalization(model_dir: str | Path) -> NormalizerConfig:
     """The normalisation a base recorded beside its tokenizer (defaults for hub models)."""
     path = Path(model_dir) / NORMALIZATION_FILE
-    return NormalizerConfig.from_dict(json.loads(path.read_text())) if path.is_file() else NormalizerConfig()
+    return (
+        NormalizerConfig.from_dict(json.loads(path.read_text()))
+        if path.is_file()
+        else NormalizerConfig()
+    )
 
 
 def applies_normalization(tokenizer: PreTrainedTokenizerBase, config: NormalizerConfig) -> bool:
@@ -30,7 +34,9 @@ def applies_normalization(tokenizer: PreTrainedTokenizerBase, config: Normalizer
     return tokenizer.tokenize(PROBE) == tokenizer.tokenize(normalize(PROBE, config))
 
 
-def ensure_normalization(tokenizer: PreTrainedTokenizerBase, config: NormalizerConfig) -> PreTrainedTokenizerBase:
+def ensure_normalization(
+    tokenizer: PreTrainedTokenizerBase, config: NormalizerConfig
+) -> PreTrainedTokenizerBase:
     """Prepend the project's normaliser unless the tokenizer already applies it."""
     if applies_normalization(tokenizer, config):
         return tokenizer

@@ -43,8 +43,12 @@ def encode_windows(
     """
     if first is not None:
         first = _fit_first(tokenizer, first, (max_length - stride) // 2 - 2)
-    kwargs = dict(truncation="only_second" if first is not None else True, max_length=max_length,
-                  stride=stride, return_overflowing_tokens=True)
+    kwargs = dict(
+        truncation="only_second" if first is not None else True,
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+    )
     enc = tokenizer(first, texts, **kwargs) if first is not None else tokenizer(texts, **kwargs)
     mapping = enc["overflow_to_sample_mapping"]
     keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
@@ -64,7 +68,10 @@ def encode_windows(
 def _fit_first(tokenizer: PreTrainedTokenizerBase, first: list[str], cap: int) -> list[str]:
     """Each first segment, cut to at most ``cap`` tokens (others are returned as they are)."""
     ids = tokenizer(first, add_special_tokens=False)["input_ids"]
-    return [text if len(tokens) <= cap else tokenizer.decode(tokens[:cap]) for text, tokens in zip(first, ids)]
+    return [
+        text if len(tokens) <= cap else tokenizer.decode(tokens[:cap])
+        for text, tokens in zip(first, ids)
+    ]
 
 
 def pool_logits(window_logits: np.ndarray, doc_index: np.ndarray, n_docs: int) -> np.ndarray:
@@ -133,7 +140,9 @@ def encode_sentence_windows(
         if current[2] and len(windows) < max_windows:
             windows.append(current)
         for ids, sentence_ids, index in windows:
-            out.features.append({"input_ids": ids, "attention_mask": [1] * len(ids), "sentence_ids": sentence_ids})
+            out.features.append(
+                {"input_ids": ids, "attention_mask": [1] * len(ids), "sentence_ids": sentence_ids}
+            )
             out.sentence_index.append(index)
             doc_index.append(d)
         out.dropped.append(dropped)

@@ -34,7 +34,9 @@ ARABIC_SENTENCES = [
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -75,8 +77,15 @@ def tiny_base(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_base")
     tokenizer = train_tokenizer(ARABIC_SENTENCES * 20, vocab_size=400, min_frequency=1)
     save_tokenizer(tokenizer, out, NormalizerConfig())
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     BertModel(config).save_pretrained(out)
     return out
 
@@ -97,5 +106,10 @@ def tiny_bundle(tiny_base, tmp_path_factory) -> Path:
     }
     model = AkhbarModel(AutoModel.from_pretrained(tiny_base), {t: s.head for t, s in tasks.items()})
     out = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
-    save_bundle(out, model, AutoTokenizer.from_pretrained(tiny_base), BundleSettings(tasks=tasks, base_model=str(tiny_base)))
+    save_bundle(
+        out,
+        model,
+        AutoTokenizer.from_pretrained(tiny_base),
+        BundleSettings(tasks=tasks, base_model=str(tiny_base)),
+    )
     return out

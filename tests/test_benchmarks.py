@@ -1,4 +1,4 @@
-"""The benchmark harness's pure parts (benchmarks/, issue 7): FLOP counting, the batch-size
+"""The benchmark harness's pure parts (benchmarks/): FLOP counting, the batch-size
 histogram, the headline figures and the table. The stages themselves run in `make bench`."""
 
 from __future__ import annotations
@@ -22,38 +22,101 @@ def test_encoder_flops_counts_projections_ffn_and_attention():
 
 
 def test_batch_sizes_are_the_histogram_difference():
-    before = {"le=1.0": 2, "le=2.0": 2, "le=4.0": 2, "le=8.0": 2, "le=+Inf": 2, "sum": 2, "count": 2}
-    after = {"le=1.0": 3, "le=2.0": 4, "le=4.0": 4, "le=8.0": 6, "le=+Inf": 6, "sum": 2 + 1 + 2 + 7 + 8, "count": 6}
+    before = {
+        "le=1.0": 2,
+        "le=2.0": 2,
+        "le=4.0": 2,
+        "le=8.0": 2,
+        "le=+Inf": 2,
+        "sum": 2,
+        "count": 2,
+    }
+    after = {
+        "le=1.0": 3,
+        "le=2.0": 4,
+        "le=4.0": 4,
+        "le=8.0": 6,
+        "le=+Inf": 6,
+        "sum": 2 + 1 + 2 + 7 + 8,
+        "count": 6,
+    }
     got = service.batch_sizes(before, after)
-    assert got == {"available": True, "batches": 4, "requests": 18, "mean_batch_size": 4.5,
-                   "sizes": {"1": 1, "2": 1, "5-8": 2}}
+    assert got == {
+        "available": True,
+        "batches": 4,
+        "requests": 18,
+        "mean_batch_size": 4.5,
+        "sizes": {"1": 1, "2": 1, "5-8": 2},
+    }
     assert service.batch_sizes({}, {}) == {"available": False}
 
 
 def test_headline_figures_and_table():
-    phase = {"concurrency": 16, "requests": 2, "ok": 2, "errors": {}, "wall_s": 1.0, "articles_per_s": 2.0,
-             "latency_ms": {"p50": 50.0, "p95": 60.0, "p99": 61.0}, "client_cpu_share_of_one_core": 0.1,
-             "server_cpu_cores": 1.9, "batches": {"available": False},
-             "results": [{"i": 0, "status": 200, "topic": "sport", "stances": ["agree"], "summary": [0, 2]},
-                         {"i": 1, "status": 200, "topic": "economy", "stances": [], "summary": [1]}]}
+    phase = {
+        "concurrency": 16,
+        "requests": 2,
+        "ok": 2,
+        "errors": {},
+        "wall_s": 1.0,
+        "articles_per_s": 2.0,
+        "latency_ms": {"p50": 50.0, "p95": 60.0, "p99": 61.0},
+        "client_cpu_share_of_one_core": 0.1,
+        "server_cpu_cores": 1.9,
+        "batches": {"available": False},
+        "results": [
+            {"i": 0, "status": 200, "topic": "sport", "stances": ["agree"], "summary": [0, 2]},
+            {"i": 1, "status": 200, "topic": "economy", "stances": [], "summary": [1]},
+        ],
+    }
     results = {
-        "service": {"startup_s": 5.0, "workers": [{"precision": "bf16", "torch_threads": 1}] * 2, "phases": {"c1_median": phase, "c16": phase}},
-        "naive": {"articles": 2, "wall_s": 4.0, "articles_per_s": 0.5, "latency_ms": phase["latency_ms"],
-                  "torch_threads": 2, "forward_passes": {"per_article_mean": 3.0, "articles_with_exactly_3": 2},
-                  "results": [{"i": 0, "topic": "sport", "stances": ["agree"], "summary": [0, 2]},
-                              {"i": 1, "topic": "sport", "stances": [], "summary": [0]}]},
-        "gemm": {"size": 8, "threads": 2, "seconds_each": 1, "fp32": {"available": True, "gflops": 100.0, "best_gflops": 110.0},
-                 "bf16": {"available": False, "note": "n/a"}, "int8": {"available": False, "note": "n/a"}},
-        "flops": {"articles": [{"flops": 30e9, "tokens": {"topic": 10}}, {"flops": 10e9, "tokens": {"topic": 30}}],
-                  "median_article": {"flops": 20e9}},
+        "service": {
+            "startup_s": 5.0,
+            "workers": [{"precision": "bf16", "torch_threads": 1}] * 2,
+            "phases": {"c1_median": phase, "c16": phase},
+        },
+        "naive": {
+            "articles": 2,
+            "wall_s": 4.0,
+            "articles_per_s": 0.5,
+            "latency_ms": phase["latency_ms"],
+            "torch_threads": 2,
+            "forward_passes": {"per_article_mean": 3.0, "articles_with_exactly_3": 2},
+            "results": [
+                {"i": 0, "topic": "sport", "stances": ["agree"], "summary": [0, 2]},
+                {"i": 1, "topic": "sport", "stances": [], "summary": [0]},
+            ],
+        },
+        "gemm": {
+            "size": 8,
+            "threads": 2,
+            "seconds_each": 1,
+            "fp32": {"available": True, "gflops": 100.0, "best_gflops": 110.0},
+            "bf16": {"available": False, "note": "n/a"},
+            "int8": {"available": False, "note": "n/a"},
+        },
+        "flops": {
+            "articles": [
+                {"flops": 30e9, "tokens": {"topic": 10}},
+                {"flops": 10e9, "tokens": {"topic": 30}},
+            ],
+            "median_article": {"flops": 20e9},
+        },
     }
     summary = run.summarize(results, "fp32")
     assert summary["service_vs_naive"] == 4.0
     assert summary["p50_ms_c1"] == 50.0
     assert summary["fraction_of_limit"] == 0.4  # 40 GFLOP in 1 s against 100 GFLOP/s
-    assert summary["service_naive_agreement"] == {"articles": 2, "topic": 0.5, "stance": 1.0, "summary": 0.5}
-    assert run.targets(summary)["service_vs_naive"] == {"value": 4.0, "target": ">= 5.0", "met": False}
-
+    assert summary["service_naive_agreement"] == {
+        "articles": 2,
+        "topic": 0.5,
+        "stance": 1.0,
+        "summary": 0.5,
+    }
+    assert run.targets(summary)["service_vs_naive"] == {
+        "value": 4.0,
+        "target": ">= 5.0",
+        "met": False,
+    }
 
 
 def test_the_service_stage_resolves_each_workers_runtime_from_the_servers_environment(monkeypatch):
@@ -63,4 +126,6 @@ def test_the_service_stage_resolves_each_workers_runtime_from_the_servers_enviro
     server_env = {"AKHBAR_PRECISION": "int8", "AKHBAR_WORKERS": "2", "AKHBAR_TORCH_THREADS": "3"}
     assert service._workers(server_env) == [{"precision": "int8", "torch_threads": 3}] * 2
     cores = len(os.sched_getaffinity(0))
-    assert service._workers({"AKHBAR_PRECISION": "fp32"}) == [{"precision": "fp32", "torch_threads": cores}]
+    assert service._workers({"AKHBAR_PRECISION": "fp32"}) == [
+        {"precision": "fp32", "torch_threads": cores}
+    ]

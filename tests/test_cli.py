@@ -74,7 +74,9 @@ def test_unknown_command_is_named():
 
 
 def test_score_rejects_bad_summary_sentences_from_console_script():
-    result = run("score", "--input", "in.jsonl", "--output", "out.jsonl", "--summary-sentences", "0")
+    result = run(
+        "score", "--input", "in.jsonl", "--output", "out.jsonl", "--summary-sentences", "0"
+    )
     assert result.returncode == 2
     assert "--summary-sentences" in result.stderr
     assert "Traceback" not in result.stderr
@@ -140,10 +142,14 @@ def test_score_defaults():
     assert args.batch_size >= 1 and not args.resume
 
 
-# --- score, serve, models: one flag style, usage errors, the real defaults in the help -------------
+# --- score, serve, models: one flag style, usage errors, the real defaults in the help ------------
 # parse_args parses and checks a command line without running anything.
 
-SERVING_PARSERS = {"score": batch.build_parser, "serve": serve.build_parser, "models": store.build_parser}
+SERVING_PARSERS = {
+    "score": batch.build_parser,
+    "serve": serve.build_parser,
+    "models": store.build_parser,
+}
 
 
 def _flag_actions(parser):
@@ -163,14 +169,19 @@ def test_serving_flags_are_kebab_case_and_their_help_gives_the_default(name):
     for prog, action in actions:
         for flag in action.option_strings:
             assert "_" not in flag, f"{prog} {flag}"
-        assert action.help and ("default" in action.help or action.required), f"{prog} {action.option_strings}"
+        assert action.help and ("default" in action.help or action.required), (
+            f"{prog} {action.option_strings}"
+        )
 
 
-@pytest.mark.parametrize(("parse", "argv"), [
-    (batch.parse_args, ["--input", "a.jsonl", "--output", "b.jsonl", "--bogus"]),
-    (serve.parse_args, ["--bogus"]),
-    (store.parse_args, ["list", "--bogus"]),
-])
+@pytest.mark.parametrize(
+    ("parse", "argv"),
+    [
+        (batch.parse_args, ["--input", "a.jsonl", "--output", "b.jsonl", "--bogus"]),
+        (serve.parse_args, ["--bogus"]),
+        (store.parse_args, ["list", "--bogus"]),
+    ],
+)
 def test_serving_unknown_flag_prints_the_usage_and_exits_2(parse, argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse(argv)
@@ -180,25 +191,46 @@ def test_serving_unknown_flag_prints_the_usage_and_exits_2(parse, argv, capsys):
 
 
 def test_score_accepts_snake_case_flags_as_hidden_aliases():
-    args = batch.parse_args(cli.kebab_flags(["--input", "a.jsonl", "--output", "b.jsonl", "--summary_sentences", "3",
-                                             "--id_field=doc_id"]))
+    args = batch.parse_args(
+        cli.kebab_flags(
+            [
+                "--input",
+                "a.jsonl",
+                "--output",
+                "b.jsonl",
+                "--summary_sentences",
+                "3",
+                "--id_field=doc_id",
+            ]
+        )
+    )
     assert (args.summary_sentences, args.id_field) == (3, "doc_id")
-    assert "summary_sentences" not in batch.build_parser().format_help().replace("summary_sentences field", "")
+    assert "summary_sentences" not in batch.build_parser().format_help().replace(
+        "summary_sentences field", ""
+    )
 
 
 def test_serving_parse_args_run_nothing(tmp_path):
-    args = batch.parse_args(["--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "out.jsonl")])
+    args = batch.parse_args(
+        ["--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "out.jsonl")]
+    )
     assert args.input.endswith("missing.jsonl") and not (tmp_path / "out.jsonl").exists()
     assert serve.parse_args(["--port", "8080"]).port == 8080
     assert store.parse_args(["promote", "akhbar-topic:v1", "--task", "topic"]).task == ["topic"]
 
 
-@pytest.mark.parametrize(("extra", "why"), [
-    (["--rejects", "bad.jsonl", "--resume"], "cannot be read back"),
-    (["--rejects", "bad.jsonl", "--engine", "ray"], "Ray prints its workers' log lines on standard output"),
-    ([], "needs --rejects PATH"),
-    (["--rejects", "-"], "--rejects must name a file of its own"),
-])
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        (["--rejects", "bad.jsonl", "--resume"], "cannot be read back"),
+        (
+            ["--rejects", "bad.jsonl", "--engine", "ray"],
+            "Ray prints its workers' log lines on standard output",
+        ),
+        ([], "needs --rejects PATH"),
+        (["--rejects", "-"], "--rejects must name a file of its own"),
+    ],
+)
 def test_score_to_standard_output_refuses_what_cannot_work_and_says_why(extra, why, capsys):
     with pytest.raises(SystemExit) as exit_info:
         batch.parse_args(["--input", "in.jsonl", "--output", "-", *extra])
@@ -235,7 +267,9 @@ TRAINING_COMMANDS = ["train", "pretrain", "evaluate"]
 
 
 def test_train_unknown_flag_is_a_usage_error_not_a_traceback():
-    result = run("train", "topic", "--tfidf_fusion")  # the flag the README used to name (it is --fusion)
+    result = run(
+        "train", "topic", "--tfidf_fusion"
+    )  # the flag the README used to name (it is --fusion)
     assert result.returncode == 2
     assert result.stderr.startswith("usage: akhbar train") and "--tfidf-fusion" in result.stderr
     assert "Traceback" not in result.stderr
@@ -266,27 +300,50 @@ def test_snake_case_flags_are_accepted_by_akhbar_train(monkeypatch, tmp_path, ca
         return SimpleNamespace(metrics={"steps": 0}, bundle=tmp_path / "bundle")
 
     monkeypatch.setattr("akhbar.training.finetune.run", fake_run)
-    assert cli.main(["train", "topic,summary", "--max_steps", "5", "--base_model", "b", "--output_dir", str(tmp_path),
-                     "--skip_bad"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "topic,summary",
+                "--max_steps",
+                "5",
+                "--base_model",
+                "b",
+                "--output_dir",
+                str(tmp_path),
+                "--skip_bad",
+            ]
+        )
+        == 0
+    )
     [cfgs] = runs
     assert [c.task for c in cfgs] == ["topic", "summary"]
     # --output-dir is honoured with several tasks, whatever its spelling.
-    assert all((c.max_steps, c.base_model, c.output_dir, c.skip_bad) == (5, "b", str(tmp_path), True) for c in cfgs)
+    assert all(
+        (c.max_steps, c.base_model, c.output_dir, c.skip_bad) == (5, "b", str(tmp_path), True)
+        for c in cfgs
+    )
     assert f"bundle written to {tmp_path / 'bundle'}" in capsys.readouterr().err
 
 
 def test_snake_case_flags_parse_for_pretrain_and_evaluate():
     from akhbar.training import evaluate, pretrain
 
-    cfg = pretrain.parse_args(cli.kebab_flags(["--max_steps", "5", "--embedding_init", "word2vec", "--compile", "false"]))
+    cfg = pretrain.parse_args(
+        cli.kebab_flags(["--max_steps", "5", "--embedding_init", "word2vec", "--compile", "false"])
+    )
     assert (cfg.max_steps, cfg.embedding_init, cfg.compile) == (5, "word2vec", False)
-    args = evaluate.parse_args(cli.kebab_flags(["summary", "--data", "d", "--report", "r", "--summary_sentences", "3"]))
+    args = evaluate.parse_args(
+        cli.kebab_flags(["summary", "--data", "d", "--report", "r", "--summary_sentences", "3"])
+    )
     assert (args.task, args.summary_sentences) == ("summary", 3)
 
 
 # The settings dataclass whose fields are a command's flags (evaluate's flags are plain argparse).
-SETTINGS = {"train": ("akhbar.training.finetune_config", "FinetuneConfig"),
-            "pretrain": ("akhbar.training.pretrain", "PretrainConfig")}
+SETTINGS = {
+    "train": ("akhbar.training.finetune_config", "FinetuneConfig"),
+    "pretrain": ("akhbar.training.pretrain", "PretrainConfig"),
+}
 
 
 @pytest.mark.parametrize("name", TRAINING_COMMANDS)
@@ -298,13 +355,17 @@ def test_help_documents_every_flag_with_its_default(name):
             continue
         assert action.help, f"akhbar {name}: {action.option_strings or action.dest} has no help"
         if action.option_strings:
-            assert all("_" not in o for o in action.option_strings), action.option_strings  # kebab-case only
+            assert all("_" not in o for o in action.option_strings), (
+                action.option_strings
+            )  # kebab-case only
             assert "(default: " in action.help or "(required)" in action.help, action.option_strings
             assert action.option_strings[0] in text
     module, cls = SETTINGS.get(name, (None, None))
     for f in dataclasses.fields(getattr(importlib.import_module(module), cls)) if module else ():
         if f.name != "task":  # akhbar train's positional TASK[,TASK...]
-            assert "--" + f.name.replace("_", "-") in text, f"--{f.name} missing from akhbar {name} --help"
+            assert "--" + f.name.replace("_", "-") in text, (
+                f"--{f.name} missing from akhbar {name} --help"
+            )
 
 
 def test_train_usage_shows_the_task_positional(capsys):
@@ -312,4 +373,8 @@ def test_train_usage_shows_the_task_positional(capsys):
         cli.main(["train", "--help"])
     assert caught.value.code == 0
     usage = capsys.readouterr().out.splitlines()[0]
-    assert usage.startswith("usage: akhbar train") and "TASK[,TASK...]" in usage and "--task" not in usage
+    assert (
+        usage.startswith("usage: akhbar train")
+        and "TASK[,TASK...]" in usage
+        and "--task" not in usage
+    )

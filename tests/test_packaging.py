@@ -99,8 +99,19 @@ def test_wheel_holds_only_the_akhbar_namespace(wheel):
     ):
         assert required in names, f"{required} missing from {wheel.name}"
     # The developer tools (tools/: fuzz, load test, demo...) run from the checkout, never installed.
-    tools = [n for n in names if n.rsplit("/", 1)[-1] in {"fuzz.py", "loadtest.py", "locustfile.py",
-                                                            "localserver.py", "demo.py", "batch_bench.py"}]
+    tools = [
+        n
+        for n in names
+        if n.rsplit("/", 1)[-1]
+        in {
+            "fuzz.py",
+            "loadtest.py",
+            "locustfile.py",
+            "localserver.py",
+            "demo.py",
+            "batch_bench.py",
+        }
+    ]
     assert not tools, f"developer tools in the wheel: {tools}"
     assert not any(n.startswith("tests/") or "/tests/" in n for n in names)
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "LICENSE not shipped"
@@ -156,8 +167,8 @@ def test_the_wheels_imports_keep_the_contracts(unpacked, tmp_path):
     serving apart, models/ beneath both, HTTP and batch on the scoring core, no cycles."""
     env = dict(os.environ, PYTHONPATH=str(unpacked))  # the wheel's akhbar before the editable one
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "lint-imports"), "--config", str(REPO / "pyproject.toml"),
-         "--no-cache"],
+        [str(Path(sys.executable).parent / "lint-imports"),
+         "--config", str(REPO / "pyproject.toml"), "--no-cache"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -217,7 +228,9 @@ def test_the_bentos_requirements_are_the_runtime_dependencies_at_the_tested_vers
     import tomllib
 
     constraints, serve = _pins(REPO / "constraints.txt"), _pins(REPO / "requirements-serve.txt")
-    assert {n: v for n, v in serve.items() if constraints.get(n) != v} == {}, "regenerate: make requirements-serve.txt"
+    assert {n: v for n, v in serve.items() if constraints.get(n) != v} == {}, (
+        "regenerate: make requirements-serve.txt"
+    )
     runtime = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {_normalised(re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0]) for d in runtime}
     assert names <= set(serve), sorted(names - set(serve))

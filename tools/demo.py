@@ -54,16 +54,22 @@ def stop(server: subprocess.Popen) -> None:
 def show(result: dict) -> str:
     """A readable rendering of one /analyze result."""
     topic = result["topic"]
-    lines = [f"Article {result['id']}",
-             f"  topic: {topic['label']} (p = {topic['scores'][topic['label']]:.2f}"
-             f"{', low confidence' if topic['low_confidence'] else ''})",
-             "  summary:"]
-    for sentence, (start, end) in zip(result["summary"]["sentences"], result["summary"]["offsets"], strict=True):
+    lines = [
+        f"Article {result['id']}",
+        f"  topic: {topic['label']} (p = {topic['scores'][topic['label']]:.2f}"
+        f"{', low confidence' if topic['low_confidence'] else ''})",
+        "  summary:",
+    ]
+    for sentence, (start, end) in zip(
+        result["summary"]["sentences"], result["summary"]["offsets"], strict=True
+    ):
         lines.append(f"    [{start}-{end}] {sentence}")
     for stance in result["stances"]:
         lines.append(f"  claim: {stance['claim']}")
-        lines.append(f"    stance: {stance['label']} (p = {stance['scores'][stance['label']]:.2f}"
-                     f"{', low confidence' if stance['low_confidence'] else ''})")
+        lines.append(
+            f"    stance: {stance['label']} (p = {stance['scores'][stance['label']]:.2f}"
+            f"{', low confidence' if stance['low_confidence'] else ''})"
+        )
         for ev in stance["evidence"][:2]:
             lines.append(f"    evidence [{ev['start']}-{ev['end']}]: {ev['text']}")
     lines.append(f"  warnings: {', '.join(result['warnings']) or 'none'}")
@@ -72,19 +78,29 @@ def show(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=3000, help="Port for the demo server (default 3000).")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.demo", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--port", type=int, default=3000, help="Port for the demo server (default 3000)."
+    )
     args = parser.parse_args(argv)
     url = f"http://127.0.0.1:{args.port}"
-    print(f"demo: starting the service on {url} (model loading takes a few seconds) ...", flush=True)
+    print(
+        f"demo: starting the service on {url} (model loading takes a few seconds) ...", flush=True
+    )
     server = subprocess.Popen([sys.executable, "-m", "akhbar", "serve", "--port", str(args.port)])
     try:
         if not wait_ready(url, server):
-            print("demo: the service did not become ready; see its messages above.", file=sys.stderr)
+            print(
+                "demo: the service did not become ready; see its messages above.", file=sys.stderr
+            )
             return 1
         import bentoml
 
-        with bentoml.SyncHTTPClient(url, token=os.environ.get("AKHBAR_API_TOKEN") or None, timeout=120) as client:
+        with bentoml.SyncHTTPClient(
+            url, token=os.environ.get("AKHBAR_API_TOKEN") or None, timeout=120
+        ) as client:
             answer = client.analyze(articles=[SAMPLE_ARTICLE])
         print()
         print(SAMPLE_ARTICLE["title"])

@@ -1,5 +1,5 @@
 """``make fuzz``: throw generated and hand-made bad input at the live service and check that
-it answers every request as promised (issue 8).
+it answers every request as promised (serving/README.md, Reliability).
 
 Two sources of requests, for every API route of the OpenAPI document (``/docs.json``):
 
@@ -113,7 +113,7 @@ class Record:
 
 def _text(n: int, prefix: str = MARKER) -> str:
     """Arabic text of exactly ``n`` characters (real sentences, repeated)."""
-    body = (prefix + " " + " ".join(SENTENCES * (n // 100 + 1)))
+    body = prefix + " " + " ".join(SENTENCES * (n // 100 + 1))
     return body[:n]
 
 
@@ -121,26 +121,59 @@ def battery(limits: ServiceSettings) -> list[Record]:
     """Good and bad records for the service's ``limits``; ids are ``b-<n>``."""
     t, c = limits.scoring.max_text_chars, limits.scoring.max_claim_chars
     good = [
-        ("plain Arabic article with a claim", {"text": GOOD_TEXT, "title": "افتتاح مستشفى", "claims": [GOOD_CLAIM]}),
-        ("NUL and control characters", {"text": f"نص\x00 عربي\x01\x07\x1b[31m\x7f {GOOD_TEXT}\x0b\x0c",
-                                        "claims": [f"ادعاء\x00 {MARKER}"]}),
+        (
+            "plain Arabic article with a claim",
+            {"text": GOOD_TEXT, "title": "افتتاح مستشفى", "claims": [GOOD_CLAIM]},
+        ),
+        (
+            "NUL and control characters",
+            {
+                "text": f"نص\x00 عربي\x01\x07\x1b[31m\x7f {GOOD_TEXT}\x0b\x0c",
+                "claims": [f"ادعاء\x00 {MARKER}"],
+            },
+        ),
         ("text of one NUL", {"text": "\x00", "claims": [GOOD_CLAIM]}),
-        ("right-to-left and left-to-right marks and overrides",
-         {"text": f"\u200f\u202e{GOOD_TEXT}\u202c\u200e \u2067English\u2069 \u061c١٢٣ 123",
-          "title": "\u200fعنوان\u200e", "claims": [f"\u202b{GOOD_CLAIM}\u202c"]}),
+        (
+            "right-to-left and left-to-right marks and overrides",
+            {
+                "text": f"\u200f\u202e{GOOD_TEXT}\u202c\u200e \u2067English\u2069 \u061c١٢٣ 123",
+                "title": "\u200fعنوان\u200e",
+                "claims": [f"\u202b{GOOD_CLAIM}\u202c"],
+            },
+        ),
         ("only right-to-left marks", {"text": "\u200f\u200f\u200e", "claims": ["\u200f"]}),
-        ("mixed scripts, emoji and combining marks",
-         {"text": f"{GOOD_TEXT} Breaking: שלום 你好 Привет 👩🏽‍💻🇪🇬 e\u0301 ﷺ ﻻ", "claims": [f"{MARKER} 😀 claim"]}),
+        (
+            "mixed scripts, emoji and combining marks",
+            {
+                "text": f"{GOOD_TEXT} Breaking: שלום 你好 Привет 👩🏽‍💻🇪🇬 e\u0301 ﷺ ﻻ",
+                "claims": [f"{MARKER} 😀 claim"],
+            },
+        ),
         ("Arabic diacritics and tatweel only", {"text": "ًٌٍَُِّْـــــ", "claims": ["ـــ"]}),
-        ("English only", {"text": f"{MARKER} The ministry opened a new hospital today.", "claims": ["A claim."]}),
-        ("text, title and the number of claims exactly at the limits",
-         {"text": _text(t), "title": _text(t), "claims": [GOOD_CLAIM] * limits.scoring.max_claims}),
+        (
+            "English only",
+            {"text": f"{MARKER} The ministry opened a new hospital today.", "claims": ["A claim."]},
+        ),
+        (
+            "text, title and the number of claims exactly at the limits",
+            {
+                "text": _text(t),
+                "title": _text(t),
+                "claims": [GOOD_CLAIM] * limits.scoring.max_claims,
+            },
+        ),
         ("a claim as long as the claim limit", {"text": GOOD_TEXT, "claims": [_text(c)]}),
-        ("one long line without punctuation", {"text": ("كلمة " * (t // 5))[:t].strip(), "claims": [GOOD_CLAIM]}),
+        (
+            "one long line without punctuation",
+            {"text": ("كلمة " * (t // 5))[:t].strip(), "claims": [GOOD_CLAIM]},
+        ),
         ("many newlines", {"text": "\n" * 50 + GOOD_TEXT + "\r\n" * 50, "claims": [GOOD_CLAIM]}),
         ("a huge integer id", {"id": 10**30, "text": GOOD_TEXT, "claims": [GOOD_CLAIM]}),
         ("a negative integer id", {"id": -7, "text": GOOD_TEXT, "claims": [GOOD_CLAIM]}),
-        ("an id with right-to-left marks", {"id": f"\u200fb-{MARKER}", "text": GOOD_TEXT, "claims": [GOOD_CLAIM]}),
+        (
+            "an id with right-to-left marks",
+            {"id": f"\u200fb-{MARKER}", "text": GOOD_TEXT, "claims": [GOOD_CLAIM]},
+        ),
         ("a null title", {"text": GOOD_TEXT, "title": None, "claims": [GOOD_CLAIM]}),
     ]
     many = limits.scoring.max_claims + 1
@@ -150,40 +183,127 @@ def battery(limits: ServiceSettings) -> list[Record]:
         ("empty text", {"text": ""}, "text", "field 'text': empty"),
         ("blank text", {"text": " \n\t\u3000 "}, "text", "field 'text': empty"),
         ("text of wrong type (number)", {"text": 42}, "text", "field 'text': expected a string"),
-        ("text of wrong type (list)", {"text": [GOOD_TEXT]}, "text", "field 'text': expected a string"),
-        ("text of wrong type (object)", {"text": {"ar": GOOD_TEXT}}, "text", "field 'text': expected a string"),
-        ("text one character over the limit", {"text": _text(t + 1)}, "text", "(AKHBAR_MAX_TEXT_CHARS)"),
-        ("huge text (100 times the limit)", {"text": _text(100 * t)}, "text", "(AKHBAR_MAX_TEXT_CHARS)"),
-        ("title over the limit", {"text": GOOD_TEXT, "title": _text(t + 1)}, "title", "field 'title'"),
-        ("title of wrong type", {"text": GOOD_TEXT, "title": ["عنوان"]}, "title", "field 'title': expected a string"),
-        ("claims not a list", {"text": GOOD_TEXT, "claims": GOOD_CLAIM}, "claims", "field 'claims'"),
+        (
+            "text of wrong type (list)",
+            {"text": [GOOD_TEXT]},
+            "text",
+            "field 'text': expected a string",
+        ),
+        (
+            "text of wrong type (object)",
+            {"text": {"ar": GOOD_TEXT}},
+            "text",
+            "field 'text': expected a string",
+        ),
+        (
+            "text one character over the limit",
+            {"text": _text(t + 1)},
+            "text",
+            "(AKHBAR_MAX_TEXT_CHARS)",
+        ),
+        (
+            "huge text (100 times the limit)",
+            {"text": _text(100 * t)},
+            "text",
+            "(AKHBAR_MAX_TEXT_CHARS)",
+        ),
+        (
+            "title over the limit",
+            {"text": GOOD_TEXT, "title": _text(t + 1)},
+            "title",
+            "field 'title'",
+        ),
+        (
+            "title of wrong type",
+            {"text": GOOD_TEXT, "title": ["عنوان"]},
+            "title",
+            "field 'title': expected a string",
+        ),
+        (
+            "claims not a list",
+            {"text": GOOD_TEXT, "claims": GOOD_CLAIM},
+            "claims",
+            "field 'claims'",
+        ),
         ("claim of wrong type", {"text": GOOD_TEXT, "claims": [1]}, "claims", "field 'claims'"),
-        ("nested claim list", {"text": GOOD_TEXT, "claims": [[GOOD_CLAIM]]}, "claims", "field 'claims'"),
+        (
+            "nested claim list",
+            {"text": GOOD_TEXT, "claims": [[GOOD_CLAIM]]},
+            "claims",
+            "field 'claims'",
+        ),
         ("blank claim", {"text": GOOD_TEXT, "claims": [" \t "]}, "claims", "field 'claims'"),
-        ("one claim over the claim limit", {"text": GOOD_TEXT, "claims": [GOOD_CLAIM] * many}, "claims",
-         "(AKHBAR_MAX_CLAIMS)"),
-        ("10,000 claims", {"text": GOOD_TEXT, "claims": [GOOD_CLAIM] * 10_000}, "claims", "10000 claims"),
-        ("claim over the claim length limit", {"text": GOOD_TEXT, "claims": [_text(c + 1)]}, "claims",
-         "(AKHBAR_MAX_CLAIM_CHARS)"),
+        (
+            "one claim over the claim limit",
+            {"text": GOOD_TEXT, "claims": [GOOD_CLAIM] * many},
+            "claims",
+            "(AKHBAR_MAX_CLAIMS)",
+        ),
+        (
+            "10,000 claims",
+            {"text": GOOD_TEXT, "claims": [GOOD_CLAIM] * 10_000},
+            "claims",
+            "10000 claims",
+        ),
+        (
+            "claim over the claim length limit",
+            {"text": GOOD_TEXT, "claims": [_text(c + 1)]},
+            "claims",
+            "(AKHBAR_MAX_CLAIM_CHARS)",
+        ),
         ("id of wrong type (list)", {"id": [1], "text": GOOD_TEXT}, "id", "field 'id'"),
         ("id of wrong type (float)", {"id": 1.5, "text": GOOD_TEXT}, "id", "field 'id'"),
         ("id of wrong type (object)", {"id": {"n": 1}, "text": GOOD_TEXT}, "id", "field 'id'"),
         # Raw lines: what a JSON Lines feed can hold that no Python value dumps to.
-        ("malformed JSON (cut off)", b'{"id": "cut", "text": "' + MARKER.encode() + b' \xd9\x86\xd8\xb5', None,
-         "invalid JSON"),
-        ("malformed JSON (trailing comma)", b'{"text": "' + MARKER.encode() + b'",}', None, "invalid JSON"),
-        ("malformed JSON (single quotes)", b"{'text': '" + MARKER.encode() + b"'}", None, "invalid JSON"),
-        ("invalid UTF-8 bytes", b'{"text": "' + MARKER.encode() + b' \xff\xfe\xc3("}', None, "not UTF-8"),
-        ("overlong UTF-8 encoding of a slash", b'{"text": "\xc0\xaf' + MARKER.encode() + b'"}', None, "not UTF-8"),
-        ("a lone surrogate escape in the text", b'{"text": "' + MARKER.encode() + b' \\ud800 \\udfff"}', None,
-         "invalid Unicode"),
-        ("a lone surrogate escape in a claim", b'{"text": "' + MARKER.encode() + b'", "claims": ["\\udc80"]}', None,
-         "invalid Unicode"),
+        (
+            "malformed JSON (cut off)",
+            b'{"id": "cut", "text": "' + MARKER.encode() + b" \xd9\x86\xd8\xb5",
+            None,
+            "invalid JSON",
+        ),
+        (
+            "malformed JSON (trailing comma)",
+            b'{"text": "' + MARKER.encode() + b'",}',
+            None,
+            "invalid JSON",
+        ),
+        (
+            "malformed JSON (single quotes)",
+            b"{'text': '" + MARKER.encode() + b"'}",
+            None,
+            "invalid JSON",
+        ),
+        (
+            "invalid UTF-8 bytes",
+            b'{"text": "' + MARKER.encode() + b' \xff\xfe\xc3("}',
+            None,
+            "not UTF-8",
+        ),
+        (
+            "overlong UTF-8 encoding of a slash",
+            b'{"text": "\xc0\xaf' + MARKER.encode() + b'"}',
+            None,
+            "not UTF-8",
+        ),
+        (
+            "a lone surrogate escape in the text",
+            b'{"text": "' + MARKER.encode() + b' \\ud800 \\udfff"}',
+            None,
+            "invalid Unicode",
+        ),
+        (
+            "a lone surrogate escape in a claim",
+            b'{"text": "' + MARKER.encode() + b'", "claims": ["\\udc80"]}',
+            None,
+            "invalid Unicode",
+        ),
         ("not an object (a list)", [GOOD_TEXT], "", "not a JSON object"),
         ("not an object (a string)", GOOD_TEXT, "", "not a JSON object"),
         ("not an object (null)", None, "", "not a JSON object"),
     ]
-    records = [Record(name, value, good=True, known_bug=KNOWN_BUGS.get(name, "")) for name, value in good]
+    records = [
+        Record(name, value, good=True, known_bug=KNOWN_BUGS.get(name, "")) for name, value in good
+    ]
     records += [Record(name, value, f, reason) for name, value, f, reason in bad]
     for i, record in enumerate(records):  # a unique id for every object that does not test ids
         if isinstance(record.value, dict) and "id" not in record.value:
@@ -197,8 +317,17 @@ KNOWN_BUGS: dict[str, str] = {}
 
 # Nesting far past any JSON parser's recursion limit: a separate record, sent to the batch
 # scorer only (see tests/serving/test_fuzz.py).
-DEEP_NESTING = Record("claims nested 100,000 deep", b'{"id": "b-deep", "text": "' + MARKER.encode()
-                      + b'", "claims": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None, "invalid JSON")
+DEEP_NESTING = Record(
+    "claims nested 100,000 deep",
+    b'{"id": "b-deep", "text": "'
+    + MARKER.encode()
+    + b'", "claims": '
+    + b"[" * 100_000
+    + b"]" * 100_000
+    + b"}",
+    None,
+    "invalid JSON",
+)
 
 
 @dataclass(frozen=True)
@@ -226,18 +355,45 @@ def raw_requests(limits: ServiceSettings) -> list[Raw]:
         Raw("JSON string", json.dumps(GOOD_TEXT).encode(), 400),
         Raw("articles not a list", b'{"articles": {"text": "x"}}', 400),
         Raw("empty articles list", b'{"articles": []}', 400),
-        Raw("one article over the article limit", ('{"articles": [' + ",".join([one] * (limits.scoring.max_articles + 1))
-                                                   + "]}").encode(), 400),
-        Raw("10,000 articles", ('{"articles": [' + ",".join(['{"text": "نص"}'] * 10_000) + "]}").encode(), 400),
+        Raw(
+            "one article over the article limit",
+            (
+                '{"articles": [' + ",".join([one] * (limits.scoring.max_articles + 1)) + "]}"
+            ).encode(),
+            400,
+        ),
+        Raw(
+            "10,000 articles",
+            ('{"articles": [' + ",".join(['{"text": "نص"}'] * 10_000) + "]}").encode(),
+            400,
+        ),
         Raw("unknown top-level field only", b'{"article": [{"text": "x"}]}', 400),
-        Raw("unknown article field", ('{"articles": [{"text": "' + MARKER + '", "body": "x"}]}').encode(), 400),
+        Raw(
+            "unknown article field",
+            ('{"articles": [{"text": "' + MARKER + '", "body": "x"}]}').encode(),
+            400,
+        ),
         Raw("summary_sentences 0", b'{"articles": [{"text": "x", "summary_sentences": 0}]}', 400),
         Raw("summary_sentences 21", b'{"articles": [{"text": "x", "summary_sentences": 21}]}', 400),
-        Raw("summary_sentences as text", b'{"articles": [{"text": "x", "summary_sentences": "3"}]}', 400),
-        Raw("summary_sentences 2.5", b'{"articles": [{"text": "x", "summary_sentences": 2.5}]}', 400),
-        Raw("summary_max_words negative", b'{"articles": [{"text": "x", "summary_max_words": -1}]}', 400),
+        Raw(
+            "summary_sentences as text",
+            b'{"articles": [{"text": "x", "summary_sentences": "3"}]}',
+            400,
+        ),
+        Raw(
+            "summary_sentences 2.5", b'{"articles": [{"text": "x", "summary_sentences": 2.5}]}', 400
+        ),
+        Raw(
+            "summary_max_words negative",
+            b'{"articles": [{"text": "x", "summary_max_words": -1}]}',
+            400,
+        ),
         Raw("nesting 100,000 deep", b'{"articles": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400),
-        Raw("objects nested 10,000 deep", b'{"articles": [' + b'{"a":' * 10_000 + b"1" + b"}" * 10_000 + b"]}", 400),
+        Raw(
+            "objects nested 10,000 deep",
+            b'{"articles": [' + b'{"a":' * 10_000 + b"1" + b"}" * 10_000 + b"]}",
+            400,
+        ),
         Raw("invalid UTF-8", b'{"articles": [{"text": "\xff\xfe"}]}', 400),
         Raw("UTF-16", ('{"articles": [{"text": "' + MARKER + '"}]}').encode("utf-16"), 400),
         Raw("byte-order mark", b"\xef\xbb\xbf" + ('{"articles": [' + one + "]}").encode(), 400),
@@ -273,7 +429,9 @@ def problem_named(response: Any) -> str | None:
         return f"JSON but not an object: {str(body)[:80]!r}"
     detail = body.get("detail")
     if isinstance(detail, list) and detail:
-        if all(isinstance(d, dict) and isinstance(d.get("loc"), list) and d.get("msg") for d in detail):
+        if all(
+            isinstance(d, dict) and isinstance(d.get("loc"), list) and d.get("msg") for d in detail
+        ):
             return None
         return f"detail without loc/msg: {str(detail)[:120]!r}"
     if isinstance(body.get("error"), str) and body["error"].strip():
@@ -292,7 +450,8 @@ def names_field(response: httpx.Response, field_name: str | None) -> bool:
         return False
     want = ["articles", 0, field_name] if field_name else ["articles", 0]
     return isinstance(detail, list) and any(
-        isinstance(d, dict) and d.get("loc", [])[: len(want)] == want for d in detail)
+        isinstance(d, dict) and d.get("loc", [])[: len(want)] == want for d in detail
+    )
 
 
 @dataclass
@@ -306,10 +465,14 @@ class RouteReport:
     invalid: int = 0  # schema-breaking generated requests (negative mode)
     battery: int = 0
     statuses: Counter = field(default_factory=Counter)
-    failures: list[str] = field(default_factory=list)  # 5xx, hangs, refusals without a named problem
+    failures: list[str] = field(
+        default_factory=list
+    )  # 5xx, hangs, refusals without a named problem
     wrong: list[str] = field(default_factory=list)  # battery entries that got the wrong answer
     known: list[str] = field(default_factory=list)  # battery entries a known bug answers wrongly
-    refused_valid: Counter = field(default_factory=Counter)  # why schema-valid requests were refused
+    refused_valid: Counter = field(
+        default_factory=Counter
+    )  # why schema-valid requests were refused
 
     @property
     def valid_2xx_share(self) -> float:
@@ -324,15 +487,27 @@ class RouteReport:
         return sum(n for s, n in self.statuses.items() if isinstance(s, int) and 400 <= s < 500)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"route": self.route, "requests": self.requests, "valid": self.valid, "valid_2xx": self.valid_2xx,
-                "valid_2xx_share": round(self.valid_2xx_share, 4), "invalid": self.invalid, "battery": self.battery,
-                "2xx": sum(n for s, n in self.statuses.items() if isinstance(s, int) and s < 300),
-                "4xx": self.count_4xx, "5xx": self.count_5xx,
-                "statuses": {str(k): v for k, v in sorted(self.statuses.items(), key=str)},
-                "failures": self.failures[:20], "wrong": self.wrong[:20], "known_bugs": self.known[:20],
-                "refused_valid": dict(self.refused_valid.most_common(10))}
+        return {
+            "route": self.route,
+            "requests": self.requests,
+            "valid": self.valid,
+            "valid_2xx": self.valid_2xx,
+            "valid_2xx_share": round(self.valid_2xx_share, 4),
+            "invalid": self.invalid,
+            "battery": self.battery,
+            "2xx": sum(n for s, n in self.statuses.items() if isinstance(s, int) and s < 300),
+            "4xx": self.count_4xx,
+            "5xx": self.count_5xx,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items(), key=str)},
+            "failures": self.failures[:20],
+            "wrong": self.wrong[:20],
+            "known_bugs": self.known[:20],
+            "refused_valid": dict(self.refused_valid.most_common(10)),
+        }
 
-    def note(self, status: int | str, response: httpx.Response | None, what: str, known_bug: str = "") -> None:
+    def note(
+        self, status: int | str, response: httpx.Response | None, what: str, known_bug: str = ""
+    ) -> None:
         """Count an answer; record a failure for a 5xx, a hang or an unexplained refusal."""
         self.requests += 1
         self.statuses[status] += 1
@@ -359,8 +534,10 @@ class FuzzReport:
             out += [f"{r.route}: {f}" for f in r.failures]
             out += [f"{r.route}: battery {w}" for w in r.wrong]
             if r.valid and r.valid_2xx_share < MIN_VALID_2XX:
-                out.append(f"{r.route}: only {r.valid_2xx}/{r.valid} schema-valid requests got a 2xx "
-                           f"(want {MIN_VALID_2XX:.0%}); refused: {dict(r.refused_valid.most_common(5))}")
+                out.append(
+                    f"{r.route}: only {r.valid_2xx}/{r.valid} schema-valid requests got a 2xx "
+                    f"(want {MIN_VALID_2XX:.0%}); refused: {dict(r.refused_valid.most_common(5))}"
+                )
         if self.ready_after != 200:
             out.append(f"/readyz answered {self.ready_after} after the run")
         if self.marker_in_log:
@@ -368,15 +545,25 @@ class FuzzReport:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"routes": [r.as_dict() for r in self.routes.values()], "ready_after": self.ready_after,
-                "marker_in_log": self.marker_in_log, "seconds": round(self.seconds, 1), "problems": self.problems()}
+        return {
+            "routes": [r.as_dict() for r in self.routes.values()],
+            "ready_after": self.ready_after,
+            "marker_in_log": self.marker_in_log,
+            "seconds": round(self.seconds, 1),
+            "problems": self.problems(),
+        }
 
     def table(self) -> str:
-        lines = ["| route | requests | schema-valid | of them 2xx | schema-breaking | battery | 4xx | 5xx |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines = [
+            "| route | requests | schema-valid | of them 2xx "
+            "| schema-breaking | battery | 4xx | 5xx |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in self.routes.values():
-            lines.append(f"| {r.route} | {r.requests} | {r.valid} | {r.valid_2xx} ({r.valid_2xx_share:.1%}) | "
-                         f"{r.invalid} | {r.battery} | {r.count_4xx} | {r.count_5xx} |")
+            lines.append(
+                f"| {r.route} | {r.requests} | {r.valid} | {r.valid_2xx} ({r.valid_2xx_share:.1%}) "
+                f"| {r.invalid} | {r.battery} | {r.count_4xx} | {r.count_5xx} |"
+            )
         return "\n".join(lines)
 
 
@@ -384,9 +571,17 @@ class FuzzReport:
 # Running
 
 
-def _send(client: httpx.Client, report: RouteReport, what: str, method: str, path: str, *,
-          content: bytes | None = None, headers: dict[str, str] | None = None,
-          known_bug: str = "") -> httpx.Response | None:
+def _send(
+    client: httpx.Client,
+    report: RouteReport,
+    what: str,
+    method: str,
+    path: str,
+    *,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    known_bug: str = "",
+) -> httpx.Response | None:
     try:
         response = client.request(method, path, content=content, headers=headers)
     except httpx.TimeoutException:
@@ -407,14 +602,27 @@ def _article_body(route: str, record: Record) -> bytes:
     return b'{"articles": [' + line + b"]}"
 
 
-def run_battery(client: httpx.Client, route: str, limits: ServiceSettings, report: RouteReport,
-                auth: dict[str, str]) -> None:
+def run_battery(
+    client: httpx.Client,
+    route: str,
+    limits: ServiceSettings,
+    report: RouteReport,
+    auth: dict[str, str],
+) -> None:
     """Every battery record, once, against ``route``."""
     json_headers = {"content-type": "application/json", **auth}
     prefix = ["items", 0, "article"] if route == "/score_batch" else None
     for record in [*battery(limits), DEEP_NESTING]:
-        response = _send(client, report, f"battery {record.name!r}", "POST", route,
-                         content=_article_body(route, record), headers=json_headers, known_bug=record.known_bug)
+        response = _send(
+            client,
+            report,
+            f"battery {record.name!r}",
+            "POST",
+            route,
+            content=_article_body(route, record),
+            headers=json_headers,
+            known_bug=record.known_bug,
+        )
         report.battery += 1
         if response is None:
             continue
@@ -431,22 +639,41 @@ def _wrong_answer(record: Record, response: httpx.Response, prefix: list | None)
         return f"{status}, want 400"
     if prefix is None and not names_field(response, record.field):
         return f"the 400 does not name {record.field!r}: {response.text[:160]!r}"
-    if prefix and record.field is not None and not any(
-            d.get("loc", [])[:3] == prefix for d in response.json().get("detail", [])):
+    if (
+        prefix
+        and record.field is not None
+        and not any(d.get("loc", [])[:3] == prefix for d in response.json().get("detail", []))
+    ):
         return f"the 400 does not name {prefix}: {response.text[:160]!r}"
     return None
 
 
-def _raw_battery(client: httpx.Client, route: str, limits: ServiceSettings, report: RouteReport,
-                 auth: dict[str, str]) -> None:
+def _raw_battery(
+    client: httpx.Client,
+    route: str,
+    limits: ServiceSettings,
+    report: RouteReport,
+    auth: dict[str, str],
+) -> None:
     """Every raw request of the battery, once, against ``route``."""
-    for raw in raw_requests(limits):  # for /score_batch, which takes {"items": [...]}, all are 400s too
+    for raw in raw_requests(
+        limits
+    ):  # for /score_batch, which takes {"items": [...]}, all are 400s too
         path = raw.path or route
-        response = _send(client, report, f"battery {raw.name!r}", raw.method, path, content=raw.body or None,
-                         headers={"content-type": raw.content_type, **auth})
+        response = _send(
+            client,
+            report,
+            f"battery {raw.name!r}",
+            raw.method,
+            path,
+            content=raw.body or None,
+            headers={"content-type": raw.content_type, **auth},
+        )
         report.battery += 1
         if response is not None and response.status_code != raw.status:
-            report.wrong.append(f"{raw.name!r}: {response.status_code}, want {raw.status}: {response.text[:160]!r}")
+            report.wrong.append(
+                f"{raw.name!r}: {response.status_code}, want {raw.status}: {response.text[:160]!r}"
+            )
 
 
 def _load_schema(url: str, auth: dict[str, str]):
@@ -461,18 +688,25 @@ def _load_schema(url: str, auth: dict[str, str]):
     return openapi.from_dict(document)
 
 
-def run_generated(url: str, route: str, count: int, seed: int, report: RouteReport, auth: dict[str, str]) -> None:
+def run_generated(
+    url: str, route: str, count: int, seed: int, report: RouteReport, auth: dict[str, str]
+) -> None:
     """``count`` schemathesis-generated requests to ``route``: positive, then negative mode."""
     from schemathesis import GenerationMode
 
     operation = _load_schema(url, auth)[route]["POST"]
     positive = max(1, round(count * POSITIVE_SHARE))
-    for mode, n in ((GenerationMode.POSITIVE, positive), (GenerationMode.NEGATIVE, count - positive)):
+    for mode, n in (
+        (GenerationMode.POSITIVE, positive),
+        (GenerationMode.NEGATIVE, count - positive),
+    ):
         if n > 0:
             _generated_run(operation, mode, n, seed, url, report, auth)()
 
 
-def _generated_run(operation, mode, n: int, seed: int, url: str, report: RouteReport, auth: dict[str, str]):
+def _generated_run(
+    operation, mode, n: int, seed: int, url: str, report: RouteReport, auth: dict[str, str]
+):
     """A Hypothesis-driven function that sends ``n`` cases of ``mode`` and counts the answers."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
@@ -482,8 +716,14 @@ def _generated_run(operation, mode, n: int, seed: int, url: str, report: RouteRe
     sent = 0
 
     @hypothesis_seed(seed)
-    @settings(max_examples=n, database=None, deadline=None, phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @settings(
+        max_examples=n,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
     @given(operation.as_strategy(generation_mode=mode))
     def send(case) -> None:
         nonlocal sent
@@ -528,9 +768,17 @@ def _why(response) -> str:
         return f"{response.status_code} {response.text[:60]!r}"
 
 
-def run_fuzz(url: str, limits: ServiceSettings, per_route: int = 100, seed: int = 1, *, token: str | None = None,
-             log: Path | None = None, routes: tuple[str, ...] = ROUTES,
-             progress: Callable[[str], None] | None = None) -> FuzzReport:
+def run_fuzz(
+    url: str,
+    limits: ServiceSettings,
+    per_route: int = 100,
+    seed: int = 1,
+    *,
+    token: str | None = None,
+    log: Path | None = None,
+    routes: tuple[str, ...] = ROUTES,
+    progress: Callable[[str], None] | None = None,
+) -> FuzzReport:
     """Fuzz the service at ``url`` (started with ``limits``): ``per_route`` generated requests
     per route plus the battery; then ``/readyz`` and, given the server's ``log``, the marker."""
     started = time.monotonic()
@@ -543,8 +791,10 @@ def run_fuzz(url: str, limits: ServiceSettings, per_route: int = 100, seed: int 
             run_generated(url, route, per_route, seed, report.routes[route], auth)
             if progress:
                 r = report.routes[route]
-                progress(f"{route}: {r.requests} requests, {r.valid_2xx}/{r.valid} valid got 2xx, "
-                         f"{r.count_4xx} 4xx, {r.count_5xx} 5xx")
+                progress(
+                    f"{route}: {r.requests} requests, {r.valid_2xx}/{r.valid} valid got 2xx, "
+                    f"{r.count_4xx} 4xx, {r.count_5xx} 5xx"
+                )
         try:
             report.ready_after = client.get("/readyz", timeout=30).status_code
         except httpx.HTTPError:
@@ -557,11 +807,19 @@ def run_fuzz(url: str, limits: ServiceSettings, per_route: int = 100, seed: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.fuzz", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--per-route", type=int, default=1000, help="Generated requests per route "
-                        "(default 1000), on top of the battery.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.fuzz", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--per-route",
+        type=int,
+        default=1000,
+        help="Generated requests per route (default 1000), on top of the battery.",
+    )
     parser.add_argument("--seed", type=int, default=1, help="Seed of the generator (default 1).")
-    parser.add_argument("--report", type=Path, default=None, help="Also write the counts here as JSON.")
+    parser.add_argument(
+        "--report", type=Path, default=None, help="Also write the counts here as JSON."
+    )
     args = parser.parse_args(argv)
     if args.per_route < 1:
         parser.error(f"--per-route must be at least 1, got {args.per_route}")
@@ -574,19 +832,31 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="akhbar-fuzz-") as tmp:
         log = Path(tmp) / "server.log"
-        print(f"fuzz: starting akhbar serve (limits: {limits.scoring.max_text_chars} characters, "
-              f"{limits.scoring.max_claims} claims, {limits.scoring.max_articles} articles, "
-              f"{limits.max_body_bytes} bytes)", file=sys.stderr)
+        print(
+            f"fuzz: starting akhbar serve (limits: {limits.scoring.max_text_chars} characters, "
+            f"{limits.scoring.max_claims} claims, {limits.scoring.max_articles} articles, "
+            f"{limits.max_body_bytes} bytes)",
+            file=sys.stderr,
+        )
         try:
             with local_server(env, log) as server:
-                report = run_fuzz(server.url, limits, args.per_route, args.seed, token=limits.api_token, log=log,
-                                  progress=lambda line: print(f"fuzz: {line}", file=sys.stderr))
+                report = run_fuzz(
+                    server.url,
+                    limits,
+                    args.per_route,
+                    args.seed,
+                    token=limits.api_token,
+                    log=log,
+                    progress=lambda line: print(f"fuzz: {line}", file=sys.stderr),
+                )
         except RuntimeError as exc:
             print(f"fuzz: {exc}", file=sys.stderr)
             return 1
     print(report.table())
-    print(f"\n{sum(r.requests for r in report.routes.values())} requests in {report.seconds:.0f} s; "
-          f"/readyz afterwards: {report.ready_after}; article text in the log: {report.marker_in_log}")
+    print(
+        f"\n{sum(r.requests for r in report.routes.values())} requests in {report.seconds:.0f} s; "
+        f"/readyz afterwards: {report.ready_after}; article text in the log: {report.marker_in_log}"
+    )
     for route in report.routes.values():
         for line in route.known:
             print(f"KNOWN BUG {route.route}: {line}")

@@ -1,4 +1,4 @@
-"""``make loadtest``: the service under sustained load, as a newsroom would run it (issue 8).
+"""``make loadtest``: the service under sustained load, as a newsroom would run it.
 
 It starts ``akhbar serve`` on a free port of 127.0.0.1 with the models the service would use
 (``AKHBAR_<TASK>_MODEL``, the promoted or the shipped ones) and its own settings, then:
@@ -47,7 +47,9 @@ from akhbar.serving.http.settings import ServiceSettings
 TOPIC_TEST = "topic/ant_v2.1_multisource"
 MAX_MEMORY_GROWTH = 0.10
 SHED_STATUSES = (429, 503)
-TIMED_OUT = 504  # admitted, but not scored within AKHBAR_REQUEST_TIMEOUT: answered, with Retry-After
+TIMED_OUT = (
+    504  # admitted, but not scored within AKHBAR_REQUEST_TIMEOUT: answered, with Retry-After
+)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -65,13 +67,21 @@ def load_articles(limit: int, max_chars: int) -> tuple[list[dict[str, Any]], str
             if len(articles) >= limit:
                 break
             text, title = record["text"][:max_chars], record.get("title")
-            articles.append({"id": str(record.get("id") or record["_line"]), "title": title, "text": text,
-                             "claims": [title] if title and title.strip() else []})
+            articles.append(
+                {
+                    "id": str(record.get("id") or record["_line"]),
+                    "title": title,
+                    "text": text,
+                    "claims": [title] if title and title.strip() else [],
+                }
+            )
         if articles:
             return articles, f"{len(articles)} articles of the topic test split ($AKHBAR_DATA)"
     except (DataError, OSError, ValueError):
         pass
-    return _written_articles(limit, max_chars), f"{limit} project-written articles (no $AKHBAR_DATA)"
+    return _written_articles(
+        limit, max_chars
+    ), f"{limit} project-written articles (no $AKHBAR_DATA)"
 
 
 def _written_articles(limit: int, max_chars: int) -> list[dict[str, Any]]:
@@ -82,8 +92,14 @@ def _written_articles(limit: int, max_chars: int) -> list[dict[str, Any]]:
     for i in range(limit):
         size = 1500 + (i * 997) % 2500  # 1,500-4,000 characters
         text = (" ".join([paragraph] * (size // len(paragraph) + 1)))[: min(size, max_chars)]
-        out.append({"id": f"load-{i}", "title": SAMPLE_ARTICLE["title"], "text": text,
-                    "claims": SAMPLE_ARTICLE["claims"][: 1 + i % 2]})
+        out.append(
+            {
+                "id": f"load-{i}",
+                "title": SAMPLE_ARTICLE["title"],
+                "text": text,
+                "claims": SAMPLE_ARTICLE["claims"][: 1 + i % 2],
+            }
+        )
     return out
 
 
@@ -139,7 +155,8 @@ def read_locust_json(path: Path) -> LoadFigures:
     # Locust rounds times above 100 ms to two significant digits: no percentile above the max.
     figures.p50_ms, figures.p95_ms, figures.p99_ms = (
         min(p, figures.max_ms) if p is not None and figures.max_ms is not None else p
-        for p in (percentile(histogram, q) for q in (0.50, 0.95, 0.99)))
+        for p in (percentile(histogram, q) for q in (0.50, 0.95, 0.99))
+    )
     return figures
 
 
@@ -171,14 +188,44 @@ class MemorySampler(threading.Thread):
 # Phases
 
 
-def run_load(server, articles_file: Path, out: Path, users: int, seconds: int, spawn_rate: int,
-             env: dict[str, str]) -> tuple[LoadFigures, int, str]:
+def run_load(
+    server,
+    articles_file: Path,
+    out: Path,
+    users: int,
+    seconds: int,
+    spawn_rate: int,
+    env: dict[str, str],
+) -> tuple[LoadFigures, int, str]:
     """locust against ``server`` for ``seconds``; its figures, exit status and output tail."""
     locustfile = Path(__file__).with_name("locustfile.py")
-    command = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", server.url,
-               "-u", str(users), "-r", str(spawn_rate), "-t", f"{seconds}s", "--stop-timeout", "30",
-               "--json-file", str(out / "stats"), "--csv", str(out / "run"), "--exit-code-on-error", "1",
-               "--only-summary", "--loglevel", "WARNING"]
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--host",
+        server.url,
+        "-u",
+        str(users),
+        "-r",
+        str(spawn_rate),
+        "-t",
+        f"{seconds}s",
+        "--stop-timeout",
+        "30",
+        "--json-file",
+        str(out / "stats"),
+        "--csv",
+        str(out / "run"),
+        "--exit-code-on-error",
+        "1",
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
     locust_env = {**env, "AKHBAR_LOADTEST_ARTICLES": str(articles_file)}
     with open(out / "locust.log", "wb") as log:
         proc = subprocess.Popen(command, env=locust_env, stdout=log, stderr=subprocess.STDOUT)
@@ -197,7 +244,9 @@ def run_load(server, articles_file: Path, out: Path, users: int, seconds: int, s
 
             with failures.open(encoding="utf-8") as f:
                 for row in csv.DictReader(f):
-                    figures.failure_kinds[row.get("Error", "?")[:120]] = int(row.get("Occurrences", 0) or 0)
+                    figures.failure_kinds[row.get("Error", "?")[:120]] = int(
+                        row.get("Occurrences", 0) or 0
+                    )
     return figures, code, tail
 
 
@@ -209,8 +258,9 @@ class OverloadFigures:
     seconds: float = 0.0
 
 
-def run_overload(url: str, articles: list[dict[str, Any]], count: int, timeout: float,
-                 token: str | None) -> OverloadFigures:
+def run_overload(
+    url: str, articles: list[dict[str, Any]], count: int, timeout: float, token: str | None
+) -> OverloadFigures:
     """``count`` requests at once, each on its own connection; what came back."""
     import asyncio
 
@@ -219,17 +269,23 @@ def run_overload(url: str, articles: list[dict[str, Any]], count: int, timeout: 
 
     async def one(client: httpx.AsyncClient, i: int) -> None:
         try:
-            response = await client.post("/analyze", json={"articles": [articles[i % len(articles)]]})
+            response = await client.post(
+                "/analyze", json={"articles": [articles[i % len(articles)]]}
+            )
             key = str(response.status_code)
-            figures.shed_without_retry_after += (response.status_code in (*SHED_STATUSES, TIMED_OUT)
-                                                 and not response.headers.get("retry-after"))
+            figures.shed_without_retry_after += response.status_code in (
+                *SHED_STATUSES,
+                TIMED_OUT,
+            ) and not response.headers.get("retry-after")
         except httpx.HTTPError as exc:
             key = type(exc).__name__
         figures.statuses[key] = figures.statuses.get(key, 0) + 1
 
     async def burst() -> None:
         limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout, limits=limits) as client:
+        async with httpx.AsyncClient(
+            base_url=url, headers=headers, timeout=timeout, limits=limits
+        ) as client:
             await asyncio.gather(*(one(client, i) for i in range(count)))
 
     started = time.monotonic()
@@ -265,23 +321,31 @@ class LoadReport:
         if self.load.requests == 0:
             out.append("no request was made under load")
         if self.load.failures or self.locust_exit != 0:
-            out.append(f"{self.load.failures} failed request(s) under load (locust exit {self.locust_exit}): "
-                       f"{self.load.failure_kinds}")
+            out.append(
+                f"{self.load.failures} failed request(s) under load (locust exit "
+                f"{self.locust_exit}): {self.load.failure_kinds}"
+            )
         if self.memory_growth is None:
             out.append("no memory figures")
         elif self.memory_growth > MAX_MEMORY_GROWTH:
-            out.append(f"resident memory grew {self.memory_growth:.1%} after the warm-up "
-                       f"({self.rss_warm_mib:.0f} -> {self.rss_end_mib:.0f} MiB)")
+            out.append(
+                f"resident memory grew {self.memory_growth:.1%} after the warm-up "
+                f"({self.rss_warm_mib:.0f} -> {self.rss_end_mib:.0f} MiB)"
+            )
         allowed = ("200", str(TIMED_OUT), *map(str, SHED_STATUSES))
         other = {k: v for k, v in self.overload.statuses.items() if k not in allowed}
         if other:
             out.append(f"overload answers other than 200/429/503/504: {other}")
         if self.overload.shed_without_retry_after:
-            out.append(f"{self.overload.shed_without_retry_after} shed answer(s) without Retry-After")
+            out.append(
+                f"{self.overload.shed_without_retry_after} shed answer(s) without Retry-After"
+            )
         if not any(self.overload.statuses.get(str(s)) for s in SHED_STATUSES):
             out.append("the overload burst was not shed (no 429/503): raise --overload-extra")
         if self.ready_after != 200 or not self.alive_after:
-            out.append(f"afterwards: /readyz {self.ready_after}, server running: {self.alive_after}")
+            out.append(
+                f"afterwards: /readyz {self.ready_after}, server running: {self.alive_after}"
+            )
         return out
 
     def text(self) -> str:
@@ -291,20 +355,24 @@ class LoadReport:
             return "-" if value is None else f"{value:.0f} ms"
 
         growth = "-" if self.memory_growth is None else f"{self.memory_growth:+.1%}"
-        return "\n".join([
-            f"load test: {self.users} users for {self.seconds} s on 127.0.0.1, {self.articles}",
-            "",
-            "| requests | failed | requests/s | p50 | p95 | p99 | max |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
-            f"| {load.requests} | {load.failures} | {load.rps:.1f} | {ms(load.p50_ms)} | {ms(load.p95_ms)} | "
-            f"{ms(load.p99_ms)} | {ms(load.max_ms)} |",
-            "",
-            f"resident memory: {self.rss_warm_mib or 0:.0f} MiB after {self.warmup} s of warm-up, "
-            f"{self.rss_end_mib or 0:.0f} MiB at the end ({growth}), peak {self.rss_peak_mib or 0:.0f} MiB",
-            f"overload: {self.overload.sent} requests at once -> {dict(sorted(self.overload.statuses.items()))} "
-            f"in {self.overload.seconds:.1f} s; shed without Retry-After: {self.overload.shed_without_retry_after}",
-            f"afterwards: /readyz {self.ready_after}, server running: {self.alive_after}",
-        ])
+        return "\n".join(
+            [
+                f"load test: {self.users} users for {self.seconds} s on 127.0.0.1, {self.articles}",
+                "",
+                "| requests | failed | requests/s | p50 | p95 | p99 | max |",
+                "|---:|---:|---:|---:|---:|---:|---:|",
+                f"| {load.requests} | {load.failures} | {load.rps:.1f} | {ms(load.p50_ms)} | "
+                f"{ms(load.p95_ms)} | {ms(load.p99_ms)} | {ms(load.max_ms)} |",
+                "",
+                f"resident memory: {self.rss_warm_mib or 0:.0f} MiB after {self.warmup} s of "
+                f"warm-up, {self.rss_end_mib or 0:.0f} MiB at the end ({growth}), peak "
+                f"{self.rss_peak_mib or 0:.0f} MiB",
+                f"overload: {self.overload.sent} requests at once -> "
+                f"{dict(sorted(self.overload.statuses.items()))} in {self.overload.seconds:.1f} s; "
+                f"shed without Retry-After: {self.overload.shed_without_retry_after}",
+                f"afterwards: /readyz {self.ready_after}, server running: {self.alive_after}",
+            ]
+        )
 
 
 def run(args: argparse.Namespace, env: dict[str, str], settings: ServiceSettings) -> LoadReport:
@@ -320,10 +388,15 @@ def run(args: argparse.Namespace, env: dict[str, str], settings: ServiceSettings
         articles_file.write_text(json.dumps(articles, ensure_ascii=False), encoding="utf-8")
         print(f"loadtest: starting akhbar serve; {source}", file=sys.stderr)
         with local_server(env, out / "server.log") as server:
-            print(f"loadtest: {args.users} users for {args.seconds} s against {server.url}", file=sys.stderr)
+            print(
+                f"loadtest: {args.users} users for {args.seconds} s against {server.url}",
+                file=sys.stderr,
+            )
             sampler = MemorySampler(server)
             sampler.start()
-            load, code, tail = run_load(server, articles_file, out, args.users, args.seconds, args.spawn_rate, env)
+            load, code, tail = run_load(
+                server, articles_file, out, args.users, args.seconds, args.spawn_rate, env
+            )
             sampler.stop()
             if code != 0 and not load.requests:
                 print(tail, file=sys.stderr)
@@ -331,7 +404,9 @@ def run(args: argparse.Namespace, env: dict[str, str], settings: ServiceSettings
             # Twice the queue: requests still in the socket backlog are not in the queue yet.
             count = 2 * settings.max_queue + args.overload_extra
             print(f"loadtest: overload, {count} requests at once", file=sys.stderr)
-            overload = run_overload(server.url, articles, count, settings.request_timeout + 30, settings.api_token)
+            overload = run_overload(
+                server.url, articles, count, settings.request_timeout + 30, settings.api_token
+            )
             try:
                 ready = httpx.get(server.url + "/readyz", timeout=30).status_code
             except httpx.HTTPError:
@@ -340,30 +415,68 @@ def run(args: argparse.Namespace, env: dict[str, str], settings: ServiceSettings
         mib = 1 << 20
         warm = sampler.at(warmup)
         return LoadReport(
-            articles=source, users=args.users, seconds=args.seconds, warmup=warmup, load=load, locust_exit=code,
-            rss_warm_mib=warm / mib if warm else None, rss_end_mib=ends[-1] / mib if ends else None,
-            rss_peak_mib=max((r for _, r in sampler.samples), default=0) / mib, overload=overload,
-            ready_after=ready, alive_after=alive,
-            rss_every_10s_mib=[round(rss / mib) for t, rss in sampler.samples if t <= args.seconds][::10])
+            articles=source,
+            users=args.users,
+            seconds=args.seconds,
+            warmup=warmup,
+            load=load,
+            locust_exit=code,
+            rss_warm_mib=warm / mib if warm else None,
+            rss_end_mib=ends[-1] / mib if ends else None,
+            rss_peak_mib=max((r for _, r in sampler.samples), default=0) / mib,
+            overload=overload,
+            ready_after=ready,
+            alive_after=alive,
+            rss_every_10s_mib=[round(rss / mib) for t, rss in sampler.samples if t <= args.seconds][
+                ::10
+            ],
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.loadtest", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=_env_int("LOADTEST_SECONDS", 300),
-                        help="How long the load runs (default 300, or $LOADTEST_SECONDS).")
-    parser.add_argument("--users", type=int, default=_env_int("LOADTEST_USERS", 32),
-                        help="Concurrent users (default 32, or $LOADTEST_USERS).")
-    parser.add_argument("--spawn-rate", type=int, default=8, help="Users started per second (default 8).")
-    parser.add_argument("--warmup", type=int, default=None, help="Seconds of load before the 'after warm-up' "
-                        "memory figure (default: a fifth of the run, at most 60).")
-    parser.add_argument("--articles", type=int, default=200, help="Distinct articles to send (default 200).")
-    parser.add_argument("--overload-extra", type=int, default=32,
-                        help="Requests beyond twice AKHBAR_MAX_QUEUE in the overload burst (default 32).")
-    parser.add_argument("--report", type=Path, default=None, help="Also write the figures here as JSON.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.loadtest", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--seconds",
+        type=int,
+        default=_env_int("LOADTEST_SECONDS", 300),
+        help="How long the load runs (default 300, or $LOADTEST_SECONDS).",
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=_env_int("LOADTEST_USERS", 32),
+        help="Concurrent users (default 32, or $LOADTEST_USERS).",
+    )
+    parser.add_argument(
+        "--spawn-rate", type=int, default=8, help="Users started per second (default 8)."
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="Seconds of load before the 'after warm-up' "
+        "memory figure (default: a fifth of the run, at most 60).",
+    )
+    parser.add_argument(
+        "--articles", type=int, default=200, help="Distinct articles to send (default 200)."
+    )
+    parser.add_argument(
+        "--overload-extra",
+        type=int,
+        default=32,
+        help="Requests beyond twice AKHBAR_MAX_QUEUE in the overload burst (default 32).",
+    )
+    parser.add_argument(
+        "--report", type=Path, default=None, help="Also write the figures here as JSON."
+    )
     args = parser.parse_args(argv)
     for name in ("seconds", "users", "spawn_rate", "articles", "overload_extra"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+            parser.error(
+                f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}"
+            )
     env = dict(os.environ)
     try:
         settings = ServiceSettings.from_env(env)
@@ -377,7 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     print(report.text())
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        data = {**asdict(report), "memory_growth": report.memory_growth, "problems": report.problems()}
+        data = {
+            **asdict(report),
+            "memory_growth": report.memory_growth,
+            "problems": report.problems(),
+        }
         args.report.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     problems = report.problems()
     for line in problems:

@@ -74,8 +74,14 @@ def stop(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
 
 
 @contextmanager
-def local_server(env: dict[str, str], log: Path, *, port: int | None = None,
-                 start_timeout: float = START_TIMEOUT_S, stop_timeout: float = STOP_TIMEOUT_S) -> Iterator[LocalServer]:
+def local_server(
+    env: dict[str, str],
+    log: Path,
+    *,
+    port: int | None = None,
+    start_timeout: float = START_TIMEOUT_S,
+    stop_timeout: float = STOP_TIMEOUT_S,
+) -> Iterator[LocalServer]:
     """``akhbar serve`` on 127.0.0.1 with exactly ``env``; yields once ``/readyz`` answers 200.
 
     Raises RuntimeError, with the end of the server's log, when the server exits or is not
@@ -84,16 +90,25 @@ def local_server(env: dict[str, str], log: Path, *, port: int | None = None,
     port = port or free_port()
     akhbar = Path(sys.executable).parent / "akhbar"
     with open(log, "wb") as out:
-        process = subprocess.Popen([str(akhbar), "serve", "--host", HOST, "--port", str(port)], stdout=out,
-                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        process = subprocess.Popen(
+            [str(akhbar), "serve", "--host", HOST, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     server = LocalServer(f"http://{HOST}:{port}", process, log)
     try:
         deadline = time.monotonic() + start_timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"the server exited with status {process.returncode}:\n{server.log_tail()}")
+                raise RuntimeError(
+                    f"the server exited with status {process.returncode}:\n{server.log_tail()}"
+                )
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the server was not ready after {start_timeout:g} s:\n{server.log_tail()}")
+                raise RuntimeError(
+                    f"the server was not ready after {start_timeout:g} s:\n{server.log_tail()}"
+                )
             try:  # while the models load, the port accepts but does not answer: short timeouts
                 if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
                     break

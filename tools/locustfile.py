@@ -29,5 +29,10 @@ class Newsroom(HttpUser):
     @task
     def analyze(self) -> None:
         headers = {"authorization": f"Bearer {TOKEN}"} if TOKEN else {}
-        self.client.post("/analyze", json={"articles": [random.choice(ARTICLES)]}, headers=headers,
-                         timeout=TIMEOUT_S, name="/analyze")
+        self.client.post(
+            "/analyze",
+            json={"articles": [random.choice(ARTICLES)]},
+            headers=headers,
+            timeout=TIMEOUT_S,
+            name="/analyze",
+        )

@@ -41,7 +41,9 @@ def add_fusion(bundle_dir: Path, task: str, kind: str, config: str | None = None
     if task not in bundle.settings.tasks:
         raise BundleError(bundle_dir, f"has no {task} head (it has {', '.join(bundle.tasks)})")
     settings = bundle.settings.tasks[task]
-    cfg = replace(load_config(task, config), evidence_sentences=settings.evidence_sentences, fusion=kind)
+    cfg = replace(
+        load_config(task, config), evidence_sentences=settings.evidence_sentences, fusion=kind
+    )
     labels = list(settings.labels)
     train, val = (load_split(cfg, split, labels, bundle_dir) for split in ("train", "validation"))
     lid = {name: i for i, name in enumerate(labels)}
@@ -52,11 +54,24 @@ def add_fusion(bundle_dir: Path, task: str, kind: str, config: str | None = None
     report = classification_report(val_y, logits.argmax(1), labels) | {
         "ece_before": expected_calibration_error(calibrated(logits, 1.0), val_y),
         "ece_after": expected_calibration_error(calibrated(logits, settings.temperature), val_y),
-        "temperature": settings.temperature}
-    fusion, fusion_report = fit_fusion(kind, texts, first, train_y, val_texts, val_first, val_y, logits,
-                                       bundle.settings.normalization, cfg.seed, balanced=cfg.class_weighting)
-    report, temperature, _, fusion = choose(report, settings.temperature, logits.argmax(1), fusion, fusion_report,
-                                            val_y, labels)
+        "temperature": settings.temperature,
+    }
+    fusion, fusion_report = fit_fusion(
+        kind,
+        texts,
+        first,
+        train_y,
+        val_texts,
+        val_first,
+        val_y,
+        logits,
+        bundle.settings.normalization,
+        cfg.seed,
+        balanced=cfg.class_weighting,
+    )
+    report, temperature, _, fusion = choose(
+        report, settings.temperature, logits.argmax(1), fusion, fusion_report, val_y, labels
+    )
     if fusion is not None:
         remove_fusion(bundle_dir, task)
         fusion.save(bundle_dir, task)
@@ -71,18 +86,22 @@ def add_lead_prior(bundle_dir: Path, task: str, config: str | None = None) -> di
         raise BundleError(bundle_dir, f"has no {task} head (it has {', '.join(bundle.tasks)})")
     cfg = load_config(task, config)
     val = load_split(cfg, "validation", None, bundle_dir)
-    bundle.settings.tasks[task] = replace(bundle.settings.tasks[task], lead_prior=0.0)  # the head alone
+    bundle.settings.tasks[task] = replace(
+        bundle.settings.tasks[task], lead_prior=0.0
+    )  # the head alone
     scored = Predictor(bundle).sentence_scores([r["text"] for r in val], task)
     refs = [references(r) for r in val]
-    prior, by_prior, picks = fit_lead_prior([d for d, _, _ in scored], [s for _, s, _ in scored], refs,
-                                            cfg.summary_sentences)
+    prior, by_prior, picks = fit_lead_prior(
+        [d for d, _, _ in scored], [s for _, s, _ in scored], refs, cfg.summary_sentences
+    )
     report = summary_report(picks, refs, cfg.summary_sentences, prior, by_prior)
     _update(bundle_dir, task, report, lead_prior=prior)
     return report
 
 
 def _update(bundle_dir: Path, task: str, report: dict, **settings) -> None:
-    """Write the task's new settings into akhbar.json and its validation figures into metrics.json."""
+    """Write the task's new settings into akhbar.json
+    and its validation figures into metrics.json."""
     raw = json.loads((bundle_dir / SETTINGS_FILE).read_text())
     raw["tasks"][task].update(settings)
     (bundle_dir / SETTINGS_FILE).write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
@@ -94,12 +113,21 @@ def _update(bundle_dir: Path, task: str, report: dict, **settings) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m akhbar.training.add_fusion", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m akhbar.training.add_fusion", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("bundle", type=Path, help="Bundle directory, updated in place.")
     parser.add_argument("--task", required=True, help="The bundle's task to fit it for (required).")
-    parser.add_argument("--kind", required=True, choices=[*KINDS, LEAD_PRIOR],
-                        help="A side model fused with the encoder (label tasks), or the lead prior (sentence tasks) (required).")
-    parser.add_argument("--config", default=None, help="The task's YAML (default: training/configs/TASK.yaml).")
+    parser.add_argument(
+        "--kind",
+        required=True,
+        choices=[*KINDS, LEAD_PRIOR],
+        help="A side model fused with the encoder (label tasks), "
+        "or the lead prior (sentence tasks) (required).",
+    )
+    parser.add_argument(
+        "--config", default=None, help="The task's YAML (default: training/configs/TASK.yaml)."
+    )
     return parser
 
 

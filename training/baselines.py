@@ -22,19 +22,39 @@ from akhbar.models.sentence_encoder import pair_features
 
 def tfidf_classifier(seed: int = 0) -> Pipeline:
     """Word + character n-gram TF-IDF into a linear SVM."""
-    features = FeatureUnion([
-        ("word", TfidfVectorizer(preprocessor=normalize, ngram_range=(1, 2), min_df=2, sublinear_tf=True,
-                                 max_features=300_000)),
-        ("char", TfidfVectorizer(preprocessor=normalize, analyzer="char_wb", ngram_range=(2, 5), min_df=3,
-                                 sublinear_tf=True, max_features=300_000)),
-    ])
+    features = FeatureUnion(
+        [
+            (
+                "word",
+                TfidfVectorizer(
+                    preprocessor=normalize,
+                    ngram_range=(1, 2),
+                    min_df=2,
+                    sublinear_tf=True,
+                    max_features=300_000,
+                ),
+            ),
+            (
+                "char",
+                TfidfVectorizer(
+                    preprocessor=normalize,
+                    analyzer="char_wb",
+                    ngram_range=(2, 5),
+                    min_df=3,
+                    sublinear_tf=True,
+                    max_features=300_000,
+                ),
+            ),
+        ]
+    )
     return Pipeline([("features", features), ("svm", LinearSVC(C=0.5, random_state=seed))])
 
 
-def fit_predict_tfidf(train_texts: list[str], train_labels: np.ndarray, test_texts: list[str]) -> np.ndarray:
+def fit_predict_tfidf(
+    train_texts: list[str], train_labels: np.ndarray, test_texts: list[str]
+) -> np.ndarray:
     model = tfidf_classifier().fit(train_texts, train_labels)
     return model.predict(test_texts)
-
 
 
 def _pair_matrix(vectorizer: TfidfVectorizer, first: list[str], second: list[str]):
@@ -42,19 +62,32 @@ def _pair_matrix(vectorizer: TfidfVectorizer, first: list[str], second: list[str
     return hstack([a, b, a.multiply(b)]).tocsr()
 
 
-def fit_predict_tfidf_pairs(train_first: list[str], train_second: list[str], train_labels: np.ndarray,
-                            test_first: list[str], test_second: list[str]) -> np.ndarray:
+def fit_predict_tfidf_pairs(
+    train_first: list[str],
+    train_second: list[str],
+    train_labels: np.ndarray,
+    test_first: list[str],
+    test_second: list[str],
+) -> np.ndarray:
     """Stance baseline: TF-IDF of claim and evidence, their product, logistic regression."""
-    vectorizer = TfidfVectorizer(preprocessor=normalize, ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    vectorizer = TfidfVectorizer(
+        preprocessor=normalize, ngram_range=(1, 2), min_df=2, sublinear_tf=True
+    )
     vectorizer.fit(train_first + train_second)
     model = LogisticRegression(max_iter=2000, class_weight="balanced")
     model.fit(_pair_matrix(vectorizer, train_first, train_second), train_labels)
     return model.predict(_pair_matrix(vectorizer, test_first, test_second))
 
 
-def fit_predict_use_pairs(train_first: list[str], train_second: list[str], train_labels: np.ndarray,
-                          test_first: list[str], test_second: list[str]) -> np.ndarray:
-    """Stance baseline: multilingual USE v3 pair features (u, v, |u−v|, u·v), logistic regression."""
+def fit_predict_use_pairs(
+    train_first: list[str],
+    train_second: list[str],
+    train_labels: np.ndarray,
+    test_first: list[str],
+    test_second: list[str],
+) -> np.ndarray:
+    """Stance baseline: multilingual USE v3 pair features (u, v, |u−v|, u·v),
+    logistic regression."""
     model = LogisticRegression(max_iter=2000, class_weight="balanced", C=1.0)
     model.fit(pair_features(train_first, train_second), train_labels)
     return model.predict(pair_features(test_first, test_second))

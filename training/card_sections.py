@@ -11,7 +11,8 @@ from pathlib import Path
 
 
 def write_section(card: Path, body: str, name: str) -> None:
-    """Put ``body`` between the ``name`` section markers of ``card`` (appending them the first time)."""
+    """Put ``body`` between the ``name`` section markers of ``card``
+    (appending them the first time)."""
     start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
     text = card.read_text() if card.exists() else ""
     block = f"{start}\n{body}{end}\n"

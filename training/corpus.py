@@ -108,9 +108,10 @@ def build_corpus(
     forbidden = held_out_hashes(data_root, config)
     stats.held_out_hashes = len(forbidden)
     seen: set[str] = set()
-    with (out_dir / "train.jsonl").open("w", encoding="utf-8") as train, (
-        out_dir / "heldout.jsonl"
-    ).open("w", encoding="utf-8") as heldout:
+    with (
+        (out_dir / "train.jsonl").open("w", encoding="utf-8") as train,
+        (out_dir / "heldout.jsonl").open("w", encoding="utf-8") as heldout,
+    ):
         for text in tqdm(corpus_texts(data_root), desc="corpus", unit=" texts", mininterval=5):
             stats.texts_seen += 1
             h = text_hash(text, config)

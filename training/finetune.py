@@ -86,12 +86,18 @@ def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult:
     out.mkdir(parents=True, exist_ok=True)
     train, val, labels = load_tasks(cfgs, out)
     model, tokenizer, normalization, base_name = build_model(lead, labels)
-    parts = {c.task: prepare(c, tokenizer, train[c.task], val[c.task], labels[c.task]) for c in cfgs}
+    parts = {
+        c.task: prepare(c, tokenizer, train[c.task], val[c.task], labels[c.task]) for c in cfgs
+    }
     weights = {task: part.weights for task, part in parts.items() if part.weights is not None}
     trainer = MultiTaskTrainer(
-        model=TaskModel(model, weights), args=training_arguments(lead, out), processing_class=tokenizer,
+        model=TaskModel(model, weights),
+        args=training_arguments(lead, out),
+        processing_class=tokenizer,
         train_dataset=TaskBatches(training_batches(parts, lead.seed), tokenizer.pad_token_id),
-        eval_dataset=TaskBatches([], tokenizer.pad_token_id), data_collator=unwrap, parts=parts,
+        eval_dataset=TaskBatches([], tokenizer.pad_token_id),
+        data_collator=unwrap,
+        parts=parts,
         callbacks=[EarlyStoppingCallback(lead.early_stopping_patience)],
     )
     start = time.time()
@@ -100,23 +106,40 @@ def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult:
 
     settings, results, fusions = {}, {}, {}
     for task, part in parts.items():
-        settings[task], results[task], fusions[task] = finish_task(part, trainer.task_logits(task), normalization)
-    bundle_settings = BundleSettings(tasks=settings, normalization=normalization, base_model=base_name)
-    metrics = {"tasks": {task: {"validation": r.report} for task, r in results.items()},
-               "train_seconds": round(train_seconds, 1), "steps": trainer.state.global_step}
+        settings[task], results[task], fusions[task] = finish_task(
+            part, trainer.task_logits(task), normalization
+        )
+    bundle_settings = BundleSettings(
+        tasks=settings, normalization=normalization, base_model=base_name
+    )
+    metrics = {
+        "tasks": {task: {"validation": r.report} for task, r in results.items()},
+        "train_seconds": round(train_seconds, 1),
+        "steps": trainer.state.global_step,
+    }
     data = [name for c in cfgs for name in filter(None, c.data.split(","))]
-    provenance = {"data": {name: file_hash(resolve_data(name)) for name in data},
-                  "git_commit": git_commit(), "akhbar_version": __version__}
-    bundle = save_bundle(out / "bundle", model, tokenizer, bundle_settings,
-                         card=model_card(cfgs, metrics, provenance), metrics=metrics)
+    provenance = {
+        "data": {name: file_hash(resolve_data(name)) for name in data},
+        "git_commit": git_commit(),
+        "akhbar_version": __version__,
+    }
+    bundle = save_bundle(
+        out / "bundle",
+        model,
+        tokenizer,
+        bundle_settings,
+        card=model_card(cfgs, metrics, provenance),
+        metrics=metrics,
+    )
     for task, fusion in fusions.items():
         if fusion is not None:
             fusion.save(bundle, task)
     return FinetuneResult(bundle, metrics, results)
 
 
-def build_model(cfg: FinetuneConfig, labels: dict[str, list[str]]
-                ) -> tuple[AkhbarModel, PreTrainedTokenizerBase, NormalizerConfig, str]:
+def build_model(
+    cfg: FinetuneConfig, labels: dict[str, list[str]]
+) -> tuple[AkhbarModel, PreTrainedTokenizerBase, NormalizerConfig, str]:
     """Encoder + a head per task, or continue from a bundle with ``--init-from``.
 
     An ``--init-from`` head is reused when its task's labels match, else replaced by a
@@ -136,7 +159,9 @@ def build_model(cfg: FinetuneConfig, labels: dict[str, list[str]]
         encoder, tokenizer = load_base(cfg.base_model)
         if cfg.random_init:
             encoder = type(encoder)(encoder.config)
-        normalization = stored_normalization(cfg.base_model if Path(cfg.base_model).is_dir() else "")
+        normalization = stored_normalization(
+            cfg.base_model if Path(cfg.base_model).is_dir() else ""
+        )
         model = AkhbarModel(encoder, heads)
         base_name = cfg.base_model
     set_dropout(model.encoder, cfg.dropout)
@@ -157,8 +182,13 @@ def set_dropout(encoder: PreTrainedModel, p: float) -> None:
             setattr(encoder.config, name, p)
 
 
-def prepare(cfg: FinetuneConfig, tokenizer: PreTrainedTokenizerBase, train: list[dict], val: list[dict],
-            labels: list[str]) -> TaskPart:
+def prepare(
+    cfg: FinetuneConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    train: list[dict],
+    val: list[dict],
+    labels: list[str],
+) -> TaskPart:
     """Encode one task's training windows and build its validation (as the Predictor would)."""
     if task_kind(cfg.task) != SEQUENCE:
         rows, _, _ = summary_dataset(cfg, tokenizer, train)
@@ -206,27 +236,51 @@ def training_arguments(cfg: FinetuneConfig, out: Path) -> TrainingArguments:
     )
 
 
-def finish_task(part: TaskPart, window_logits: np.ndarray,
-                normalization: NormalizerConfig) -> tuple[TaskSettings, TaskResult, Fusion | None]:
+def finish_task(
+    part: TaskPart, window_logits: np.ndarray, normalization: NormalizerConfig
+) -> tuple[TaskSettings, TaskResult, Fusion | None]:
     """Calibrate one task on validation (and fit its fusion); its settings and result."""
     cfg, evaluator = part.cfg, part.evaluator
     report, temperature, pred = evaluator.report(window_logits)
     fusion = None
     if cfg.fusion:
-        (texts, first), (val_texts, val_first) = sequence_inputs(cfg, part.train), sequence_inputs(cfg, evaluator.records)
-        fusion, fusion_report = fit_fusion(cfg.fusion, texts, first, np.array(part.train_ids), val_texts, val_first,
-                                           evaluator.y, evaluator.doc_logits(window_logits), normalization, cfg.seed,
-                                           balanced=cfg.class_weighting)
-        report, temperature, pred, fusion = choose(report, temperature, pred, fusion, fusion_report, evaluator.y,
-                                                   part.labels)
+        (texts, first), (val_texts, val_first) = (
+            sequence_inputs(cfg, part.train),
+            sequence_inputs(cfg, evaluator.records),
+        )
+        fusion, fusion_report = fit_fusion(
+            cfg.fusion,
+            texts,
+            first,
+            np.array(part.train_ids),
+            val_texts,
+            val_first,
+            evaluator.y,
+            evaluator.doc_logits(window_logits),
+            normalization,
+            cfg.seed,
+            balanced=cfg.class_weighting,
+        )
+        report, temperature, pred, fusion = choose(
+            report, temperature, pred, fusion, fusion_report, evaluator.y, part.labels
+        )
     settings = TaskSettings(
-        task_kind(cfg.task), tuple(part.labels), temperature=temperature,
-        low_confidence_threshold=cfg.low_confidence_threshold, max_length=cfg.max_length, stride=cfg.stride,
-        max_windows=cfg.max_windows, evidence_sentences=cfg.evidence_sentences,
+        task_kind(cfg.task),
+        tuple(part.labels),
+        temperature=temperature,
+        low_confidence_threshold=cfg.low_confidence_threshold,
+        max_length=cfg.max_length,
+        stride=cfg.stride,
+        max_windows=cfg.max_windows,
+        evidence_sentences=cfg.evidence_sentences,
         lead_prior=report.get("lead_prior", 0.0),
     )
     if task_kind(cfg.task) == SEQUENCE:
-        return settings, TaskResult(report, evaluator.y, pred, evaluator.doc_logits(window_logits)), fusion
+        return (
+            settings,
+            TaskResult(report, evaluator.y, pred, evaluator.doc_logits(window_logits)),
+            fusion,
+        )
     return settings, TaskResult(report, None, pred), fusion
 
 
@@ -239,32 +293,66 @@ def file_hash(path: Path) -> str:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
 def validation_summary(val: dict) -> str:
     if "macro_f1" not in val:
-        return f"Validation ROUGE-1/2/L F {val['rouge1']:.3f}/{val['rouge2']:.3f}/{val['rougeL']:.3f} at k = {val['k']}."
-    return (f"Validation macro-F1 {val['macro_f1']:.3f} (95% CI {val['macro_f1_ci'][0]:.3f}-{val['macro_f1_ci'][1]:.3f}), "
-            f"accuracy {val['accuracy']:.3f}; ECE {val['ece_before']:.3f} before and {val['ece_after']:.3f} after "
-            f"temperature scaling (T = {val['temperature']:.2f}).")
+        return (
+            "Validation ROUGE-1/2/L F "
+            f"{val['rouge1']:.3f}/{val['rouge2']:.3f}/{val['rougeL']:.3f} at k = {val['k']}."
+        )
+    return (
+        f"Validation macro-F1 {val['macro_f1']:.3f} (95% CI "
+        f"{val['macro_f1_ci'][0]:.3f}-{val['macro_f1_ci'][1]:.3f}), accuracy "
+        f"{val['accuracy']:.3f}; ECE {val['ece_before']:.3f} before and {val['ece_after']:.3f} "
+        f"after temperature scaling (T = {val['temperature']:.2f})."
+    )
 
 
 def model_card(cfgs: list[FinetuneConfig], metrics: dict, provenance: dict) -> str:
     """The bundle's README.md: what it was trained from and how, its validation figures."""
     lead, tasks = cfgs[0], [c.task for c in cfgs]
-    figures = [f"- **{task}**: {validation_summary(metrics['tasks'][task]['validation'])}" for task in tasks]
-    return "\n".join([
-        f"# akhbar {' + '.join(tasks)} model", "",
-        f"Fine-tuned from `{lead.init_from or lead.base_model}` by `akhbar train {','.join(tasks)}`"
-        + (": one shared encoder with a head per task." if len(tasks) > 1 else "."), "",
-        *figures, "",
-        f"Training took {metrics['train_seconds']:.0f} s, {metrics['steps']} steps.", "",
-        "## Licence", "",
-        "The data's licences carry over (see each dataset's PROVENANCE.md); the project's own base is CC BY-NC-SA 4.0.", "",
-        "## Provenance", "", "```json", json.dumps(provenance, indent=2), "```", "",
-        "## Hyper-parameters", "", "```json", json.dumps({c.task: asdict(c) for c in cfgs}, indent=2), "```", "",
-    ])
+    figures = [
+        f"- **{task}**: {validation_summary(metrics['tasks'][task]['validation'])}"
+        for task in tasks
+    ]
+    return "\n".join(
+        [
+            f"# akhbar {' + '.join(tasks)} model",
+            "",
+            f"Fine-tuned from `{lead.init_from or lead.base_model}` "
+            f"by `akhbar train {','.join(tasks)}`"
+            + (": one shared encoder with a head per task." if len(tasks) > 1 else "."),
+            "",
+            *figures,
+            "",
+            f"Training took {metrics['train_seconds']:.0f} s, {metrics['steps']} steps.",
+            "",
+            "## Licence",
+            "",
+            "The data's licences carry over (see each dataset's PROVENANCE.md); the project's own "
+            "base is CC BY-NC-SA 4.0.",
+            "",
+            "## Provenance",
+            "",
+            "```json",
+            json.dumps(provenance, indent=2),
+            "```",
+            "",
+            "## Hyper-parameters",
+            "",
+            "```json",
+            json.dumps({c.task: asdict(c) for c in cfgs}, indent=2),
+            "```",
+            "",
+        ]
+    )

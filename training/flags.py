@@ -42,8 +42,12 @@ def shown(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type,
-                        defaults: Mapping[str, str] | None = None, skip: Iterable[str] = ()) -> None:
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    defaults: Mapping[str, str] | None = None,
+    skip: Iterable[str] = (),
+) -> None:
     """Add a flag for every field of ``cls`` but ``skip``.
 
     ``defaults`` replaces the help's ``default: ...`` text for the fields it names (where the
@@ -55,14 +59,24 @@ def add_dataclass_flags(parser: argparse.ArgumentParser | argparse._ArgumentGrou
         if f.name in skip:
             continue
         if "help" not in f.metadata:
-            raise TypeError(f"{cls.__name__}.{f.name} has no help text; add metadata={{'help': ...}}")
+            raise TypeError(
+                f"{cls.__name__}.{f.name} has no help text; add metadata={{'help': ...}}"
+            )
         kind = hints[f.name]
         if isinstance(kind, types.UnionType):  # `str | None`: the flag takes a str
             kind = next(t for t in typing.get_args(kind) if t is not type(None))
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        default = "required" if required else f"default: {(defaults or {}).get(f.name) or shown(f.default)}"
-        options: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "required": required,
-                                   "help": f"{f.metadata['help']} ({default})".replace("%", "%%")}
+        default = (
+            "required"
+            if required
+            else f"default: {(defaults or {}).get(f.name) or shown(f.default)}"
+        )
+        options: dict[str, Any] = {
+            "dest": f.name,
+            "default": argparse.SUPPRESS,
+            "required": required,
+            "help": f"{f.metadata['help']} ({default})".replace("%", "%%"),
+        }
         if kind is bool:  # `--bf16` alone means true; `--bf16 false` turns it off
             options |= {"type": parse_bool, "nargs": "?", "const": True, "metavar": "true|false"}
         else:

@@ -39,22 +39,42 @@ def _stacker(balanced: bool) -> LogisticRegression:
     return LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced" if balanced else None)
 
 
-def _side_model(kind: str, train_texts: list[str], train_first: list[str] | None, train_y: np.ndarray,
-                normalization: NormalizerConfig, seed: int) -> Fusion:
+def _side_model(
+    kind: str,
+    train_texts: list[str],
+    train_first: list[str] | None,
+    train_y: np.ndarray,
+    normalization: NormalizerConfig,
+    seed: int,
+) -> Fusion:
     """The side model fitted on train, with a placeholder stacker."""
     if kind == TfidfFusion.kind:
         tfidf = HashedTfidf(TfidfSettings(), normalization)
         svm = LinearSVC(C=0.5, random_state=seed).fit(tfidf.fit(train_texts), train_y)
-        return TfidfFusion(*_per_class(svm.coef_, svm.intercept_), np.zeros(0), np.zeros(0), tfidf=tfidf)
+        return TfidfFusion(
+            *_per_class(svm.coef_, svm.intercept_), np.zeros(0), np.zeros(0), tfidf=tfidf
+        )
     if kind == SentenceEncoderFusion.kind:
-        lr = LogisticRegression(max_iter=2000, class_weight="balanced").fit(pair_features(train_first, train_texts), train_y)
+        lr = LogisticRegression(max_iter=2000, class_weight="balanced").fit(
+            pair_features(train_first, train_texts), train_y
+        )
         return SentenceEncoderFusion(*_per_class(lr.coef_, lr.intercept_), np.zeros(0), np.zeros(0))
     raise ValueError(f"fusion kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
-def fit_fusion(kind: str, train_texts: list[str], train_first: list[str] | None, train_y: np.ndarray,
-               val_texts: list[str], val_first: list[str] | None, val_y: np.ndarray, val_logits: np.ndarray,
-               normalization: NormalizerConfig, seed: int = 0, balanced: bool = False) -> tuple[Fusion, dict]:
+def fit_fusion(
+    kind: str,
+    train_texts: list[str],
+    train_first: list[str] | None,
+    train_y: np.ndarray,
+    val_texts: list[str],
+    val_first: list[str] | None,
+    val_y: np.ndarray,
+    val_logits: np.ndarray,
+    normalization: NormalizerConfig,
+    seed: int = 0,
+    balanced: bool = False,
+) -> tuple[Fusion, dict]:
     """Returns the fitted fusion and a report: validation macro-F1 of each variant, the choice,
     and the cross-validated fused probabilities (``fused_cv_proba``) for calibration figures.
 
@@ -64,7 +84,9 @@ def fit_fusion(kind: str, train_texts: list[str], train_first: list[str] | None,
     val_scores = fusion.scores(val_texts, val_first)
     stacked = np.hstack([val_logits, val_scores])
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    fused_proba = cross_val_predict(_stacker(balanced), stacked, val_y, cv=folds, method="predict_proba")
+    fused_proba = cross_val_predict(
+        _stacker(balanced), stacked, val_y, cv=folds, method="predict_proba"
+    )
     report = {
         "kind": kind,
         "encoder": macro_f1(val_y, val_logits.argmax(1)),
@@ -77,8 +99,15 @@ def fit_fusion(kind: str, train_texts: list[str], train_first: list[str] | None,
     return fusion, report | {"fused_cv_proba": fused_proba}
 
 
-def choose(report: dict, temperature: float, pred: np.ndarray, fusion: Fusion, fusion_report: dict,
-           y: np.ndarray, labels: list[str]) -> tuple[dict, float, np.ndarray, Fusion | None]:
+def choose(
+    report: dict,
+    temperature: float,
+    pred: np.ndarray,
+    fusion: Fusion,
+    fusion_report: dict,
+    y: np.ndarray,
+    labels: list[str],
+) -> tuple[dict, float, np.ndarray, Fusion | None]:
     """A task's validation figures, temperature and predictions after the fusion decision,
     and the fusion when it is kept (else None). Fused figures are the cross-validated ones."""
     proba = fusion_report.pop("fused_cv_proba")
@@ -86,8 +115,11 @@ def choose(report: dict, temperature: float, pred: np.ndarray, fusion: Fusion, f
         # The stacker's probabilities are calibrated already: temperature 1.
         temperature, pred = 1.0, proba.argmax(1)
         report = classification_report(y, pred, labels) | {
-            "ece_before": report["ece_before"], "ece_after": expected_calibration_error(proba, y),
-            "temperature": 1.0, "encoder_only": report}
+            "ece_before": report["ece_before"],
+            "ece_after": expected_calibration_error(proba, y),
+            "temperature": 1.0,
+            "encoder_only": report,
+        }
     else:
         fusion = None
     return report | {"fusion": fusion_report}, temperature, pred, fusion

@@ -60,22 +60,27 @@ def unwrap(items: list[dict]) -> dict:
 
 
 def training_batches(parts: dict[str, TaskPart], seed: int) -> list[Batch]:
-    """Each task's rows in fresh random batches for each of its ``epochs`` (a fraction cuts the last)."""
+    """Each task's rows in fresh random batches for each of its ``epochs``
+    (a fraction cuts the last)."""
     rng = np.random.default_rng(seed)
     batches = []
     for task, part in parts.items():
         size, n = part.cfg.batch_size, len(part.train_rows)
         for epoch in range(math.ceil(part.cfg.epochs)):
             order = rng.permutation(n)
-            chunks = [[part.train_rows[i] for i in order[s:s + size]] for s in range(0, n, size)]
-            keep = len(chunks) if epoch + 1 <= part.cfg.epochs else round(len(chunks) * (part.cfg.epochs - epoch))
+            chunks = [[part.train_rows[i] for i in order[s : s + size]] for s in range(0, n, size)]
+            keep = (
+                len(chunks)
+                if epoch + 1 <= part.cfg.epochs
+                else round(len(chunks) * (part.cfg.epochs - epoch))
+            )
             batches += [(task, chunk) for chunk in chunks[:keep]]
     return batches
 
 
 def eval_batches(task: str, rows: list[dict], size: int) -> list[Batch]:
     """A task's validation rows in order (predictions must line up with the records)."""
-    return [(task, rows[s:s + size]) for s in range(0, len(rows), size)]
+    return [(task, rows[s : s + size]) for s in range(0, len(rows), size)]
 
 
 class MultiTaskTrainer(Trainer):
@@ -91,17 +96,25 @@ class MultiTaskTrainer(Trainer):
 
     def task_logits(self, task: str) -> np.ndarray:
         part = self.parts[task]
-        data = TaskBatches(eval_batches(task, part.evaluator.rows, part.cfg.batch_size * 2), self.pad_token_id)
+        data = TaskBatches(
+            eval_batches(task, part.evaluator.rows, part.cfg.batch_size * 2), self.pad_token_id
+        )
         return self.predict(data).predictions
 
     @property
     def pad_token_id(self) -> int:
         return self.processing_class.pad_token_id
 
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        scores = {task: part.evaluator.score(self.task_logits(task)) for task, part in self.parts.items()}
+    def evaluate(
+        self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        scores = {
+            task: part.evaluator.score(self.task_logits(task)) for task, part in self.parts.items()
+        }
         metrics = {f"{metric_key_prefix}_{task}": score for task, score in scores.items()}
         metrics[f"{metric_key_prefix}_score"] = float(np.mean(list(scores.values())))
         self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
         return metrics

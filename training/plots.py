@@ -14,14 +14,23 @@ from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 def confusion_png(y_true: np.ndarray, y_pred: np.ndarray, names: list[str], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.2 * len(names) + 1.5))
-    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=list(range(len(names))), display_labels=names,
-                                            ax=ax, colorbar=False, xticks_rotation=45)
+    ConfusionMatrixDisplay.from_predictions(
+        y_true,
+        y_pred,
+        labels=list(range(len(names))),
+        display_labels=names,
+        ax=ax,
+        colorbar=False,
+        xticks_rotation=45,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def reliability_png(confidence: np.ndarray, correct: np.ndarray, path: Path, bins: int = 10) -> None:
+def reliability_png(
+    confidence: np.ndarray, correct: np.ndarray, path: Path, bins: int = 10
+) -> None:
     """Accuracy per confidence bin against the diagonal of perfect calibration."""
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)

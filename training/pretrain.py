@@ -50,44 +50,122 @@ UNK_CHECK_DATASET = "topic/ant_v2.1_multisource"
 class PretrainConfig:
     """Settings for ``akhbar pretrain``; every field is a command-line flag."""
 
-    output_dir: str = field(default="work/pretrain/base", metadata={"help": "Where the finished HF model directory goes."})
-    work_dir: str = field(default="work/pretrain", metadata={"help": "Corpus, token ids, checkpoints and logs (resumable)."})
-    data: str | None = field(default=None, metadata={"help": "Data root; none: $AKHBAR_DATA, else ../shared/data."})
-    corpus: str | None = field(default=None, metadata={"help": "A JSON Lines file of {'text': ...} to use instead of the data root (tests, custom corpora)."})
-    objective: str = field(default="electra", metadata={"help": f"{' or '.join(OBJECTIVES)}: masked LM (loss on masked positions only) or ELECTRA replaced-token detection."})
-    embedding_init: str = field(default="random", metadata={"help": f"{' or '.join(EMBEDDING_INITS)}: word2vec warm-starts the token embeddings with skip-gram vectors trained on the same corpus."})
+    output_dir: str = field(
+        default="work/pretrain/base",
+        metadata={"help": "Where the finished HF model directory goes."},
+    )
+    work_dir: str = field(
+        default="work/pretrain",
+        metadata={"help": "Corpus, token ids, checkpoints and logs (resumable)."},
+    )
+    data: str | None = field(
+        default=None, metadata={"help": "Data root; none: $AKHBAR_DATA, else ../shared/data."}
+    )
+    corpus: str | None = field(
+        default=None,
+        metadata={
+            "help": "A JSON Lines file of {'text': ...} to use instead of the data root (tests, "
+            "custom corpora)."
+        },
+    )
+    objective: str = field(
+        default="electra",
+        metadata={
+            "help": f"{' or '.join(OBJECTIVES)}: masked LM (loss on masked positions only) or "
+            "ELECTRA replaced-token detection."
+        },
+    )
+    embedding_init: str = field(
+        default="random",
+        metadata={
+            "help": f"{' or '.join(EMBEDDING_INITS)}: word2vec warm-starts the token embeddings "
+            "with skip-gram vectors trained on the same corpus."
+        },
+    )
     vocab_size: int = field(default=16_000, metadata={"help": "WordPiece vocabulary size."})
     layers: int = field(default=4, metadata={"help": "Transformer layers."})
     hidden: int = field(default=256, metadata={"help": "Hidden size (a multiple of --heads)."})
     heads: int = field(default=4, metadata={"help": "Attention heads."})
     intermediate: int = field(default=1024, metadata={"help": "Feed-forward size."})
-    max_positions: int = field(default=512, metadata={"help": "Longest sequence the model can take."})
+    max_positions: int = field(
+        default=512, metadata={"help": "Longest sequence the model can take."}
+    )
     seq_len: int = field(default=128, metadata={"help": "Packed sequence length for pretraining."})
     batch_size: int = field(default=64, metadata={"help": "Packed sequences per batch."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (linear warmup, then linear decay)."})
+    learning_rate: float = field(
+        default=1e-3, metadata={"help": "Peak learning rate (linear warmup, then linear decay)."}
+    )
     warmup_steps: int = field(default=200, metadata={"help": "Warmup steps."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens masked (for ELECTRA, the ones the generator fills in)."})
+    mlm_probability: float = field(
+        default=0.15,
+        metadata={"help": "Share of tokens masked (for ELECTRA, the ones the generator fills in)."},
+    )
     generator_layers: int = field(default=1, metadata={"help": "ELECTRA generator depth."})
-    max_steps: int = field(default=0, metadata={"help": "Optimizer steps; 0 means derive from --time-budget-minutes."})
-    time_budget_minutes: float = field(default=20.0, metadata={"help": "Wall-clock budget that sizes --max-steps by a short probe."})
-    init_from: str | None = field(default=None, metadata={"help": "Continue from a saved base (e.g. a longer-sequence stage)."})
-    bf16: bool = field(default=native_bf16(), metadata={"help": "bf16 autocast on the CPU, fp32 master weights; the default is on only where the CPU computes bf16 natively (AVX512-BF16, AMX): emulated, a step is tens of times slower."})
+    max_steps: int = field(
+        default=0, metadata={"help": "Optimizer steps; 0 means derive from --time-budget-minutes."}
+    )
+    time_budget_minutes: float = field(
+        default=20.0,
+        metadata={"help": "Wall-clock budget that sizes --max-steps by a short probe."},
+    )
+    init_from: str | None = field(
+        default=None,
+        metadata={"help": "Continue from a saved base (e.g. a longer-sequence stage)."},
+    )
+    bf16: bool = field(
+        default=native_bf16(),
+        metadata={
+            "help": "bf16 autocast on the CPU, fp32 master weights; the default is on only where "
+            "the CPU computes bf16 natively (AVX512-BF16, AMX): "
+            "emulated, a step is tens of times slower."
+        },
+    )
     threads: int = field(default=0, metadata={"help": "torch threads; 0 keeps torch's default."})
-    compile: bool = field(default=True, metadata={"help": "torch.compile the encoder stacks (inductor; on the CPU it needs a C++ compiler). The first steps pay the compilation once; --compile false runs eagerly."})
-    flush_denormal: bool = field(default=True, metadata={"help": "Flush subnormal floats to zero on the CPU while training (a continued base's softmaxes and gradients underflow into them, and x86 CPUs handle them about 4x slower)."})
-    save_steps: int = field(default=200, metadata={"help": "Checkpoint every this many steps (a stopped run resumes from the last)."})
-    seed: int = field(default=42, metadata={"help": "Seed for initialisation, masking and data order."})
+    compile: bool = field(
+        default=True,
+        metadata={
+            "help": "torch.compile the encoder stacks (inductor; on the CPU it needs a C++ "
+            "compiler). The first steps pay the compilation once; --compile false runs eagerly."
+        },
+    )
+    flush_denormal: bool = field(
+        default=True,
+        metadata={
+            "help": "Flush subnormal floats to zero on the CPU while training (a continued base's "
+            "softmaxes and gradients underflow into them, "
+            "and x86 CPUs handle them about 4x slower)."
+        },
+    )
+    save_steps: int = field(
+        default=200,
+        metadata={
+            "help": "Checkpoint every this many steps (a stopped run resumes from the last)."
+        },
+    )
+    seed: int = field(
+        default=42, metadata={"help": "Seed for initialisation, masking and data order."}
+    )
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+            raise ValueError(
+                f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}"
+            )
         if self.embedding_init not in EMBEDDING_INITS:
-            raise ValueError(f"--embedding-init must be one of {', '.join(EMBEDDING_INITS)}, got {self.embedding_init!r}")
+            raise ValueError(
+                f"--embedding-init must be one of {', '.join(EMBEDDING_INITS)}, got "
+                f"{self.embedding_init!r}"
+            )
         if self.hidden % self.heads:
-            raise ValueError(f"--hidden ({self.hidden}) must be divisible by --heads ({self.heads})")
+            raise ValueError(
+                f"--hidden ({self.hidden}) must be divisible by --heads ({self.heads})"
+            )
         if not 8 <= self.seq_len <= self.max_positions:
-            raise ValueError(f"--seq-len must be between 8 and --max-positions ({self.max_positions}), got {self.seq_len}")
+            raise ValueError(
+                "--seq-len must be between 8 and --max-positions "
+                f"({self.max_positions}), got {self.seq_len}"
+            )
         if self.max_steps <= 0 and self.time_budget_minutes <= 0:
             raise ValueError("set --max-steps or a positive --time-budget-minutes")
 
@@ -96,26 +174,39 @@ def cxx_compiler() -> str | None:
     """The C++ compiler inductor would use on the CPU, if there is one."""
     from torch._inductor import config as inductor_config
 
-    for name in (inductor_config.cpp.cxx[0] if inductor_config.cpp.cxx and inductor_config.cpp.cxx[0] else None,
-                 os.environ.get("CXX"), "g++", "c++", "clang++"):
+    for name in (
+        inductor_config.cpp.cxx[0]
+        if inductor_config.cpp.cxx and inductor_config.cpp.cxx[0]
+        else None,
+        os.environ.get("CXX"),
+        "g++",
+        "c++",
+        "clang++",
+    ):
         if name and shutil.which(name):
             return name
     return None
 
 
 def compile_encoders(model: torch.nn.Module) -> None:
-    """Compile the BERT stacks in place (``nn.Module.compile``: parameter names, checkpoints and the
-    export stay those of the eager modules). Their inputs are fixed-shape blocks, so they compile once;
-    the masked-position heads (data-dependent shapes) stay eager.
+    """Compile the BERT stacks in place (``nn.Module.compile``: parameter names, checkpoints and
+    the export stay those of the eager modules). Their inputs are fixed-shape blocks, so they
+    compile once; the masked-position heads (data-dependent shapes) stay eager.
 
     Compiled stacks use the plain ("eager") attention, which inductor fuses: about 1.2x faster per
     step on the CPU than calling SDPA's flash kernel from the graph. The same arithmetic, and
     the attention setting is not saved with the model."""
     if not cxx_compiler():
-        raise RuntimeError("--compile needs a C++ compiler for torch.compile's inductor backend on the CPU "
-                           "(none of g++, c++, clang++ or $CXX was found): install one (apt-get install g++) "
-                           "or pass --compile false to train eagerly (slower, same results)")
-    stacks = [model.encoder, model.generator.bert] if isinstance(model, ElectraPretrainer) else [model.bert]
+        raise RuntimeError(
+            "--compile needs a C++ compiler for torch.compile's inductor backend on the CPU "
+            "(none of g++, c++, clang++ or $CXX was found): install one (apt-get install g++) "
+            "or pass --compile false to train eagerly (slower, same results)"
+        )
+    stacks = (
+        [model.encoder, model.generator.bert]
+        if isinstance(model, ElectraPretrainer)
+        else [model.bert]
+    )
     for stack in stacks:
         stack.set_attn_implementation("eager")
         stack.compile()
@@ -203,7 +294,9 @@ class PretrainTrainer(Trainer):
         safetensors.torch.save_model(self.model, os.path.join(output_dir, "model.safetensors"))
 
 
-def encode_corpus(tokenizer: PreTrainedTokenizerFast, texts, out: Path, batch: int = 1000) -> np.ndarray:
+def encode_corpus(
+    tokenizer: PreTrainedTokenizerFast, texts, out: Path, batch: int = 1000
+) -> np.ndarray:
     """Tokenize every text and concatenate with [SEP] separators into a uint16 stream."""
     sep = tokenizer.sep_token_id
     parts: list[np.ndarray] = []
@@ -270,7 +363,9 @@ class _Documents:
             start = cut + 1
 
 
-def word2vec_embeddings(ids: np.ndarray, sep_id: int, vocab: int, size: int, cache: Path, seed: int) -> np.ndarray:
+def word2vec_embeddings(
+    ids: np.ndarray, sep_id: int, vocab: int, size: int, cache: Path, seed: int
+) -> np.ndarray:
     """Skip-gram vectors for every token id, trained on the same corpus in minutes.
 
     Tokens the corpus never shows get zero rows (the caller keeps their random init).
@@ -279,8 +374,17 @@ def word2vec_embeddings(ids: np.ndarray, sep_id: int, vocab: int, size: int, cac
         return np.load(cache)
     from gensim.models import Word2Vec
 
-    w2v = Word2Vec(_Documents(ids, sep_id), vector_size=size, window=5, min_count=1, sg=1, negative=5,
-                   workers=max(1, torch.get_num_threads()), epochs=1, seed=seed)
+    w2v = Word2Vec(
+        _Documents(ids, sep_id),
+        vector_size=size,
+        window=5,
+        min_count=1,
+        sg=1,
+        negative=5,
+        workers=max(1, torch.get_num_threads()),
+        epochs=1,
+        seed=seed,
+    )
     vectors = np.zeros((vocab, size), dtype=np.float32)
     for token, index in w2v.wv.key_to_index.items():
         vectors[int(token)] = w2v.wv.vectors[index]
@@ -294,7 +398,9 @@ def warm_start_embeddings(model: torch.nn.Module, vectors: np.ndarray) -> None:
     Twice: post-LN BERT adds position embeddings of the init std before its LayerNorm,
     and the lexical signal should dominate that sum from the first step.
     """
-    embeddings = (model.encoder if isinstance(model, ElectraPretrainer) else model.bert).embeddings.word_embeddings
+    embeddings = (
+        model.encoder if isinstance(model, ElectraPretrainer) else model.bert
+    ).embeddings.word_embeddings
     std = 2 * model.config.initializer_range
     known = np.abs(vectors).sum(1) > 0
     scaled = vectors[known] * (std / vectors[known].std())
@@ -302,7 +408,9 @@ def warm_start_embeddings(model: torch.nn.Module, vectors: np.ndarray) -> None:
         embeddings.weight[torch.from_numpy(np.flatnonzero(known))] = torch.from_numpy(scaled)
 
 
-def prepare_data(cfg: PretrainConfig, work: Path) -> tuple[PreTrainedTokenizerFast, np.ndarray, np.ndarray, dict]:
+def prepare_data(
+    cfg: PretrainConfig, work: Path
+) -> tuple[PreTrainedTokenizerFast, np.ndarray, np.ndarray, dict]:
     """Corpus, tokenizer and packed ids; each step is skipped when its output exists."""
     report: dict = {}
     corpus_dir = work / "corpus"
@@ -320,12 +428,16 @@ def prepare_data(cfg: PretrainConfig, work: Path) -> tuple[PreTrainedTokenizerFa
     if cfg.init_from:
         tok_dir = Path(cfg.init_from)
     elif not (tok_dir / "tokenizer.json").exists():
-        tokenizer = train_tokenizer(read_corpus(train_file), cfg.vocab_size, model_max_length=cfg.max_positions)
+        tokenizer = train_tokenizer(
+            read_corpus(train_file), cfg.vocab_size, model_max_length=cfg.max_positions
+        )
         save_tokenizer(tokenizer, tok_dir, NormalizerConfig())
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     report["vocab_size"] = len(tokenizer)
     if not cfg.corpus:
-        val = (r["text"] for r in read_records(root / UNK_CHECK_DATASET, "topic", split="validation"))
+        val = (
+            r["text"] for r in read_records(root / UNK_CHECK_DATASET, "topic", split="validation")
+        )
         report["unk_rate_validation"] = round(unk_rate(tokenizer, val), 6)
 
     ids_file, heldout_ids_file = work / "train_ids.npy", work / "heldout_ids.npy"
@@ -340,7 +452,9 @@ def prepare_data(cfg: PretrainConfig, work: Path) -> tuple[PreTrainedTokenizerFa
 
 def run_name(cfg: PretrainConfig) -> str:
     """Checkpoints and plans are kept per candidate (mlm, electra, mlm-word2vec, ...)."""
-    return cfg.objective if cfg.embedding_init == "random" else f"{cfg.objective}-{cfg.embedding_init}"
+    return (
+        cfg.objective if cfg.embedding_init == "random" else f"{cfg.objective}-{cfg.embedding_init}"
+    )
 
 
 def plan_steps(cfg: PretrainConfig, trainer: Trainer, work: Path) -> int:
@@ -351,7 +465,9 @@ def plan_steps(cfg: PretrainConfig, trainer: Trainer, work: Path) -> int:
     if plan_file.exists():
         return json.loads(plan_file.read_text())["max_steps"]
     model, loader = trainer.model, trainer.get_train_dataloader()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.0)  # lr 0: the probe leaves weights unchanged
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=0.0
+    )  # lr 0: the probe leaves weights unchanged
     batches = iter(loader)
     timings = []
     for i in range(8):
@@ -370,7 +486,9 @@ def plan_steps(cfg: PretrainConfig, trainer: Trainer, work: Path) -> int:
     return steps
 
 
-def heldout_mlm_loss(model: torch.nn.Module, heldout: PackedBlocks, collator, batch_size: int, seed: int) -> float:
+def heldout_mlm_loss(
+    model: torch.nn.Module, heldout: PackedBlocks, collator, batch_size: int, seed: int
+) -> float:
     """Mean masked-LM loss on held-out blocks with a fixed masking seed (generator for ELECTRA)."""
     mlm = model.generator if isinstance(model, ElectraPretrainer) else model
     mlm.eval()
@@ -380,7 +498,9 @@ def heldout_mlm_loss(model: torch.nn.Module, heldout: PackedBlocks, collator, ba
     # would otherwise recompile for eval mode and a short last batch).
     with torch.inference_mode(), torch.compiler.set_stance("force_eager"):
         for start in range(0, min(len(heldout), 512), batch_size):
-            batch = collator([heldout[i] for i in range(start, min(start + batch_size, len(heldout)))])
+            batch = collator(
+                [heldout[i] for i in range(start, min(start + batch_size, len(heldout)))]
+            )
             losses.append(mlm(**batch).loss.item())
     return float(np.mean(losses)) if losses else float("nan")
 
@@ -403,26 +523,50 @@ def export(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, out: Path
 
 def model_card(cfg: PretrainConfig, report: dict) -> str:
     lines = [
-        "---", "language: ar", "license: cc-by-nc-sa-4.0", "library_name: transformers", "---", "",
-        "# akhbar Arabic BERT (small, made here)", "",
-        f"A {cfg.layers}-layer, hidden-{cfg.hidden} BERT encoder pretrained from scratch on Arabic news "
-        f"with the `{cfg.objective}` objective by `akhbar pretrain`. Load it with "
-        "`AutoModel.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`; the tokenizer carries "
-        "the project's Arabic normaliser, so raw text goes in as it is.", "",
-        "## Licence", "",
-        "Pretrained on SaudiNewsNet (CC BY-NC-SA 4.0) and the train splits of the labelled sets; the weights "
-        "are shared under CC BY-NC-SA 4.0: non-commercial use, with attribution, under the same terms.", "",
-        "## Data", "",
-        "`pretrain_unlabelled/saudinewsnet` plus the train splits of the labelled sets. Every text whose "
-        "normalised hash matches a validation or test text of any set, or any of `summary/easc`, was removed.", "",
-        "## Figures", "", "```json", json.dumps(report, indent=2, ensure_ascii=False), "```", "",
-        "## Config", "", "```json", json.dumps(asdict(cfg), indent=2), "```", "",
+        "---",
+        "language: ar",
+        "license: cc-by-nc-sa-4.0",
+        "library_name: transformers",
+        "---",
+        "",
+        "# akhbar Arabic BERT (small, made here)",
+        "",
+        f"A {cfg.layers}-layer, hidden-{cfg.hidden} BERT encoder pretrained from scratch on Arabic "
+        f"news with the `{cfg.objective}` objective by `akhbar pretrain`. Load it with "
+        "`AutoModel.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`; the tokenizer "
+        "carries the project's Arabic normaliser, so raw text goes in as it is.",
+        "",
+        "## Licence",
+        "",
+        "Pretrained on SaudiNewsNet (CC BY-NC-SA 4.0) and the train splits of the labelled sets; "
+        "the weights are shared under CC BY-NC-SA 4.0: non-commercial use, with attribution, under "
+        "the same terms.",
+        "",
+        "## Data",
+        "",
+        "`pretrain_unlabelled/saudinewsnet` plus the train splits of the labelled sets. Every text "
+        "whose normalised hash matches a validation or test text of any set, or any of "
+        "`summary/easc`, was removed.",
+        "",
+        "## Figures",
+        "",
+        "```json",
+        json.dumps(report, indent=2, ensure_ascii=False),
+        "```",
+        "",
+        "## Config",
+        "",
+        "```json",
+        json.dumps(asdict(cfg), indent=2),
+        "```",
+        "",
     ]
     return "\n".join(lines)
 
 
 def run(cfg: PretrainConfig) -> dict:
-    # Process-wide; restored afterwards so that a caller's own work (tests, notebooks) is unaffected.
+    # Process-wide; restored afterwards so that a caller's own work
+    # (tests, notebooks) is unaffected.
     flushing = cfg.flush_denormal and torch.set_flush_denormal(True)
     try:
         return _run(cfg)
@@ -440,14 +584,22 @@ def _run(cfg: PretrainConfig) -> dict:
     tokenizer, ids, heldout_ids, report = prepare_data(cfg, work)
     model = build_model(cfg, tokenizer)
     if cfg.embedding_init == "word2vec" and not cfg.init_from:
-        vectors = word2vec_embeddings(ids, tokenizer.sep_token_id, len(tokenizer), cfg.hidden,
-                                      work / f"word2vec-{cfg.hidden}.npy", cfg.seed)
+        vectors = word2vec_embeddings(
+            ids,
+            tokenizer.sep_token_id,
+            len(tokenizer),
+            cfg.hidden,
+            work / f"word2vec-{cfg.hidden}.npy",
+            cfg.seed,
+        )
         warm_start_embeddings(model, vectors)
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.mlm_probability)
     train_set = PackedBlocks(ids, cfg.seq_len, tokenizer.cls_token_id)
     heldout_set = PackedBlocks(heldout_ids, cfg.seq_len, tokenizer.cls_token_id)
     if len(train_set) == 0:
-        raise ValueError(f"the corpus gives no block of {cfg.seq_len} tokens; add text or lower --seq-len")
+        raise ValueError(
+            f"the corpus gives no block of {cfg.seq_len} tokens; add text or lower --seq-len"
+        )
     ckpt_dir = work / f"checkpoints-{run_name(cfg)}"
     # transformers 5 takes the TensorBoard folder from the environment only.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(work / "tensorboard" / run_name(cfg))
@@ -474,12 +626,23 @@ def _run(cfg: PretrainConfig) -> dict:
     throughput = ThroughputCallback(cfg.batch_size * cfg.seq_len)
     if cfg.compile:
         compile_encoders(model)
-    trainer = PretrainTrainer(model=model, args=args, train_dataset=train_set, data_collator=collator,
-                              callbacks=[throughput])
+    trainer = PretrainTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        data_collator=collator,
+        callbacks=[throughput],
+    )
     trainer.args.max_steps = plan_steps(cfg, trainer, work)
     start = time.time()
-    loss_before = heldout_mlm_loss(model, heldout_set, collator, cfg.batch_size, cfg.seed) if not cfg.init_from else None
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None)
+    loss_before = (
+        heldout_mlm_loss(model, heldout_set, collator, cfg.batch_size, cfg.seed)
+        if not cfg.init_from
+        else None
+    )
+    trainer.train(
+        resume_from_checkpoint=get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+    )
     wall = time.time() - start
     report.update(
         objective=cfg.objective,
@@ -492,8 +655,8 @@ def _run(cfg: PretrainConfig) -> dict:
         compiled=cfg.compile,
         heldout_mlm_loss_at_init=loss_before,
         heldout_mlm_loss=heldout_mlm_loss(model, heldout_set, collator, cfg.batch_size, cfg.seed),
-        hardware=f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
+        hardware=f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+        f"threads, {'cuda' if torch.cuda.is_available() else 'cpu'}",
         torch=torch.__version__,
     )
     export(trainer.model, tokenizer, out)
@@ -503,8 +666,11 @@ def _run(cfg: PretrainConfig) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="akhbar pretrain", description="Train the tokenizer and pretrain a small "
-                                     "Arabic BERT from scratch, in resumable stages; every flag has a default.")
+    parser = argparse.ArgumentParser(
+        prog="akhbar pretrain",
+        description="Train the tokenizer and pretrain a small "
+        "Arabic BERT from scratch, in resumable stages; every flag has a default.",
+    )
     add_dataclass_flags(parser, PretrainConfig)
     return parser
 

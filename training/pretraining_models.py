@@ -20,7 +20,9 @@ from transformers.modeling_outputs import MaskedLMOutput
 IGNORE_INDEX = -100
 
 
-def masked_lm_loss(mlm: BertForMaskedLM, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_lm_loss(
+    mlm: BertForMaskedLM, hidden: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy on the masked positions only; returns (loss, their logits)."""
     positions = labels != IGNORE_INDEX
     logits = mlm.cls(hidden[positions])
@@ -44,8 +46,13 @@ class MaskedOnlyBertForMaskedLM(BertForMaskedLM):
     The parameter names are BertForMaskedLM's, so the saved checkpoint is a stock one.
     """
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, **kwargs) -> MaskedLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
         if labels is None:
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -73,25 +80,36 @@ class ElectraPretrainer(nn.Module):
 
     _keys_to_ignore_on_save = None  # read by Trainer when resuming; the tied aliases are not saved
 
-    def __init__(self, config: BertConfig, generator_layers: int = 1, discriminator_weight: float = 50.0):
+    def __init__(
+        self, config: BertConfig, generator_layers: int = 1, discriminator_weight: float = 50.0
+    ):
         super().__init__()
         self.config = config
         self.encoder = BertModel(config, add_pooling_layer=False)
         self.generator = MaskedOnlyBertForMaskedLM(generator_config(config, generator_layers))
         self.tie_embeddings()
         self.detector = nn.Sequential(
-            nn.Linear(config.hidden_size, config.hidden_size), nn.GELU(), nn.Linear(config.hidden_size, 1)
+            nn.Linear(config.hidden_size, config.hidden_size),
+            nn.GELU(),
+            nn.Linear(config.hidden_size, 1),
         )
         self.discriminator_weight = discriminator_weight
 
     def tie_embeddings(self) -> None:
-        """The generator reads and predicts with the encoder's embeddings (call again after replacing
-        ``self.encoder``, or the generator keeps the old table as an untied decoder of its own)."""
+        """The generator reads and predicts with the encoder's embeddings (call again after
+        replacing ``self.encoder``, or the generator keeps the old table as an untied decoder of
+        its own)."""
         self.generator.bert.embeddings = self.encoder.embeddings
-        self.generator.cls.predictions.decoder.weight = self.encoder.embeddings.word_embeddings.weight
+        self.generator.cls.predictions.decoder.weight = (
+            self.encoder.embeddings.word_embeddings.weight
+        )
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, **_) -> dict:
-        gen_hidden = self.generator.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, **_
+    ) -> dict:
+        gen_hidden = self.generator.bert(
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state
         gen_loss, gen_logits = masked_lm_loss(self.generator, gen_hidden, labels)
         masked = labels != IGNORE_INDEX
         with torch.no_grad():
@@ -105,5 +123,8 @@ class ElectraPretrainer(nn.Module):
         scores = self.detector(hidden).squeeze(-1).float()
         real = attention_mask.bool()
         disc_loss = F.binary_cross_entropy_with_logits(scores[real], replaced[real])
-        return {"loss": gen_loss + self.discriminator_weight * disc_loss, "mlm_loss": gen_loss.detach(),
-                "rtd_loss": disc_loss.detach()}
+        return {
+            "loss": gen_loss + self.discriminator_weight * disc_loss,
+            "mlm_loss": gen_loss.detach(),
+            "rtd_loss": disc_loss.detach(),
+        }

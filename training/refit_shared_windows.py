@@ -64,8 +64,9 @@ def fit_head(states: np.ndarray, y: np.ndarray, head: TaskHead, seed: int) -> Ta
     return head.eval()
 
 
-def refit_on_shared_windows(bundle_dir: Path, task: str, reads: str, config: str | None = None,
-                            max_loss: float = 0.5) -> dict:
+def refit_on_shared_windows(
+    bundle_dir: Path, task: str, reads: str, config: str | None = None, max_loss: float = 0.5
+) -> dict:
     """Fit, compare and (when within ``max_loss`` points) store; returns the comparison."""
     bundle = load_bundle(bundle_dir)
     for name in (task, reads):
@@ -78,17 +79,32 @@ def refit_on_shared_windows(bundle_dir: Path, task: str, reads: str, config: str
     lid = {name: i for i, name in enumerate(labels)}
     train_y, val_y = (np.array([lid[r["label"]] for r in rows]) for rows in (train, val))
     (texts, first), (val_texts, val_first) = sequence_inputs(cfg, train), sequence_inputs(cfg, val)
-    predictor = Predictor(bundle)  # fp32: the reference the service's precisions are guarded against
+    predictor = Predictor(
+        bundle
+    )  # fp32: the reference the service's precisions are guarded against
 
     def validated(logits: np.ndarray) -> tuple[dict, float, object]:
-        """Validation report, temperature and fusion (when the task's config has one and it wins)."""
+        """Validation report, temperature and fusion
+        (when the task's config has one and it wins)."""
         report, temperature = calibration_report(logits, val_y, labels)
         if not cfg.fusion:
             return report, temperature, None
-        fusion, fusion_report = fit_fusion(cfg.fusion, texts, first, train_y, val_texts, val_first, val_y, logits,
-                                           bundle.settings.normalization, cfg.seed, balanced=cfg.class_weighting)
-        report, temperature, _, fusion = choose(report, temperature, logits.argmax(1), fusion, fusion_report,
-                                                val_y, labels)
+        fusion, fusion_report = fit_fusion(
+            cfg.fusion,
+            texts,
+            first,
+            train_y,
+            val_texts,
+            val_first,
+            val_y,
+            logits,
+            bundle.settings.normalization,
+            cfg.seed,
+            balanced=cfg.class_weighting,
+        )
+        report, temperature, _, fusion = choose(
+            report, temperature, logits.argmax(1), fusion, fusion_report, val_y, labels
+        )
         return report, temperature, fusion
 
     report_before, _, _ = validated(predictor.encoder_logits(task, val_texts, val_first)[0])
@@ -100,23 +116,46 @@ def refit_on_shared_windows(bundle_dir: Path, task: str, reads: str, config: str
     bundle.model.heads[task] = head
     _, val_windows = predictor.sentence_windows([r["text"] for r in val], reads)
     with torch.inference_mode():
-        window_logits = head(torch.from_numpy(predictor.window_states(val_windows.features))).numpy()
-    report_after, temperature, fusion = validated(pool_logits(window_logits, val_windows.doc_index, len(val)))
+        window_logits = head(
+            torch.from_numpy(predictor.window_states(val_windows.features))
+        ).numpy()
+    report_after, temperature, fusion = validated(
+        pool_logits(window_logits, val_windows.doc_index, len(val))
+    )
     # Fused figures are cross-validated on validation (see akhbar.training.fusion_fitting.choose).
-    comparison = {"task": task, "reads": reads, "macro_f1_own_windows": report_before["macro_f1"],
-                  "macro_f1_shared_pass": report_after["macro_f1"], "max_loss_points": max_loss,
-                  "head": {"epochs": HEAD_EPOCHS, "batch": HEAD_BATCH, "learning_rate": HEAD_LR,
-                           "train_windows": len(windows)}}
-    comparison["kept"] = 100 * (comparison["macro_f1_shared_pass"] - comparison["macro_f1_own_windows"]) >= -max_loss
+    comparison = {
+        "task": task,
+        "reads": reads,
+        "macro_f1_own_windows": report_before["macro_f1"],
+        "macro_f1_shared_pass": report_after["macro_f1"],
+        "max_loss_points": max_loss,
+        "head": {
+            "epochs": HEAD_EPOCHS,
+            "batch": HEAD_BATCH,
+            "learning_rate": HEAD_LR,
+            "train_windows": len(windows),
+        },
+    }
+    comparison["kept"] = (
+        100 * (comparison["macro_f1_shared_pass"] - comparison["macro_f1_own_windows"]) >= -max_loss
+    )
     if not comparison["kept"]:
         return comparison
     tasks = dict(bundle.settings.tasks)
     tasks[task] = replace(settings, reads=reads, temperature=temperature)
     new_settings = BundleSettings(tasks, bundle.settings.normalization, bundle.settings.base_model)
     metrics = dict(bundle.metrics)
-    metrics.setdefault("tasks", {}).setdefault(task, {})["validation"] = report_after | {"shared_pass": comparison}
-    card = (bundle_dir / CARD_FILE).read_text(encoding="utf-8") if (bundle_dir / CARD_FILE).is_file() else ""
-    save_bundle(bundle_dir, bundle.model, bundle.tokenizer, new_settings, card=card, metrics=metrics)
+    metrics.setdefault("tasks", {}).setdefault(task, {})["validation"] = report_after | {
+        "shared_pass": comparison
+    }
+    card = (
+        (bundle_dir / CARD_FILE).read_text(encoding="utf-8")
+        if (bundle_dir / CARD_FILE).is_file()
+        else ""
+    )
+    save_bundle(
+        bundle_dir, bundle.model, bundle.tokenizer, new_settings, card=card, metrics=metrics
+    )
     remove_fusion(bundle_dir, task)
     if fusion is not None:
         fusion.save(bundle_dir, task)
@@ -129,27 +168,50 @@ PROG = "python -m akhbar.training.refit_shared_windows"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("bundle", type=Path, help="Bundle directory, rewritten in place when the refit is kept.")
-    parser.add_argument("--task", default="topic", help="The label task whose head is refitted (default: topic).")
-    parser.add_argument("--reads", default="summary", help="The sentence task whose windows it reads (default: summary).")
-    parser.add_argument("--config", default=None, help="The task's YAML (default: training/configs/TASK.yaml).")
-    parser.add_argument("--max-loss", type=float, default=0.5, help="Validation macro-F1 points it may lose (default: 0.5).")
+    parser.add_argument(
+        "bundle", type=Path, help="Bundle directory, rewritten in place when the refit is kept."
+    )
+    parser.add_argument(
+        "--task", default="topic", help="The label task whose head is refitted (default: topic)."
+    )
+    parser.add_argument(
+        "--reads",
+        default="summary",
+        help="The sentence task whose windows it reads (default: summary).",
+    )
+    parser.add_argument(
+        "--config", default=None, help="The task's YAML (default: training/configs/TASK.yaml)."
+    )
+    parser.add_argument(
+        "--max-loss",
+        type=float,
+        default=0.5,
+        help="Validation macro-F1 points it may lose (default: 0.5).",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(kebab_flags(sys.argv[1:] if argv is None else argv))
     try:
-        comparison = refit_on_shared_windows(args.bundle, args.task, args.reads, args.config, args.max_loss)
+        comparison = refit_on_shared_windows(
+            args.bundle, args.task, args.reads, args.config, args.max_loss
+        )
     except (BundleError, ValueError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(comparison, indent=2))
     if comparison["kept"]:
-        print(f"{PROG}: {args.task} now reads the {args.reads} windows in {args.bundle}", file=sys.stderr)
+        print(
+            f"{PROG}: {args.task} now reads the {args.reads} windows in {args.bundle}",
+            file=sys.stderr,
+        )
     else:  # a decision, not a failure: the bundle keeps its two passes
-        print(f"{PROG}: {args.task} on the {args.reads} windows loses more than {args.max_loss} points; "
-              f"{args.bundle} is unchanged", file=sys.stderr)
+        print(
+            f"{PROG}: {args.task} on the {args.reads} windows loses more than {args.max_loss} "
+            f"points; {args.bundle} is unchanged",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -31,7 +31,9 @@ def scorer() -> rouge_scorer.RougeScorer:
     return rouge_scorer.RougeScorer(list(ROUGE_TYPES), tokenizer=ArabicTokenizer())
 
 
-def rouge_scores(prediction: str, references: Sequence[str], rouge: rouge_scorer.RougeScorer | None = None) -> dict[str, float]:
+def rouge_scores(
+    prediction: str, references: Sequence[str], rouge: rouge_scorer.RougeScorer | None = None
+) -> dict[str, float]:
     """F-measures (0-1) of ``prediction``, averaged over the references."""
     rouge = rouge or scorer()
     scores = [rouge.score(ref, prediction) for ref in references]
@@ -68,7 +70,8 @@ def greedy_oracle_order(sentences: Sequence[str], references: Sequence[str], k: 
 
 
 def word_budget(references: Sequence[str]) -> int:
-    """An article's summary budget: the mean whitespace-token count of its references (at least 1)."""
+    """An article's summary budget:
+    the mean whitespace-token count of its references (at least 1)."""
     return max(1, round(float(np.mean([len(r.split()) for r in references]))))
 
 

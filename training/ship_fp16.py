@@ -21,7 +21,8 @@ USAGE = "usage: python -m akhbar.training.ship_fp16 SRC DEST"
 
 
 def ship_fp16(src: Path, dest: Path) -> Path:
-    """Write ``src`` to ``dest`` with fp16 weights; ``dest`` is replaced only once the copy is complete."""
+    """Write ``src`` to ``dest`` with fp16 weights;
+    ``dest`` is replaced only once the copy is complete."""
     if not (src / WEIGHTS).is_file():
         raise FileNotFoundError(f"{src} has no {WEIGHTS} to ship")
     tmp = dest.with_name(dest.name + ".tmp")
@@ -30,7 +31,10 @@ def ship_fp16(src: Path, dest: Path) -> Path:
     for f in src.iterdir():
         if f.is_file() and f.name != WEIGHTS and f.suffix not in (".bin", ".pt", ".pkl"):
             shutil.copy2(f, tmp / f.name)
-    state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(src / WEIGHTS)).items()}
+    state = {
+        k: v.to(torch.float16) if v.is_floating_point() else v
+        for k, v in load_file(str(src / WEIGHTS)).items()
+    }
     save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)

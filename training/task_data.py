@@ -42,10 +42,19 @@ def load_split(cfg: FinetuneConfig, which: str, labels: list[str] | None, out: P
     for name in filter(None, given.split(",")):
         source = resolve_data(name)
         if which == "validation" and not source.is_dir() and not cfg.validation:
-            raise ValueError(f"--data {name} is a single file, so pass --validation FILE for early stopping and calibration")
+            raise ValueError(
+                f"--data {name} is a single file, "
+                "so pass --validation FILE for early stopping and calibration"
+            )
         rejects = out / f"rejects-{which}.jsonl" if cfg.skip_bad else None
-        stream = read_records(source, cfg.task, labels=accepted, policy=policy, rejects_path=rejects,
-                              split=which if source.is_dir() else None)
+        stream = read_records(
+            source,
+            cfg.task,
+            labels=accepted,
+            policy=policy,
+            rejects_path=rejects,
+            split=which if source.is_dir() else None,
+        )
         records += list(stream)
         if cfg.skip_bad:
             print(f"{name} {which}: {stream.summary()}", file=sys.stderr)
@@ -64,6 +73,8 @@ def load_tasks(cfgs: list[FinetuneConfig], out: Path) -> tuple[dict, dict, dict]
         fixed = cfg.labels.split(",") if cfg.labels else None
         train[cfg.task] = load_split(cfg, "train", fixed, out)
         sequence = task_kind(cfg.task) == SEQUENCE
-        labels[cfg.task] = fixed or (sorted({r["label"] for r in train[cfg.task]}) if sequence else [SENTENCE_LABEL])
+        labels[cfg.task] = fixed or (
+            sorted({r["label"] for r in train[cfg.task]}) if sequence else [SENTENCE_LABEL]
+        )
         val[cfg.task] = load_split(cfg, "validation", labels[cfg.task] if sequence else None, out)
     return train, val, labels

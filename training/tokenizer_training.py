@@ -58,7 +58,8 @@ def train_tokenizer(
 
 
 def wrap_tokenizer(tok: Tokenizer, model_max_length: int = 512) -> PreTrainedTokenizerFast:
-    """Wrap a `tokenizers` object for transformers (see KNOWN-TRAPS: never BertTokenizerFast(vocab_file=...))."""
+    """Wrap a `tokenizers` object for transformers
+    (see KNOWN-TRAPS: never BertTokenizerFast(vocab_file=...))."""
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         unk_token="[UNK]",
@@ -72,7 +73,9 @@ def wrap_tokenizer(tok: Tokenizer, model_max_length: int = 512) -> PreTrainedTok
     )
 
 
-def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out_dir: Path, normalization: NormalizerConfig) -> None:
+def save_tokenizer(
+    tokenizer: PreTrainedTokenizerFast, out_dir: Path, normalization: NormalizerConfig
+) -> None:
     """Save in Hugging Face layout plus the normalisation settings as JSON."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out_dir)
@@ -94,7 +97,9 @@ def unk_rate(tokenizer: PreTrainedTokenizerFast, texts: Iterable[str]) -> float:
     return unknown / total if total else 0.0
 
 
-def _count(tokenizer: PreTrainedTokenizerFast, batch: list[str], unk_id: int, total: int, unknown: int) -> tuple[int, int]:
+def _count(
+    tokenizer: PreTrainedTokenizerFast, batch: list[str], unk_id: int, total: int, unknown: int
+) -> tuple[int, int]:
     for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
         total += len(ids)
         unknown += sum(1 for i in ids if i == unk_id)

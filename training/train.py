@@ -16,18 +16,33 @@ from akhbar.training.finetune_config import FinetuneConfig, add_finetune_flags, 
 from akhbar.training.flags import given
 
 USAGE = "%(prog)s [-h] [TASK[,TASK...]] [--config FILE] [--SETTING VALUE ...]"
-DESCRIPTION = ("Fine-tune a base encoder into a model bundle. Each task's settings come from "
-               "training/configs/TASK.yaml (or --config FILE), and the flags given override them.")
+DESCRIPTION = (
+    "Fine-tune a base encoder into a model bundle. Each task's settings come from "
+    "training/configs/TASK.yaml (or --config FILE), and the flags given override them."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="akhbar train", usage=USAGE, description=DESCRIPTION)
-    parser.add_argument("tasks", nargs="?", default="topic", metavar="TASK[,TASK...]",
-                        help=f"{', '.join(TASK_KINDS)}; several, comma-separated, train one shared encoder "
-                             "with a head each into one bundle (default: topic).")
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="YAML file of one task's settings (default: training/configs/TASK.yaml).")
-    add_finetune_flags(parser.add_argument_group("settings (each defaults to the task's YAML, else the value shown)"))
+    parser.add_argument(
+        "tasks",
+        nargs="?",
+        default="topic",
+        metavar="TASK[,TASK...]",
+        help=f"{', '.join(TASK_KINDS)}; several, comma-separated, train one shared encoder "
+        "with a head each into one bundle (default: topic).",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="YAML file of one task's settings (default: training/configs/TASK.yaml).",
+    )
+    add_finetune_flags(
+        parser.add_argument_group(
+            "settings (each defaults to the task's YAML, else the value shown)"
+        )
+    )
     return parser
 
 

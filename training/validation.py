@@ -29,16 +29,26 @@ LEAD_PRIORS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 1e4)  # 1e4: Lead-k whatever 
 class SequenceEval:
     """Validation for topic/stance: window logits pooled per text, then macro-F1."""
 
-    def __init__(self, cfg: FinetuneConfig, tokenizer: PreTrainedTokenizerBase, records: list[dict],
-                 label_ids: list[int], labels: list[str]):
-        self.rows, self.windows = sequence_dataset(cfg, tokenizer, records, label_ids, cfg.max_windows)
+    def __init__(
+        self,
+        cfg: FinetuneConfig,
+        tokenizer: PreTrainedTokenizerBase,
+        records: list[dict],
+        label_ids: list[int],
+        labels: list[str],
+    ):
+        self.rows, self.windows = sequence_dataset(
+            cfg, tokenizer, records, label_ids, cfg.max_windows
+        )
         self.records, self.y, self.labels = records, np.array(label_ids), labels
 
     def doc_logits(self, window_logits: np.ndarray) -> np.ndarray:
         return pool_logits(window_logits, self.windows.doc_index, len(self.y))
 
     def score(self, window_logits: np.ndarray) -> float:
-        return classification_report(self.y, self.doc_logits(window_logits).argmax(1), self.labels, ci=False)["macro_f1"]
+        return classification_report(
+            self.y, self.doc_logits(window_logits).argmax(1), self.labels, ci=False
+        )["macro_f1"]
 
     def report(self, window_logits: np.ndarray) -> tuple[dict, float, np.ndarray]:
         logits = self.doc_logits(window_logits)
@@ -50,22 +60,33 @@ def calibration_report(logits: np.ndarray, y: np.ndarray, labels: list[str]) -> 
     """Validation figures of a label task's pooled logits, with the temperature fitted on them."""
     temperature = fit_temperature(logits, y)
     report = classification_report(y, logits.argmax(1), labels)
-    report |= {"ece_before": expected_calibration_error(calibrated(logits, 1.0), y),
-               "ece_after": expected_calibration_error(calibrated(logits, temperature), y),
-               "temperature": temperature}
+    report |= {
+        "ece_before": expected_calibration_error(calibrated(logits, 1.0), y),
+        "ece_after": expected_calibration_error(calibrated(logits, temperature), y),
+        "temperature": temperature,
+    }
     return report, temperature
 
 
-def fit_lead_prior(docs: list[list[Sentence]], scores: list[np.ndarray], refs: list[list[str]], k: int,
-                   priors: tuple[float, ...] = LEAD_PRIORS) -> tuple[float, dict[float, float], list[str]]:
+def fit_lead_prior(
+    docs: list[list[Sentence]],
+    scores: list[np.ndarray],
+    refs: list[list[str]],
+    k: int,
+    priors: tuple[float, ...] = LEAD_PRIORS,
+) -> tuple[float, dict[float, float], list[str]]:
     """The lead prior with the best validation ROUGE-L (the smaller on ties), ROUGE-L per
     prior, and the picks at the chosen prior (see :func:`akhbar.models.predict.with_lead_prior`)."""
     rouge = scorer()
     picks, by_prior = {}, {}
     for prior in priors:
-        picks[prior] = [" ".join(s.text for s in pick_sentences(d, with_lead_prior(sc, prior), k).sentences)
-                        for d, sc in zip(docs, scores)]
-        by_prior[prior] = float(np.mean([rouge_scores(p, r, rouge)["rougeL"] for p, r in zip(picks[prior], refs)]))
+        picks[prior] = [
+            " ".join(s.text for s in pick_sentences(d, with_lead_prior(sc, prior), k).sentences)
+            for d, sc in zip(docs, scores)
+        ]
+        by_prior[prior] = float(
+            np.mean([rouge_scores(p, r, rouge)["rougeL"] for p, r in zip(picks[prior], refs)])
+        )
     best = max(priors, key=lambda prior: (by_prior[prior], -prior))
     return best, by_prior, picks[best]
 
@@ -73,7 +94,9 @@ def fit_lead_prior(docs: list[list[Sentence]], scores: list[np.ndarray], refs: l
 class SummaryEval:
     """Validation for summary: the top-k sentences per article, ROUGE-L against the reference."""
 
-    def __init__(self, cfg: FinetuneConfig, tokenizer: PreTrainedTokenizerBase, records: list[dict]):
+    def __init__(
+        self, cfg: FinetuneConfig, tokenizer: PreTrainedTokenizerBase, records: list[dict]
+    ):
         self.rows, self.windows, self.docs = summary_dataset(cfg, tokenizer, records)
         self.refs, self.k = [references(r) for r in records], cfg.summary_sentences
 
@@ -85,17 +108,26 @@ class SummaryEval:
 
     def score(self, logits: np.ndarray) -> float:
         """The head's own validation ROUGE-L (no lead prior): what training improves."""
-        return fit_lead_prior(self.docs, self.doc_scores(logits), self.refs, self.k, priors=(0.0,))[1][0.0]
+        return fit_lead_prior(self.docs, self.doc_scores(logits), self.refs, self.k, priors=(0.0,))[
+            1
+        ][0.0]
 
     def report(self, logits: np.ndarray) -> tuple[dict, float, list[str]]:
         """Figures at the lead prior that wins on validation (in ``lead_prior``)."""
-        prior, by_prior, picks = fit_lead_prior(self.docs, self.doc_scores(logits), self.refs, self.k)
+        prior, by_prior, picks = fit_lead_prior(
+            self.docs, self.doc_scores(logits), self.refs, self.k
+        )
         return summary_report(picks, self.refs, self.k, prior, by_prior), 1.0, picks
 
 
-def summary_report(picks: list[str], refs: list[list[str]], k: int, prior: float, by_prior: dict[float, float]) -> dict:
+def summary_report(
+    picks: list[str], refs: list[list[str]], k: int, prior: float, by_prior: dict[float, float]
+) -> dict:
     """ROUGE-1/2/L of the picks, with the lead prior they were made at and ROUGE-L at each prior."""
     rouge = scorer()
     per_doc = [rouge_scores(p, r, rouge) for p, r in zip(picks, refs)]
     return {t: float(np.mean([d[t] for d in per_doc])) for t in per_doc[0]} | {
-        "k": k, "lead_prior": prior, "rougeL_by_lead_prior": {str(p): v for p, v in by_prior.items()}}
+        "k": k,
+        "lead_prior": prior,
+        "rougeL_by_lead_prior": {str(p): v for p, v in by_prior.items()},
+    }

@@ -85,36 +85,51 @@ class Job:
         def at_least_one(value: object) -> str | None:
             return whole_number_problem(value, 1)
 
-        for flag, value, problem_of in (("--summary-sentences", self.summary_sentences, summary_sentences_problem),
-                                        ("--summary-max-words", self.summary_max_words, summary_max_words_problem),
-                                        ("--batch-size", self.batch_size, at_least_one),
-                                        ("--concurrency", self.concurrency, at_least_one)):
+        for flag, value, problem_of in (
+            ("--summary-sentences", self.summary_sentences, summary_sentences_problem),
+            ("--summary-max-words", self.summary_max_words, summary_max_words_problem),
+            ("--batch-size", self.batch_size, at_least_one),
+            ("--concurrency", self.concurrency, at_least_one),
+        ):
             if value is not None and (problem := problem_of(value)):
                 raise ValueError(f"{flag} {problem}, got {value!r}")
         if self.engine not in ENGINES:
             raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.engine != "ray":
-            for flag, value in (("--ray-address", self.ray_address), ("--concurrency", self.concurrency)):
+            for flag, value in (
+                ("--ray-address", self.ray_address),
+                ("--concurrency", self.concurrency),
+            ):
                 if value is not None:
                     raise ValueError(f"{flag} needs --engine ray")
         if self.to_stdout:
             self._check_stdout()
         elif not self.output.name.lower().endswith(OUTPUT_SUFFIXES):
-            raise ValueError(f"--output must end in {', '.join(OUTPUT_SUFFIXES)}, or be - for standard "
-                             f"output, got {str(self.output)!r}")
-        if self.rejects is not None and (str(self.rejects) == STDOUT or self.rejects == self.output):
+            raise ValueError(
+                f"--output must end in {', '.join(OUTPUT_SUFFIXES)}, or be - for standard "
+                f"output, got {str(self.output)!r}"
+            )
+        if self.rejects is not None and (
+            str(self.rejects) == STDOUT or self.rejects == self.output
+        ):
             raise ValueError("--rejects must name a file of its own, not - or the --output file")
 
     def _check_stdout(self) -> None:
         if self.resume:
-            raise ValueError("--output - cannot be resumed: what went to standard output cannot be read "
-                             "back; write to a file to use --resume")
+            raise ValueError(
+                "--output - cannot be resumed: what went to standard output cannot be read "
+                "back; write to a file to use --resume"
+            )
         if self.engine == "ray":
-            raise ValueError("--output - does not work with --engine ray: Ray prints its workers' log lines "
-                             "on standard output, where they would mix with the results; write to a file")
+            raise ValueError(
+                "--output - does not work with --engine ray: Ray prints its workers' log lines "
+                "on standard output, where they would mix with the results; write to a file"
+            )
         if self.rejects is None:
-            raise ValueError("--output - needs --rejects PATH: standard output carries only the results, "
-                             "so bad records need a file of their own")
+            raise ValueError(
+                "--output - needs --rejects PATH: standard output carries only the results, "
+                "so bad records need a file of their own"
+            )
 
     @property
     def to_stdout(self) -> bool:
@@ -128,14 +143,26 @@ class Job:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Job:
-        return cls(args.input, Path(args.output), tuple(args.tasks), args.claims_field, args.id_field,
-                   args.summary_sentences, args.summary_max_words, args.batch_size, args.resume,
-                   args.engine, args.ray_address, args.concurrency,
-                   rejects=Path(args.rejects) if args.rejects else None)
+        return cls(
+            args.input,
+            Path(args.output),
+            tuple(args.tasks),
+            args.claims_field,
+            args.id_field,
+            args.summary_sentences,
+            args.summary_max_words,
+            args.batch_size,
+            args.resume,
+            args.engine,
+            args.ray_address,
+            args.concurrency,
+            rejects=Path(args.rejects) if args.rejects else None,
+        )
 
 
-def score_chunk(analyzer: Analyzer, articles: Sequence[Article],
-                tasks: Sequence[str]) -> list[dict[str, Any] | str]:
+def score_chunk(
+    analyzer: Analyzer, articles: Sequence[Article], tasks: Sequence[str]
+) -> list[dict[str, Any] | str]:
     """One Analyzer call for the chunk, as the service makes; a result per article.
 
     Should the call fail, each article is scored alone so that one bad article costs only
@@ -145,8 +172,12 @@ def score_chunk(analyzer: Analyzer, articles: Sequence[Article],
     try:
         return list(analyzer.analyze(articles, tasks))
     except Exception as exc:  # noqa: BLE001 - a model failure is one record's problem, not the job's
-        logger.warning("akhbar score: a chunk of %d failed (%s: %s); scoring it one article at a time",
-                       len(articles), type(exc).__name__, str(exc)[:_SHOWN_ERROR_CHARS])
+        logger.warning(
+            "akhbar score: a chunk of %d failed (%s: %s); scoring it one article at a time",
+            len(articles),
+            type(exc).__name__,
+            str(exc)[:_SHOWN_ERROR_CHARS],
+        )
     outcomes: list[dict[str, Any] | str] = []
     for article in articles:
         try:

@@ -1,6 +1,6 @@
 """Crash-safe files for ``akhbar score``: the resumable results file, its id index, rejects.
 
-The promise (issue 6): a job killed at any moment, SIGKILL included and in the middle of a
+The promise: a job killed at any moment, SIGKILL included and in the middle of a
 write, then re-run with ``--resume``, ends with every good input id in the output exactly
 once. How it is kept:
 
@@ -63,7 +63,7 @@ def _write_all(fd: int, data: bytes) -> None:
     """Write every byte (``os.write`` may write fewer); the crash tests interrupt this."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -119,8 +119,10 @@ class JsonlResults:
     def check(self) -> None:
         """Refuse early (before models load) what :meth:`open` would refuse."""
         if self.path.exists() and not self.resume:
-            raise OutputError(f"{self.shown} exists; pass --resume to continue that job, or choose "
-                              "another --output (an existing output is never overwritten)")
+            raise OutputError(
+                f"{self.shown} exists; pass --resume to continue that job, or choose "
+                "another --output (an existing output is never overwritten)"
+            )
         if self.path.exists() and not self.path.is_file():
             raise OutputError(f"{self.shown} is not a file")
         probe = self.path.parent  # the nearest folder that exists: open() creates the rest
@@ -144,7 +146,9 @@ class JsonlResults:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self.close()
-            raise OutputError(f"{self.shown} is being written by another akhbar score job") from None
+            raise OutputError(
+                f"{self.shown} is being written by another akhbar score job"
+            ) from None
         if created:
             _fsync_dir(self.path.parent)
         else:
@@ -160,8 +164,8 @@ class JsonlResults:
                     yield id_key(json.loads(raw)["id"])
                 except (ValueError, KeyError, TypeError):
                     raise OutputError(
-                        f"{self.shown} line {number} is not a result of akhbar score; move the file "
-                        "aside and start again"
+                        f"{self.shown} line {number} is not a result of akhbar score; move the "
+                        "file aside and start again"
                     ) from None
 
     def append(self, results: Iterable[dict[str, Any]]) -> int:
@@ -181,8 +185,10 @@ class JsonlResults:
                     os.ftruncate(self._fd, before)
                 except OSError:
                     pass
-                raise OutputError(f"cannot write {self.shown}: {exc.strerror or exc}; the results written "
-                                  "before are kept: make room, then rerun the same command with --resume") from None
+                raise OutputError(
+                    f"cannot write {self.shown}: {exc.strerror or exc}; the results written "
+                    "before are kept: make room, then rerun the same command with --resume"
+                ) from None
         return len(lines)
 
     def close(self) -> None:
@@ -204,7 +210,9 @@ class ResultsOutput:
         self.output = output
         self.parquet = output.name.lower().endswith(".parquet")
         self.jsonl = JsonlResults(
-            output.with_name(output.name + PARTIAL_SUFFIX) if self.parquet else output, resume, shown=output
+            output.with_name(output.name + PARTIAL_SUFFIX) if self.parquet else output,
+            resume,
+            shown=output,
         )
         self.resume = resume
 
@@ -217,15 +225,19 @@ class ResultsOutput:
         if not (self.parquet and self.output.exists()):
             return False
         if not self.resume:
-            raise OutputError(f"{self.output} exists; pass --resume to continue that job, or choose "
-                              "another --output (an existing output is never overwritten)")
+            raise OutputError(
+                f"{self.output} exists; pass --resume to continue that job, or choose "
+                "another --output (an existing output is never overwritten)"
+            )
         self.jsonl.path.unlink(missing_ok=True)
         return True
 
     def check(self) -> None:
         if self.parquet and self.jsonl.path.exists() and not self.resume:
-            raise OutputError(f"an unfinished job for {self.output} left {self.jsonl.path}; pass --resume to "
-                              "continue it, or delete that file to start again")
+            raise OutputError(
+                f"an unfinished job for {self.output} left {self.jsonl.path}; pass --resume to "
+                "continue it, or delete that file to start again"
+            )
         self.jsonl.check()
 
     def open(self) -> None:
@@ -282,8 +294,9 @@ class StdoutResults:
             # The reading program stopped (`| head`): point standard output at /dev/null so the
             # interpreter's own flush at exit does not fail a second time.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise OutputError("standard output was closed before the job ended (the program reading "
-                              "it stopped)") from None
+            raise OutputError(
+                "standard output was closed before the job ended (the program reading it stopped)"
+            ) from None
         return len(lines)
 
     def close(self) -> None:
@@ -325,15 +338,22 @@ def jsonl_to_parquet(source: Path, target: Path) -> None:
     schemas = []
     all_int_ids = True
     for chunk in _jsonl_chunks(source, _PARQUET_ROWS):
-        all_int_ids &= all(isinstance(r["id"], int) and not isinstance(r["id"], bool) for r in chunk)
-        schemas.append(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "id"} for r in chunk]).schema)
+        all_int_ids &= all(
+            isinstance(r["id"], int) and not isinstance(r["id"], bool) for r in chunk
+        )
+        schemas.append(
+            pa.Table.from_pylist([{k: v for k, v in r.items() if k != "id"} for r in chunk]).schema
+        )
     rest = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
     id_type = pa.int64() if all_int_ids and schemas else pa.string()
     schema = pa.schema([pa.field("id", id_type), *rest])
     with pq.ParquetWriter(target, schema) as writer:
         for chunk in _jsonl_chunks(source, _PARQUET_ROWS):
             if id_type == pa.string():
-                chunk = [{**r, "id": r["id"] if isinstance(r["id"], str) else id_key(r["id"])} for r in chunk]
+                chunk = [
+                    {**r, "id": r["id"] if isinstance(r["id"], str) else id_key(r["id"])}
+                    for r in chunk
+                ]
             writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
         if not schemas:
             writer.write_table(schema.empty_table())
@@ -363,7 +383,9 @@ class IdIndex:
         # A throw-away index: no journal, no syncs; it is rebuilt if a crash damages it.
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE ids (key TEXT PRIMARY KEY, seen INTEGER NOT NULL) WITHOUT ROWID")
+        self._db.execute(
+            "CREATE TABLE ids (key TEXT PRIMARY KEY, seen INTEGER NOT NULL) WITHOUT ROWID"
+        )
         self._pending = 0
 
     def add_done(self, keys: Iterable[str]) -> int:
@@ -417,8 +439,10 @@ class RejectsFile:
             self._file.write(reject.to_json() + "\n")
             self._file.flush()
         except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}; the results written before are "
-                              "kept: make room, then rerun the same command with --resume") from None
+            raise OutputError(
+                f"cannot write {self.path}: {exc.strerror or exc}; the results written before are "
+                "kept: make room, then rerun the same command with --resume"
+            ) from None
         self.count += 1
 
     def close(self) -> None:

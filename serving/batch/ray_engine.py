@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 
 BLOCK_BATCHES = 4  # batches per object-store block: a multiple, so batches never straddle blocks
 LOCAL_CPUS = 2  # a local Ray gets max(this, --concurrency) CPUs
-ACTOR_CPUS = 1  # CPUs Ray reserves per scoring actor: its torch threads when AKHBAR_TORCH_THREADS is 0
+ACTOR_CPUS = (
+    1  # CPUs Ray reserves per scoring actor: its torch threads when AKHBAR_TORCH_THREADS is 0
+)
 
 
 def check_ray() -> None:
@@ -53,8 +55,10 @@ def check_ray() -> None:
         import ray  # noqa: F401
         import ray.data  # noqa: F401
     except ImportError:
-        raise BatchError("--engine ray needs the ray extra: pip install 'akhbar[ray]' "
-                         "(with -c constraints.txt for the tested versions)") from None
+        raise BatchError(
+            "--engine ray needs the ray extra: pip install 'akhbar[ray]' "
+            "(with -c constraints.txt for the tested versions)"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -116,8 +120,14 @@ class RayScorer:
     Called directly (without Ray) in the tests, as the Ray Data docs recommend.
     """
 
-    def __init__(self, bundles: Mapping[str, str], versions: Mapping[str, str], tasks: Sequence[str],
-                 config: ScoringConfig, shipped: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        bundles: Mapping[str, str],
+        versions: Mapping[str, str],
+        tasks: Sequence[str],
+        config: ScoringConfig,
+        shipped: Mapping[str, Any] | None = None,
+    ) -> None:
         from akhbar.serving.core.analyzer import Analyzer
 
         paths = {}
@@ -146,10 +156,14 @@ class RayScorer:
         from akhbar.serving.core.articles import Article
 
         # Validated on the driver, against its limits: taken as they are.
-        articles = [Article.model_construct(**json.loads(a)) for a in batch.column("article").to_pylist()]
+        articles = [
+            Article.model_construct(**json.loads(a)) for a in batch.column("article").to_pylist()
+        ]
         outcomes = score_chunk(self.analyzer, articles, self.tasks)
-        encoded = [json.dumps(o if isinstance(o, dict) else {"id": a.id, "error": o}, ensure_ascii=False)
-                   for a, o in zip(articles, outcomes, strict=True)]
+        encoded = [
+            json.dumps(o if isinstance(o, dict) else {"id": a.id, "error": o}, ensure_ascii=False)
+            for a, o in zip(articles, outcomes, strict=True)
+        ]
         return pa.table({"line": batch.column("line"), "outcome": pa.array(encoded, pa.string())})
 
 
@@ -165,7 +179,11 @@ def _init(address: str | None, concurrency: int) -> None:
         return
     # A private local Ray: no token file in the home folder, no dashboard (known traps).
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=max(LOCAL_CPUS, concurrency), include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(
+        num_cpus=max(LOCAL_CPUS, concurrency),
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+    )
 
 
 def _blocks(articles: Iterator[tuple[int, Article]], rows: int) -> Iterator[Any]:
@@ -177,14 +195,23 @@ def _blocks(articles: Iterator[tuple[int, Article]], rows: int) -> Iterator[Any]
         lines.append(line)
         encoded.append(article.model_dump_json())
         if len(lines) == rows:
-            yield pa.table({"line": pa.array(lines, pa.int64()), "article": pa.array(encoded, pa.string())})
+            yield pa.table(
+                {"line": pa.array(lines, pa.int64()), "article": pa.array(encoded, pa.string())}
+            )
             lines, encoded = [], []
     if lines:
-        yield pa.table({"line": pa.array(lines, pa.int64()), "article": pa.array(encoded, pa.string())})
+        yield pa.table(
+            {"line": pa.array(lines, pa.int64()), "article": pa.array(encoded, pa.string())}
+        )
 
 
-def score_with_ray(job: Job, config: ScoringConfig, models: Mapping[str, Any],
-                   articles: Iterator[tuple[int, Article]], write: Callable[[list[Outcome]], None]) -> None:
+def score_with_ray(
+    job: Job,
+    config: ScoringConfig,
+    models: Mapping[str, Any],
+    articles: Iterator[tuple[int, Article]],
+    write: Callable[[list[Outcome]], None],
+) -> None:
     """Score ``articles`` on Ray and hand each returned batch to ``write``, in input order.
 
     Parameters
@@ -219,7 +246,13 @@ def score_with_ray(job: Job, config: ScoringConfig, models: Mapping[str, Any],
             shipped = {path: ray.put(pack_bundle(path)) for path in set(bundles.values())}
         dataset = ray.data.from_arrow_refs(refs).map_batches(
             RayScorer,
-            fn_constructor_args=(bundles, {t: r.version for t, r in models.items()}, job.tasks, config, shipped),
+            fn_constructor_args=(
+                bundles,
+                {t: r.version for t, r in models.items()},
+                job.tasks,
+                config,
+                shipped,
+            ),
             compute=ray.data.ActorPoolStrategy(size=concurrency),
             num_cpus=ACTOR_CPUS,
             batch_size=job.batch_size,
@@ -227,8 +260,9 @@ def score_with_ray(job: Job, config: ScoringConfig, models: Mapping[str, Any],
         )
         for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             outcomes: list[Outcome] = []
-            for line, encoded in zip(batch.column("line").to_pylist(), batch.column("outcome").to_pylist(),
-                                     strict=True):
+            for line, encoded in zip(
+                batch.column("line").to_pylist(), batch.column("outcome").to_pylist(), strict=True
+            ):
                 outcome = json.loads(encoded)
                 error = outcome.get("error") if set(outcome) == {"id", "error"} else None
                 outcomes.append((line, outcome["id"], error if error is not None else outcome))
@@ -236,7 +270,9 @@ def score_with_ray(job: Job, config: ScoringConfig, models: Mapping[str, Any],
     except BatchError:
         raise
     except ray.exceptions.RayError as exc:
-        raise BatchError(f"the Ray job failed ({type(exc).__name__}: {str(exc)[:500]}); results so far "
-                         "are kept, rerun with --resume") from None
+        raise BatchError(
+            f"the Ray job failed ({type(exc).__name__}: {str(exc)[:500]}); results so far "
+            "are kept, rerun with --resume"
+        ) from None
     finally:
         ray.shutdown()

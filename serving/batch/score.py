@@ -186,8 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="Ray scoring actors; each loads the models once (default: 1). "
-        "Only with --engine ray.",
+        help="Ray scoring actors; each loads the models once (default: 1). Only with --engine ray.",
     )
     return parser
 
@@ -229,8 +228,10 @@ class Report:
         return self.read > 0 and self.rejected == self.read
 
     def line(self) -> str:
-        text = (f"scored {self.scored}, rejected {self.rejected}, elapsed {self.elapsed:.1f} s, "
-                f"{self.rate:.1f} records/s")
+        text = (
+            f"scored {self.scored}, rejected {self.rejected}, elapsed {self.elapsed:.1f} s, "
+            f"{self.rate:.1f} records/s"
+        )
         if self.skipped:
             text += f"; {self.skipped} already in the output"
         if self.rejected and self.rejects:
@@ -258,7 +259,9 @@ class _Tally:
 def _reject(tally: _Tally, line: int, record_id: Any, reason: str) -> None:
     from akhbar.models.reader import Reject
 
-    shown = record_id if isinstance(record_id, str | int) and not isinstance(record_id, bool) else None
+    shown = (
+        record_id if isinstance(record_id, str | int) and not isinstance(record_id, bool) else None
+    )
     if isinstance(shown, str) and _unicode_problem({"id": shown}, ("id",)):
         shown = None  # a lone surrogate cannot go into the UTF-8 rejects file
     tally.rejects.add(Reject(line, shown, reason))
@@ -308,7 +311,9 @@ def _first_problem(error: ValidationError, names: dict[str, str]) -> str:
     return f"field '{names.get(field, field)}': {cause if cause is not None else first['msg']}"
 
 
-def good_articles(job: Job, stream: RecordStream, index: IdIndex, tally: _Tally) -> Iterator[tuple[int, Article]]:
+def good_articles(
+    job: Job, stream: RecordStream, index: IdIndex, tally: _Tally
+) -> Iterator[tuple[int, Article]]:
     """``(line, article)`` for every record to score, in input order.
 
     The reader has already set aside what it checks (JSON, fields, types, empty text); here
@@ -328,11 +333,18 @@ def good_articles(job: Job, stream: RecordStream, index: IdIndex, tally: _Tally)
         if isinstance(own_id, str) and not own_id.strip():
             own_id = None  # an empty CSV cell: no id, as when the column is absent
         article_id = line if own_id is None else own_id
-        k, words = _own_setting(record, "summary_sentences"), _own_setting(record, "summary_max_words")
-        fields = {"id": article_id, "text": record["text"], "title": record.get("title"),
-                  "claims": (record.get(job.claims_field) or []) if stance else [],
-                  "summary_sentences": job.summary_sentences if k is None else k,
-                  "summary_max_words": job.summary_max_words if words is None else words}
+        k, words = (
+            _own_setting(record, "summary_sentences"),
+            _own_setting(record, "summary_max_words"),
+        )
+        fields = {
+            "id": article_id,
+            "text": record["text"],
+            "title": record.get("title"),
+            "claims": (record.get(job.claims_field) or []) if stance else [],
+            "summary_sentences": job.summary_sentences if k is None else k,
+            "summary_max_words": job.summary_max_words if words is None else words,
+        }
         problem = _unicode_problem(record, (job.id_field, "text", "title", job.claims_field))
         if problem is None:
             try:
@@ -355,7 +367,9 @@ def good_articles(job: Job, stream: RecordStream, index: IdIndex, tally: _Tally)
         tally.tick()
 
 
-def _writer(output: ResultsOutput | StdoutResults, tally: _Tally) -> Callable[[list[Outcome]], None]:
+def _writer(
+    output: ResultsOutput | StdoutResults, tally: _Tally
+) -> Callable[[list[Outcome]], None]:
     """Write one chunk's outcomes: results to the output (one write), failures to the rejects."""
 
     def write(outcomes: list[Outcome]) -> None:
@@ -403,8 +417,14 @@ def _progress_bar(job: Job) -> Any:
     from tqdm import tqdm
 
     tty = sys.stderr.isatty()
-    return tqdm(total=_estimate_records(job.input), unit="rec", desc="akhbar score", file=sys.stderr,
-                mininterval=0.5 if tty else 30.0, dynamic_ncols=True)
+    return tqdm(
+        total=_estimate_records(job.input),
+        unit="rec",
+        desc="akhbar score",
+        file=sys.stderr,
+        mininterval=0.5 if tty else 30.0,
+        dynamic_ncols=True,
+    )
 
 
 def load_analyzer(job: Job, config: ScoringConfig, runtime: Runtime) -> Analyzer:
@@ -435,8 +455,10 @@ def _folder_problem(source: str) -> str | None:
         return None
     files = sorted(p.name for p in folder.iterdir() if p.name.lower().endswith(INPUT_SUFFIXES))
     hint = f"; it holds {', '.join(files[:5])}{', ...' if len(files) > 5 else ''}" if files else ""
-    return (f"{source} is a folder; pass one file of articles ({', '.join(INPUT_SUFFIXES)}) "
-            f"to --input, e.g. --input {folder / (files[0] if files else 'test.jsonl.gz')}{hint}")
+    return (
+        f"{source} is a folder; pass one file of articles ({', '.join(INPUT_SUFFIXES)}) "
+        f"to --input, e.g. --input {folder / (files[0] if files else 'test.jsonl.gz')}{hint}"
+    )
 
 
 def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
@@ -471,9 +493,14 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
     if problem := _folder_problem(job.input):
         raise BatchError(f"cannot read the input: {problem}")
     try:
-        stream = read_records(job.input, "score", policy="skip", rejects_path=report.rejects,
-                              id_field=job.id_field,
-                              claims_field=job.claims_field if "stance" in job.tasks else None)
+        stream = read_records(
+            job.input,
+            "score",
+            policy="skip",
+            rejects_path=report.rejects,
+            id_field=job.id_field,
+            claims_field=job.claims_field if "stance" in job.tasks else None,
+        )
     except (DataError, ValueError) as exc:
         raise BatchError(f"cannot read the input: {exc}") from None
 
@@ -516,15 +543,21 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
                 write([(line, a.id, o) for (line, a), o in zip(chunk, outcomes, strict=True)])
         output.finish()
     except DataError as exc:
-        raise BatchError(f"cannot read the input: {exc}; the results so far are kept, rerun with "
-                         "--resume once the input is fixed") from None
+        raise BatchError(
+            f"cannot read the input: {exc}; the results so far are kept, rerun with "
+            "--resume once the input is fixed"
+        ) from None
     except OutputError as exc:
         raise BatchError(str(exc)) from None
     except OSError as exc:  # the rejects file, beside the output
-        raise BatchError(f"cannot write {exc.filename or 'a file'}: {exc.strerror or exc}") from None
+        raise BatchError(
+            f"cannot write {exc.filename or 'a file'}: {exc.strerror or exc}"
+        ) from None
     except sqlite3.Error as exc:  # the id index, beside the output (a full disk)
-        raise BatchError(f"cannot write {index.path}: {exc}; the results written before are kept: make room, "
-                         "then rerun the same command with --resume") from None
+        raise BatchError(
+            f"cannot write {index.path}: {exc}; the results written before are kept: make room, "
+            "then rerun the same command with --resume"
+        ) from None
     finally:
         limits.var.reset(limits)
         output.close()
@@ -557,8 +590,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"akhbar score: interrupted{advice}", file=sys.stderr)
         return 130
     if report.already_complete:
-        print(f"akhbar score: {job.output} is already complete; nothing to resume "
-              "(a Parquet output is written once, when its job ends)", file=sys.stderr)
+        print(
+            f"akhbar score: {job.output} is already complete; nothing to resume "
+            "(a Parquet output is written once, when its job ends)",
+            file=sys.stderr,
+        )
         return 0
     print(f"akhbar score: {report.line()}", file=sys.stderr)
     if report.all_rejected:

@@ -76,11 +76,20 @@ def _coerce(article: Any, index: int, default_k: int) -> _Article:
     model, raising ValueError naming the field."""
     if isinstance(article, Article):
         k = default_k if article.summary_sentences is None else article.summary_sentences
-        return _Article(article.id, article.text, article.title, tuple(article.claims), k, article.summary_max_words)
+        return _Article(
+            article.id,
+            article.text,
+            article.title,
+            tuple(article.claims),
+            k,
+            article.summary_max_words,
+        )
     if hasattr(article, "model_dump"):
         article = article.model_dump()
     if not isinstance(article, Mapping):
-        raise ValueError(f"articles[{index}] must be a dict with a 'text' field, got {type(article).__name__}")
+        raise ValueError(
+            f"articles[{index}] must be a dict with a 'text' field, got {type(article).__name__}"
+        )
     text = article.get("text")
     if not isinstance(text, str) or not text.strip():
         raise _field_error(index, "text", "must be a non-empty string")
@@ -96,11 +105,17 @@ def _coerce(article: Any, index: int, default_k: int) -> _Article:
     max_words = article.get("summary_max_words")
     if max_words is not None and (problem := summary_max_words_problem(max_words)):
         raise _field_error(index, "summary_max_words", problem)
-    return _Article(article.get("id"), text, title, tuple(claims), default_k if k is None else k, max_words)
+    return _Article(
+        article.get("id"), text, title, tuple(claims), default_k if k is None else k, max_words
+    )
 
 
 def _label(prediction) -> dict[str, Any]:
-    return {"label": prediction.label, "scores": prediction.scores, "low_confidence": prediction.low_confidence}
+    return {
+        "label": prediction.label,
+        "scores": prediction.scores,
+        "low_confidence": prediction.low_confidence,
+    }
 
 
 class Analyzer:
@@ -114,18 +129,30 @@ class Analyzer:
         when built with :meth:`from_bundles` or :meth:`from_store`).
     """
 
-    def __init__(self, predictors: Mapping[str, Predictor], versions: Mapping[str, str] | None = None,
-                 summary_sentences: int = DEFAULT_SUMMARY_SENTENCES):
+    def __init__(
+        self,
+        predictors: Mapping[str, Predictor],
+        versions: Mapping[str, str] | None = None,
+        summary_sentences: int = DEFAULT_SUMMARY_SENTENCES,
+    ):
         unknown = sorted(set(predictors) - set(TASKS))
         if unknown:
-            raise ValueError(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+            raise ValueError(
+                f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}"
+            )
         self.predictors = dict(predictors)
-        self.versions = {t: (versions or {}).get(t) or str(p.bundle.path) for t, p in self.predictors.items()}
+        self.versions = {
+            t: (versions or {}).get(t) or str(p.bundle.path) for t, p in self.predictors.items()
+        }
         self.summary_sentences = summary_sentences
 
     @classmethod
-    def from_bundles(cls, bundles: Mapping[str, str | Path], versions: Mapping[str, str] | None = None,
-                     runtime: Runtime | None = None) -> Analyzer:
+    def from_bundles(
+        cls,
+        bundles: Mapping[str, str | Path],
+        versions: Mapping[str, str] | None = None,
+        runtime: Runtime | None = None,
+    ) -> Analyzer:
         """Load ``{task: bundle directory}``; the same directory for several tasks loads once.
 
         ``runtime``: k, the model batch size and the precision to score with
@@ -143,8 +170,11 @@ class Analyzer:
             key = Path(path).expanduser().resolve()
             try:
                 if key not in loaded:
-                    loaded[key] = Predictor(load_bundle(key), batch_size=runtime.model_batch_size,
-                                            precision=runtime.precision)
+                    loaded[key] = Predictor(
+                        load_bundle(key),
+                        batch_size=runtime.model_batch_size,
+                        precision=runtime.precision,
+                    )
                 if task not in loaded[key].bundle.settings.tasks:
                     have = ", ".join(loaded[key].bundle.tasks)
                     raise BundleError(key, f"has no {task!r} task (it has {have})")
@@ -152,15 +182,19 @@ class Analyzer:
                 name = (versions or {}).get(task) or str(key)
                 raise ModelLoadError(
                     f"the {task} model {name} cannot be loaded ({exc}); re-import a good copy with "
-                    f"`akhbar models import DIR --task {task}` and promote it, or rebuild the defaults "
-                    "with `make models`."
+                    f"`akhbar models import DIR --task {task}` and promote it, or rebuild the "
+                    "defaults with `make models`."
                 ) from None
             predictors[task] = loaded[key]
         return cls(predictors, versions, runtime.summary_sentences)
 
     @classmethod
-    def from_store(cls, tasks: Iterable[str] = TASKS, config: ScoringConfig | None = None,
-                   runtime: Runtime | None = None) -> Analyzer:
+    def from_store(
+        cls,
+        tasks: Iterable[str] = TASKS,
+        config: ScoringConfig | None = None,
+        runtime: Runtime | None = None,
+    ) -> Analyzer:
         """Load ``tasks``' models as the service does: ``config``'s model settings
         (``AKHBAR_<TASK>_MODEL``), else the promoted ones, else the shipped defaults (see
         :mod:`akhbar.serving.core.store`), scored with ``runtime``.
@@ -170,20 +204,29 @@ class Analyzer:
         """
         config = config or ScoringConfig.from_env()
         refs = config.resolve_models(tasks)
-        return cls.from_bundles({t: r.path for t, r in refs.items()}, {t: r.version for t, r in refs.items()},
-                                runtime or config.runtime())
+        return cls.from_bundles(
+            {t: r.path for t, r in refs.items()},
+            {t: r.version for t, r in refs.items()},
+            runtime or config.runtime(),
+        )
 
     @property
     def tasks(self) -> tuple[str, ...]:
         return tuple(t for t in TASKS if t in self.predictors)
 
     # -----------------------------------------------------------------------------------
-    def analyze(self, articles: Sequence[Any], tasks: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """Score ``articles`` with ``tasks`` (default: every loaded task); one result each, in order."""
+    def analyze(
+        self, articles: Sequence[Any], tasks: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Score ``articles`` with ``tasks`` (default: every loaded task);
+        one result each, in order."""
         tasks = tuple(TASKS if tasks is None else tasks)
         missing = [t for t in tasks if t not in self.predictors]
         if missing:
-            raise ValueError(f"no model loaded for {', '.join(missing)}; loaded: {', '.join(self.tasks) or 'none'}")
+            raise ValueError(
+                f"no model loaded for {', '.join(missing)}; loaded: "
+                f"{', '.join(self.tasks) or 'none'}"
+            )
         docs = [_coerce(a, i, self.summary_sentences) for i, a in enumerate(articles)]
         results: list[dict[str, Any]] = [{"id": d.id} for d in docs]
         truncated = [False] * len(docs)
@@ -212,10 +255,15 @@ class Analyzer:
             if claims:
                 preds = self.predictors["stance"].stance(claims, [texts[i] for i in owners])
                 for i, p in zip(owners, preds, strict=True):
-                    results[i]["stances"].append({
-                        "claim": p.claim, **_label(p),
-                        "evidence": [{"text": s.text, "start": s.start, "end": s.end} for s in p.evidence],
-                    })
+                    results[i]["stances"].append(
+                        {
+                            "claim": p.claim,
+                            **_label(p),
+                            "evidence": [
+                                {"text": s.text, "start": s.start, "end": s.end} for s in p.evidence
+                            ],
+                        }
+                    )
                     truncated[i] |= p.truncated
 
         versions = {t: self.versions[t] for t in TASKS if t in tasks}
@@ -229,7 +277,9 @@ class Analyzer:
             result["model_versions"] = dict(versions)
         return results
 
-    def _topic_and_summary(self, texts: list[str], titles: list[str | None], tasks: tuple[str, ...]) -> tuple[list, list]:
+    def _topic_and_summary(
+        self, texts: list[str], titles: list[str | None], tasks: tuple[str, ...]
+    ) -> tuple[list, list]:
         """Topic predictions and sentence scores for the requested ones of the two (else []);
         one encoder pass serves both when one bundle holds them and its topic head reads the
         summary windows (:meth:`Predictor.topic_and_sentences`)."""
@@ -237,15 +287,18 @@ class Analyzer:
         summary = self.predictors["summary"] if "summary" in tasks else None
         if topic is not None and topic is summary:
             return topic.topic_and_sentences(texts, titles)
-        return (topic.topic(texts, titles) if topic else [],
-                summary.sentence_scores(texts) if summary else [])
+        return (
+            topic.topic(texts, titles) if topic else [],
+            summary.sentence_scores(texts) if summary else [],
+        )
 
     def topic(self, articles: Sequence[Any]) -> list[dict[str, Any]]:
         """``id``, ``topic``, ``warnings``, ``model_versions`` per article (``POST /topic``)."""
         return self.analyze(articles, ("topic",))
 
     def summarize(self, articles: Sequence[Any]) -> list[dict[str, Any]]:
-        """``id``, ``summary``, ``warnings``, ``model_versions`` per article (``POST /summarize``)."""
+        """``id``, ``summary``, ``warnings``, ``model_versions``
+        per article (``POST /summarize``)."""
         return self.analyze(articles, ("summary",))
 
     def stance(self, articles: Sequence[Any]) -> list[dict[str, Any]]:

@@ -32,14 +32,12 @@ SAMPLE_ARTICLE: dict[str, Any] = {
     "id": "sample-1",
     "title": "البنك المركزي يبقي أسعار الفائدة دون تغيير",
     "text": (
-        "أعلن البنك المركزي اليوم الإبقاء على أسعار الفائدة الرئيسية دون تغيير للمرة الثالثة على التوالي. "
-        "وقال محافظ البنك في مؤتمر صحفي إن معدل التضخم تراجع إلى 3.1 في المئة خلال الربع الأخير من العام. "
-        "وأضاف أن القرار يهدف إلى دعم النمو الاقتصادي مع الحفاظ على استقرار الأسعار. "
-        "وتوقع محللون أن يبدأ البنك خفض الفائدة في النصف الثاني من العام المقبل إذا استمر تباطؤ التضخم. "
-        "وارتفعت أسهم البنوك في البورصة المحلية بنسبة طفيفة بعد الإعلان.\n"
-        "أخبار ذات صلة\n"
-        "ارتفاع أسعار الذهب في الأسواق العالمية\n"
-        "تابعونا على تويتر"
+        "أعلن البنك المركزي اليوم الإبقاء على أسعار الفائدة الرئيسية دون تغيير للمرة الثالثة على "
+        "التوالي. وقال محافظ البنك في مؤتمر صحفي إن معدل التضخم تراجع إلى 3.1 في المئة خلال الربع "
+        "الأخير من العام. وأضاف أن القرار يهدف إلى دعم النمو الاقتصادي مع الحفاظ على استقرار "
+        "الأسعار. وتوقع محللون أن يبدأ البنك خفض الفائدة في النصف الثاني من العام المقبل إذا استمر "
+        "تباطؤ التضخم. وارتفعت أسهم البنوك في البورصة المحلية بنسبة طفيفة بعد الإعلان.\nأخبار ذات "
+        "صلة\nارتفاع أسعار الذهب في الأسواق العالمية\nتابعونا على تويتر"
     ),
     "claims": ["البنك المركزي رفع أسعار الفائدة", "تراجع معدل التضخم في الربع الأخير"],
     "summary_sentences": 2,
@@ -56,9 +54,15 @@ SCHEMA_LIMITS = ScoringConfig.from_env()
 # document's regex dialect (ECMA-262) has a narrower \s (without \x1c-\x1f and \x85).
 NOT_BLANK = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 _TEXT_SCHEMA = {"maxLength": SCHEMA_LIMITS.max_text_chars, "pattern": NOT_BLANK}
-_CLAIMS_SCHEMA = {"maxItems": SCHEMA_LIMITS.max_claims,
-                  "items": {"type": "string", "minLength": 1, "maxLength": SCHEMA_LIMITS.max_claim_chars,
-                            "pattern": NOT_BLANK}}
+_CLAIMS_SCHEMA = {
+    "maxItems": SCHEMA_LIMITS.max_claims,
+    "items": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": SCHEMA_LIMITS.max_claim_chars,
+        "pattern": NOT_BLANK,
+    },
+}
 
 
 def _refused_by(problem_of: Callable[[object], str | None]) -> BeforeValidator:
@@ -79,21 +83,37 @@ class Article(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": SAMPLE_ARTICLE})
 
-    text: str = Field(min_length=1, json_schema_extra=_TEXT_SCHEMA,
-                      description="The article, as published (at most AKHBAR_MAX_TEXT_CHARS, "
-                                  "default 100,000 characters).")
+    text: str = Field(
+        min_length=1,
+        json_schema_extra=_TEXT_SCHEMA,
+        description="The article, as published (at most AKHBAR_MAX_TEXT_CHARS, "
+        "default 100,000 characters).",
+    )
     id: str | int | None = Field(None, description="Echoed in the result.")
-    title: str | None = Field(None, json_schema_extra={"maxLength": SCHEMA_LIMITS.max_text_chars},
-                              description="Headline; helps topic.")
-    claims: list[str] = Field(default_factory=list, json_schema_extra=_CLAIMS_SCHEMA,
-                              description="Claims to judge the article's stance on "
-                                          "(at most AKHBAR_MAX_CLAIMS, default 16).")
+    title: str | None = Field(
+        None,
+        json_schema_extra={"maxLength": SCHEMA_LIMITS.max_text_chars},
+        description="Headline; helps topic.",
+    )
+    claims: list[str] = Field(
+        default_factory=list,
+        json_schema_extra=_CLAIMS_SCHEMA,
+        description="Claims to judge the article's stance on "
+        "(at most AKHBAR_MAX_CLAIMS, default 16).",
+    )
     summary_sentences: Annotated[int | None, _refused_by(summary_sentences_problem)] = Field(
-        None, strict=True, json_schema_extra={"minimum": 1, "maximum": MAX_SUMMARY_SENTENCES},
-        description=f"Summary length k, 1 to {MAX_SUMMARY_SENTENCES} (default AKHBAR_SUMMARY_SENTENCES, "
-                    f"{SCHEMA_LIMITS.summary_sentences} on this server).")
+        None,
+        strict=True,
+        json_schema_extra={"minimum": 1, "maximum": MAX_SUMMARY_SENTENCES},
+        description=f"Summary length k, 1 to {MAX_SUMMARY_SENTENCES} (default "
+        f"AKHBAR_SUMMARY_SENTENCES, {SCHEMA_LIMITS.summary_sentences} on this server).",
+    )
     summary_max_words: Annotated[int | None, _refused_by(summary_max_words_problem)] = Field(
-        None, strict=True, json_schema_extra={"minimum": 1}, description="Upper bound on summary words.")
+        None,
+        strict=True,
+        json_schema_extra={"minimum": 1},
+        description="Upper bound on summary words.",
+    )
 
     # The rules live in akhbar.serving.core.limits.
     @field_validator("text")
@@ -121,23 +141,33 @@ class Article(BaseModel):
 class StanceArticle(Article):
     """An article for ``/stance``: at least one claim."""
 
-    claims: list[str] = Field(min_length=1, json_schema_extra=_CLAIMS_SCHEMA,
-                              description="Claims to judge the article's stance on "
-                                          "(1 to AKHBAR_MAX_CLAIMS, default 16).")
+    claims: list[str] = Field(
+        min_length=1,
+        json_schema_extra=_CLAIMS_SCHEMA,
+        description="Claims to judge the article's stance on (1 to AKHBAR_MAX_CLAIMS, default 16).",
+    )
 
 
 def article_count(value: list) -> list:
     limit = current().max_articles
     if len(value) > limit:
-        raise ValueError(f"{len(value)} articles; the limit is {limit} per request (AKHBAR_MAX_ARTICLES)")
+        raise ValueError(
+            f"{len(value)} articles; the limit is {limit} per request (AKHBAR_MAX_ARTICLES)"
+        )
     return value
 
 
 ARTICLES_SCHEMA = {"maxItems": SCHEMA_LIMITS.max_articles}
-Articles = Annotated[list[Article], Field(min_length=1, json_schema_extra=ARTICLES_SCHEMA),
-                     AfterValidator(article_count)]
-StanceArticles = Annotated[list[StanceArticle], Field(min_length=1, json_schema_extra=ARTICLES_SCHEMA),
-                           AfterValidator(article_count)]
+Articles = Annotated[
+    list[Article],
+    Field(min_length=1, json_schema_extra=ARTICLES_SCHEMA),
+    AfterValidator(article_count),
+]
+StanceArticles = Annotated[
+    list[StanceArticle],
+    Field(min_length=1, json_schema_extra=ARTICLES_SCHEMA),
+    AfterValidator(article_count),
+]
 
 
 class Label(BaseModel):

@@ -14,21 +14,23 @@ all take it from the same ``AKHBAR_*`` variables, in the same three steps:
 The HTTP service's own knobs (body size, timeout, queue, token, workers, ...) are in
 :mod:`akhbar.serving.http.settings`; this table is everything that decides a score.
 
-=========================  ==========================  ==========  ===========================================
-field                      environment variable        default     meaning
-=========================  ==========================  ==========  ===========================================
-max_text_chars             AKHBAR_MAX_TEXT_CHARS       100000      characters per article ``text`` (and title)
-max_claims                 AKHBAR_MAX_CLAIMS           16          claims per article
-max_claim_chars            AKHBAR_MAX_CLAIM_CHARS      2000        characters per claim
-max_articles               AKHBAR_MAX_ARTICLES         64          articles per HTTP request
-summary_sentences          AKHBAR_SUMMARY_SENTENCES    2           k (1-20) for articles that do not set their own
-topic_model                AKHBAR_TOPIC_MODEL          (store)     store tag or bundle directory for topic
-summary_model              AKHBAR_SUMMARY_MODEL        (store)     store tag or bundle directory for summary
-stance_model               AKHBAR_STANCE_MODEL         (store)     store tag or bundle directory for stance
-model_batch_size           AKHBAR_MODEL_BATCH_SIZE     16          token windows per forward pass
-precision                  AKHBAR_PRECISION            auto        encoder arithmetic: auto, fp32, bf16 or int8
-torch_threads              AKHBAR_TORCH_THREADS        0           torch threads per process; 0: its share of the cores
-=========================  ==========================  ==========  ===========================================
+=================  ========================  =======  ==============================================
+field              environment variable      default  meaning
+=================  ========================  =======  ==============================================
+max_text_chars     AKHBAR_MAX_TEXT_CHARS     100000   characters per article ``text`` (and title)
+max_claims         AKHBAR_MAX_CLAIMS         16       claims per article
+max_claim_chars    AKHBAR_MAX_CLAIM_CHARS    2000     characters per claim
+max_articles       AKHBAR_MAX_ARTICLES       64       articles per HTTP request
+summary_sentences  AKHBAR_SUMMARY_SENTENCES  2        k (1-20) for articles that do not set
+                                                      their own
+topic_model        AKHBAR_TOPIC_MODEL        (store)  store tag or bundle directory for topic
+summary_model      AKHBAR_SUMMARY_MODEL      (store)  store tag or bundle directory for summary
+stance_model       AKHBAR_STANCE_MODEL       (store)  store tag or bundle directory for stance
+model_batch_size   AKHBAR_MODEL_BATCH_SIZE   16       token windows per forward pass
+precision          AKHBAR_PRECISION          auto     encoder arithmetic: auto, fp32, bf16 or int8
+torch_threads      AKHBAR_TORCH_THREADS      0        torch threads per process; 0: its share
+                                                      of the cores
+=================  ========================  =======  ==============================================
 
 What ``0`` torch threads means for each process: the service gives each of its
 ``AKHBAR_WORKERS`` workers an equal share of the usable cores; ``akhbar score`` on its own
@@ -130,13 +132,19 @@ class ScoringConfig:
         if problem := summary_sentences_problem(self.summary_sentences):
             raise ValueError(f"AKHBAR_SUMMARY_SENTENCES {problem}, got {self.summary_sentences!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"AKHBAR_PRECISION must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise ValueError(
+                f"AKHBAR_PRECISION must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.torch_threads < 0:
-            raise ValueError(f"AKHBAR_TORCH_THREADS must be 0 (share the cores) or more, got {self.torch_threads}")
+            raise ValueError(
+                "AKHBAR_TORCH_THREADS must be 0 (share the cores) or more, got "
+                f"{self.torch_threads}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ScoringConfig:
-        """Read every ``AKHBAR_*`` variable of the table now; a bad value raises ValueError naming it."""
+        """Read every ``AKHBAR_*`` variable of the table now;
+        a bad value raises ValueError naming it."""
         return cls(**env_values(cls, os.environ if environ is None else environ))
 
     def runtime(self, cores: int | None = None) -> Runtime:
@@ -146,8 +154,12 @@ class ScoringConfig:
         ``torch_threads`` 0 it gets one torch thread per core.
         """
         cores = USABLE_CPUS if cores is None else cores
-        return Runtime(summary_sentences=self.summary_sentences, model_batch_size=self.model_batch_size,
-                       precision=resolve_precision(self.precision), torch_threads=self.torch_threads or max(1, cores))
+        return Runtime(
+            summary_sentences=self.summary_sentences,
+            model_batch_size=self.model_batch_size,
+            precision=resolve_precision(self.precision),
+            torch_threads=self.torch_threads or max(1, cores),
+        )
 
     def resolve_models(self, tasks: Iterable[str] = TASKS) -> dict[str, ModelRef]:
         """The model of each task: ``AKHBAR_<TASK>_MODEL``, else the promoted one, else the
@@ -186,7 +198,9 @@ class Runtime:
 
 # The configuration of the server handling the current request (set by the HTTP middleware)
 # or of the running batch job, so that Article validation uses the limits they started with.
-_current: contextvars.ContextVar[ScoringConfig | None] = contextvars.ContextVar("akhbar_scoring", default=None)
+_current: contextvars.ContextVar[ScoringConfig | None] = contextvars.ContextVar(
+    "akhbar_scoring", default=None
+)
 
 
 def use(config: ScoringConfig) -> contextvars.Token:
@@ -195,5 +209,6 @@ def use(config: ScoringConfig) -> contextvars.Token:
 
 
 def current() -> ScoringConfig:
-    """The current request's or batch job's configuration; outside both, read from the environment."""
+    """The current request's or batch job's configuration;
+    outside both, read from the environment."""
     return _current.get() or ScoringConfig.from_env()

@@ -1,12 +1,13 @@
 """Every rule an article must pass before it is scored, each written once.
 
-Why a module of its own: the HTTP service (the pydantic :class:`~akhbar.serving.core.articles.Article`
-validators), the batch scorer (``akhbar score``, which validates each record with that same
-model and sets bad records aside instead of failing a request), the scoring configuration
-(``AKHBAR_SUMMARY_SENTENCES``) and ``akhbar score --summary-sentences`` must refuse exactly the
-same values with the same words. Each check returns the problem as a sentence, or None; the
-caller decides whether that becomes a 400, a reject or a usage error. Messages name the
-field, the size and the limit's variable, never the article's text.
+Why a module of its own: the HTTP service (the pydantic
+:class:`~akhbar.serving.core.articles.Article` validators), the batch scorer (``akhbar score``,
+which validates each record with that same model and sets bad records aside instead of failing
+a request), the scoring configuration (``AKHBAR_SUMMARY_SENTENCES``) and
+``akhbar score --summary-sentences`` must refuse exactly the same values with the same words.
+Each check returns the problem as a sentence, or None; the caller decides whether that becomes
+a 400, a reject or a usage error. Messages name the field, the size and the limit's variable,
+never the article's text.
 """
 
 from __future__ import annotations
@@ -30,29 +31,38 @@ def text_problem(text: str, limits: Limits) -> str | None:
     if not text.strip():
         return "text is empty"
     if len(text) > limits.max_text_chars:
-        return (f"text has {len(text)} characters; the limit is {limits.max_text_chars} "
-                "(AKHBAR_MAX_TEXT_CHARS)")
+        return (
+            f"text has {len(text)} characters; the limit is {limits.max_text_chars} "
+            "(AKHBAR_MAX_TEXT_CHARS)"
+        )
     return None
 
 
 def title_problem(title: str | None, limits: Limits) -> str | None:
     """A ``title`` over ``AKHBAR_MAX_TEXT_CHARS`` (titles share the text's limit)."""
     if title is not None and len(title) > limits.max_text_chars:
-        return (f"title has {len(title)} characters; the limit is {limits.max_text_chars} "
-                "(AKHBAR_MAX_TEXT_CHARS)")
+        return (
+            f"title has {len(title)} characters; the limit is {limits.max_text_chars} "
+            "(AKHBAR_MAX_TEXT_CHARS)"
+        )
     return None
 
 
 def claims_problem(claims: Sequence[str], limits: Limits) -> str | None:
     """Too many claims, an empty claim or one over ``AKHBAR_MAX_CLAIM_CHARS``."""
     if len(claims) > limits.max_claims:
-        return f"{len(claims)} claims; the limit is {limits.max_claims} per article (AKHBAR_MAX_CLAIMS)"
+        return (
+            f"{len(claims)} claims; the limit is {limits.max_claims} per article "
+            "(AKHBAR_MAX_CLAIMS)"
+        )
     for i, claim in enumerate(claims):
         if not claim.strip():
             return f"claim {i} is empty"
         if len(claim) > limits.max_claim_chars:
-            return (f"claim {i} has {len(claim)} characters; the limit is {limits.max_claim_chars} "
-                    "(AKHBAR_MAX_CLAIM_CHARS)")
+            return (
+                f"claim {i} has {len(claim)} characters; the limit is {limits.max_claim_chars} "
+                "(AKHBAR_MAX_CLAIM_CHARS)"
+            )
     return None
 
 
@@ -68,6 +78,14 @@ def summary_max_words_problem(words: object) -> str | None:
 
 def whole_number_problem(value: object, low: int, high: int | None = None) -> str | None:
     """A value that is not a whole number from ``low`` (to ``high``); booleans are not numbers."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        return f"must be a whole number {f'from {low} to {high}' if high is not None else f'of at least {low}'}"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        return (
+            "must be a whole number "
+            f"{f'from {low} to {high}' if high is not None else f'of at least {low}'}"
+        )
     return None

@@ -87,7 +87,10 @@ def pointer_path() -> Path:
 def default_models_dir() -> Path | None:
     """The folder with the shipped ``<task>/`` bundles, or None when there is none."""
     candidates = [os.environ.get(DEFAULT_MODELS_ENV)] if os.environ.get(DEFAULT_MODELS_ENV) else []
-    candidates += [Path(__file__).resolve().parent.parent / "models" / "default", Path.cwd() / "models" / "default"]
+    candidates += [
+        Path(__file__).resolve().parent.parent / "models" / "default",
+        Path.cwd() / "models" / "default",
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
@@ -107,7 +110,9 @@ def _key_metric(task: str, metrics: dict) -> tuple[str, float] | None:
     if not isinstance(figures, dict):
         return None
     for section in METRIC_SECTIONS:
-        value = figures.get(section, {}).get(name) if isinstance(figures.get(section), dict) else None
+        value = (
+            figures.get(section, {}).get(name) if isinstance(figures.get(section), dict) else None
+        )
         if isinstance(value, (int, float)) and math.isfinite(value):
             return f"{section}.{name}", float(value)
     return None
@@ -143,8 +148,12 @@ def bundle_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def import_bundle(path: str | Path, task_or_name: str | None = None, validate: bool = True,
-                  origin: str | None = None) -> str:
+def import_bundle(
+    path: str | Path,
+    task_or_name: str | None = None,
+    validate: bool = True,
+    origin: str | None = None,
+) -> str:
     """Copy a bundle directory into the store; returns the new tag (``akhbar-topic:<version>``).
 
     Parameters
@@ -178,15 +187,22 @@ def import_bundle(path: str | Path, task_or_name: str | None = None, validate: b
     bundle_tasks = tuple(settings.tasks)
     if task_or_name in TASKS and task_or_name not in bundle_tasks:
         raise ModelStoreError(
-            f"cannot import {path} for {task_or_name}: the bundle only has {', '.join(bundle_tasks)}."
+            f"cannot import {path} for {task_or_name}: the bundle only has "
+            f"{', '.join(bundle_tasks)}."
         )
-    serves = (task_or_name,) if task_or_name in TASKS else tuple(t for t in bundle_tasks if t in TASKS)
+    serves = (
+        (task_or_name,) if task_or_name in TASKS else tuple(t for t in bundle_tasks if t in TASKS)
+    )
     metrics_file = path / METRICS_FILE
     try:
-        metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+        metrics = (
+            json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+        )
     except json.JSONDecodeError:
         metrics = {}
-    labels = {"project": "akhbar", "tasks": ",".join(serves)} | ({"origin": origin} if origin else {})
+    labels = {"project": "akhbar", "tasks": ",".join(serves)} | (
+        {"origin": origin} if origin else {}
+    )
     for task in serves:
         found = _key_metric(task, metrics)
         if found:
@@ -200,7 +216,10 @@ def import_bundle(path: str | Path, task_or_name: str | None = None, validate: b
         "metrics": _plain(metrics),
     }
     with bentoml.models.create(
-        _name_for(task_or_name, bundle_tasks), labels=labels, metadata=metadata, _model_store=_model_store()
+        _name_for(task_or_name, bundle_tasks),
+        labels=labels,
+        metadata=metadata,
+        _model_store=_model_store(),
     ) as model:
         for item in path.iterdir():
             target = Path(model.path) / item.name
@@ -223,7 +242,9 @@ def _get(tag: str):
             "or add one with `akhbar models import DIR --task TASK`."
         ) from None
     except ValueError as exc:  # a malformed tag
-        raise ModelStoreError(f"{tag!r} is not a model tag ({exc}); tags look like akhbar-topic:VERSION.") from None
+        raise ModelStoreError(
+            f"{tag!r} is not a model tag ({exc}); tags look like akhbar-topic:VERSION."
+        ) from None
 
 
 def resolve(tag: str) -> Path:
@@ -269,9 +290,14 @@ def promoted() -> dict[str, str]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         raise ModelStoreError(
-            f"{path} is not valid JSON; delete it and run `akhbar models promote TAG` for each task."
+            f"{path} is not valid JSON; "
+            "delete it and run `akhbar models promote TAG` for each task."
         ) from None
-    return {k: v for k, v in data.items() if k in TASKS and isinstance(v, str)} if isinstance(data, dict) else {}
+    return (
+        {k: v for k, v in data.items() if k in TASKS and isinstance(v, str)}
+        if isinstance(data, dict)
+        else {}
+    )
 
 
 def promote(tag: str, tasks: Iterable[str] | None = None) -> tuple[str, dict[str, str]]:
@@ -288,7 +314,8 @@ def promote(tag: str, tasks: Iterable[str] | None = None) -> tuple[str, dict[str
     missing = [t for t in tasks if t not in bundle_tasks]
     if not tasks or missing:
         raise ModelStoreError(
-            f"{pinned} has no {', '.join(missing) or 'task'} head; it holds {', '.join(bundle_tasks) or 'none'}."
+            f"{pinned} has no {', '.join(missing) or 'task'} head; it holds "
+            f"{', '.join(bundle_tasks) or 'none'}."
         )
     pointers = {**promoted(), **{t: pinned for t in tasks}}
     path = pointer_path()
@@ -335,7 +362,9 @@ def _default_bundle(task: str) -> Path | None:
     try:
         return shared if shared.is_dir() and task in read_settings(shared).tasks else None
     except BundleError as exc:
-        raise ModelStoreError(f"the shipped default models are unusable: {exc} Rebuild them with `make models`.") from None
+        raise ModelStoreError(
+            f"the shipped default models are unusable: {exc} Rebuild them with `make models`."
+        ) from None
 
 
 def _is_current(tag: str, digest: str) -> bool:
@@ -372,21 +401,35 @@ def _shipped_default(task: str, tag: str | None, digests: dict[Path, str]) -> st
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         pointers = promoted()
-        if task in pointers and _is_current(pointers[task], digest):  # another worker got here first
+        if task in pointers and _is_current(
+            pointers[task], digest
+        ):  # another worker got here first
             return pointers[task]
         try:
             # The service validates it when it loads it next.
-            new = import_bundle(source, task if source.name == task else None, validate=False, origin=SHIPPED)
+            new = import_bundle(
+                source, task if source.name == task else None, validate=False, origin=SHIPPED
+            )
         except ModelStoreError as exc:
             raise ModelStoreError(
-                f"the shipped default {task} model is unusable: {exc} Rebuild it with `make models`."
+                f"the shipped default {task} model is unusable: {exc} "
+                "Rebuild it with `make models`."
             ) from None
         # Tasks pointing at a model someone promoted keep it; unset and outdated ones move.
-        promote(new, [t for t in model_tasks(new) if t not in pointers or not _is_current(pointers[t], digest)])
+        promote(
+            new,
+            [
+                t
+                for t in model_tasks(new)
+                if t not in pointers or not _is_current(pointers[t], digest)
+            ],
+        )
     return promoted()[task]
 
 
-def resolve_models(tasks: Iterable[str] = TASKS, overrides: dict[str, str | None] | None = None) -> dict[str, ModelRef]:
+def resolve_models(
+    tasks: Iterable[str] = TASKS, overrides: dict[str, str | None] | None = None
+) -> dict[str, ModelRef]:
     """The model for each task, in the order the module docstring gives; checks files only.
 
     Parameters
@@ -403,28 +446,36 @@ def resolve_models(tasks: Iterable[str] = TASKS, overrides: dict[str, str | None
     for task in tasks:
         chosen = overrides.get(task)
         if chosen and Path(chosen).expanduser().is_dir():
-            path, version = Path(chosen).expanduser().resolve(), str(Path(chosen).expanduser().resolve())
+            path, version = (
+                Path(chosen).expanduser().resolve(),
+                str(Path(chosen).expanduser().resolve()),
+            )
         else:
             tag = chosen or _shipped_default(task, promoted().get(task), digests)
             if tag is None:
-                raise ModelStoreError(f"no {task} model is set up in {bentoml_home()}; {_how_to_get(task)}.")
+                raise ModelStoreError(
+                    f"no {task} model is set up in {bentoml_home()}; {_how_to_get(task)}."
+                )
             try:
                 model = _get(tag)
             except ModelStoreError:
                 source = f"AKHBAR_{task.upper()}_MODEL" if chosen else f"the promoted {task} model"
                 raise ModelStoreError(
-                    f"{source} {tag} is neither a bundle directory nor in the store at {bentoml_home()}; "
-                    f"{_how_to_get(task)}."
+                    f"{source} {tag} is neither a bundle directory nor in the store at "
+                    f"{bentoml_home()}; {_how_to_get(task)}."
                 ) from None
             path, version = Path(model.path), str(model.tag)
         try:
             check_files(path)
             settings = read_settings(path)
         except BundleError as exc:
-            raise ModelStoreError(f"the {task} model {version} is unusable ({exc}); {_how_to_get(task)}.") from None
+            raise ModelStoreError(
+                f"the {task} model {version} is unusable ({exc}); {_how_to_get(task)}."
+            ) from None
         if task not in settings.tasks:
             raise ModelStoreError(
-                f"the {task} model {version} has no {task} head (it has {', '.join(settings.tasks)}); {_how_to_get(task)}."
+                f"the {task} model {version} has no {task} head (it has "
+                f"{', '.join(settings.tasks)}); {_how_to_get(task)}."
             )
         refs[task] = ModelRef(task, path, version)
     return refs
@@ -444,26 +495,38 @@ def list_models() -> list[dict[str, Any]]:
             continue
         tag = str(model.tag)
         tasks = [t for t in labels.get("tasks", "").split(",") if t]
-        rows.append({
-            "tag": tag,
-            "tasks": tasks,
-            "metrics": {t: labels[f"{t}_metric"] for t in tasks if f"{t}_metric" in labels},
-            "promoted_for": sorted(t for t, p in pointers.items() if p == tag),
-            "created": model.info.creation_time,
-        })
+        rows.append(
+            {
+                "tag": tag,
+                "tasks": tasks,
+                "metrics": {t: labels[f"{t}_metric"] for t in tasks if f"{t}_metric" in labels},
+                "promoted_for": sorted(t for t, p in pointers.items() if p == tag),
+                "created": model.info.creation_time,
+            }
+        )
     return sorted(rows, key=lambda r: r["created"], reverse=True)
 
 
 def _print_list() -> None:
     rows = list_models()
     if not rows:
-        print(f"No akhbar models in {bentoml_home()}. Add one with `akhbar models import DIR --task TASK`.")
+        print(
+            f"No akhbar models in {bentoml_home()}. "
+            "Add one with `akhbar models import DIR --task TASK`."
+        )
         return
     lines = [("TAG", "TASKS", "KEY METRIC", "DEFAULT FOR", "CREATED")]
     for r in rows:
         metric = "; ".join(f"{t}: {m}" for t, m in r["metrics"].items()) or "-"
-        lines.append((r["tag"], ",".join(r["tasks"]), metric, ",".join(r["promoted_for"]) or "-",
-                      r["created"].strftime("%Y-%m-%d %H:%M")))
+        lines.append(
+            (
+                r["tag"],
+                ",".join(r["tasks"]),
+                metric,
+                ",".join(r["promoted_for"]) or "-",
+                r["created"].strftime("%Y-%m-%d %H:%M"),
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     for line in lines:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
@@ -490,7 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy a bundle from the store to a directory (the bundle format).",
     )
     export_.add_argument("tag", metavar="TAG", help="Model tag, e.g. akhbar-topic:latest.")
-    export_.add_argument("directory", metavar="DIR", help="Directory to write the bundle to (new or empty).")
+    export_.add_argument(
+        "directory", metavar="DIR", help="Directory to write the bundle to (new or empty)."
+    )
 
     import_ = sub.add_parser(
         "import",
@@ -500,7 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     import_.add_argument("directory", metavar="DIR", help="Bundle directory to import.")
     import_.add_argument(
-        "--task", choices=TASKS, default=None,
+        "--task",
+        choices=TASKS,
+        default=None,
         help="Import for this task only, as model akhbar-TASK (default: the bundle's only "
         "task, or all of them as akhbar-shared).",
     )
@@ -513,14 +580,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     promote_.add_argument("tag", metavar="TAG", help="Model tag to promote.")
     promote_.add_argument(
-        "--task", choices=TASKS, action="append", default=None,
+        "--task",
+        choices=TASKS,
+        action="append",
+        default=None,
         help="Promote for this task only; repeatable (default: every task it was imported for).",
     )
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """``akhbar models`` arguments, checked, without running anything; a bad one exits 2 with usage."""
+    """``akhbar models`` arguments, checked, without running anything;
+    a bad one exits 2 with usage."""
     return build_parser().parse_args(argv)
 
 
@@ -536,7 +607,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "promote":
             tag, pointers = promote(args.tag, args.task)
             tasks = sorted(t for t, p in pointers.items() if p == tag)
-            print(f"{tag} is now the default for {', '.join(tasks)}; restart the service to load it.")
+            print(
+                f"{tag} is now the default for {', '.join(tasks)}; restart the service to load it."
+            )
     except ModelStoreError as exc:
         print(f"akhbar models {args.action}: {exc}", file=sys.stderr)
         return 1

@@ -50,9 +50,12 @@ from typing import Any
 from akhbar.serving.core.config import use
 from akhbar.serving.http.settings import ServiceSettings
 
-OPEN_PATHS = frozenset({"/", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/docs",
-                        "/ui"})
-OPEN_PREFIXES = ("/ui/",)  # the reading page's assets (akhbar.serving.http.ui); it calls /analyze with the token
+OPEN_PATHS = frozenset(
+    {"/", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/docs", "/ui"}
+)
+OPEN_PREFIXES = (
+    "/ui/",
+)  # the reading page's assets (akhbar.serving.http.ui); it calls /analyze with the token
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -69,13 +72,17 @@ class _Outer:
 
 
 # Set while an outside request is handled; nested in-process calls see it open and pass through.
-_INSIDE_REQUEST: contextvars.ContextVar[_Outer | None] = contextvars.ContextVar("akhbar_inside_request",
-                                                                                default=None)
+_INSIDE_REQUEST: contextvars.ContextVar[_Outer | None] = contextvars.ContextVar(
+    "akhbar_inside_request", default=None
+)
 # The settings of the server handling the current request (the reading page asks for them).
-_SETTINGS: contextvars.ContextVar[ServiceSettings | None] = contextvars.ContextVar("akhbar_service_settings",
-                                                                                  default=None)
+_SETTINGS: contextvars.ContextVar[ServiceSettings | None] = contextvars.ContextVar(
+    "akhbar_service_settings", default=None
+)
 # Per-request facts the handlers add for the log line (the article count).
-_REQUEST_FACTS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("akhbar_request_facts", default=None)
+_REQUEST_FACTS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "akhbar_request_facts", default=None
+)
 
 
 def note(**facts: Any) -> None:
@@ -132,7 +139,9 @@ class AkhbarMiddleware:
     settings: a callable returning :class:`ServiceSettings` (default: read the environment).
     """
 
-    def __init__(self, app: Any, settings: Callable[[], ServiceSettings] = ServiceSettings.from_env):
+    def __init__(
+        self, app: Any, settings: Callable[[], ServiceSettings] = ServiceSettings.from_env
+    ):
         self.app = app
         self.settings = settings()
         self.in_progress = 0
@@ -147,8 +156,12 @@ class AkhbarMiddleware:
         request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         facts: dict[str, Any] = {"request_id": request_id, "articles": None, "status": None}
         marker = _Outer()
-        tokens = (_INSIDE_REQUEST.set(marker), _REQUEST_FACTS.set(facts), _SETTINGS.set(self.settings),
-                  use(self.settings.scoring))
+        tokens = (
+            _INSIDE_REQUEST.set(marker),
+            _REQUEST_FACTS.set(facts),
+            _SETTINGS.set(self.settings),
+            use(self.settings.scoring),
+        )
         path = scope.get("path", "")
 
         async def send_closing(message: dict) -> None:
@@ -163,21 +176,31 @@ class AkhbarMiddleware:
             for token in reversed(tokens):
                 token.var.reset(token)
             line = {
-                "request_id": request_id, "method": scope.get("method"), "route": path,
-                "status": facts["status"], "articles": facts["articles"],
+                "request_id": request_id,
+                "method": scope.get("method"),
+                "route": path,
+                "status": facts["status"],
+                "articles": facts["articles"],
                 "latency_ms": round((time.perf_counter() - started) * 1000, 1),
             }
             access_log.log(logging.DEBUG if is_open(path) else logging.INFO, json.dumps(line))
 
-    async def _handle(self, scope: dict, receive: Callable, send: Callable, path: str, facts: dict) -> None:
+    async def _handle(
+        self, scope: dict, receive: Callable, send: Callable, path: str, facts: dict
+    ) -> None:
         settings = self.settings
         request_id = facts["request_id"]
-        replaced = {"pending": None, "allow": []}  # a downstream 404/405/503/504 whose body we replace
+        replaced = {
+            "pending": None,
+            "allow": [],
+        }  # a downstream 404/405/503/504 whose body we replace
 
         async def send_with_id(message: dict) -> None:
             if message["type"] == "http.response.start":
                 facts["status"] = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
                 message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
                 status = message["status"]
                 if status in (503, 504) and not is_open(path):
@@ -192,27 +215,50 @@ class AkhbarMiddleware:
                     status = replaced["pending"]
                     replaced["pending"] = None
                     if status in (404, 405):
-                        await self._error(send, status, _not_routed(status, scope), request_id, facts=facts,
-                                          extra=replaced["allow"])
+                        await self._error(
+                            send,
+                            status,
+                            _not_routed(status, scope),
+                            request_id,
+                            facts=facts,
+                            extra=replaced["allow"],
+                        )
                         return
-                    problem = ("the service is busy: a batch could not start in time" if status == 503
-                               else f"the request took longer than {settings.request_timeout:g} s")
-                    await self._error(send, status, f"{problem}; retry later", request_id, retry=True, facts=facts)
+                    problem = (
+                        "the service is busy: a batch could not start in time"
+                        if status == 503
+                        else f"the request took longer than {settings.request_timeout:g} s"
+                    )
+                    await self._error(
+                        send, status, f"{problem}; retry later", request_id, retry=True, facts=facts
+                    )
                 return
             await send(message)
 
         if not is_open(path) and settings.api_token and not self._authorized(scope):
-            await self._error(send, 401, "missing or wrong bearer token: send the header "
-                              "'Authorization: Bearer <token>' with the token the service was started with "
-                              "(AKHBAR_API_TOKEN)", request_id, facts=facts,
-                              extra=[(b"www-authenticate", b'Bearer realm="akhbar"')])
+            await self._error(
+                send,
+                401,
+                "missing or wrong bearer token: send the header "
+                "'Authorization: Bearer <token>' with the token the service was started with "
+                "(AKHBAR_API_TOKEN)",
+                request_id,
+                facts=facts,
+                extra=[(b"www-authenticate", b'Bearer realm="akhbar"')],
+            )
             return
 
         if scope.get("method") in BODY_METHODS:
             length = _header(scope, b"content-length")
             if length is not None:
                 if not length.strip().isdigit():
-                    await self._error(send, 400, f"invalid Content-Length header {length!r}", request_id, facts=facts)
+                    await self._error(
+                        send,
+                        400,
+                        f"invalid Content-Length header {length!r}",
+                        request_id,
+                        facts=facts,
+                    )
                     return
                 if int(length) > settings.max_body_bytes:
                     await self._too_large(send, int(length), request_id, facts)
@@ -232,14 +278,26 @@ class AkhbarMiddleware:
         if scope.get("method") in BODY_METHODS and content_type == "multipart/form-data":
             # BentoML parses form bodies for its file inputs, which akhbar has none of, and
             # answers a malformed one (no boundary, bad framing) with a 500.
-            await self._error(send, 415, "Content-Type multipart/form-data is not accepted: send the articles "
-                              "as JSON with 'Content-Type: application/json'", request_id, facts=facts)
+            await self._error(
+                send,
+                415,
+                "Content-Type multipart/form-data is not accepted: send the articles "
+                "as JSON with 'Content-Type: application/json'",
+                request_id,
+                facts=facts,
+            )
             return
 
         if self.in_progress >= settings.max_queue:
-            await self._error(send, 503, f"the service is busy: {self.in_progress} requests are in progress "
-                              f"(limit {settings.max_queue}, AKHBAR_MAX_QUEUE); retry later", request_id,
-                              retry=True, facts=facts)
+            await self._error(
+                send,
+                503,
+                f"the service is busy: {self.in_progress} requests are in progress "
+                f"(limit {settings.max_queue}, AKHBAR_MAX_QUEUE); retry later",
+                request_id,
+                retry=True,
+                facts=facts,
+            )
             return
         self.in_progress += 1
         try:
@@ -273,15 +331,23 @@ class AkhbarMiddleware:
             await task
         except BaseException:  # noqa: B036 - the cancelled work may end in any way; we answer 504
             pass
-        await self._error(send, 504, f"the request took longer than {settings.request_timeout:g} s "
-                          "(AKHBAR_REQUEST_TIMEOUT); retry later or send fewer or shorter articles",
-                          request_id, retry=True, facts=facts)
+        await self._error(
+            send,
+            504,
+            f"the request took longer than {settings.request_timeout:g} s "
+            "(AKHBAR_REQUEST_TIMEOUT); retry later or send fewer or shorter articles",
+            request_id,
+            retry=True,
+            facts=facts,
+        )
 
     def _authorized(self, scope: dict) -> bool:
         header = _header(scope, b"authorization") or ""
         scheme, _, token = header.partition(" ")
         expected = self.settings.api_token or ""
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), expected.encode()
+        )
 
     @staticmethod
     async def _buffered(receive: Callable, limit: int) -> Callable:
@@ -307,21 +373,44 @@ class AkhbarMiddleware:
 
         return replay
 
-    async def _too_large(self, send: Callable, length: int | None, request_id: str, facts: dict) -> None:
+    async def _too_large(
+        self, send: Callable, length: int | None, request_id: str, facts: dict
+    ) -> None:
         limit = self.settings.max_body_bytes
         size = f"{length} bytes" if length is not None else "larger than that"
-        await self._error(send, 413, f"request body too large: the limit is {limit} bytes (AKHBAR_MAX_BODY_BYTES) "
-                          f"and this one is {size}; send fewer or shorter articles per request", request_id, facts=facts)
+        await self._error(
+            send,
+            413,
+            f"request body too large: the limit is {limit} bytes (AKHBAR_MAX_BODY_BYTES) "
+            f"and this one is {size}; send fewer or shorter articles per request",
+            request_id,
+            facts=facts,
+        )
 
-    async def _error(self, send: Callable, status: int, message: str, request_id: str, *, retry: bool = False,
-                     facts: dict, extra: list[tuple[bytes, bytes]] = ()) -> None:
+    async def _error(
+        self,
+        send: Callable,
+        status: int,
+        message: str,
+        request_id: str,
+        *,
+        retry: bool = False,
+        facts: dict,
+        extra: list[tuple[bytes, bytes]] = (),
+    ) -> None:
         facts["status"] = status
         body = json.dumps({"error": message}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                   (b"x-request-id", request_id.encode()), *extra]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            *extra,
+        ]
         if retry:
             headers.append((b"retry-after", str(self.settings.retry_after).encode()))
         if status == 413:
-            headers.append((b"connection", b"close"))  # the unread body must not become the next request
+            headers.append(
+                (b"connection", b"close")
+            )  # the unread body must not become the next request
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -40,7 +40,11 @@ SERVICE = "akhbar.serving.http.service:Akhbar"
 # activations come from a heap that fragments and is seldom given back. A fixed 4 MiB
 # threshold kept it within 2 % for 17 % fewer requests/s (128 KiB: flat, 30 % fewer; 16 MiB:
 # +12 %). Two arenas: the scoring threads do not each keep one.
-MALLOC_SETTINGS = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(4 << 20), "MALLOC_TRIM_THRESHOLD_": "131072"}
+MALLOC_SETTINGS = {
+    "MALLOC_ARENA_MAX": "2",
+    "MALLOC_MMAP_THRESHOLD_": str(4 << 20),
+    "MALLOC_TRIM_THRESHOLD_": "131072",
+}
 
 
 def _port(value: str) -> int:
@@ -61,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(tables in akhbar.serving.http.settings and akhbar.serving.core.config).",
     )
     parser.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT, metavar="PORT", help=f"TCP port (default: {DEFAULT_PORT})."
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        metavar="PORT",
+        help=f"TCP port (default: {DEFAULT_PORT}).",
     )
     parser.add_argument(
         "--host",
@@ -74,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """``akhbar serve`` arguments, checked, without running anything; a bad one exits 2 with usage."""
+    """``akhbar serve`` arguments, checked, without running anything;
+    a bad one exits 2 with usage."""
     return build_parser().parse_args(argv)
 
 
@@ -102,8 +111,19 @@ def run_server(host: str, port: int, grace: int) -> int:
             env.setdefault(name, value)
         # Without a graceful-shutdown timeout, uvicorn waits for requests in flight forever
         # (and BentoML's process manager for a day) after SIGTERM.
-        command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host, "--port", str(port),
-                   "--timeout-graceful-shutdown", str(grace)]
+        command = [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            SERVICE,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--timeout-graceful-shutdown",
+            str(grace),
+        ]
         child = subprocess.Popen(command, env=env)
 
         def forward(signum, _frame):
@@ -122,7 +142,9 @@ def run_server(host: str, port: int, grace: int) -> int:
             for s, handler in previous.items():
                 signal.signal(s, handler)
         if status_file.is_file():
-            print(f"akhbar serve: {status_file.read_text(encoding='utf-8').strip()}", file=sys.stderr)
+            print(
+                f"akhbar serve: {status_file.read_text(encoding='utf-8').strip()}", file=sys.stderr
+            )
             return 1
         return code
 

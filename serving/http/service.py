@@ -6,7 +6,8 @@ Routes (JSON; the OpenAPI document is at ``/docs.json``):
   article in request order (shape: :mod:`akhbar.serving.core.analyzer`);
 * ``POST /topic``, ``POST /summarize``, ``POST /stance``: the same, one part each;
 * ``/livez``, ``/readyz`` (200 once every model has loaded), ``/metrics`` (Prometheus);
-* ``GET /ui``: the reading page for editors (:mod:`akhbar.serving.http.ui`), which calls ``/analyze``.
+* ``GET /ui``: the reading page for editors (:mod:`akhbar.serving.http.ui`), which calls
+  ``/analyze``.
 
 All four routes hand their articles to ``score_batch``, a batchable route called in
 process through BentoML's self-proxy, so articles from concurrent callers are scored in
@@ -103,8 +104,12 @@ class Akhbar:
         # The first call loads the sentence encoder and allocates buffers (seconds): not on a
         # caller's time.
         self.analyzer.analyze([SAMPLE_ARTICLE])
-        logger.info("akhbar: models loaded (%s, %d torch threads): %s", runtime.precision, runtime.torch_threads,
-                    ", ".join(f"{t}={v}" for t, v in self.analyzer.versions.items()))
+        logger.info(
+            "akhbar: models loaded (%s, %d torch threads): %s",
+            runtime.precision,
+            runtime.torch_threads,
+            ", ".join(f"{t}={v}" for t, v in self.analyzer.versions.items()),
+        )
         self.ready = True
 
     def __is_ready__(self) -> bool:
@@ -135,10 +140,16 @@ class Akhbar:
         """Stance of each article toward each of its claims, with evidence sentences."""
         return StanceResponse(results=await self._score(articles, ("stance",)))
 
-    @bentoml.api(batchable=True, max_batch_size=SERVER.max_batch_size, max_latency_ms=SERVER.max_latency_ms)
+    @bentoml.api(
+        batchable=True, max_batch_size=SERVER.max_batch_size, max_latency_ms=SERVER.max_latency_ms
+    )
     def score_batch(
-        self, items: Annotated[list[WorkItem], Field(min_length=1, json_schema_extra=ARTICLES_SCHEMA),
-                               AfterValidator(article_count)]
+        self,
+        items: Annotated[
+            list[WorkItem],
+            Field(min_length=1, json_schema_extra=ARTICLES_SCHEMA),
+            AfterValidator(article_count),
+        ],
     ) -> list[dict[str, Any]]:
         """Internal: the adaptive-batching entry the routes above share. Call /analyze instead.
 

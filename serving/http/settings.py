@@ -4,20 +4,22 @@ These are the knobs only a server has; what decides a score (limits, k, models, 
 size, precision, torch threads) is the scoring core's configuration,
 :mod:`akhbar.serving.core.config`, which :class:`ServiceSettings` carries as ``scoring``.
 
-=========================  ==========================  ==========  ===========================================
-field                      environment variable        default     meaning
-=========================  ==========================  ==========  ===========================================
-max_body_bytes             AKHBAR_MAX_BODY_BYTES       16777216    request body size (16 MiB); larger: 413
-request_timeout            AKHBAR_REQUEST_TIMEOUT      60          seconds before a request is answered 504
-max_queue                  AKHBAR_MAX_QUEUE            64          API requests in progress per worker; more: 503
-retry_after                AKHBAR_RETRY_AFTER          5           seconds suggested in ``Retry-After`` on 503/504
-shutdown_grace             AKHBAR_SHUTDOWN_GRACE       30          seconds requests in flight get to finish on SIGTERM
-api_token                  AKHBAR_API_TOKEN            (unset)     when set, API routes need ``Authorization: Bearer``
-workers                    AKHBAR_WORKERS              1           server processes, each with its own models
-threads                    AKHBAR_THREADS              1           scoring threads per worker
-max_batch_size             AKHBAR_MAX_BATCH_SIZE       32          articles per adaptive batch
-max_latency_ms             AKHBAR_MAX_LATENCY_MS       60000       longest an article may queue for its batch
-=========================  ==========================  ==========  ===========================================
+===============  ======================  ========  ===============================================
+field            environment variable    default   meaning
+===============  ======================  ========  ===============================================
+max_body_bytes   AKHBAR_MAX_BODY_BYTES   16777216  request body size (16 MiB); larger: 413
+request_timeout  AKHBAR_REQUEST_TIMEOUT  60        seconds before a request is answered 504
+max_queue        AKHBAR_MAX_QUEUE        64        API requests in progress per worker; more: 503
+retry_after      AKHBAR_RETRY_AFTER      5         seconds suggested in ``Retry-After`` on 503/504
+shutdown_grace   AKHBAR_SHUTDOWN_GRACE   30        seconds requests in flight get to finish
+                                                   on SIGTERM
+api_token        AKHBAR_API_TOKEN        (unset)   when set, API routes need
+                                                   ``Authorization: Bearer``
+workers          AKHBAR_WORKERS          1         server processes, each with its own models
+threads          AKHBAR_THREADS          1         scoring threads per worker
+max_batch_size   AKHBAR_MAX_BATCH_SIZE   32        articles per adaptive batch
+max_latency_ms   AKHBAR_MAX_LATENCY_MS   60000     longest an article may queue for its batch
+===============  ======================  ========  ===============================================
 
 The defaults suit 2 CPU cores: one worker scores one batch at a time with both cores, and
 32 concurrent callers queue (up to ``max_queue``) instead of being refused. A second worker

@@ -62,7 +62,9 @@ async def _page(_: Request) -> Response:
 
     settings = current_settings()  # None only without the middleware, which is what checks tokens
     token_required = settings is not None and settings.api_token is not None
-    return JSONResponse({"token_required": token_required, "sample": SAMPLE_ARTICLE}, headers=HEADERS)
+    return JSONResponse(
+        {"token_required": token_required, "sample": SAMPLE_ARTICLE}, headers=HEADERS
+    )
 
 
 def page_app() -> Starlette:
@@ -72,9 +74,11 @@ def page_app() -> Starlette:
     declare, so mounting at ``/`` serves ``/ui`` itself, without a redirect to ``/ui/``,
     and leaves every other path to the service.
     """
-    return Starlette(routes=[
-        Route("/ui", _index, methods=["GET"]),
-        Route("/ui/", _index, methods=["GET"]),
-        Route("/ui/page.json", _page, methods=["GET"]),
-        Route("/ui/{name}", _asset, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/ui", _index, methods=["GET"]),
+            Route("/ui/", _index, methods=["GET"]),
+            Route("/ui/page.json", _page, methods=["GET"]),
+            Route("/ui/{name}", _asset, methods=["GET"]),
+        ]
+    )

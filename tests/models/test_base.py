@@ -1,4 +1,5 @@
-"""Tests for akhbar.models.base: loading a base encoder, its errors, and the tokenizer round trip."""
+"""Tests for akhbar.models.base: loading a base encoder, its errors,
+and the tokenizer round trip."""
 
 from __future__ import annotations
 
@@ -39,7 +40,9 @@ def error_for(name: str) -> str:
     return message
 
 
-@pytest.mark.parametrize("name", ["/nonexistent/akhbar-base", "./no-such-base-dir", "~/no-such-base-dir"])
+@pytest.mark.parametrize(
+    "name", ["/nonexistent/akhbar-base", "./no-such-base-dir", "~/no-such-base-dir"]
+)
 def test_missing_local_dir(name: str) -> None:
     assert "does not exist or is not a directory" in error_for(name)
 
@@ -104,7 +107,9 @@ def test_tokenizer_normalises_raw_text(tokenizer, raw: str) -> None:
 
 
 def test_tokenizer_keeps_placeholders_whole(tokenizer) -> None:
-    tokens = tokenizer.tokenize("زوروا https://example.com/x وراسلوا info@akhbar.org أو @akhbar_news")
+    tokens = tokenizer.tokenize(
+        "زوروا https://example.com/x وراسلوا info@akhbar.org أو @akhbar_news"
+    )
     assert tokens.count("[URL]") == 1
     assert tokens.count("[EMAIL]") == 1
     assert tokens.count("[USER]") == 1

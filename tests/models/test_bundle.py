@@ -93,7 +93,9 @@ def refusal(bundle: Path) -> str:
 def sequence_logits(bundle, task: str) -> torch.Tensor:
     enc = bundle.tokenizer(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
-        return bundle.model(task, enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"))["logits"]
+        return bundle.model(
+            task, enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids")
+        )["logits"]
 
 
 # --- round trip ----------------------------------------------------------------------------
@@ -122,9 +124,20 @@ def test_saved_settings_file_is_exact(tiny_bundle: Path, tiny_base: Path) -> Non
 
 def test_bundle_layout(tiny_bundle: Path) -> None:
     names = {p.name for p in tiny_bundle.iterdir()}
-    assert {"akhbar.json", "model.safetensors", "config.json", "tokenizer.json", "README.md", "metrics.json"} <= names
+    assert {
+        "akhbar.json",
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "README.md",
+        "metrics.json",
+    } <= names
     assert not [n for n in names if n.endswith((".bin", ".pt", ".pkl"))]
-    heads = {k.split(".")[1] for k in load_file(str(tiny_bundle / "model.safetensors")) if k.startswith("heads.")}
+    heads = {
+        k.split(".")[1]
+        for k in load_file(str(tiny_bundle / "model.safetensors"))
+        if k.startswith("heads.")
+    }
     assert heads == {"topic", "stance", "summary"}
 
 
@@ -275,11 +288,24 @@ def test_refuses_tokenizer_with_other_normalizer(bundle_copy: Path) -> None:
     assert "normalisation" in message
 
 
-@pytest.mark.parametrize(("task", "reads", "expected"), [
-    ("topic", "stance", "task 'topic' reads the windows of 'stance', which is not a sentence task"),
-    ("topic", "headlines", "task 'topic' reads the windows of 'headlines', which is not a sentence task"),
-    ("summary", "summary", "only sequence tasks may read another task's windows"),
-])
-def test_refuses_a_task_reading_windows_it_cannot(bundle_copy: Path, task: str, reads: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("task", "reads", "expected"),
+    [
+        (
+            "topic",
+            "stance",
+            "task 'topic' reads the windows of 'stance', which is not a sentence task",
+        ),
+        (
+            "topic",
+            "headlines",
+            "task 'topic' reads the windows of 'headlines', which is not a sentence task",
+        ),
+        ("summary", "summary", "only sequence tasks may read another task's windows"),
+    ],
+)
+def test_refuses_a_task_reading_windows_it_cannot(
+    bundle_copy: Path, task: str, reads: str, expected: str
+) -> None:
     edit_settings(bundle_copy, lambda d: d["tasks"][task].update(reads=reads))
     assert expected in refusal(bundle_copy)

@@ -20,7 +20,9 @@ def test_loads_with_auto_classes_and_encodes():
     model = AutoModel.from_pretrained(BASE)
     batch = tokenizer(ARABIC_SENTENCES[:2], padding=True, return_tensors="pt")
     hidden = model(**batch).last_hidden_state
-    assert hidden.shape[:2] == batch["input_ids"].shape and hidden.shape[2] == model.config.hidden_size
+    assert (
+        hidden.shape[:2] == batch["input_ids"].shape and hidden.shape[2] == model.config.hidden_size
+    )
 
 
 def test_tokenizer_normalises_raw_text_with_few_unknown_tokens():

@@ -19,12 +19,16 @@ SHARED = DEFAULTS / "shared"
 BUDGET_BYTES = 60 * 1024 * 1024  # base and task models together
 
 # Written for this test (not from any dataset): a football report and a central-bank story.
-SPORT = ("تأهل المنتخب الوطني لكرة القدم إلى نهائي البطولة بعد فوزه على منافسه بهدفين نظيفين. "
-         "وسجل المهاجم الهدف الأول في الدقيقة العشرين من ضربة رأس، ثم أضاف زميله الهدف الثاني قبل "
-         "نهاية الشوط الأول. وقال المدرب بعد المباراة إن اللاعبين قدموا أداء كبيراً أمام جماهير الملعب.")
-ECONOMY = ("رفع البنك المركزي سعر الفائدة الرئيسي بمقدار ربع نقطة مئوية لمواجهة ارتفاع التضخم. "
-           "وتراجعت أسهم المصارف في البورصة بعد القرار، فيما ارتفع سعر صرف العملة المحلية أمام الدولار. "
-           "وتوقع محللون أن يبطئ القرار نمو القروض خلال الأشهر المقبلة.")
+SPORT = (
+    "تأهل المنتخب الوطني لكرة القدم إلى نهائي البطولة بعد فوزه على منافسه بهدفين نظيفين. "
+    "وسجل المهاجم الهدف الأول في الدقيقة العشرين من ضربة رأس، ثم أضاف زميله الهدف الثاني قبل "
+    "نهاية الشوط الأول. وقال المدرب بعد المباراة إن اللاعبين قدموا أداء كبيراً أمام جماهير الملعب."
+)
+ECONOMY = (
+    "رفع البنك المركزي سعر الفائدة الرئيسي بمقدار ربع نقطة مئوية لمواجهة ارتفاع التضخم. "
+    "وتراجعت أسهم المصارف في البورصة بعد القرار، فيما ارتفع سعر صرف العملة المحلية أمام الدولار. "
+    "وتوقع محللون أن يبطئ القرار نمو القروض خلال الأشهر المقبلة."
+)
 
 
 def test_the_defaults_fit_the_size_budget():
@@ -50,7 +54,7 @@ def test_obvious_articles_get_obvious_answers():
     assert abs(sum(sport.scores.values()) - 1) < 1e-5
     [summary] = predictor.summary([SPORT], k=2)
     assert len(summary.sentences) == 2
-    assert all(SPORT[s.start:s.end] == s.text for s in summary.sentences)
+    assert all(SPORT[s.start : s.end] == s.text for s in summary.sentences)
     [stance] = predictor.stance(["فاز المنتخب الوطني في المباراة"], [SPORT])
     assert stance.label in STANCE_LABELS and stance.evidence
-    assert all(SPORT[s.start:s.end] == s.text for s in stance.evidence)
+    assert all(SPORT[s.start : s.end] == s.text for s in stance.evidence)

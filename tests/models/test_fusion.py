@@ -1,4 +1,5 @@
-"""Fusion parts (hashed TF-IDF, sentence-encoder pairs): stored as safetensors + JSON, scores survive the round trip."""
+"""Fusion parts (hashed TF-IDF, sentence-encoder pairs):
+stored as safetensors + JSON, scores survive the round trip."""
 
 from __future__ import annotations
 
@@ -27,27 +28,40 @@ def test_save_and_load_keep_the_scores(tmp_path):
     rng = np.random.default_rng(0)
     # Fortran-ordered, as scikit-learn's coef_ is: safetensors must still store it correctly.
     weight = np.asfortranarray(rng.normal(size=(3, x.shape[1])).astype(np.float32))
-    fusion = TfidfFusion(weight, np.zeros(3, np.float32), rng.normal(size=(3, 6)).astype(np.float32),
-                         np.zeros(3, np.float32), tfidf=features)
+    fusion = TfidfFusion(
+        weight,
+        np.zeros(3, np.float32),
+        rng.normal(size=(3, 6)).astype(np.float32),
+        np.zeros(3, np.float32),
+        tfidf=features,
+    )
     fusion.save(tmp_path, "topic")
     loaded = load_fusion(tmp_path, "topic", NormalizerConfig())
     assert isinstance(loaded, TfidfFusion)
     logits = rng.normal(size=(len(ARABIC_SENTENCES), 3))
     # fp16 storage of the linear weights: equal to about three decimals.
     assert np.allclose(loaded.scores(ARABIC_SENTENCES), fusion.scores(ARABIC_SENTENCES), atol=1e-2)
-    assert np.allclose(loaded.fuse(logits, ARABIC_SENTENCES), fusion.fuse(logits, ARABIC_SENTENCES), atol=5e-2)
+    assert np.allclose(
+        loaded.fuse(logits, ARABIC_SENTENCES), fusion.fuse(logits, ARABIC_SENTENCES), atol=5e-2
+    )
 
 
 def test_sentence_encoder_fusion_round_trip_needs_claims(tmp_path):
     claims, evidence = ARABIC_SENTENCES[:3], ARABIC_SENTENCES[3:6]
     rng = np.random.default_rng(0)
-    fusion = SentenceEncoderFusion(rng.normal(size=(4, 2048)).astype(np.float32), np.zeros(4, np.float32),
-                                   rng.normal(size=(4, 8)).astype(np.float32), np.zeros(4, np.float32))
+    fusion = SentenceEncoderFusion(
+        rng.normal(size=(4, 2048)).astype(np.float32),
+        np.zeros(4, np.float32),
+        rng.normal(size=(4, 8)).astype(np.float32),
+        np.zeros(4, np.float32),
+    )
     fusion.save(tmp_path, "stance")
     loaded = load_fusion(tmp_path, "stance", NormalizerConfig())
     assert isinstance(loaded, SentenceEncoderFusion)
     logits = rng.normal(size=(3, 4))
-    assert np.allclose(loaded.fuse(logits, evidence, claims), fusion.fuse(logits, evidence, claims), atol=5e-2)
+    assert np.allclose(
+        loaded.fuse(logits, evidence, claims), fusion.fuse(logits, evidence, claims), atol=5e-2
+    )
     # The pair features depend on the claim: another claim, other scores.
     assert not np.allclose(fusion.scores(evidence, claims), fusion.scores(evidence, claims[::-1]))
     with pytest.raises(ValueError, match="claims"):
@@ -68,7 +82,9 @@ def test_fit_fusion_stores_one_row_per_class(classes):
 
     texts = ARABIC_SENTENCES * 4
     y = np.arange(len(texts)) % classes
-    logits = np.eye(classes)[y] + np.random.default_rng(1).normal(scale=2.0, size=(len(texts), classes))
+    logits = np.eye(classes)[y] + np.random.default_rng(1).normal(
+        scale=2.0, size=(len(texts), classes)
+    )
     fusion, report = fit_fusion("tfidf", texts, None, y, texts, None, y, logits, NormalizerConfig())
     assert fusion.weight.shape[0] == classes and fusion.stack_weight.shape == (classes, 2 * classes)
     assert report["chosen"] in ("fused", "encoder")

@@ -52,7 +52,9 @@ def test_topic_text_drops_related_article_line() -> None:
 
 
 def test_topic_text_drops_bare_marker_and_its_headline() -> None:
-    text = "\n".join([BODY_LINES[0], "اقرأ أيضاً:", "ارتفاع أسعار القمح في الأسواق العالمية", BODY_LINES[1]])
+    text = "\n".join(
+        [BODY_LINES[0], "اقرأ أيضاً:", "ارتفاع أسعار القمح في الأسواق العالمية", BODY_LINES[1]]
+    )
     assert topic_text(text).split("\n") == BODY_LINES
 
 
@@ -134,7 +136,7 @@ def test_evidence_text_joins_sentences(sentences: list[Sentence]) -> None:
     evidence = select_evidence(CLAIM, sentences, k=2)
     assert evidence.text == f"{ARTICLE_SENTENCES[1]}\n{ARTICLE_SENTENCES[4]}"
     for s in evidence.sentences:
-        assert ARTICLE[s.start:s.end] == s.text
+        assert ARTICLE[s.start : s.end] == s.text
 
 
 def test_evidence_empty_article() -> None:

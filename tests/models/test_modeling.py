@@ -46,7 +46,9 @@ def test_mean_pool_keeps_dtype() -> None:
 
 def test_sentence_pool_hand_computed() -> None:
     # [CLS] a a [SEP] b [SEP]  → sentence 0 = mean(2, 3), sentence 1 = 5
-    hidden = torch.tensor([[[10.0, -10.0], [2.0, 20.0], [3.0, 30.0], [99.0, 99.0], [5.0, 50.0], [99.0, 99.0]]])
+    hidden = torch.tensor(
+        [[[10.0, -10.0], [2.0, 20.0], [3.0, 30.0], [99.0, 99.0], [5.0, 50.0], [99.0, 99.0]]]
+    )
     ids = torch.tensor([[-1, 0, 0, -1, 1, -1]])
     out = sentence_pool(hidden, ids, 2)
     assert out.shape == (1, 2, 2)
@@ -103,14 +105,24 @@ VOCAB = 40
 
 def tiny_encoder() -> BertModel:
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
+    config = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
     return BertModel(config)
 
 
 @pytest.fixture(scope="module")
 def model() -> AkhbarModel:
-    heads = {"topic": HeadSpec(SEQUENCE, 6), "stance": HeadSpec(SEQUENCE, 4), "summary": HeadSpec(SENTENCE, 1)}
+    heads = {
+        "topic": HeadSpec(SEQUENCE, 6),
+        "stance": HeadSpec(SEQUENCE, 4),
+        "summary": HeadSpec(SENTENCE, 1),
+    }
     return AkhbarModel(tiny_encoder(), heads).eval()
 
 
@@ -185,7 +197,9 @@ def test_sentence_head_ignores_minus_100(model: AkhbarModel) -> None:
     assert torch.allclose(out["loss"], want)
     assert torch.isfinite(out["loss"])
     # The mean runs over the 4 real slots only, not all 6.
-    per_slot = F.binary_cross_entropy_with_logits(logits, labels.clamp(min=0).float(), reduction="none")
+    per_slot = F.binary_cross_entropy_with_logits(
+        logits, labels.clamp(min=0).float(), reduction="none"
+    )
     assert torch.allclose(out["loss"], per_slot[real].sum() / 4)
 
 
@@ -207,7 +221,9 @@ def test_task_model_forwards_one_task(model: AkhbarModel) -> None:
     assert not torch.allclose(out["loss"], model("stance", ids, mask, labels=labels)["loss"])
     # A task without weights trains unweighted.
     topic = view(task="topic", input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 2]))
-    assert torch.allclose(topic["loss"], model("topic", ids, mask, labels=torch.tensor([0, 1, 2]))["loss"])
+    assert torch.allclose(
+        topic["loss"], model("topic", ids, mask, labels=torch.tensor([0, 1, 2]))["loss"]
+    )
 
 
 def test_heads_built_from_specs(model: AkhbarModel) -> None:

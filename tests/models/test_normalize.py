@@ -129,12 +129,23 @@ def test_collapse_whitespace(raw: str) -> None:
         "\u200e",  # left-to-right mark
         "\u200f",  # right-to-left mark
         "\u061c",  # Arabic letter mark
-        "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",  # bidi embeddings/overrides
-        "\u2066", "\u2067", "\u2068", "\u2069",  # bidi isolates
+        "\u202a",
+        "\u202b",
+        "\u202c",
+        "\u202d",
+        "\u202e",  # bidi embeddings/overrides
+        "\u2066",
+        "\u2067",
+        "\u2068",
+        "\u2069",  # bidi isolates
         "\u2060",  # word joiner
         "\ufeff",  # BOM
         "\u00ad",  # soft hyphen
-        "\u0000", "\u0007", "\u001b", "\u007f", "\u0085",  # C0/C1 controls
+        "\u0000",
+        "\u0007",
+        "\u001b",
+        "\u007f",
+        "\u0085",  # C0/C1 controls
     ],
 )
 def test_drop_invisible(invisible: str) -> None:
@@ -200,7 +211,11 @@ def test_flag_on_changes_its_characters() -> None:
 
 
 def test_config_round_trip() -> None:
-    for config in (NormalizerConfig(), ALL_OFF, NormalizerConfig(ta_marbuta_to_ha=True, placeholders=False)):
+    for config in (
+        NormalizerConfig(),
+        ALL_OFF,
+        NormalizerConfig(ta_marbuta_to_ha=True, placeholders=False),
+    ):
         data = config.to_dict()
         assert set(data) == {f.name for f in dataclasses.fields(NormalizerConfig)}
         assert all(isinstance(v, bool) for v in data.values())
@@ -208,7 +223,9 @@ def test_config_round_trip() -> None:
 
 
 def test_config_from_partial_dict_uses_defaults() -> None:
-    assert NormalizerConfig.from_dict({"ta_marbuta_to_ha": True}) == NormalizerConfig(ta_marbuta_to_ha=True)
+    assert NormalizerConfig.from_dict({"ta_marbuta_to_ha": True}) == NormalizerConfig(
+        ta_marbuta_to_ha=True
+    )
     assert NormalizerConfig.from_dict({}) == NormalizerConfig()
 
 
@@ -232,15 +249,41 @@ def test_config_rejects_non_dict() -> None:
 def test_build_normalizer_matches_normalize() -> None:
     config = NormalizerConfig(ta_marbuta_to_ha=True)
     raw = "المدرسةُ الأولى ٢٠٢٤"
-    assert build_normalizer(config).normalize_str(raw) == normalize(raw, config) == "المدرسه الاولي 2024"
+    assert (
+        build_normalizer(config).normalize_str(raw)
+        == normalize(raw, config)
+        == "المدرسه الاولي 2024"
+    )
 
 
 # --- idempotence -------------------------------------------------------------------------
 
 _FRAGMENTS = [
-    "قال", "الوزيرُ", "إنَّ", "الحكومةَ", "ستُعلن", "ميزانيــة", "آمنة", "ٱلله", "مستشفى",
-    "هٰذا", "٢٠٢٤", "۱۲", "3.5", "https://example.com/a?b=1", "www.akhbar.net",
-    "info@akhbar.org", "@ahmed_99", "[URL]", "[USER]", "news", "!", "؟", "،", "«", "»",
+    "قال",
+    "الوزيرُ",
+    "إنَّ",
+    "الحكومةَ",
+    "ستُعلن",
+    "ميزانيــة",
+    "آمنة",
+    "ٱلله",
+    "مستشفى",
+    "هٰذا",
+    "٢٠٢٤",
+    "۱۲",
+    "3.5",
+    "https://example.com/a?b=1",
+    "www.akhbar.net",
+    "info@akhbar.org",
+    "@ahmed_99",
+    "[URL]",
+    "[USER]",
+    "news",
+    "!",
+    "؟",
+    "،",
+    "«",
+    "»",
 ]
 _SEPARATORS = [" ", "  ", "\n", "\r\n", "\t", "\u00a0", "\u200b", "\u200f", " \u2028 "]
 
@@ -248,7 +291,9 @@ _SEPARATORS = [" ", "  ", "\n", "\r\n", "\t", "\u00a0", "\u200b", "\u200f", " \u
 @st.composite
 def news_like_text(draw) -> str:
     parts = draw(st.lists(st.sampled_from(_FRAGMENTS), max_size=12))
-    seps = draw(st.lists(st.sampled_from(_SEPARATORS), min_size=len(parts) + 1, max_size=len(parts) + 1))
+    seps = draw(
+        st.lists(st.sampled_from(_SEPARATORS), min_size=len(parts) + 1, max_size=len(parts) + 1)
+    )
     return seps[0] + "".join(p + s for p, s in zip(parts, seps[1:], strict=True))
 
 
@@ -260,7 +305,9 @@ def test_idempotent_on_arbitrary_text(text: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.characters(codec="utf-8", categories=["L", "M", "N", "P", "Z", "Cc", "Cf"])))
+@given(
+    st.text(alphabet=st.characters(codec="utf-8", categories=["L", "M", "N", "P", "Z", "Cc", "Cf"]))
+)
 def test_idempotent_on_arbitrary_text_all_steps(text: str) -> None:
     config = NormalizerConfig(ta_marbuta_to_ha=True)
     once = normalize(text, config)
@@ -276,7 +323,9 @@ def test_idempotent_on_news_like_text(text: str) -> None:
     assert "  " not in once
 
 
-@pytest.mark.parametrize("raw", ["ww\u064bw.akhbar.net", "htt\u0640p://akhbar.net", "@\u0661\u0662"])
+@pytest.mark.parametrize(
+    "raw", ["ww\u064bw.akhbar.net", "htt\u0640p://akhbar.net", "@\u0661\u0662"]
+)
 def test_idempotent_when_a_mark_hides_a_placeholder(raw: str) -> None:
     once = normalize(raw)
     assert normalize(once) == once

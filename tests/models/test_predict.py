@@ -35,15 +35,17 @@ LONG_SENTENCES = [
     "كما تدرس إنشاء مكتبة صغيرة ومقهى عند المدخل الرئيسي.",
 ]
 LONG = " ".join(LONG_SENTENCES * 5)  # 40 sentences: far beyond 4 windows of 64 tokens
-BOILERPLATE_ARTICLE = "\n".join([
-    "قال الوزير إن مشروع الطريق السريع سيكتمل قبل نهاية العام.",
-    "اقرأ أيضاً: الحكومة تعلن خطة جديدة للنقل العام",
-    "وأضاف أن تكلفة المشروع بلغت مليار دينار.",
-    "اقرأ أيضاً",
-    "عنوان خبر آخر عن حالة الطقس",
-    "تابعونا على تويتر",
-    "وختم بالقول إن العمل مستمر ليلا ونهارا.",
-])
+BOILERPLATE_ARTICLE = "\n".join(
+    [
+        "قال الوزير إن مشروع الطريق السريع سيكتمل قبل نهاية العام.",
+        "اقرأ أيضاً: الحكومة تعلن خطة جديدة للنقل العام",
+        "وأضاف أن تكلفة المشروع بلغت مليار دينار.",
+        "اقرأ أيضاً",
+        "عنوان خبر آخر عن حالة الطقس",
+        "تابعونا على تويتر",
+        "وختم بالقول إن العمل مستمر ليلا ونهارا.",
+    ]
+)
 BOILERPLATE_CONTENT = [
     "قال الوزير إن مشروع الطريق السريع سيكتمل قبل نهاية العام.",
     "وأضاف أن تكلفة المشروع بلغت مليار دينار.",
@@ -108,8 +110,9 @@ def with_threshold(tiny_bundle: Path, tmp_path: Path, threshold: float):
 
 
 @pytest.mark.parametrize(("threshold", "expected"), [(0.99, True), (0.0, False)])
-def test_low_confidence_follows_bundle_threshold(tiny_bundle: Path, tmp_path: Path, threshold: float,
-                                                 expected: bool) -> None:
+def test_low_confidence_follows_bundle_threshold(
+    tiny_bundle: Path, tmp_path: Path, threshold: float, expected: bool
+) -> None:
     preds = with_threshold(tiny_bundle, tmp_path, threshold).topic([SHORT, MEDIUM, LONG])
     # Six labels and random weights: no top probability reaches 0.99.
     assert all(p.scores[p.label] < 0.99 for p in preds)
@@ -246,14 +249,14 @@ def heat() -> list[Sentence]:
 @pytest.mark.parametrize(
     ("scores", "k", "max_words", "expected"),
     [
-        ([0.1, 0.9, 0.5, 0.7], 2, None, (1, 3)),            # top-2, returned in article order
+        ([0.1, 0.9, 0.5, 0.7], 2, None, (1, 3)),  # top-2, returned in article order
         ([0.1, 0.9, 0.5, 0.7], 1, None, (1,)),
-        ([0.1, 0.9, 0.5, 0.7], 10, None, (0, 1, 2, 3)),     # k beyond the count: all
-        ([0.5, 0.5, 0.5, 0.5], 2, None, (0, 1)),            # ties: earlier sentence first
-        ([-np.inf, 0.2, -np.inf, 0.1], 2, None, (1, 3)),    # unscored sentences rank last
-        ([0.1, 0.9, 0.5, 0.7], 3, 12, (1, 3)),              # 7 + 5 fit; 7 more would not
-        ([0.1, 0.9, 0.5, 0.7], 3, 3, (1,)),                 # best kept even over the limit
-        ([0.1, 0.9, 0.5, 0.7], 4, 11, (0, 1)),              # skips 3 and 2, 4 words still fit
+        ([0.1, 0.9, 0.5, 0.7], 10, None, (0, 1, 2, 3)),  # k beyond the count: all
+        ([0.5, 0.5, 0.5, 0.5], 2, None, (0, 1)),  # ties: earlier sentence first
+        ([-np.inf, 0.2, -np.inf, 0.1], 2, None, (1, 3)),  # unscored sentences rank last
+        ([0.1, 0.9, 0.5, 0.7], 3, 12, (1, 3)),  # 7 + 5 fit; 7 more would not
+        ([0.1, 0.9, 0.5, 0.7], 3, 3, (1,)),  # best kept even over the limit
+        ([0.1, 0.9, 0.5, 0.7], 4, 11, (0, 1)),  # skips 3 and 2, 4 words still fit
     ],
 )
 def test_pick_sentences(heat, scores, k, max_words, expected) -> None:
@@ -312,7 +315,9 @@ def test_sentence_windows_structure(tokenizer) -> None:
         for j, i in enumerate(index):
             assert pieces[j] == body(tokenizer, docs[d][i])
     # Every sentence of the first document is in exactly one window, in order.
-    assert [i for w, d in zip(windows.sentence_index, windows.doc_index) if d == 0 for i in w] == list(range(6))
+    assert [
+        i for w, d in zip(windows.sentence_index, windows.doc_index) if d == 0 for i in w
+    ] == list(range(6))
 
 
 def test_sentence_windows_drop_beyond_max_windows(tokenizer) -> None:
@@ -331,22 +336,32 @@ def test_sentence_windows_drop_beyond_max_windows(tokenizer) -> None:
 def test_sentence_windows_cut_long_and_empty_sentences(tokenizer) -> None:
     long_sentence = " ".join(LONG_SENTENCES)
     assert len(body(tokenizer, long_sentence)) > 64
-    windows = encode_sentence_windows(tokenizer, [[long_sentence, ""]], 32, max_windows=5, max_sentence_tokens=64)
+    windows = encode_sentence_windows(
+        tokenizer, [[long_sentence, ""]], 32, max_windows=5, max_sentence_tokens=64
+    )
     first = windows.features[0]
     assert len(first["input_ids"]) == 32  # cut to fit one window exactly
     assert local_sentences(first)[0] == body(tokenizer, long_sentence)[:30]
     # An empty sentence still gets a slot (one unknown token), so its index stays aligned.
     second = windows.features[1]
-    assert second["input_ids"] == [tokenizer.cls_token_id, tokenizer.unk_token_id, tokenizer.sep_token_id]
+    assert second["input_ids"] == [
+        tokenizer.cls_token_id,
+        tokenizer.unk_token_id,
+        tokenizer.sep_token_id,
+    ]
     assert windows.sentence_index == [[0], [1]]
-    short_cap = encode_sentence_windows(tokenizer, [[long_sentence]], 200, max_windows=1, max_sentence_tokens=10)
+    short_cap = encode_sentence_windows(
+        tokenizer, [[long_sentence]], 200, max_windows=1, max_sentence_tokens=10
+    )
     assert local_sentences(short_cap.features[0])[0] == body(tokenizer, long_sentence)[:10]
 
 
 def test_pad_features_pads_every_key(tokenizer) -> None:
     windows = encode_sentence_windows(tokenizer, [[SHORT], LONG_SENTENCES[:3]], 128, max_windows=2)
     assert windows.doc_index.tolist() == [0, 1]
-    features = [{**f, "labels": [1] * len(idx)} for f, idx in zip(windows.features, windows.sentence_index)]
+    features = [
+        {**f, "labels": [1] * len(idx)} for f, idx in zip(windows.features, windows.sentence_index)
+    ]
     batch = pad_features(features, tokenizer.pad_token_id)
     width = max(len(f["input_ids"]) for f in features)
     assert set(batch) == {"input_ids", "attention_mask", "sentence_ids", "labels"}
@@ -360,7 +375,9 @@ def test_pad_features_pads_every_key(tokenizer) -> None:
     for key in ("input_ids", "attention_mask", "sentence_ids"):
         assert batch[key][1].tolist() == features[1][key]
     # Scalar features (sequence-task labels) become a plain tensor.
-    scalar = pad_features([{"input_ids": [1, 2, 3], "labels": 2}, {"input_ids": [1], "labels": 0}], 0)
+    scalar = pad_features(
+        [{"input_ids": [1, 2, 3], "labels": 2}, {"input_ids": [1], "labels": 0}], 0
+    )
     assert scalar["labels"].tolist() == [2, 0]
     assert scalar["input_ids"].dtype == torch.int64
     assert scalar["input_ids"].tolist() == [[1, 2, 3], [1, 0, 0]]
@@ -372,7 +389,9 @@ def test_lead_prior_moves_the_ranking_towards_lead_k():
     scores = np.array([0.0, 3.0, 1.0, -np.inf])
     assert np.array_equal(with_lead_prior(scores, 0.0), scores)
     shifted = with_lead_prior(scores, 4.0)
-    assert np.allclose(shifted[:3], [4.0, 5.0, 1 + 4 / 3]) and shifted[3] == -np.inf  # unscored stays out
+    assert (
+        np.allclose(shifted[:3], [4.0, 5.0, 1 + 4 / 3]) and shifted[3] == -np.inf
+    )  # unscored stays out
     # A large prior ranks sentences in article order whatever the head said.
     assert list(np.argsort(-with_lead_prior(scores, 1e4))[:3]) == [0, 1, 2]
 
@@ -382,7 +401,9 @@ def test_lead_prior_moves_the_ranking_towards_lead_k():
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
-def test_lower_precisions_score_like_fp32_and_leave_the_bundle_alone(bundle, predictor, precision) -> None:
+def test_lower_precisions_score_like_fp32_and_leave_the_bundle_alone(
+    bundle, predictor, precision
+) -> None:
     fast = Predictor(bundle, precision=precision)
     assert fast.precision == precision
     texts, titles = [SHORT, MEDIUM, LONG], ["عنوان", None, None]
@@ -390,14 +411,21 @@ def test_lower_precisions_score_like_fp32_and_leave_the_bundle_alone(bundle, pre
     for e, r in zip(exact, rough):
         assert set(r.scores) == set(e.scores)
         assert max(abs(r.scores[k] - e.scores[k]) for k in e.scores) < 0.05
-    assert [s.label for s in fast.stance([CLAIM], [MEDIUM])] == [s.label for s in predictor.stance([CLAIM], [MEDIUM])]
+    assert [s.label for s in fast.stance([CLAIM], [MEDIUM])] == [
+        s.label for s in predictor.stance([CLAIM], [MEDIUM])
+    ]
     assert fast.summary([LONG], k=3)[0].indices == predictor.summary([LONG], k=3)[0].indices
     # int8 quantises a copy: the bundle's own model (shared with other predictors) stays fp32
-    assert all(isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32
-               for m in bundle.model.modules() if type(m).__name__ == "Linear")
+    assert all(
+        isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32
+        for m in bundle.model.modules()
+        if type(m).__name__ == "Linear"
+    )
 
 
-def test_auto_precision_follows_the_cpu_and_the_predictor_takes_only_resolved_ones(bundle, monkeypatch) -> None:
+def test_auto_precision_follows_the_cpu_and_the_predictor_takes_only_resolved_ones(
+    bundle, monkeypatch
+) -> None:
     from akhbar.models import precision
 
     monkeypatch.setattr(precision, "native_bf16", lambda: True)
@@ -406,7 +434,9 @@ def test_auto_precision_follows_the_cpu_and_the_predictor_takes_only_resolved_on
     assert precision.resolve_precision("auto") == "fp32"
     assert precision.resolve_precision("int8") == "int8"
     for unresolved in ("auto", "fp16"):
-        with pytest.raises(ValueError, match=f"precision must be one of fp32, bf16, int8 .*got '{unresolved}'"):
+        with pytest.raises(
+            ValueError, match=f"precision must be one of fp32, bf16, int8 .*got '{unresolved}'"
+        ):
             Predictor(bundle, precision=unresolved)
 
 
@@ -414,7 +444,9 @@ def test_auto_precision_follows_the_cpu_and_the_predictor_takes_only_resolved_on
 # A topic head that reads the summary windows: one encoder pass serves both
 
 
-def test_topic_reading_the_summary_windows_shares_one_pass(tiny_bundle: Path, tmp_path: Path, monkeypatch) -> None:
+def test_topic_reading_the_summary_windows_shares_one_pass(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch
+) -> None:
     copy = tmp_path / "shared-pass"
     shutil.copytree(tiny_bundle, copy)
     settings = json.loads((copy / "akhbar.json").read_text(encoding="utf-8"))
@@ -433,8 +465,14 @@ def test_topic_reading_the_summary_windows_shares_one_pass(tiny_bundle: Path, tm
     topics, scored = shared.topic_and_sentences(texts, titles)
     assert passes == [("summary", "topic")]
     assert [t.label for t in topics] == [t.label for t in shared.topic(texts, titles)]
-    assert [t.truncated for t in topics] == [False, True, False]  # LONG drops sentences beyond 4 windows
-    for (sentences, scores, cut), (sentences2, scores2, cut2) in zip(scored, separate.sentence_scores(texts)):
+    assert [t.truncated for t in topics] == [
+        False,
+        True,
+        False,
+    ]  # LONG drops sentences beyond 4 windows
+    for (sentences, scores, cut), (sentences2, scores2, cut2) in zip(
+        scored, separate.sentence_scores(texts)
+    ):
         assert sentences == sentences2 and cut == cut2
         np.testing.assert_allclose(scores, scores2, rtol=1e-5, atol=1e-5)
     passes.clear()

@@ -32,11 +32,19 @@ from akhbar.models.reader import (
 from akhbar.models.tasks import TOPIC_LABELS
 
 TOPIC_ROWS: list[dict[str, Any]] = [
-    {"id": "t1", "title": "افتتاح معرض للكتاب",
-     "text": "افتتحت المدينة معرضا جديدا للكتاب تشارك فيه دور نشر من بلدان عدة.",
-     "label": "culture", "outlet": "صحيفة المثال"},
-    {"id": "t2", "title": None,
-     "text": "ارتفعت أسعار القمح في الأسواق المحلية خلال الأسبوع الماضي.", "label": "economy"},
+    {
+        "id": "t1",
+        "title": "افتتاح معرض للكتاب",
+        "text": "افتتحت المدينة معرضا جديدا للكتاب تشارك فيه دور نشر من بلدان عدة.",
+        "label": "culture",
+        "outlet": "صحيفة المثال",
+    },
+    {
+        "id": "t2",
+        "title": None,
+        "text": "ارتفعت أسعار القمح في الأسواق المحلية خلال الأسبوع الماضي.",
+        "label": "economy",
+    },
     {"id": "t3", "text": "فاز الفريق المحلي بالمباراة النهائية بهدفين دون رد.", "label": "sport"},
 ]
 GOOD = TOPIC_ROWS[0]
@@ -100,11 +108,13 @@ def test_jsonl_fills_optionals_keeps_extras_and_counts(tmp_path: Path) -> None:
         ("data.parquet", _write_parquet, 1),
     ],
 )
-def test_every_format_yields_the_same_records(tmp_path: Path, name: str, writer: Any,
-                                              first_line: int) -> None:
+def test_every_format_yields_the_same_records(
+    tmp_path: Path, name: str, writer: Any, first_line: int
+) -> None:
     records = _topic(writer(tmp_path / name, TOPIC_ROWS))
-    assert [(r["id"], r["text"], r["label"]) for r in records] == \
-        [(r["id"], r["text"], r["label"]) for r in TOPIC_ROWS]
+    assert [(r["id"], r["text"], r["label"]) for r in records] == [
+        (r["id"], r["text"], r["label"]) for r in TOPIC_ROWS
+    ]
     assert [r["_line"] for r in records] == [first_line, first_line + 1, first_line + 2]
     assert records[0]["outlet"] == GOOD["outlet"]
 
@@ -116,8 +126,9 @@ def test_stdin_is_json_lines(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_blank_lines_and_bom_are_not_records_but_count_as_lines(tmp_path: Path) -> None:
-    source = _write_lines(tmp_path / "d.jsonl",
-                          [b"\xef\xbb\xbf" + _line(GOOD), b"", b"   ", _line(TOPIC_ROWS[2])])
+    source = _write_lines(
+        tmp_path / "d.jsonl", [b"\xef\xbb\xbf" + _line(GOOD), b"", b"   ", _line(TOPIC_ROWS[2])]
+    )
     stream = read_records(source, "topic")
     assert [r["_line"] for r in stream] == [1, 4]
     assert stream.n_read == 2
@@ -147,33 +158,52 @@ def test_split_on_a_single_file_is_refused(tmp_path: Path) -> None:
 
 
 BAD_LINES = [
-    pytest.param(b'{"text": "\xd8\xa7", "label": "sport"',
-                 "invalid JSON (Expecting ',' delimiter at column 31)", id="invalid-json"),
-    pytest.param(b'["sport"]', "not a JSON object (got array); JSON Lines holds one object per "
-                 "line", id="not-an-object"),
-    pytest.param(b'{"text": "\xff\xfe\xd8", "label": "sport"}', "undecodable bytes (not UTF-8)",
-                 id="undecodable"),
+    pytest.param(
+        b'{"text": "\xd8\xa7", "label": "sport"',
+        "invalid JSON (Expecting ',' delimiter at column 31)",
+        id="invalid-json",
+    ),
+    pytest.param(
+        b'["sport"]',
+        "not a JSON object (got array); JSON Lines holds one object per line",
+        id="not-an-object",
+    ),
+    pytest.param(
+        b'{"text": "\xff\xfe\xd8", "label": "sport"}',
+        "undecodable bytes (not UTF-8)",
+        id="undecodable",
+    ),
     pytest.param(_line({"text": SECRET_TEXT}), "field 'label': missing", id="missing-field"),
-    pytest.param(_line({"text": SECRET_TEXT, "label": None}), "field 'label': null",
-                 id="null-required"),
-    pytest.param(_line({"text": SECRET_TEXT, "label": "sport", "title": 5}),
-                 "field 'title': expected a string, got number", id="wrong-type"),
-    pytest.param(_line({"text": SECRET_TEXT, "label": "sport", "id": True}),
-                 "field 'id': expected a string or an integer, got boolean", id="bad-id"),
-    pytest.param(_line({"text": " \n ", "label": "sport"}), "field 'text': empty",
-                 id="empty-text"),
-    pytest.param(_line({"text": SECRET_TEXT, "label": "sports"}),
-                 "field 'label': 'sports' is not one of culture, economy, internationalNews, "
-                 "middleEast, sport, technology", id="label-outside-set"),
-    pytest.param(_line({"text": SECRET_TEXT * 3, "label": "sport"}),
-                 f"field 'text': {len(SECRET_TEXT) * 3} characters, more than the limit of 100",
-                 id="too-long"),
+    pytest.param(
+        _line({"text": SECRET_TEXT, "label": None}), "field 'label': null", id="null-required"
+    ),
+    pytest.param(
+        _line({"text": SECRET_TEXT, "label": "sport", "title": 5}),
+        "field 'title': expected a string, got number",
+        id="wrong-type",
+    ),
+    pytest.param(
+        _line({"text": SECRET_TEXT, "label": "sport", "id": True}),
+        "field 'id': expected a string or an integer, got boolean",
+        id="bad-id",
+    ),
+    pytest.param(_line({"text": " \n ", "label": "sport"}), "field 'text': empty", id="empty-text"),
+    pytest.param(
+        _line({"text": SECRET_TEXT, "label": "sports"}),
+        "field 'label': 'sports' is not one of culture, economy, internationalNews, "
+        "middleEast, sport, technology",
+        id="label-outside-set",
+    ),
+    pytest.param(
+        _line({"text": SECRET_TEXT * 3, "label": "sport"}),
+        f"field 'text': {len(SECRET_TEXT) * 3} characters, more than the limit of 100",
+        id="too-long",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("bad", "reason"), BAD_LINES)
-def test_strict_names_file_line_field_and_reason(tmp_path: Path, bad: bytes,
-                                                 reason: str) -> None:
+def test_strict_names_file_line_field_and_reason(tmp_path: Path, bad: bytes, reason: str) -> None:
     source = _write_lines(tmp_path / "train.jsonl", [_line(GOOD), bad, _line(GOOD)])
     with pytest.raises(DataError) as caught:
         _topic(source, max_text_chars=100)
@@ -189,17 +219,19 @@ def test_long_label_values_are_truncated(tmp_path: Path) -> None:
 
 
 def test_skip_policy_writes_rejects_and_counts(tmp_path: Path) -> None:
-    source = _write_lines(tmp_path / "train.jsonl", [
-        _line(GOOD),
-        b"{not json",
-        _line(TOPIC_ROWS[1]),
-        _line({"id": 7, "text": SECRET_TEXT}),
-        _line({"id": "x9", "text": SECRET_TEXT, "label": "weather"}),
-        _line(TOPIC_ROWS[2]),
-    ])
+    source = _write_lines(
+        tmp_path / "train.jsonl",
+        [
+            _line(GOOD),
+            b"{not json",
+            _line(TOPIC_ROWS[1]),
+            _line({"id": 7, "text": SECRET_TEXT}),
+            _line({"id": "x9", "text": SECRET_TEXT, "label": "weather"}),
+            _line(TOPIC_ROWS[2]),
+        ],
+    )
     rejects = tmp_path / "out" / "train.rejects.jsonl"
-    stream = read_records(source, "topic", labels=TOPIC_LABELS, policy="skip",
-                          rejects_path=rejects)
+    stream = read_records(source, "topic", labels=TOPIC_LABELS, policy="skip", rejects_path=rejects)
     assert [r["_line"] for r in stream] == [1, 3, 6]
     assert (stream.n_read, stream.n_rejected) == (6, 3)
     assert stream.summary() == f"read 6 records, 3 rejected (see {rejects})"
@@ -213,18 +245,25 @@ def test_skip_policy_writes_rejects_and_counts(tmp_path: Path) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.one_of(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")),
-                          st.sampled_from([_line(GOOD), b"", b"null", b'{"text": 1}'])),
-                max_size=8))
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")),
+            st.sampled_from([_line(GOOD), b"", b"null", b'{"text": 1}']),
+        ),
+        max_size=8,
+    )
+)
 def test_skip_policy_never_crashes_on_any_bytes(lines: list[bytes]) -> None:
     """Whatever a line holds, skip mode sorts it into yielded or rejected and goes on."""
     with tempfile.TemporaryDirectory() as folder:
         source = _write_lines(Path(folder) / "d.jsonl", lines)
-        stream = read_records(source, "topic", policy="skip",
-                              rejects_path=Path(folder) / "r.jsonl")
+        stream = read_records(source, "topic", policy="skip", rejects_path=Path(folder) / "r.jsonl")
         n_yielded = sum(1 for _ in stream)
-    blank = [not (line.removeprefix(b"\xef\xbb\xbf") if i == 0 else line).strip()
-             for i, line in enumerate(lines)]
+    blank = [
+        not (line.removeprefix(b"\xef\xbb\xbf") if i == 0 else line).strip()
+        for i, line in enumerate(lines)
+    ]
     assert stream.n_read == blank.count(False)
     assert n_yielded + stream.n_rejected == stream.n_read
 
@@ -256,12 +295,24 @@ def test_a_stream_is_read_once(tmp_path: Path) -> None:
 
 def test_stance_needs_a_claim(tmp_path: Path) -> None:
     claim = "الحكومة تعلن خفض الضرائب"
-    source = _write_jsonl(tmp_path / "d.jsonl", [
-        {"claim": claim, "text": "أعلنت الحكومة اليوم خفض الضرائب على الدخل.", "label": "agree"},
-        {"text": "خبر بلا ادعاء.", "label": "discuss"},
-    ])
-    stream = read_records(source, "stance", labels=("agree", "discuss"), policy="skip",
-                          rejects_path=tmp_path / "r.jsonl")
+    source = _write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {
+                "claim": claim,
+                "text": "أعلنت الحكومة اليوم خفض الضرائب على الدخل.",
+                "label": "agree",
+            },
+            {"text": "خبر بلا ادعاء.", "label": "discuss"},
+        ],
+    )
+    stream = read_records(
+        source,
+        "stance",
+        labels=("agree", "discuss"),
+        policy="skip",
+        rejects_path=tmp_path / "r.jsonl",
+    )
     assert [r["claim"] for r in stream] == [claim]
     assert "field 'claim': missing" in (tmp_path / "r.jsonl").read_text(encoding="utf-8")
 
@@ -273,14 +324,17 @@ def test_stance_needs_a_claim(tmp_path: Path) -> None:
         ({"summaries": ["الملخص الأول.", "الملخص الثاني."]}, None),
         ({"summary": None, "summaries": ["ملخص وحيد."]}, None),
         ({}, "field 'summary' or 'summaries': missing or empty (the task needs one of them)"),
-        ({"summary": "  ", "summaries": []},
-         "field 'summary' or 'summaries': missing or empty (the task needs one of them)"),
+        (
+            {"summary": "  ", "summaries": []},
+            "field 'summary' or 'summaries': missing or empty (the task needs one of them)",
+        ),
         ({"summaries": ["ملخص.", ""]}, "field 'summaries': item 2 is not a non-empty string"),
         ({"summaries": "ملخص."}, "field 'summaries': expected a list of strings, got string"),
     ],
 )
-def test_summary_needs_summary_or_summaries(tmp_path: Path, extra: dict[str, Any],
-                                            reason: str | None) -> None:
+def test_summary_needs_summary_or_summaries(
+    tmp_path: Path, extra: dict[str, Any], reason: str | None
+) -> None:
     source = _write_jsonl(tmp_path / "d.jsonl", [{"text": "جملة أولى. جملة ثانية.", **extra}])
     if reason is None:
         assert len(list(read_records(source, "summary"))) == 1
@@ -291,17 +345,28 @@ def test_summary_needs_summary_or_summaries(tmp_path: Path, extra: dict[str, Any
 
 
 def test_score_takes_custom_id_and_claims_fields(tmp_path: Path) -> None:
-    source = _write_jsonl(tmp_path / "d.jsonl", [
-        {"doc_id": 41, "text": "خبر عن افتتاح جسر جديد.", "claims": ["افتتح الجسر"]},
-        {"doc_id": "a2", "text": "خبر بلا ادعاءات."},
-        {"doc_id": "a3", "text": "خبر بادعاء خاطئ النوع.", "claims": "ليس قائمة"},
-    ])
-    stream = read_records(source, "score", id_field="doc_id", claims_field="claims",
-                          policy="skip", rejects_path=tmp_path / "r.jsonl")
+    source = _write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"doc_id": 41, "text": "خبر عن افتتاح جسر جديد.", "claims": ["افتتح الجسر"]},
+            {"doc_id": "a2", "text": "خبر بلا ادعاءات."},
+            {"doc_id": "a3", "text": "خبر بادعاء خاطئ النوع.", "claims": "ليس قائمة"},
+        ],
+    )
+    stream = read_records(
+        source,
+        "score",
+        id_field="doc_id",
+        claims_field="claims",
+        policy="skip",
+        rejects_path=tmp_path / "r.jsonl",
+    )
     assert [(r["doc_id"], r["claims"]) for r in stream] == [(41, ["افتتح الجسر"]), ("a2", None)]
     assert json.loads((tmp_path / "r.jsonl").read_text(encoding="utf-8")) == {
-        "line": 3, "id": "a3",
-        "reason": "field 'claims': expected a list of strings, got string"}
+        "line": 3,
+        "id": "a3",
+        "reason": "field 'claims': expected a list of strings, got string",
+    }
     with pytest.raises(ValueError, match="claims_field applies to task 'score' only"):
         read_records(source, "topic", claims_field="claims")
 
@@ -314,20 +379,27 @@ def test_csv_list_cells_and_undecodable_cells(tmp_path: Path) -> None:
         "a3,خبر ثالث,".encode(),
     ]
     source = _write_lines(tmp_path / "d.csv", rows)
-    stream = read_records(source, "score", claims_field="claims", policy="skip",
-                          rejects_path=tmp_path / "r.jsonl")
-    assert [(r["_line"], r["claims"]) for r in stream] == [(2, ["ادعاء أول", "ادعاء ثان"]),
-                                                          (4, None)]
+    stream = read_records(
+        source, "score", claims_field="claims", policy="skip", rejects_path=tmp_path / "r.jsonl"
+    )
+    assert [(r["_line"], r["claims"]) for r in stream] == [
+        (2, ["ادعاء أول", "ادعاء ثان"]),
+        (4, None),
+    ]
     assert json.loads((tmp_path / "r.jsonl").read_text(encoding="utf-8")) == {
-        "line": 3, "id": None, "reason": "field 'text': undecodable bytes (not UTF-8)"}
+        "line": 3,
+        "id": None,
+        "reason": "field 'text': undecodable bytes (not UTF-8)",
+    }
 
 
 def test_hub_name_loads_with_datasets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     monkeypatch.chdir(tmp_path)  # so "owner/name" cannot be a local path by accident
     calls: list[tuple[str, str]] = []
-    features = datasets.Features({"text": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=list(TOPIC_LABELS))})
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=list(TOPIC_LABELS))}
+    )
     table = {"text": [r["text"] for r in TOPIC_ROWS], "label": [0, 1, 4]}
 
     def fake_load_dataset(name: str, split: str) -> Any:
@@ -337,12 +409,16 @@ def test_hub_name_loads_with_datasets(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     records = list(read_records("owner/arabic-news:test", "topic", labels=TOPIC_LABELS))
     assert calls == [("owner/arabic-news", "test")]
-    assert [(r["label"], r["_line"]) for r in records] == \
-        [("culture", 1), ("economy", 2), ("sport", 3)]
+    assert [(r["label"], r["_line"]) for r in records] == [
+        ("culture", 1),
+        ("economy", 2),
+        ("sport", 3),
+    ]
 
 
-def test_unreachable_hub_suggests_a_local_file(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_unreachable_hub_suggests_a_local_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     datasets = pytest.importorskip("datasets")
     monkeypatch.chdir(tmp_path)
 
@@ -350,16 +426,22 @@ def test_unreachable_hub_suggests_a_local_file(monkeypatch: pytest.MonkeyPatch,
         raise ConnectionError("network unreachable")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(DataError, match=r"^owner/news:train: not a local path, and the Hugging "
-                                        r"Face hub could not be reached .*pass a local file"):
+    with pytest.raises(
+        DataError,
+        match=r"^owner/news:train: not a local path, and the Hugging "
+        r"Face hub could not be reached .*pass a local file",
+    ):
         read_records("owner/news", "topic", split="train")
 
 
 def test_unknown_extension_and_missing_file(tmp_path: Path) -> None:
     text_file = tmp_path / "articles.txt"
     text_file.write_text("خبر", encoding="utf-8")
-    with pytest.raises(DataError, match=r"articles.txt: unknown file type; supported extensions "
-                                        r"are .jsonl, .jsonl.gz, .json, .csv, .parquet"):
+    with pytest.raises(
+        DataError,
+        match=r"articles.txt: unknown file type; supported extensions "
+        r"are .jsonl, .jsonl.gz, .json, .csv, .parquet",
+    ):
         read_records(text_file, "topic")
     with pytest.raises(DataError, match=r"missing.jsonl: does not exist$"):
         read_records(tmp_path / "missing.jsonl", "topic")

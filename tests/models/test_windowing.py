@@ -78,7 +78,9 @@ def test_max_windows_caps_and_flags_truncated(tokenizer) -> None:
     assert len(capped) == 2
     assert capped.truncated == [True]
     # The kept windows are the first ones.
-    assert [f["input_ids"] for f in capped.features] == [f["input_ids"] for f in uncapped.features[:2]]
+    assert [f["input_ids"] for f in capped.features] == [
+        f["input_ids"] for f in uncapped.features[:2]
+    ]
 
 
 def test_exactly_max_windows_is_not_truncated(tokenizer) -> None:
@@ -109,7 +111,9 @@ def test_pair_mode_repeats_the_claim(tokenizer) -> None:
     max_length, stride = 48, 8
     claim = body_tokens(tokenizer, CLAIM)
     body = body_tokens(tokenizer, LONG_TEXT)
-    windows = encode_windows(tokenizer, [LONG_TEXT], max_length, stride, max_windows=100, first=[CLAIM])
+    windows = encode_windows(
+        tokenizer, [LONG_TEXT], max_length, stride, max_windows=100, first=[CLAIM]
+    )
     assert len(windows) > 2
     assert windows.truncated == [False]
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
@@ -120,16 +124,18 @@ def test_pair_mode_repeats_the_claim(tokenizer) -> None:
         head = [cls] + claim + [sep]
         assert ids[: len(head)] == head  # the full claim opens every window
         assert types[: len(head)] == [0] * len(head)
-        assert types[len(head):] == [1] * (len(ids) - len(head))
+        assert types[len(head) :] == [1] * (len(ids) - len(head))
         assert ids[-1] == sep
-        parts.append(ids[len(head):-1])
+        parts.append(ids[len(head) : -1])
     for a, b in pairwise(parts):
         assert a[-stride:] == b[:stride]
     assert parts[0] + [t for p in parts[1:] for t in p[stride:]] == body
 
 
 def test_pair_mode_caps_windows(tokenizer) -> None:
-    windows = encode_windows(tokenizer, [LONG_TEXT, SHORT_TEXT], 48, 8, max_windows=2, first=[CLAIM, CLAIM])
+    windows = encode_windows(
+        tokenizer, [LONG_TEXT, SHORT_TEXT], 48, 8, max_windows=2, first=[CLAIM, CLAIM]
+    )
     assert windows.doc_index.tolist() == [0, 0, 1]
     assert windows.truncated == [True, False]
 

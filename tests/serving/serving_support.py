@@ -36,7 +36,12 @@ STORY = [
 BOILERPLATE = ["أخبار ذات صلة", "ارتفاع أسعار الذهب في الأسواق العالمية", "تابعونا على تويتر"]
 ARTICLE_TEXT = " ".join(STORY) + "\n" + "\n".join(BOILERPLATE)
 CLAIMS = ["المعرض يستقبل أكثر من مليون زائر", "أسعار الكتب ارتفعت بشكل كبير"]
-ARTICLE = {"id": "a-1", "title": "افتتاح معرض الكتاب الدولي", "text": ARTICLE_TEXT, "claims": CLAIMS}
+ARTICLE = {
+    "id": "a-1",
+    "title": "افتتاح معرض الكتاب الدولي",
+    "text": ARTICLE_TEXT,
+    "claims": CLAIMS,
+}
 ENGLISH_TEXT = "The central bank kept interest rates unchanged. Analysts expect a cut next year."
 
 
@@ -83,7 +88,9 @@ class Server:
 
     def post(self, route: str, body=None, headers=None, **kwargs) -> httpx.Response:
         auth = {"authorization": f"Bearer {self.token}"} if self.token else {}
-        return httpx.post(self.url + route, json=body, headers={**auth, **(headers or {})}, timeout=60, **kwargs)
+        return httpx.post(
+            self.url + route, json=body, headers={**auth, **(headers or {})}, timeout=60, **kwargs
+        )
 
 
 def server_env(bundle: Path, tmp: Path, **settings: str) -> dict[str, str]:
@@ -91,10 +98,14 @@ def server_env(bundle: Path, tmp: Path, **settings: str) -> dict[str, str]:
     a throw-away model store in ``tmp``, no shipped defaults and the ``settings``."""
     (tmp / "no-defaults").mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AKHBAR_", "BENTOML_"))}
-    env.update({
-        "BENTOML_HOME": str(tmp / "bentoml"), "AKHBAR_DEFAULT_MODELS": str(tmp / "no-defaults"),
-        **{f"AKHBAR_{t.upper()}_MODEL": str(bundle) for t in TASKS}, **settings,
-    })
+    env.update(
+        {
+            "BENTOML_HOME": str(tmp / "bentoml"),
+            "AKHBAR_DEFAULT_MODELS": str(tmp / "no-defaults"),
+            **{f"AKHBAR_{t.upper()}_MODEL": str(bundle) for t in TASKS},
+            **settings,
+        }
+    )
     return env
 
 
@@ -105,6 +116,10 @@ def live_server(bundle: Path, tmp: Path, **settings: str) -> Iterator[Server]:
     from tools.localserver import local_server
 
     # A server that exits or never gets ready raises RuntimeError with the end of its log.
-    with local_server(server_env(bundle, tmp, **settings), tmp / "server.log",
-                      start_timeout=START_TIMEOUT_S, stop_timeout=30) as server:
+    with local_server(
+        server_env(bundle, tmp, **settings),
+        tmp / "server.log",
+        start_timeout=START_TIMEOUT_S,
+        stop_timeout=30,
+    ) as server:
         yield Server(server.url, server.process, server.log, settings.get("AKHBAR_API_TOKEN"))

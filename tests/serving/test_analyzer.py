@@ -12,7 +12,9 @@ from akhbar.serving.core.analyzer import Analyzer, ModelLoadError
 
 @pytest.fixture(scope="module")
 def analyzer(tiny_bundle):
-    return Analyzer.from_bundles({t: tiny_bundle for t in TASKS}, versions={"topic": "akhbar-topic:v1"})
+    return Analyzer.from_bundles(
+        {t: tiny_bundle for t in TASKS}, versions={"topic": "akhbar-topic:v1"}
+    )
 
 
 def test_a_shared_bundle_is_loaded_once(analyzer):
@@ -26,7 +28,9 @@ def test_result_shape_matches_the_service(analyzer):
     [result] = analyzer.analyze([ARTICLE])
     assert list(result) == ["id", "topic", "summary", "stances", "warnings", "model_versions"]
     assert [s["claim"] for s in result["stances"]] == CLAIMS
-    for sentence, (start, end) in zip(result["summary"]["sentences"], result["summary"]["offsets"], strict=True):
+    for sentence, (start, end) in zip(
+        result["summary"]["sentences"], result["summary"]["offsets"], strict=True
+    ):
         assert ARTICLE_TEXT[start:end] == sentence
     assert result["model_versions"]["topic"] == "akhbar-topic:v1"
 
@@ -60,9 +64,13 @@ def test_one_call_scores_every_article_and_claim_in_one_batch(analyzer, monkeypa
 
 @pytest.mark.parametrize(
     ("article", "field"),
-    [({"title": "x"}, "text"), ({"text": " "}, "text"), ({"text": "نص", "claims": "ادعاء"}, "claims"),
-     ({"text": "نص", "summary_sentences": 0}, "summary_sentences"),
-     ({"text": "نص", "summary_max_words": 0}, "summary_max_words")],
+    [
+        ({"title": "x"}, "text"),
+        ({"text": " "}, "text"),
+        ({"text": "نص", "claims": "ادعاء"}, "claims"),
+        ({"text": "نص", "summary_sentences": 0}, "summary_sentences"),
+        ({"text": "نص", "summary_max_words": 0}, "summary_max_words"),
+    ],
 )
 def test_bad_articles_raise_naming_the_field(analyzer, article, field):
     with pytest.raises(ValueError, match=rf"articles\[0\]\.{field}"):
@@ -73,5 +81,7 @@ def test_missing_task_and_unloadable_bundle_are_named(analyzer, tiny_bundle, tmp
     only_topic = Analyzer(dict(topic=analyzer.predictors["topic"]))
     with pytest.raises(ValueError, match="no model loaded for stance"):
         only_topic.stance([{"text": "نص", "claims": ["أ"]}])
-    with pytest.raises(ModelLoadError, match=r"the summary model .* cannot be loaded .*akhbar models import"):
+    with pytest.raises(
+        ModelLoadError, match=r"the summary model .* cannot be loaded .*akhbar models import"
+    ):
         Analyzer.from_bundles({"summary": tmp_path / "nowhere"})

@@ -50,8 +50,11 @@ BAD_LINES = [
     (json.dumps({"id": "no-text", "title": "عنوان"}), "field 'text': missing"),
     (json.dumps({"id": "empty", "text": "   "}), "field 'text': empty"),
     (json.dumps({"id": "long", "text": "كلمة " * 200}), "the limit is 600 (AKHBAR_MAX_TEXT_CHARS)"),
-    (json.dumps({"id": "claims", "text": STORY[0], "claims": ["أ"] * 5}), "the limit is 4 per article"),
-    (json.dumps({"id": "r3", "text": STORY[1]}), "duplicate id \"r3\""),
+    (
+        json.dumps({"id": "claims", "text": STORY[0], "claims": ["أ"] * 5}),
+        "the limit is 4 per article",
+    ),
+    (json.dumps({"id": "r3", "text": STORY[1]}), 'duplicate id "r3"'),
 ]
 
 
@@ -68,7 +71,9 @@ def write_input(path: Path, good=GOOD, bad=BAD_LINES, every: int = 40) -> Path:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def assert_same_results(got: list[dict], expected: list[dict], tol: float = 1e-6) -> None:
@@ -101,12 +106,19 @@ def analyzer(tiny_bundle):
 @pytest.fixture()
 def env(monkeypatch, tiny_bundle, tmp_path):
     """Models on the tiny bundle (as the service resolves them), the test's limits."""
-    point_at(monkeypatch, tiny_bundle, tmp_path / "home", AKHBAR_MAX_TEXT_CHARS="600",
-             AKHBAR_MAX_CLAIMS="4")
+    point_at(
+        monkeypatch,
+        tiny_bundle,
+        tmp_path / "home",
+        AKHBAR_MAX_TEXT_CHARS="600",
+        AKHBAR_MAX_CLAIMS="4",
+    )
     return tmp_path
 
 
-def service_results(analyzer: Analyzer, records: list[dict], batch_size: int, k: int = 2) -> list[dict]:
+def service_results(
+    analyzer: Analyzer, records: list[dict], batch_size: int, k: int = 2
+) -> list[dict]:
     """What the service answers for these articles, through JSON like the output file."""
     articles = [{**r, "summary_sentences": k} for r in records]
     out = []
@@ -121,11 +133,17 @@ def service_results(analyzer: Analyzer, records: list[dict], batch_size: int, k:
 
 def test_results_equal_the_service_and_rejects_carry_reasons(env, analyzer):
     source = write_input(env / "in.jsonl")
-    report = score_file(Job(str(source), env / "out.jsonl", batch_size=16, progress=False), analyzer)
+    report = score_file(
+        Job(str(source), env / "out.jsonl", batch_size=16, progress=False), analyzer
+    )
 
     got = read_jsonl(env / "out.jsonl")
     assert_same_results(got, service_results(analyzer, GOOD, 16), tol=0)
-    assert (report.read, report.scored, report.rejected) == (len(GOOD) + len(BAD_LINES), len(GOOD), len(BAD_LINES))
+    assert (report.read, report.scored, report.rejected) == (
+        len(GOOD) + len(BAD_LINES),
+        len(GOOD),
+        len(BAD_LINES),
+    )
 
     rejects = read_jsonl(env / "out.jsonl.rejects.jsonl")
     by_reason = {reason: [r for r in rejects if reason in r["reason"]] for _, reason in BAD_LINES}
@@ -141,30 +159,64 @@ def test_summary_flags_tasks_and_line_number_ids(env, analyzer):
     records = [{"text": r["text"], "claims": r.get("claims", [])} for r in GOOD[:20]]
     records[3]["id"] = " "  # blank, like an empty CSV cell: the line number too
     write_jsonl(env / "in.jsonl", records)
-    job = Job(str(env / "in.jsonl"), env / "out.jsonl", tasks=("summary", "topic"), summary_sentences=1,
-              summary_max_words=12, batch_size=8, progress=False)
+    job = Job(
+        str(env / "in.jsonl"),
+        env / "out.jsonl",
+        tasks=("summary", "topic"),
+        summary_sentences=1,
+        summary_max_words=12,
+        batch_size=8,
+        progress=False,
+    )
     score_file(job, analyzer)
     got = read_jsonl(env / "out.jsonl")
     assert [r["id"] for r in got] == list(range(1, 21))  # no id field: the line number
     assert list(got[0]) == ["id", "topic", "summary", "warnings", "model_versions"]
-    expected = [analyzer.analyze([{**r, "id": i, "summary_sentences": 1, "summary_max_words": 12}],
-                                 ("summary", "topic"))[0] for i, r in enumerate(records, start=1)]
+    expected = [
+        analyzer.analyze(
+            [{**r, "id": i, "summary_sentences": 1, "summary_max_words": 12}], ("summary", "topic")
+        )[0]
+        for i, r in enumerate(records, start=1)
+    ]
     assert [g["summary"] for g in got] == json.loads(json.dumps([e["summary"] for e in expected]))
 
 
-def test_each_records_own_summary_settings_win_over_the_jobs_and_bad_ones_are_rejected(env, analyzer):
+def test_each_records_own_summary_settings_win_over_the_jobs_and_bad_ones_are_rejected(
+    env, analyzer
+):
     long = {"text": " ".join(STORY), "title": "عنوان"}  # enough sentences for k = 3
-    records = [{"id": "k1", **long, "summary_sentences": 1}, {"id": "k3", **long, "summary_sentences": 3},
-               {"id": "job", **long}, {"id": "words", **long, "summary_sentences": 3, "summary_max_words": 1},
-               {"id": "csv-cell", **long, "summary_sentences": "1"}, {"id": "gap", **long, "summary_sentences": None}]
-    bad = [({"id": "zero", **long, "summary_sentences": 0}, "field 'summary_sentences': must be a whole number from 1 to 20"),
-           ({"id": "many", **long, "summary_sentences": 21}, "from 1 to 20"),
-           ({"id": "word", **long, "summary_sentences": "three"}, "from 1 to 20"),
-           ({"id": "flag", **long, "summary_sentences": True}, "from 1 to 20"),
-           ({"id": "nowords", **long, "summary_max_words": 0}, "field 'summary_max_words': must be a whole number of at least 1")]
+    records = [
+        {"id": "k1", **long, "summary_sentences": 1},
+        {"id": "k3", **long, "summary_sentences": 3},
+        {"id": "job", **long},
+        {"id": "words", **long, "summary_sentences": 3, "summary_max_words": 1},
+        {"id": "csv-cell", **long, "summary_sentences": "1"},
+        {"id": "gap", **long, "summary_sentences": None},
+    ]
+    bad = [
+        (
+            {"id": "zero", **long, "summary_sentences": 0},
+            "field 'summary_sentences': must be a whole number from 1 to 20",
+        ),
+        ({"id": "many", **long, "summary_sentences": 21}, "from 1 to 20"),
+        ({"id": "word", **long, "summary_sentences": "three"}, "from 1 to 20"),
+        ({"id": "flag", **long, "summary_sentences": True}, "from 1 to 20"),
+        (
+            {"id": "nowords", **long, "summary_max_words": 0},
+            "field 'summary_max_words': must be a whole number of at least 1",
+        ),
+    ]
     write_jsonl(env / "in.jsonl", records + [r for r, _ in bad])
-    report = score_file(Job(str(env / "in.jsonl"), env / "out.jsonl", summary_sentences=2, tasks=("summary",),
-                            progress=False), analyzer)
+    report = score_file(
+        Job(
+            str(env / "in.jsonl"),
+            env / "out.jsonl",
+            summary_sentences=2,
+            tasks=("summary",),
+            progress=False,
+        ),
+        analyzer,
+    )
 
     got = {r["id"]: len(r["summary"]["sentences"]) for r in read_jsonl(env / "out.jsonl")}
     assert got == {"k1": 1, "k3": 3, "job": 2, "words": 1, "csv-cell": 1, "gap": 2}
@@ -188,7 +240,9 @@ def test_csv_parquet_stdin_and_gzip_inputs_agree(env, analyzer, monkeypatch):
     with open(env / "in.csv", "w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, ["id", "title", "text", "claims"])
         writer.writeheader()
-        writer.writerows({**r, "claims": json.dumps(r["claims"], ensure_ascii=False)} for r in records)
+        writer.writerows(
+            {**r, "claims": json.dumps(r["claims"], ensure_ascii=False)} for r in records
+        )
 
     def run(source: str, output: str) -> list[dict]:
         score_file(Job(source, env / output, batch_size=8, progress=False), analyzer)
@@ -203,7 +257,9 @@ def test_csv_parquet_stdin_and_gzip_inputs_agree(env, analyzer, monkeypatch):
     assert_same_results(run("-", "stdin.jsonl"), reference, tol=0)
 
     # Parquet output: the same records, nested parts as nested columns.
-    score_file(Job(str(env / "in.jsonl"), env / "out.parquet", batch_size=8, progress=False), analyzer)
+    score_file(
+        Job(str(env / "in.jsonl"), env / "out.parquet", batch_size=8, progress=False), analyzer
+    )
     rows = pq.read_table(env / "out.parquet").to_pylist()
     assert [r["id"] for r in rows] == [r["id"] for r in reference]
     assert [r["topic"] for r in rows] == [r["topic"] for r in reference]
@@ -213,7 +269,14 @@ def test_csv_parquet_stdin_and_gzip_inputs_agree(env, analyzer, monkeypatch):
 
 def test_exit_statuses_and_messages(env, capsys, monkeypatch):
     write_jsonl(env / "in.jsonl", GOOD[:5])
-    args = ["--input", str(env / "in.jsonl"), "--output", str(env / "out.jsonl"), "--batch-size", "4"]
+    args = [
+        "--input",
+        str(env / "in.jsonl"),
+        "--output",
+        str(env / "out.jsonl"),
+        "--batch-size",
+        "4",
+    ]
     assert batch.main(args) == 0
     err = capsys.readouterr().err
     assert "scored 5, rejected 0" in err and "records/s" in err
@@ -231,12 +294,17 @@ def test_exit_statuses_and_messages(env, capsys, monkeypatch):
     assert batch.main([*args[:3], str(env / "fresh.jsonl"), "--resume"]) == 0
     capsys.readouterr()
 
-    # Every record rejected: non-zero; an unreadable input or a missing model: non-zero, one sentence.
+    # Every record rejected: non-zero;
+    # an unreadable input or a missing model: non-zero, one sentence.
     (env / "bad.jsonl").write_text('{"text": ""}\nnot json\n', encoding="utf-8")
-    assert batch.main(["--input", str(env / "bad.jsonl"), "--output", str(env / "bad-out.jsonl")]) == 1
+    assert (
+        batch.main(["--input", str(env / "bad.jsonl"), "--output", str(env / "bad-out.jsonl")]) == 1
+    )
     assert "every record was rejected" in capsys.readouterr().err
     assert len(read_jsonl(env / "bad-out.jsonl.rejects.jsonl")) == 2
-    assert batch.main(["--input", str(env / "missing.jsonl"), "--output", str(env / "m.jsonl")]) == 1
+    assert (
+        batch.main(["--input", str(env / "missing.jsonl"), "--output", str(env / "m.jsonl")]) == 1
+    )
     assert "missing.jsonl: does not exist" in capsys.readouterr().err
     monkeypatch.setenv("AKHBAR_TOPIC_MODEL", "akhbar-topic:nope")
     assert batch.main([*args[:3], str(env / "nomodel.jsonl")]) == 1
@@ -248,7 +316,12 @@ def test_exit_statuses_and_messages(env, capsys, monkeypatch):
 def test_unwritable_output_is_fatal_and_named(env, capsys):
     write_jsonl(env / "in.jsonl", GOOD[:3])
     (env / "a-file").write_text("x")
-    assert batch.main(["--input", str(env / "in.jsonl"), "--output", str(env / "a-file" / "out.jsonl")]) == 1
+    assert (
+        batch.main(
+            ["--input", str(env / "in.jsonl"), "--output", str(env / "a-file" / "out.jsonl")]
+        )
+        == 1
+    )
     assert "cannot write" in capsys.readouterr().err
 
 
@@ -256,20 +329,41 @@ def test_a_folder_as_input_says_which_file_to_pass(env, capsys):
     write_jsonl(env / "data" / "test.jsonl", GOOD[:2])
     assert batch.main(["--input", str(env / "data"), "--output", str(env / "out.jsonl")]) == 1
     err = capsys.readouterr().err
-    assert "is a folder; pass one file of articles" in err and f"--input {env / 'data' / 'test.jsonl'}" in err
+    assert (
+        "is a folder; pass one file of articles" in err
+        and f"--input {env / 'data' / 'test.jsonl'}" in err
+    )
     assert "split" not in err  # akhbar score has no --split
 
 
 def test_output_dash_writes_json_lines_to_standard_output_and_the_rest_elsewhere(env, capsys):
     source = write_input(env / "in.jsonl", good=GOOD[:12], bad=BAD_LINES[:2], every=5)
     rejects = env / "bad.jsonl"
-    assert batch.main(["--input", str(source), "--output", "-", "--rejects", str(rejects), "--batch-size", "5"]) == 0
+    assert (
+        batch.main(
+            [
+                "--input",
+                str(source),
+                "--output",
+                "-",
+                "--rejects",
+                str(rejects),
+                "--batch-size",
+                "5",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     got = [json.loads(line) for line in out.splitlines()]  # nothing but results on standard output
     assert [r["id"] for r in got] == [r["id"] for r in GOOD[:12]]
     assert "scored 12, rejected 2" in err and f"rejects in {rejects}" in err
     reasons = [r["reason"] for r in read_jsonl(rejects)]
-    assert len(reasons) == 2 and reasons[0].startswith("invalid JSON") and reasons[1] == "field 'text': missing"
+    assert (
+        len(reasons) == 2
+        and reasons[0].startswith("invalid JSON")
+        and reasons[1] == "field 'text': missing"
+    )
     assert not list(env.glob("-*"))  # no file named after "-", no id index left behind
 
 
@@ -283,12 +377,17 @@ def torch_threads():
     torch.set_num_threads(before)
 
 
-def test_the_batch_scorer_applies_the_services_scoring_configuration(env, monkeypatch, torch_threads):
-    """AKHBAR_TORCH_THREADS and AKHBAR_SUMMARY_SENTENCES reach akhbar score as they reach the service."""
+def test_the_batch_scorer_applies_the_services_scoring_configuration(
+    env, monkeypatch, torch_threads
+):
+    """AKHBAR_TORCH_THREADS and AKHBAR_SUMMARY_SENTENCES
+    reach akhbar score as they reach the service."""
     import torch
 
     long = {"text": " ".join(STORY), "title": "عنوان"}
-    write_jsonl(env / "in.jsonl", [{"id": "default", **long}, {"id": "own", **long, "summary_sentences": 1}])
+    write_jsonl(
+        env / "in.jsonl", [{"id": "default", **long}, {"id": "own", **long, "summary_sentences": 1}]
+    )
     monkeypatch.setenv("AKHBAR_TORCH_THREADS", "1")
     monkeypatch.setenv("AKHBAR_SUMMARY_SENTENCES", "3")
     torch.set_num_threads(2)
@@ -306,7 +405,9 @@ def test_a_ray_actor_applies_the_drivers_configuration(tiny_bundle, torch_thread
 
     bundles, versions = {t: str(tiny_bundle) for t in TASKS}, {t: "v1" for t in TASKS}
     torch.set_num_threads(2)
-    scorer = RayScorer(bundles, versions, TASKS, ScoringConfig(torch_threads=3, summary_sentences=4))
+    scorer = RayScorer(
+        bundles, versions, TASKS, ScoringConfig(torch_threads=3, summary_sentences=4)
+    )
     assert torch.get_num_threads() == 3 and scorer.analyzer.summary_sentences == 4
     RayScorer(bundles, versions, TASKS, ScoringConfig())
     assert torch.get_num_threads() == ACTOR_CPUS  # 0: the CPU Ray reserves for the actor
@@ -336,11 +437,17 @@ def test_parquet_output_resumes_from_its_partial_file(env, analyzer):
     assert len(read_jsonl(env / "out.parquet.partial.jsonl")) == 16
     with pytest.raises(batch.BatchError, match="unfinished job .* pass --resume"):
         score_file(job, analyzer)
-    report = score_file(Job(str(env / "in.jsonl"), env / "out.parquet", batch_size=8, resume=True,
-                            progress=False), analyzer)
+    report = score_file(
+        Job(str(env / "in.jsonl"), env / "out.parquet", batch_size=8, resume=True, progress=False),
+        analyzer,
+    )
     assert (report.scored, report.skipped) == (14, 16)
-    assert [r["id"] for r in pq.read_table(env / "out.parquet").to_pylist()] == [r["id"] for r in GOOD[:30]]
-    again = score_file(Job(str(env / "in.jsonl"), env / "out.parquet", resume=True, progress=False), analyzer)
+    assert [r["id"] for r in pq.read_table(env / "out.parquet").to_pylist()] == [
+        r["id"] for r in GOOD[:30]
+    ]
+    again = score_file(
+        Job(str(env / "in.jsonl"), env / "out.parquet", resume=True, progress=False), analyzer
+    )
     assert again.already_complete
 
 
@@ -389,8 +496,12 @@ CHILD = textwrap.dedent("""
 def _start(env_dir: Path, args: list[str], **extra: str) -> subprocess.Popen:
     script = env_dir / "child.py"
     script.write_text(CHILD, encoding="utf-8")
-    return subprocess.Popen([sys.executable, str(script), *args], env={**os.environ, **extra},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        env={**os.environ, **extra},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow
@@ -441,8 +552,15 @@ class CheapAnalyzer:
     """Stands in for Analyzer where only the streaming is under test: a fixed small result."""
 
     def analyze(self, articles, tasks=None):
-        return [{"id": a.id, "topic": {"label": "sport", "scores": {"sport": 1.0}, "low_confidence": False},
-                 "warnings": [], "model_versions": {"topic": "cheap"}} for a in articles]
+        return [
+            {
+                "id": a.id,
+                "topic": {"label": "sport", "scores": {"sport": 1.0}, "low_confidence": False},
+                "warnings": [],
+                "model_versions": {"topic": "cheap"},
+            }
+            for a in articles
+        ]
 
 
 def _peak_bytes(tmp_path: Path, n: int) -> int:
@@ -450,8 +568,12 @@ def _peak_bytes(tmp_path: Path, n: int) -> int:
     text = " ".join(SENTENCES)  # about 1,100 characters per record
     with source.open("w", encoding="utf-8") as f:
         for i in range(n):
-            f.write(json.dumps({"id": i, "text": text, "title": "عنوان"}, ensure_ascii=False) + "\n")
-    job = Job(str(source), tmp_path / f"out-{n}.jsonl", tasks=("topic",), batch_size=64, progress=False)
+            f.write(
+                json.dumps({"id": i, "text": text, "title": "عنوان"}, ensure_ascii=False) + "\n"
+            )
+    job = Job(
+        str(source), tmp_path / f"out-{n}.jsonl", tasks=("topic",), batch_size=64, progress=False
+    )
     tracemalloc.start()
     try:
         report = score_file(job, CheapAnalyzer())
@@ -471,14 +593,18 @@ def test_memory_stays_flat_however_large_the_input(tmp_path):
     _peak_bytes(tmp_path, 200)  # first-call imports and caches out of the measurement
     small = _peak_bytes(tmp_path, 6_000)
     large = _peak_bytes(tmp_path, 24_000)
-    assert large < small * 1.25 + (1 << 20), f"peak {small / 2**20:.1f} MiB for 6,000, {large / 2**20:.1f} MiB for 24,000"
+    assert large < small * 1.25 + (1 << 20), (
+        f"peak {small / 2**20:.1f} MiB for 6,000, {large / 2**20:.1f} MiB for 24,000"
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # Ray engine
 
 
-def test_ray_scorer_called_directly_with_a_shipped_bundle(tiny_bundle, analyzer, tmp_path, monkeypatch):
+def test_ray_scorer_called_directly_with_a_shipped_bundle(
+    tiny_bundle, analyzer, tmp_path, monkeypatch
+):
     """The actor class without Ray: a bundle path this node lacks is unpacked from its payload."""
     import tempfile
 
@@ -487,11 +613,21 @@ def test_ray_scorer_called_directly_with_a_shipped_bundle(tiny_bundle, analyzer,
     from akhbar.serving.batch.ray_engine import RayScorer, pack_bundle, unpack_bundle
 
     packed = pack_bundle(tiny_bundle)
-    scorer = RayScorer({t: "/elsewhere/bundle" for t in TASKS}, {t: "v1" for t in TASKS}, TASKS, ScoringConfig(),
-                       shipped={"/elsewhere/bundle": packed})
+    scorer = RayScorer(
+        {t: "/elsewhere/bundle" for t in TASKS},
+        {t: "v1" for t in TASKS},
+        TASKS,
+        ScoringConfig(),
+        shipped={"/elsewhere/bundle": packed},
+    )
     assert unpack_bundle(packed) == unpack_bundle(packed) == tmp_path / "akhbar-models" / packed[0]
     articles = [{**r, "summary_sentences": 2} for r in GOOD[:6]]
-    table = pa.table({"line": [1, 2, 3, 4, 5, 6], "article": [json.dumps(a, ensure_ascii=False) for a in articles]})
+    table = pa.table(
+        {
+            "line": [1, 2, 3, 4, 5, 6],
+            "article": [json.dumps(a, ensure_ascii=False) for a in articles],
+        }
+    )
     out = scorer(table)
     got = [json.loads(s) for s in out.column("outcome").to_pylist()]
     expected = service_results(analyzer, GOOD[:6], 6)
@@ -506,8 +642,18 @@ def test_ray_engine_gives_the_local_engines_results(env, analyzer, monkeypatch):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     source = write_input(env / "in.jsonl", good=GOOD[:64], bad=BAD_LINES[:3], every=20)
     local = score_file(Job(str(source), env / "local.jsonl", batch_size=8, progress=False))
-    remote = score_file(Job(str(source), env / "ray.jsonl", batch_size=8, engine="ray", concurrency=2,
-                            progress=False))
+    remote = score_file(
+        Job(
+            str(source),
+            env / "ray.jsonl",
+            batch_size=8,
+            engine="ray",
+            concurrency=2,
+            progress=False,
+        )
+    )
     assert (remote.scored, remote.rejected) == (local.scored, local.rejected) == (64, 3)
     assert_same_results(read_jsonl(env / "ray.jsonl"), read_jsonl(env / "local.jsonl"))
-    assert read_jsonl(env / "ray.jsonl.rejects.jsonl") == read_jsonl(env / "local.jsonl.rejects.jsonl")
+    assert read_jsonl(env / "ray.jsonl.rejects.jsonl") == read_jsonl(
+        env / "local.jsonl.rejects.jsonl"
+    )

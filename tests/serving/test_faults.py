@@ -1,4 +1,4 @@
-"""Faults (issue 8): the batch scorer killed at random points and starved of disk, the
+"""Faults: the batch scorer killed at random points and starved of disk, the
 service given broken models, flooded beyond its queue, probed for ways around its token,
 and stopped with SIGTERM while it works.
 
@@ -40,15 +40,22 @@ SENTENCES = ARABIC_SENTENCES + STORY
 
 def article(i: int) -> dict:
     n = 1 + i % 3
-    record = {"id": f"k{i}", "text": " ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(n))}
+    record = {
+        "id": f"k{i}",
+        "text": " ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(n)),
+    }
     if i % 2:
         record["claims"] = [SENTENCES[(i * 3) % len(SENTENCES)][:40]]
     return record
 
 
 GOOD = [article(i) for i in range(160)]
-BAD = ['{"id": "bad-json", "text": ', json.dumps({"id": "no-text"}), json.dumps({"id": "long", "text": "كلمة " * 200}),
-       json.dumps({"id": "k7", "text": STORY[0]})]  # the last: a duplicate id
+BAD = [
+    '{"id": "bad-json", "text": ',
+    json.dumps({"id": "no-text"}),
+    json.dumps({"id": "long", "text": "كلمة " * 200}),
+    json.dumps({"id": "k7", "text": STORY[0]}),
+]  # the last: a duplicate id
 
 
 def write_input(path: Path) -> Path:
@@ -99,8 +106,11 @@ CHILD = textwrap.dedent("""
     class StandIn:
         def analyze(self, articles, tasks=None):
             time.sleep(float(os.environ.get("SLOW", "0")))
-            return [{"id": a.id, "topic": {"label": "culture", "scores": {"culture": 1.0}, "low_confidence": False},
-                     "summary": {"sentences": [a.text[:400]], "indices": [0], "offsets": [[0, 400]]},
+            return [{"id": a.id,
+                     "topic": {"label": "culture", "scores": {"culture": 1.0},
+                               "low_confidence": False},
+                     "summary": {"sentences": [a.text[:400]], "indices": [0],
+                                 "offsets": [[0, 400]]},
                      "warnings": [], "model_versions": {"topic": "stand-in"}} for a in articles]
 
     batch.load_analyzer = lambda job, config, runtime: StandIn()
@@ -136,11 +146,18 @@ def test_sigkill_at_random_points_eight_times_then_resume_gives_every_id_once(en
         extra = {"SLOW": "0.05"}
         flag = env / f"torn-{round_}.flag"
         if kind == "tear":
-            extra.update(TEAR_AT=str(rng.randint(1, 3)), TEAR_FRACTION=f"{rng.uniform(0.05, 0.95):.3f}",
-                         FLAG=str(flag))
+            extra.update(
+                TEAR_AT=str(rng.randint(1, 3)),
+                TEAR_FRACTION=f"{rng.uniform(0.05, 0.95):.3f}",
+                FLAG=str(flag),
+            )
         before = lines()
-        proc = subprocess.Popen([sys.executable, str(script), *args], env={**os.environ, **extra},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            env={**os.environ, **extra},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         if kind == "startup":  # anywhere from the interpreter's start to the first chunks
             time.sleep(rng.uniform(0.05, 0.6))
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
@@ -157,7 +174,10 @@ def test_sigkill_at_random_points_eight_times_then_resume_gives_every_id_once(en
         proc.stderr.close()
         results, tail = whole_lines(out)  # whole lines parse; at most the last one is torn
         torn_tails += bool(tail)
-        print(f"kill {round_ + 1} ({kind}): {before} -> {len(results)} results, torn tail of {len(tail)} bytes")
+        print(
+            f"kill {round_ + 1} ({kind}): {before} -> {len(results)} results, torn tail of "
+            f"{len(tail)} bytes"
+        )
         if kind == "tear":
             assert tail, "a kill in the middle of a write leaves a torn last line"
         assert len(results) < len(GOOD)  # the job was not over: each kill interrupted it
@@ -178,7 +198,9 @@ def test_sigkill_at_random_points_eight_times_then_resume_gives_every_id_once(en
 
 def _limit_file_size(limit: int):
     def preexec() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+        signal.signal(
+            signal.SIGXFSZ, signal.SIG_IGN
+        )  # a write past the limit then fails with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     return preexec
@@ -189,14 +211,22 @@ def test_a_file_size_limit_is_a_clear_error_and_the_output_stays_valid_and_resum
     out = env / "out.jsonl"
     args = ["--input", str(source), "--output", str(out), "--batch-size", "8"]
     limit = 20_000
-    proc = subprocess.run([sys.executable, "-m", "akhbar.serving.batch.score", *args], env=dict(os.environ),
-                          capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size(limit))
+    proc = subprocess.run(
+        [sys.executable, "-m", "akhbar.serving.batch.score", *args],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_limit_file_size(limit),
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"akhbar score: cannot write {out}: File too large"), proc.stderr[-2000:]
     assert "--resume" in last and "Traceback" not in proc.stderr
     results, tail = whole_lines(out)
-    assert tail == b"" and 0 < len(results) < len(GOOD)  # whole lines only: the failed chunk was cut back
+    assert tail == b"" and 0 < len(results) < len(
+        GOOD
+    )  # whole lines only: the failed chunk was cut back
     assert out.stat().st_size <= limit
 
     assert batch.main([*args, "--resume"]) == 0  # room again: resume
@@ -208,7 +238,9 @@ def analyzer(tiny_bundle):
     return Analyzer.from_bundles({t: tiny_bundle for t in TASKS})
 
 
-def test_a_full_disk_is_a_clear_error_and_the_output_stays_valid_and_resumable(env, analyzer, monkeypatch, capsys):
+def test_a_full_disk_is_a_clear_error_and_the_output_stays_valid_and_resumable(
+    env, analyzer, monkeypatch, capsys
+):
     source = write_input(env / "in.jsonl")
     out = env / "out.jsonl"
     real, calls = batch_io._write_all, []
@@ -227,7 +259,9 @@ def test_a_full_disk_is_a_clear_error_and_the_output_stays_valid_and_resumable(e
     results, tail = whole_lines(out)
     assert tail == b"" and len(results) == 16  # two whole chunks; the third's half was cut back
     monkeypatch.setattr(batch_io, "_write_all", real)
-    batch.score_file(batch.Job(str(source), out, batch_size=8, resume=True, progress=False), analyzer)
+    batch.score_file(
+        batch.Job(str(source), out, batch_size=8, resume=True, progress=False), analyzer
+    )
     assert_exactly_once(out)
 
 
@@ -244,7 +278,9 @@ def _broken_copies(bundle: Path, tmp: Path) -> dict[str, Path]:
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     shutil.copytree(bundle, relabelled)
     settings = json.loads((relabelled / "akhbar.json").read_text())
-    settings["tasks"]["topic"]["labels"] = settings["tasks"]["topic"]["labels"][:-1]  # one label short
+    settings["tasks"]["topic"]["labels"] = settings["tasks"]["topic"]["labels"][
+        :-1
+    ]  # one label short
     (relabelled / "akhbar.json").write_text(json.dumps(settings))
     return {"missing": tmp / "no-such-bundle", "truncated": truncated, "labels": relabelled}
 
@@ -255,9 +291,17 @@ def test_a_missing_truncated_or_mislabelled_model_stops_start_up_in_one_line(tin
     started, procs, outputs = time.monotonic(), {}, {}
     for case, path in _broken_copies(tiny_bundle, tmp_path).items():
         env = server_env(tiny_bundle, tmp_path / case, AKHBAR_TOPIC_MODEL=str(path))
-        procs[case] = (path, subprocess.Popen([str(AKHBAR), "serve", "--port", str(free_port())], env=env,
-                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                              start_new_session=True))
+        procs[case] = (
+            path,
+            subprocess.Popen(
+                [str(AKHBAR), "serve", "--port", str(free_port())],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            ),
+        )
     for case, (path, proc) in procs.items():
         try:
             output, _ = proc.communicate(timeout=240)
@@ -292,13 +336,21 @@ def _big_body() -> dict:
 
 @pytest.fixture(scope="module")
 def server(tiny_bundle, tmp_path_factory):
-    settings = {"AKHBAR_API_TOKEN": TOKEN, "AKHBAR_MAX_QUEUE": str(QUEUE), "AKHBAR_SHUTDOWN_GRACE": str(GRACE_S),
-                "AKHBAR_MAX_TEXT_CHARS": "2000", "AKHBAR_MAX_CLAIMS": "4", "AKHBAR_MAX_ARTICLES": "4"}
+    settings = {
+        "AKHBAR_API_TOKEN": TOKEN,
+        "AKHBAR_MAX_QUEUE": str(QUEUE),
+        "AKHBAR_SHUTDOWN_GRACE": str(GRACE_S),
+        "AKHBAR_MAX_TEXT_CHARS": "2000",
+        "AKHBAR_MAX_CLAIMS": "4",
+        "AKHBAR_MAX_ARTICLES": "4",
+    }
     with live_server(tiny_bundle, tmp_path_factory.mktemp("faults"), **settings) as server:
         yield server
 
 
-def _raw(port: int, request: bytes, responses: int = 1, timeout: float = 30) -> list[tuple[int, bytes]]:
+def _raw(
+    port: int, request: bytes, responses: int = 1, timeout: float = 30
+) -> list[tuple[int, bytes]]:
     """Send raw bytes on one connection; the (status, rest) of each response read back."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(request)
@@ -318,31 +370,62 @@ def _raw(port: int, request: bytes, responses: int = 1, timeout: float = 30) -> 
 
 def _post(path: str, body: bytes, token: str | None = None, close: bool = True) -> bytes:
     auth = f"Authorization: Bearer {token}\r\n".encode() if token else b""
-    return (f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            .encode() + auth + (b"Connection: close\r\n" if close else b"") + b"\r\n" + body)
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: "
+        f"{len(body)}\r\n".encode()
+        + auth
+        + (b"Connection: close\r\n" if close else b"")
+        + b"\r\n"
+        + body
+    )
 
 
 def test_every_route_but_health_needs_the_token_even_by_way_of_odd_paths(server):
     port = int(server.url.rsplit(":", 1)[1])
     body = json.dumps({"articles": [{"text": STORY[0], "claims": ["ادعاء"]}]}).encode()
-    paths = [p for p, ops in httpx.get(server.url + "/docs.json", timeout=10).json()["paths"].items() if "post" in ops]
+    paths = [
+        p
+        for p, ops in httpx.get(server.url + "/docs.json", timeout=10).json()["paths"].items()
+        if "post" in ops
+    ]
     assert set(paths) >= {"/analyze", "/topic", "/summarize", "/stance", "/score_batch"}
     for path in paths:
         assert httpx.post(server.url + path, content=body, timeout=30).status_code == 401, path
-        assert httpx.post(server.url + path, content=body, timeout=30,
-                          headers={"authorization": "Bearer " + TOKEN[:-1] + "x"}).status_code == 401, path
+        assert (
+            httpx.post(
+                server.url + path,
+                content=body,
+                timeout=30,
+                headers={"authorization": "Bearer " + TOKEN[:-1] + "x"},
+            ).status_code
+            == 401
+        ), path
     # Paths that could be normalised into an API route, or that start like the open page.
-    odd = ["/ui/../analyze", "/ui/%2e%2e/analyze", "/ui/..%2Fanalyze", "//analyze", "/analyze/", "/ANALYZE",
-           "/ui/page.json/../../topic", "/./analyze", "/analyze%00", "/livez/../analyze"]
+    odd = [
+        "/ui/../analyze",
+        "/ui/%2e%2e/analyze",
+        "/ui/..%2Fanalyze",
+        "//analyze",
+        "/analyze/",
+        "/ANALYZE",
+        "/ui/page.json/../../topic",
+        "/./analyze",
+        "/analyze%00",
+        "/livez/../analyze",
+    ]
     for path in odd:
         [(status, answer)] = _raw(port, _post(path, body))
         print(path, status)
         assert status in (401, 404), (path, status, answer[:300])
         assert b'"results"' not in answer, path
     # Pipelined requests on one connection: the second gets its own check (it once did not).
-    answers = _raw(port, b"GET /livez HTTP/1.1\r\nHost: t\r\n\r\n" + _post("/topic", body), responses=2)
+    answers = _raw(
+        port, b"GET /livez HTTP/1.1\r\nHost: t\r\n\r\n" + _post("/topic", body), responses=2
+    )
     assert [status for status, _ in answers] == [200, 401]
-    answers = _raw(port, _post("/topic", body, TOKEN, close=False) + _post("/analyze", body), responses=2)
+    answers = _raw(
+        port, _post("/topic", body, TOKEN, close=False) + _post("/analyze", body), responses=2
+    )
     assert [status for status, _ in answers] == [200, 401]
     # Health, metrics, the document and the reading page stay open.
     for path in ("/livez", "/readyz", "/metrics", "/docs.json", "/ui", "/ui/ui.js"):
@@ -360,8 +443,13 @@ def test_beyond_its_queue_the_service_sheds_load_with_503_and_retry_after(server
 
     with ThreadPoolExecutor(6 * QUEUE) as pool:
         answers = list(pool.map(call, range(6 * QUEUE)))
-    statuses = sorted(a.status_code if isinstance(a, httpx.Response) else type(a).__name__ for a in answers)
-    print(f"{len(answers)} at once, queue {QUEUE}: {statuses.count(200)} x 200, {statuses.count(503)} x 503")
+    statuses = sorted(
+        a.status_code if isinstance(a, httpx.Response) else type(a).__name__ for a in answers
+    )
+    print(
+        f"{len(answers)} at once, queue {QUEUE}: {statuses.count(200)} x 200, "
+        f"{statuses.count(503)} x 503"
+    )
     assert set(statuses) <= {200, 503}, statuses  # no hang, no error, nothing else
     assert statuses.count(200) >= 1 and statuses.count(503) >= 1, statuses
     for answer in answers:
@@ -376,8 +464,11 @@ def test_beyond_its_queue_the_service_sheds_load_with_503_and_retry_after(server
 def _analyze_in_progress(url: str) -> float:
     """BentoML's gauge of /analyze requests in progress, from /metrics."""
     text = httpx.get(url + "/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if "request_in_progress{" in line and 'endpoint="/analyze"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if "request_in_progress{" in line and 'endpoint="/analyze"' in line
+    )
 
 
 def test_sigterm_during_requests_finishes_or_fails_them_cleanly_and_exits_within_the_grace(server):
@@ -385,7 +476,9 @@ def test_sigterm_during_requests_finishes_or_fails_them_cleanly_and_exits_within
 
     import psutil
 
-    commands = [" ".join(p.cmdline()) for p in psutil.Process(server.process.pid).children(recursive=True)]
+    commands = [
+        " ".join(p.cmdline()) for p in psutil.Process(server.process.pid).children(recursive=True)
+    ]
     assert any(f"--timeout-graceful-shutdown {GRACE_S}" in c for c in commands), commands
     body, outcomes, signalled = _big_body(), [], threading.Event()
 
@@ -413,9 +506,16 @@ def test_sigterm_during_requests_finishes_or_fails_them_cleanly_and_exits_within
     exited = time.monotonic() - started
     for thread in threads:
         thread.join(timeout=60)
-    names = sorted(str(a.status_code) if isinstance(a, httpx.Response) else type(a).__name__ for a, _ in outcomes)
+    names = sorted(
+        str(a.status_code) if isinstance(a, httpx.Response) else type(a).__name__
+        for a, _ in outcomes
+    )
     print(f"exited {exited:.1f} s after SIGTERM; answers: {names}")
-    clean = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)  # refused, or closed unanswered
+    clean = (
+        httpx.ConnectError,
+        httpx.RemoteProtocolError,
+        httpx.ReadError,
+    )  # refused, or closed unanswered
     for answer, _ in outcomes:
         if isinstance(answer, httpx.Response):
             assert answer.status_code in (200, 503), answer.text[:300]
@@ -424,7 +524,9 @@ def test_sigterm_during_requests_finishes_or_fails_them_cleanly_and_exits_within
         else:
             assert isinstance(answer, clean), repr(answer)  # never a hang (a timeout)
     # The request being scored when SIGTERM came was answered, during the grace period.
-    assert any(isinstance(a, httpx.Response) and a.status_code == 200 and after for a, after in outcomes), names
+    assert any(
+        isinstance(a, httpx.Response) and a.status_code == 200 and after for a, after in outcomes
+    ), names
     assert exited < GRACE_S + 15, f"exited {exited:.1f} s after SIGTERM"
     assert server.process.returncode == 0
     assert "Traceback" not in server.log.read_text(encoding="utf-8", errors="replace")

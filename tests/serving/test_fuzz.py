@@ -1,4 +1,4 @@
-"""Bad input (issue 8): the live service fuzzed from its own OpenAPI document plus the battery
+"""Bad input: the live service fuzzed from its own OpenAPI document plus the battery
 of :mod:`tools.fuzz`, about 100 generated requests per route (``make fuzz`` runs
 1,000), on a server started with small limits; then the same battery in the batch scorer.
 """
@@ -72,7 +72,11 @@ def test_readyz_answers_afterwards_and_no_article_text_reaches_the_log(fuzzed):
 
 def test_refusals_name_fields_but_never_quote_the_article(fuzzed):
     server, _ = fuzzed
-    for article in ({"text": MARKER * 800}, {"text": MARKER, "claims": MARKER}, {"text": 5, "title": [MARKER]}):
+    for article in (
+        {"text": MARKER * 800},
+        {"text": MARKER, "claims": MARKER},
+        {"text": 5, "title": [MARKER]},
+    ):
         response = server.post("/analyze", {"articles": [article]})
         assert response.status_code == 400
         assert response.json()["detail"][0]["loc"][:2] == ["articles", 0]
@@ -95,16 +99,21 @@ def analyzer(tiny_bundle):
 
 
 def _read(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def test_every_bad_record_is_rejected_with_its_reason_and_every_good_one_scored(
-        monkeypatch, tiny_bundle, tmp_path, analyzer):
+    monkeypatch, tiny_bundle, tmp_path, analyzer
+):
     point_at(monkeypatch, tiny_bundle, tmp_path / "home", **SMALL_LIMITS)
     records = battery(LIMITS)
     source = tmp_path / "battery.jsonl"
     source.write_bytes(b"".join(r.line() + b"\n" for r in records))
-    report = score_file(Job(str(source), tmp_path / "out.jsonl", batch_size=4, progress=False), analyzer)
+    report = score_file(
+        Job(str(source), tmp_path / "out.jsonl", batch_size=4, progress=False), analyzer
+    )
 
     good = [r for r in records if r.good]
     bad = {line: r for line, r in enumerate(records, start=1) if not r.good}
@@ -119,7 +128,9 @@ def test_every_bad_record_is_rejected_with_its_reason_and_every_good_one_scored(
     assert MARKER not in (tmp_path / "out.jsonl.rejects.jsonl").read_text(encoding="utf-8")
 
 
-def test_a_deeply_nested_record_is_rejected_and_the_job_goes_on(monkeypatch, tiny_bundle, tmp_path, analyzer):
+def test_a_deeply_nested_record_is_rejected_and_the_job_goes_on(
+    monkeypatch, tiny_bundle, tmp_path, analyzer
+):
     point_at(monkeypatch, tiny_bundle, tmp_path / "home", **SMALL_LIMITS)
     source = tmp_path / "deep.jsonl"
     source.write_bytes(b'{"id": "ok", "text": "\xd9\x86\xd8\xb5"}\n' + DEEP_NESTING.line() + b"\n")
@@ -128,7 +139,9 @@ def test_a_deeply_nested_record_is_rejected_and_the_job_goes_on(monkeypatch, tin
     assert DEEP_NESTING.reason in _read(tmp_path / "out.jsonl.rejects.jsonl")[0]["reason"]
 
 
-def test_a_claim_longer_than_the_stance_window_is_scored_in_batch(monkeypatch, tiny_bundle, tmp_path, analyzer):
+def test_a_claim_longer_than_the_stance_window_is_scored_in_batch(
+    monkeypatch, tiny_bundle, tmp_path, analyzer
+):
     point_at(monkeypatch, tiny_bundle, tmp_path / "home", **SMALL_LIMITS)
     [record] = [r for r in battery(LIMITS) if r.name == LONG_CLAIM]
     source = tmp_path / "long-claim.jsonl"

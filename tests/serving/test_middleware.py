@@ -25,7 +25,9 @@ def test_a_downstream_503_gets_a_clear_body_retry_after_and_the_request_id():
     async def overloaded(request):
         return JSONResponse({"error": "An unexpected error has occurred"}, status_code=503)
 
-    client = _wrapped(Starlette(routes=[Route("/analyze", overloaded, methods=["POST"])]), retry_after=9)
+    client = _wrapped(
+        Starlette(routes=[Route("/analyze", overloaded, methods=["POST"])]), retry_after=9
+    )
     response = client.post("/analyze", json={}, headers={"x-request-id": "r-1"})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "9" and response.headers["x-request-id"] == "r-1"
@@ -36,6 +38,7 @@ def test_a_downstream_503_gets_a_clear_body_retry_after_and_the_request_id():
 async def test_nested_in_process_calls_pass_straight_through():
     """The routes call score_batch through the same app; that inner call must not need the
     token again, count against the queue, or log a second line."""
+
     async def inner(request):
         return PlainTextResponse("inner")
 
@@ -44,7 +47,9 @@ async def test_nested_in_process_calls_pass_straight_through():
         async with httpx.AsyncClient(transport=transport, base_url="http://self") as client:
             return PlainTextResponse((await client.post("/inner")).text)
 
-    app = Starlette(routes=[Route("/outer", outer, methods=["POST"]), Route("/inner", inner, methods=["POST"])])
+    app = Starlette(
+        routes=[Route("/outer", outer, methods=["POST"]), Route("/inner", inner, methods=["POST"])]
+    )
     wrapped = AkhbarMiddleware(app, settings=lambda: ServiceSettings(api_token="t", max_queue=1))
     app.state.wrapped = wrapped
     lines = []
@@ -55,8 +60,12 @@ async def test_nested_in_process_calls_pass_straight_through():
     level = access.level
     access.setLevel(logging.INFO)
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url="http://test") as client:
-            assert (await client.post("/inner")).status_code == 401  # from outside: the token is needed
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=wrapped), base_url="http://test"
+        ) as client:
+            assert (
+                await client.post("/inner")
+            ).status_code == 401  # from outside: the token is needed
             response = await client.post("/outer", headers={"authorization": "Bearer t"})
     finally:
         access.removeHandler(handler)

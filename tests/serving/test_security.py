@@ -1,4 +1,4 @@
-"""Security (issue 8): models load from safetensors only, the token is compared in constant
+"""Security: models load from safetensors only, the token is compared in constant
 time. (Every route needing the token, on the live server, is in test_faults.py; bodies over
 the limit getting 413 before parsing, and no article text in logs or errors, are in
 test_fuzz.py and test_service.py.)"""
@@ -33,7 +33,7 @@ def _calls(source: str, name: str) -> list[str]:
         while depth and i < len(source):
             depth += {"(": 1, ")": -1}.get(source[i], 0)
             i += 1
-        calls.append(source[match.start():i])
+        calls.append(source[match.start() : i])
     return calls
 
 
@@ -44,9 +44,16 @@ def test_the_package_never_unpickles_and_never_runs_model_code():
         for call in _calls(source, "torch.load"):
             if "weights_only=True" not in call:
                 problems.append(f"{where}: {call[:80]} without weights_only=True")
-        for pattern in (r"trust_remote_code\s*=\s*(True|1|[a-z_]+)", r"\bpickle\.loads?\(", r"\bjoblib\.load\(",
-                        r"\bcloudpickle\.loads?\(", r"\bdill\.loads?\(", r"allow_pickle\s*=\s*True",
-                        r"\bread_pickle\(", r"torch\.jit\.load\("):
+        for pattern in (
+            r"trust_remote_code\s*=\s*(True|1|[a-z_]+)",
+            r"\bpickle\.loads?\(",
+            r"\bjoblib\.load\(",
+            r"\bcloudpickle\.loads?\(",
+            r"\bdill\.loads?\(",
+            r"allow_pickle\s*=\s*True",
+            r"\bread_pickle\(",
+            r"torch\.jit\.load\(",
+        ):
             problems += [f"{where}: {m.group(0)}" for m in re.finditer(pattern, source)]
     assert problems == []
 
@@ -71,7 +78,8 @@ def pickled(tiny_bundle, tmp_path) -> tuple[Path, Path]:
 
 
 def test_a_bundle_holding_a_pickle_is_refused_by_the_service_and_the_batch_scorer(
-        pickled, tiny_bundle, tmp_path, monkeypatch):
+    pickled, tiny_bundle, tmp_path, monkeypatch
+):
     from akhbar.serving.core.analyzer import Analyzer, ModelLoadError
     from akhbar.serving.core.store import ModelStoreError, resolve_models
 
@@ -117,8 +125,12 @@ def test_the_token_is_compared_in_constant_time(monkeypatch):
 
     monkeypatch.setattr(middleware.hmac, "compare_digest", spy)
     app = Starlette(routes=[Route("/analyze", lambda r: PlainTextResponse("ok"), methods=["POST"])])
-    client = TestClient(middleware.AkhbarMiddleware(app, settings=lambda: ServiceSettings(api_token="s3cret")))
+    client = TestClient(
+        middleware.AkhbarMiddleware(app, settings=lambda: ServiceSettings(api_token="s3cret"))
+    )
     assert client.post("/analyze", headers={"authorization": "Bearer s3cret"}).status_code == 200
     assert client.post("/analyze", headers={"authorization": "Bearer s3cre"}).status_code == 401
-    assert client.post("/analyze", headers={"authorization": "Bearer " + "x" * 64}).status_code == 401
+    assert (
+        client.post("/analyze", headers={"authorization": "Bearer " + "x" * 64}).status_code == 401
+    )
     assert compared == [(b"s3cret", b"s3cret"), (b"s3cre", b"s3cret"), (b"x" * 64, b"s3cret")]

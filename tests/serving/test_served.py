@@ -26,8 +26,11 @@ def server(tiny_bundle, tmp_path_factory):
     settings = {"AKHBAR_API_TOKEN": TOKEN, "AKHBAR_MAX_BODY_BYTES": str(BODY_LIMIT)}
     with live_server(tiny_bundle, tmp_path_factory.mktemp("served"), **settings) as server:
         # Ready only once every model has loaded: the load is logged before the first 200.
-        assert re.search(r"akhbar\.serving akhbar: models loaded \((fp32|bf16|int8), \d+ torch threads\): topic=",
-                         server.log.read_text())
+        assert re.search(
+            r"akhbar\.serving akhbar: models loaded \((fp32|bf16|int8), \d+ torch threads\): "
+            r"topic=",
+            server.log.read_text(),
+        )
         yield server
 
 
@@ -39,7 +42,9 @@ def test_analyze_an_arabic_article_with_two_claims(server):
     assert result["id"] == ARTICLE["id"]
     assert [s["claim"] for s in result["stances"]] == CLAIMS
     assert len(result["summary"]["sentences"]) == 2
-    for sentence, (start, end) in zip(result["summary"]["sentences"], result["summary"]["offsets"], strict=True):
+    for sentence, (start, end) in zip(
+        result["summary"]["sentences"], result["summary"]["offsets"], strict=True
+    ):
         assert ARTICLE_TEXT[start:end] == sentence
     assert set(result["model_versions"]) == {"topic", "summary", "stance"}
 
@@ -53,14 +58,19 @@ def test_single_part_routes(server):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"articles": []}, ["articles"]),
-     ({"articles": [{"title": "x"}]}, ["articles", 0, "text"]),
-     ({"articles": [{"text": ""}]}, ["articles", 0, "text"]),
-     ({"articles": [{"text": 5}]}, ["articles", 0, "text"]),
-     ({"articles": [{"text": "ن" * 100_001}]}, ["articles", 0, "text"]),
-     ({"articles": [{"text": "نص", "claims": ["أ"] * 17}]}, ["articles", 0, "claims"]),
-     ({"articles": [{"text": "نص"}] * 65}, ["articles"]),
-     ({"articles": [{"text": "نص", "summary_sentences": 21}]}, ["articles", 0, "summary_sentences"])],
+    [
+        ({"articles": []}, ["articles"]),
+        ({"articles": [{"title": "x"}]}, ["articles", 0, "text"]),
+        ({"articles": [{"text": ""}]}, ["articles", 0, "text"]),
+        ({"articles": [{"text": 5}]}, ["articles", 0, "text"]),
+        ({"articles": [{"text": "ن" * 100_001}]}, ["articles", 0, "text"]),
+        ({"articles": [{"text": "نص", "claims": ["أ"] * 17}]}, ["articles", 0, "claims"]),
+        ({"articles": [{"text": "نص"}] * 65}, ["articles"]),
+        (
+            {"articles": [{"text": "نص", "summary_sentences": 21}]},
+            ["articles", 0, "summary_sentences"],
+        ),
+    ],
 )
 def test_bad_input_is_a_400_naming_the_field(server, body, field):
     response = server.post("/analyze", body)
@@ -69,20 +79,33 @@ def test_bad_input_is_a_400_naming_the_field(server, body, field):
 
 
 def test_malformed_json_and_oversized_bodies(server):
-    bad = httpx.post(server.url + "/analyze", content=b"{", headers={**AUTH, "content-type": "application/json"})
+    bad = httpx.post(
+        server.url + "/analyze", content=b"{", headers={**AUTH, "content-type": "application/json"}
+    )
     assert bad.status_code == 400
     big = json.dumps({"articles": [{"text": "ن" * BODY_LIMIT}]}).encode()
-    too_large = httpx.post(server.url + "/analyze", content=big, headers={**AUTH, "content-type": "application/json"})
+    too_large = httpx.post(
+        server.url + "/analyze", content=big, headers={**AUTH, "content-type": "application/json"}
+    )
     assert too_large.status_code == 413 and "AKHBAR_MAX_BODY_BYTES" in too_large.json()["error"]
-    chunked = httpx.post(server.url + "/analyze", content=iter([big[:250_000], big[250_000:]]),
-                         headers={**AUTH, "content-type": "application/json"})
+    chunked = httpx.post(
+        server.url + "/analyze",
+        content=iter([big[:250_000], big[250_000:]]),
+        headers={**AUTH, "content-type": "application/json"},
+    )
     assert chunked.status_code == 413
-    assert server.post("/topic", {"articles": [{"text": STORY[0]}]}).status_code == 200  # still serving
+    assert (
+        server.post("/topic", {"articles": [{"text": STORY[0]}]}).status_code == 200
+    )  # still serving
 
 
 def test_auth_health_metrics_and_docs(server):
     assert httpx.post(server.url + "/analyze", json={"articles": [ARTICLE]}).status_code == 401
-    wrong = httpx.post(server.url + "/analyze", json={"articles": [ARTICLE]}, headers={"authorization": "Bearer no"})
+    wrong = httpx.post(
+        server.url + "/analyze",
+        json={"articles": [ARTICLE]},
+        headers={"authorization": "Bearer no"},
+    )
     assert wrong.status_code == 401 and "AKHBAR_API_TOKEN" in wrong.json()["error"]
     for path in ("/livez", "/readyz", "/metrics", "/docs.json"):
         assert httpx.get(server.url + path, timeout=10).status_code == 200, path
@@ -95,7 +118,9 @@ def test_concurrent_callers_are_all_answered(server):
     with ThreadPoolExecutor(12) as pool:
         responses = list(pool.map(lambda b: server.post("/analyze", b), bodies))
     assert [r.status_code for r in responses] == [200] * 12
-    assert [r.json()["results"][0]["summary"]["sentences"] for r in responses] == [[STORY[i % 5]] for i in range(12)]
+    assert [r.json()["results"][0]["summary"]["sentences"] for r in responses] == [
+        [STORY[i % 5]] for i in range(12)
+    ]
 
 
 def test_python_client(server):
@@ -109,7 +134,9 @@ def test_python_client(server):
 def test_one_log_line_per_request_without_article_text(server):
     server.post("/topic", {"articles": [ARTICLE]}, headers={"x-request-id": "e2e-log"})
     time.sleep(0.5)
-    lines = [line for line in server.log.read_text().splitlines() if '"request_id": "e2e-log"' in line]
+    lines = [
+        line for line in server.log.read_text().splitlines() if '"request_id": "e2e-log"' in line
+    ]
     assert len(lines) == 1
     entry = json.loads(lines[0].split("akhbar.access ", 1)[1])
     assert (entry["route"], entry["status"], entry["articles"]) == ("/topic", 200, 1)

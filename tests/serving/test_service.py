@@ -80,14 +80,16 @@ def test_analyze_returns_every_part_in_request_order(client):
         _check_label({k: stance[k] for k in ("label", "scores", "low_confidence")}, STANCE_LABELS)
         assert stance["evidence"]
         for ev in stance["evidence"]:
-            assert ARTICLE_TEXT[ev["start"]:ev["end"]] == ev["text"]
+            assert ARTICLE_TEXT[ev["start"] : ev["end"]] == ev["text"]
             assert ev["text"] not in BOILERPLATE
     assert other["stances"] == []
     assert set(first["model_versions"]) == {"topic", "summary", "stance"}
     assert first["warnings"] == [] or first["warnings"] == ["text truncated"]
 
 
-@pytest.mark.parametrize(("route", "part"), [("/topic", "topic"), ("/summarize", "summary"), ("/stance", "stances")])
+@pytest.mark.parametrize(
+    ("route", "part"), [("/topic", "topic"), ("/summarize", "summary"), ("/stance", "stances")]
+)
 def test_single_part_routes_have_the_same_shapes(client, route, part):
     response = client.post(route, json={"articles": [ARTICLE]})
     assert response.status_code == 200, response.text
@@ -102,7 +104,9 @@ def test_boilerplate_is_never_in_the_summary(client):
     article = {"text": ARTICLE_TEXT, "summary_sentences": 20}  # more than there are sentences
     [result] = client.post("/summarize", json={"articles": [article]}).json()["results"]
     assert result["summary"]["sentences"] == STORY  # every story sentence, no boilerplate
-    for sentence, (start, end) in zip(result["summary"]["sentences"], result["summary"]["offsets"], strict=True):
+    for sentence, (start, end) in zip(
+        result["summary"]["sentences"], result["summary"]["offsets"], strict=True
+    ):
         assert ARTICLE_TEXT[start:end] == sentence
 
 
@@ -119,7 +123,9 @@ def test_text_without_punctuation_still_gets_a_summary(client):
 
 
 def test_non_arabic_text_is_scored_but_flagged(client):
-    response = client.post("/analyze", json={"articles": [{"text": ENGLISH_TEXT}, {"text": STORY[0]}]})
+    response = client.post(
+        "/analyze", json={"articles": [{"text": ENGLISH_TEXT}, {"text": STORY[0]}]}
+    )
     assert response.status_code == 200
     english, arabic = response.json()["results"]
     assert "mostly non-Arabic text" in english["warnings"]
@@ -165,7 +171,10 @@ BAD_BODIES = {
     "too many claims": (_article(claims=["ادعاء"] * 17), ["articles", 0, "claims"]),
     "summary_sentences 0": (_article(summary_sentences=0), ["articles", 0, "summary_sentences"]),
     "summary_sentences 21": (_article(summary_sentences=21), ["articles", 0, "summary_sentences"]),
-    "summary_sentences as text": (_article(summary_sentences="3"), ["articles", 0, "summary_sentences"]),
+    "summary_sentences as text": (
+        _article(summary_sentences="3"),
+        ["articles", 0, "summary_sentences"],
+    ),
     "summary_max_words 0": (_article(summary_max_words=0), ["articles", 0, "summary_max_words"]),
     "unknown field": (_article(summary_sentence=3), ["articles", 0, "summary_sentence"]),
     "id of wrong type": (_article(id=[1]), ["articles", 0, "id"]),
@@ -189,7 +198,9 @@ def test_stance_needs_claims(client):
 
 
 def test_malformed_json_is_a_400(client):
-    response = client.post("/analyze", content=b'{"articles": [', headers={"content-type": "application/json"})
+    response = client.post(
+        "/analyze", content=b'{"articles": [', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["detail"][0]["type"] == "json_invalid"
 
@@ -204,11 +215,22 @@ def test_limits_come_from_the_environment_at_start_up(service_env):
         assert c.post("/topic", json={"articles": [{"text": "نص"}] * 2}).status_code == 200
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("AKHBAR_MAX_CLAIMS", "many", "AKHBAR_MAX_CLAIMS must be a whole number"),
-    ("AKHBAR_PRECISION", "fp16", "AKHBAR_PRECISION must be one of auto, fp32, bf16, int8, got 'fp16'"),
-    ("AKHBAR_TORCH_THREADS", "-1", r"AKHBAR_TORCH_THREADS must be 0 \(share the cores\) or more, got -1"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("AKHBAR_MAX_CLAIMS", "many", "AKHBAR_MAX_CLAIMS must be a whole number"),
+        (
+            "AKHBAR_PRECISION",
+            "fp16",
+            "AKHBAR_PRECISION must be one of auto, fp32, bf16, int8, got 'fp16'",
+        ),
+        (
+            "AKHBAR_TORCH_THREADS",
+            "-1",
+            r"AKHBAR_TORCH_THREADS must be 0 \(share the cores\) or more, got -1",
+        ),
+    ],
+)
 def test_bad_setting_stops_start_up_naming_it(service_env, name, value, message):
     service_env(**{name: value})
     with pytest.raises(Exception, match=message):
@@ -231,12 +253,16 @@ def test_oversized_bodies_get_413_before_parsing(service_env):
 
         def chunks():  # no Content-Length: chunked transfer
             for i in range(0, len(big), 500):
-                yield big[i:i + 500]
+                yield big[i : i + 500]
 
-        response = c.post("/analyze", content=chunks(), headers={"content-type": "application/json"})
+        response = c.post(
+            "/analyze", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert response.status_code == 413
         small = json.dumps({"articles": [{"text": STORY[0]}]}).encode()
-        response = c.post("/topic", content=iter([small]), headers={"content-type": "application/json"})
+        response = c.post(
+            "/topic", content=iter([small]), headers={"content-type": "application/json"}
+        )
         assert response.status_code == 200, response.text
 
 
@@ -251,8 +277,14 @@ def test_bearer_token_guards_the_api_but_not_health_or_docs(service_env):
         assert missing.status_code == 401
         assert "Authorization: Bearer" in missing.json()["error"]
         assert missing.headers["www-authenticate"].startswith("Bearer")
-        assert c.post("/topic", json=_article(), headers={"authorization": "Bearer wrong"}).status_code == 401
-        assert c.post("/topic", json=_article(), headers={"authorization": "test-token"}).status_code == 401
+        assert (
+            c.post("/topic", json=_article(), headers={"authorization": "Bearer wrong"}).status_code
+            == 401
+        )
+        assert (
+            c.post("/topic", json=_article(), headers={"authorization": "test-token"}).status_code
+            == 401
+        )
         assert c.post("/score_batch", json={"items": []}).status_code == 401  # no way around it
         assert c.post("/topic", json=_article(), headers=AUTH).status_code == 200
         assert c.post("/analyze", json=_article(claims=["ادعاء"]), headers=AUTH).status_code == 200
@@ -265,11 +297,15 @@ def test_request_id_is_echoed_or_generated(client):
     assert echoed.headers["x-request-id"] == "req-42"
     generated = client.post("/topic", json=_article())
     assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
-    hostile = client.post("/topic", json=_article(), headers={"x-request-id": "x\tinjected" + "a" * 200})
+    hostile = client.post(
+        "/topic", json=_article(), headers={"x-request-id": "x\tinjected" + "a" * 200}
+    )
     assert re.fullmatch(r"[0-9a-f]{32}", hostile.headers["x-request-id"])
     bad = client.post("/topic", json={"articles": []}, headers={"x-request-id": "req-43"})
     assert (bad.status_code, bad.headers["x-request-id"]) == (400, "req-43")
-    assert client.get("/livez", headers={"x-request-id": "req-44"}).headers["x-request-id"] == "req-44"
+    assert (
+        client.get("/livez", headers={"x-request-id": "req-44"}).headers["x-request-id"] == "req-44"
+    )
 
 
 class _Lines(logging.Handler):
@@ -286,7 +322,11 @@ def test_one_structured_log_line_per_request_without_text(client):
     access = logging.getLogger("akhbar.access")
     access.addHandler(handler)
     try:
-        client.post("/analyze", json={"articles": [ARTICLE, {"text": STORY[2]}]}, headers={"x-request-id": "log-1"})
+        client.post(
+            "/analyze",
+            json={"articles": [ARTICLE, {"text": STORY[2]}]},
+            headers={"x-request-id": "log-1"},
+        )
         client.post("/analyze", json={"articles": []}, headers={"x-request-id": "log-2"})
     finally:
         access.removeHandler(handler)
@@ -341,7 +381,9 @@ def test_requests_beyond_the_queue_get_503_with_retry_after(service_env, monkeyp
     with started() as c:
         _slow_analyze(monkeypatch, 1.0)
         statuses = []
-        first = threading.Thread(target=lambda: statuses.append(c.post("/topic", json=_article()).status_code))
+        first = threading.Thread(
+            target=lambda: statuses.append(c.post("/topic", json=_article()).status_code)
+        )
         first.start()
         time.sleep(0.4)
         busy = c.post("/topic", json=_article())
@@ -362,7 +404,11 @@ def test_missing_model_stops_start_up_with_one_sentence(service_env, monkeypatch
         with started():
             pass
     message = str(error.value)
-    assert "no topic model" in message and "akhbar models import" in message and "make models" in message
+    assert (
+        "no topic model" in message
+        and "akhbar models import" in message
+        and "make models" in message
+    )
     assert "\n" not in message.strip()
 
 
@@ -376,7 +422,9 @@ def test_corrupt_model_stops_start_up_naming_it(service_env, tiny_bundle, tmp_pa
         with started():
             pass
     message = str(error.value)
-    assert "summary model" in message and str(broken) in message and "akhbar models import" in message
+    assert (
+        "summary model" in message and str(broken) in message and "akhbar models import" in message
+    )
 
 
 def test_stop_startup_stops_the_bentoml_arbiter_only_inside_a_server_worker(monkeypatch, tmp_path):
@@ -395,7 +443,9 @@ def test_stop_startup_stops_the_bentoml_arbiter_only_inside_a_server_worker(monk
     monkeypatch.setenv("AKHBAR_STARTUP_ERROR_FILE", str(tmp_path / "why"))
     with pytest.raises(startup.StartupError):
         startup.stop_startup("the topic model is missing.")
-    assert kills == [] and exits == []  # in process (tests, notebooks): never signal the parent or exit
+    assert (
+        kills == [] and exits == []
+    )  # in process (tests, notebooks): never signal the parent or exit
     assert (tmp_path / "why").read_text().strip() == "the topic model is missing."
     monkeypatch.setattr(server_context, "worker_index", 1)
     with pytest.raises(SystemExit):  # a server worker exits at once, without a traceback
@@ -411,5 +461,12 @@ def test_torch_threads_share_the_usable_cores_among_the_workers(monkeypatch):
     assert ServiceSettings().runtime().torch_threads == 8
     assert ServiceSettings(workers=3).runtime().torch_threads == 2
     assert ServiceSettings(workers=16).runtime().torch_threads == 1
-    assert ServiceSettings(workers=3, scoring=config.ScoringConfig(torch_threads=4)).runtime().torch_threads == 4
-    assert config.ScoringConfig().runtime().torch_threads == 8  # akhbar score: one process, every core
+    assert (
+        ServiceSettings(workers=3, scoring=config.ScoringConfig(torch_threads=4))
+        .runtime()
+        .torch_threads
+        == 4
+    )
+    assert (
+        config.ScoringConfig().runtime().torch_threads == 8
+    )  # akhbar score: one process, every core

@@ -27,7 +27,9 @@ def scored_bundle(tiny_bundle, tmp_path):
     """The tiny bundle with validation figures in its metrics.json."""
     bundle = tmp_path / "scored"
     shutil.copytree(tiny_bundle, bundle)
-    (bundle / "metrics.json").write_text(json.dumps({"tasks": {"topic": {"validation": {"macro_f1": 0.8125, "x": None}}}}))
+    (bundle / "metrics.json").write_text(
+        json.dumps({"tasks": {"topic": {"validation": {"macro_f1": 0.8125, "x": None}}}})
+    )
     return bundle
 
 
@@ -67,7 +69,9 @@ def test_a_shared_bundle_serves_every_task_and_promote_pins_the_version(home, ti
     refs = store.resolve_models()
     assert {t: r.version for t, r in refs.items()} == {t: tag for t in TASKS}
     newer = store.import_bundle(tiny_bundle, validate=False)
-    assert store.resolve_models()["topic"].version == tag  # an import alone never changes the default
+    assert (
+        store.resolve_models()["topic"].version == tag
+    )  # an import alone never changes the default
     store.promote(newer, ["topic"])
     assert store.resolve_models()["topic"].version == newer
     assert store.resolve_models()["stance"].version == tag
@@ -75,23 +79,33 @@ def test_a_shared_bundle_serves_every_task_and_promote_pins_the_version(home, ti
 
 def test_overrides_take_a_directory_or_a_tag(home, tiny_bundle):
     tag = store.import_bundle(tiny_bundle, "stance", validate=False)
-    refs = store.resolve_models(TASKS, {"topic": str(tiny_bundle), "summary": str(tiny_bundle), "stance": tag})
-    assert refs["topic"].path == tiny_bundle.resolve() and refs["topic"].version == str(tiny_bundle.resolve())
+    refs = store.resolve_models(
+        TASKS, {"topic": str(tiny_bundle), "summary": str(tiny_bundle), "stance": tag}
+    )
+    assert refs["topic"].path == tiny_bundle.resolve() and refs["topic"].version == str(
+        tiny_bundle.resolve()
+    )
     assert refs["stance"].version == tag
 
 
-def test_first_start_imports_and_promotes_the_shipped_defaults_once(home, tiny_bundle, tmp_path, monkeypatch):
+def test_first_start_imports_and_promotes_the_shipped_defaults_once(
+    home, tiny_bundle, tmp_path, monkeypatch
+):
     defaults = tmp_path / "defaults"
     for task in TASKS:
         shutil.copytree(tiny_bundle, defaults / task)
     monkeypatch.setenv("AKHBAR_DEFAULT_MODELS", str(defaults))
     first = store.resolve_models()
-    assert {t: r.version.split(":")[0] for t, r in first.items()} == {t: f"akhbar-{t}" for t in TASKS}
+    assert {t: r.version.split(":")[0] for t, r in first.items()} == {
+        t: f"akhbar-{t}" for t in TASKS
+    }
     assert store.resolve_models() == first  # the second start imports nothing
     assert len(store.list_models()) == 3
 
 
-def test_a_shipped_shared_bundle_is_imported_once_for_every_task(home, tiny_bundle, tmp_path, monkeypatch):
+def test_a_shipped_shared_bundle_is_imported_once_for_every_task(
+    home, tiny_bundle, tmp_path, monkeypatch
+):
     defaults = tmp_path / "defaults"
     shutil.copytree(tiny_bundle, defaults / "shared")  # the tiny bundle has all three heads
     monkeypatch.setenv("AKHBAR_DEFAULT_MODELS", str(defaults))
@@ -105,8 +119,9 @@ def test_a_shipped_shared_bundle_is_imported_once_for_every_task(home, tiny_bund
     assert len(store.list_models()) == 2
 
 
-def test_a_changed_shipped_default_replaces_the_old_one_but_not_a_promoted_model(home, tiny_bundle, tmp_path,
-                                                                                 monkeypatch):
+def test_a_changed_shipped_default_replaces_the_old_one_but_not_a_promoted_model(
+    home, tiny_bundle, tmp_path, monkeypatch
+):
     defaults = tmp_path / "defaults"
     shutil.copytree(tiny_bundle, defaults / "shared")
     monkeypatch.setenv("AKHBAR_DEFAULT_MODELS", str(defaults))
@@ -116,15 +131,22 @@ def test_a_changed_shipped_default_replaces_the_old_one_but_not_a_promoted_model
     assert store.resolve_models()["topic"].version == old  # unchanged: nothing is imported again
 
     # A new checkout ships new default weights (here: new validation figures).
-    (defaults / "shared" / "metrics.json").write_text(json.dumps({"tasks": {"topic": {"validation": {"macro_f1": 0.9}}}}))
+    (defaults / "shared" / "metrics.json").write_text(
+        json.dumps({"tasks": {"topic": {"validation": {"macro_f1": 0.9}}}})
+    )
     refs = store.resolve_models()
     assert refs["topic"].version != old and refs["topic"].version == refs["summary"].version
     assert refs["stance"].version == own  # promoted by someone: stays
-    assert store.promoted() == {"topic": refs["topic"].version, "summary": refs["topic"].version, "stance": own}
+    assert store.promoted() == {
+        "topic": refs["topic"].version,
+        "summary": refs["topic"].version,
+        "stance": own,
+    }
     assert store.resolve_models() == refs
     assert len(store.list_models()) == 3  # the old default stays in the store (export, rollback)
 
-    # A shipped model someone promoted by hand is "someone's" too once re-imported without the label.
+    # A shipped model someone promoted by hand is "someone's" too
+    # once re-imported without the label.
     mine = store.import_bundle(defaults / "shared")
     store.promote(mine, ["topic"])
     (defaults / "shared" / "metrics.json").write_text("{}")
@@ -137,7 +159,9 @@ def test_missing_unknown_and_corrupt_models_are_one_sentence(home, tiny_bundle, 
     assert "no summary model" in str(missing.value) and "make models" in str(missing.value)
     assert "akhbar models import DIR --task summary" in str(missing.value)
 
-    with pytest.raises(store.ModelStoreError, match="AKHBAR_TOPIC_MODEL akhbar-topic:nope is neither"):
+    with pytest.raises(
+        store.ModelStoreError, match="AKHBAR_TOPIC_MODEL akhbar-topic:nope is neither"
+    ):
         store.resolve_models(["topic"], {"topic": "akhbar-topic:nope"})
     with pytest.raises(store.ModelStoreError, match="not in the store"):
         store.promote("akhbar-topic:nope")
@@ -145,7 +169,9 @@ def test_missing_unknown_and_corrupt_models_are_one_sentence(home, tiny_bundle, 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_bundle, broken)
     (broken / "tokenizer.json").unlink()
-    with pytest.raises(store.ModelStoreError, match="cannot import model bundle .*broken: lacks tokenizer.json"):
+    with pytest.raises(
+        store.ModelStoreError, match="cannot import model bundle .*broken: lacks tokenizer.json"
+    ):
         store.import_bundle(broken, "topic")
     truncated = tmp_path / "truncated"
     shutil.copytree(tiny_bundle, truncated)

@@ -39,7 +39,9 @@ class _Refs(HTMLParser):
         self.refs: list[str] = []
 
     def handle_starttag(self, tag, attrs):
-        self.refs += [v for k, v in attrs if k in ("src", "href", "action", "srcset", "poster", "data") and v]
+        self.refs += [
+            v for k, v in attrs if k in ("src", "href", "action", "srcset", "poster", "data") and v
+        ]
 
 
 def test_page_references_no_external_url():
@@ -71,15 +73,22 @@ def test_page_loads_without_the_token_and_the_api_still_needs_it(server):
     assert httpx.get(server.url + "/ui/nothing.js", timeout=10).status_code == 404
     config = httpx.get(server.url + "/ui/page.json", timeout=10).json()
     assert config == {"token_required": True, "sample": SAMPLE_ARTICLE}
-    assert httpx.post(server.url + "/analyze", json={"articles": [{"text": "نص"}]}, timeout=30).status_code == 401
+    assert (
+        httpx.post(
+            server.url + "/analyze", json={"articles": [{"text": "نص"}]}, timeout=30
+        ).status_code
+        == 401
+    )
     assert server.post("/analyze", {"articles": [{"text": "نص"}]}).status_code == 200
 
 
 def _chromium() -> str:
     path = shutil.which("chromium")
     if not path:  # fail, not skip: make setup installs it (Makefile, target browser)
-        pytest.fail("Debian's chromium is not on PATH; the reading-page test needs it. "
-                    "Run `make browser` (as root it runs apt-get install chromium).")
+        pytest.fail(
+            "Debian's chromium is not on PATH; the reading-page test needs it. "
+            "Run `make browser` (as root it runs apt-get install chromium)."
+        )
     return path
 
 
@@ -133,18 +142,25 @@ def _analyze_the_sample(page, server, tmp_path) -> None:
     [result] = answer.value.json()["results"]
     page.locator("#result").wait_for(state="visible")
     assert page.locator("#token").input_value() == TOKEN  # in memory, in the page
-    assert page.evaluate("Object.keys(localStorage).length + Object.keys(sessionStorage).length") == 0
+    assert (
+        page.evaluate("Object.keys(localStorage).length + Object.keys(sessionStorage).length") == 0
+    )
 
     # Summary: as many highlighted sentences as the API returned, each the API's own text.
     marked = page.eval_on_selector_all(
         "#article-text mark.sum",
-        "ms => { const by = {}; ms.forEach(m => by[m.dataset.sum] = (by[m.dataset.sum] || '') + m.textContent);"
-        " return by; }")
+        "ms => { const by = {}; ms.forEach(m => by[m.dataset.sum] = (by[m.dataset.sum] || '') + "
+        "m.textContent); return by; }",
+    )
     assert len(marked) == len(result["summary"]["sentences"]) >= 1
     assert [marked[str(i)] for i in range(len(marked))] == result["summary"]["sentences"]
-    text = page.evaluate("(() => { const t = document.getElementById('article-text').cloneNode(true);"
-                         " t.querySelectorAll('.ev-tag').forEach(n => n.remove()); return t.textContent; })()")
-    assert text == SAMPLE_ARTICLE["text"]  # the article's own text, whole, in order (less the claim tags)
+    text = page.evaluate(
+        "(() => { const t = document.getElementById('article-text').cloneNode(true);"
+        " t.querySelectorAll('.ev-tag').forEach(n => n.remove()); return t.textContent; })()"
+    )
+    assert (
+        text == SAMPLE_ARTICLE["text"]
+    )  # the article's own text, whole, in order (less the claim tags)
 
     # Each claim: its label, a confidence bar, its evidence in the claim's colour.
     cards = page.locator("#stances > li")
@@ -157,7 +173,9 @@ def _analyze_the_sample(page, server, tmp_path) -> None:
         assert (evidence.count() > 0) == bool(stance["evidence"])
     # Focus claim 1 (keyboard): only its evidence stays marked.
     cards.nth(0).focus()
-    shown = page.eval_on_selector_all("#article-text [data-claims]:not(.off)", "ns => ns.map(n => n.dataset.claims)")
+    shown = page.eval_on_selector_all(
+        "#article-text [data-claims]:not(.off)", "ns => ns.map(n => n.dataset.claims)"
+    )
     assert all("0" in c.split() for c in shown)
     if result["stances"][0]["evidence"]:
         assert shown
@@ -182,9 +200,14 @@ def _errors_keep_the_input(page) -> None:
     from playwright.sync_api import expect
 
     # 503 (busy) and a network failure: said plainly, the input stays.
-    page.route("**/analyze", lambda route: route.fulfill(
-        status=503, headers={"retry-after": "5", "content-type": "application/json"},
-        body='{"error": "the service is busy"}'))
+    page.route(
+        "**/analyze",
+        lambda route: route.fulfill(
+            status=503,
+            headers={"retry-after": "5", "content-type": "application/json"},
+            body='{"error": "the service is busy"}',
+        ),
+    )
     page.click("#analyze")
     expect(page.locator("#status")).to_contain_text("503")
     assert "the service is busy" in page.text_content("#status")
@@ -201,7 +224,9 @@ def _errors_keep_the_input(page) -> None:
     with page.expect_response("**/analyze") as answer:
         page.click("#analyze")
     assert answer.value.status == 400
-    [problem] = [d for d in answer.value.json()["detail"] if d["loc"][:3] == ["articles", 0, "text"]]
+    [problem] = [
+        d for d in answer.value.json()["detail"] if d["loc"][:3] == ["articles", 0, "text"]
+    ]
     expect(page.locator("#text-error")).to_have_text(problem["msg"])
     assert page.get_attribute("#text", "aria-invalid") == "true"
     assert "text-error" in page.get_attribute("#text", "aria-describedby")
@@ -210,5 +235,7 @@ def _errors_keep_the_input(page) -> None:
 
 def _narrow_screen(page, tmp_path) -> None:
     page.set_viewport_size({"width": 360, "height": 740})
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # no sideways scroll
+    assert page.evaluate(
+        "document.documentElement.scrollWidth <= window.innerWidth + 1"
+    )  # no sideways scroll
     page.screenshot(path=str(tmp_path / "ui-narrow.png"), full_page=True)

@@ -18,9 +18,16 @@ def test_report_compares_base_random_and_tfidf_on_one_split(tiny_base, tmp_path,
     write_jsonl(data / "validation.jsonl", topic_rows(15, seed=2))
     card = tmp_path / "card.md"
     card.write_text("# base\n")
-    cfg = BaseReportConfig(bases=str(tiny_base), data=str(data), output_dir=str(tmp_path / "report"),
-                           work_dir=str(tmp_path / "runs"), max_steps=4, max_length=32, batch_size=8,
-                           model_card=str(card))
+    cfg = BaseReportConfig(
+        bases=str(tiny_base),
+        data=str(data),
+        output_dir=str(tmp_path / "report"),
+        work_dir=str(tmp_path / "runs"),
+        max_steps=4,
+        max_length=32,
+        batch_size=8,
+        model_card=str(card),
+    )
     report = run_report(cfg)
     assert set(report["results"]) == {"random-init", tiny_base.name, "tfidf"}
     assert report["n"] == 15
@@ -37,7 +44,9 @@ def test_report_compares_base_random_and_tfidf_on_one_split(tiny_base, tmp_path,
 
 
 def test_command_line_takes_kebab_case_and_the_snake_case_alias(capsys):
-    cfg = parse_args(["--bases", "a,b", "--output-dir", "r", "--max_steps", "5", "--model_card", "c.md"])
+    cfg = parse_args(
+        ["--bases", "a,b", "--output-dir", "r", "--max_steps", "5", "--model_card", "c.md"]
+    )
     assert (cfg.bases, cfg.output_dir, cfg.max_steps, cfg.model_card) == ("a,b", "r", 5, "c.md")
     assert cfg.max_length == BaseReportConfig(bases="x").max_length
     with pytest.raises(SystemExit) as caught:

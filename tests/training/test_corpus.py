@@ -65,35 +65,73 @@ def write_gz(path: Path, rows: list[dict]) -> None:
 @pytest.fixture
 def data(tmp_path) -> Path:
     root = tmp_path / "data"
-    write_gz(root / UNLABELLED, [
-        {"id": 1, "title": N1_TITLE, "text": N1},
-        {"id": 2, "title": N2_TITLE, "text": V1_VARIANT},  # validation leak → removed
-        {"id": 3, "title": N3_TITLE, "text": N1},  # exact duplicate → dropped
-        {"id": 4, "title": "", "text": N4},  # empty title is no text at all
-    ])
+    write_gz(
+        root / UNLABELLED,
+        [
+            {"id": 1, "title": N1_TITLE, "text": N1},
+            {"id": 2, "title": N2_TITLE, "text": V1_VARIANT},  # validation leak → removed
+            {"id": 3, "title": N3_TITLE, "text": N1},  # exact duplicate → dropped
+            {"id": 4, "title": "", "text": N4},  # empty title is no text at all
+        ],
+    )
     topic = root / "topic" / "ant_v2.1_multisource"
-    write_gz(topic / "train.jsonl.gz", [
-        {"id": "tr1", "title": TR1_TITLE, "text": E1, "label": "culture"},  # EASC text → removed
-        {"id": "tr2", "title": TR2_TITLE, "text": TR2, "label": "economy"},
-        {"id": "tr3", "title": ES2, "text": N4, "label": "culture"},  # EASC summary → removed; N4 dup
-    ])
-    write_gz(topic / "validation.jsonl.gz", [
-        {"id": "v1", "title": V1_TITLE, "text": V1, "label": "economy"},
-        {"id": "v2", "title": V2_TITLE, "text": V2, "label": "sport"},
-    ])
-    write_gz(topic / "test.jsonl.gz", [{"id": "t1", "title": T1_TITLE, "text": T1, "label": "culture"}])
+    write_gz(
+        topic / "train.jsonl.gz",
+        [
+            {
+                "id": "tr1",
+                "title": TR1_TITLE,
+                "text": E1,
+                "label": "culture",
+            },  # EASC text → removed
+            {"id": "tr2", "title": TR2_TITLE, "text": TR2, "label": "economy"},
+            {
+                "id": "tr3",
+                "title": ES2,
+                "text": N4,
+                "label": "culture",
+            },  # EASC summary → removed; N4 dup
+        ],
+    )
+    write_gz(
+        topic / "validation.jsonl.gz",
+        [
+            {"id": "v1", "title": V1_TITLE, "text": V1, "label": "economy"},
+            {"id": "v2", "title": V2_TITLE, "text": V2, "label": "sport"},
+        ],
+    )
+    write_gz(
+        topic / "test.jsonl.gz", [{"id": "t1", "title": T1_TITLE, "text": T1, "label": "culture"}]
+    )
     easc = root / "summary" / "easc"
-    write_gz(easc / "train.jsonl.gz", [{"id": "e1", "title": E1_TITLE, "text": E1, "summaries": [ES1, ES2]}])
+    write_gz(
+        easc / "train.jsonl.gz",
+        [{"id": "e1", "title": E1_TITLE, "text": E1, "summaries": [ES1, ES2]}],
+    )
     write_gz(easc / "validation.jsonl.gz", [{"id": "e2", "text": E2, "summaries": [ES3]}])
     write_gz(easc / "test.jsonl.gz", [{"id": "e3", "text": E3, "summaries": [ES4]}])
-    write_gz(root / "summary" / "ant_bbc" / "train.jsonl.gz",
-             [{"id": "b1", "title": B1_TITLE, "summary": B1_SUMMARY, "text": B1}])
+    write_gz(
+        root / "summary" / "ant_bbc" / "train.jsonl.gz",
+        [{"id": "b1", "title": B1_TITLE, "summary": B1_SUMMARY, "text": B1}],
+    )
     return root
 
 
 HELD_OUT = [V1_TITLE, V1, V2_TITLE, V2, T1_TITLE, T1, E1_TITLE, E1, ES1, ES2, E2, ES3, E3, ES4]
 # Corpus order: unlabelled news (title, text), then each train split in TRAIN_SPLITS order.
-EXPECTED_KEPT = [N1_TITLE, N1, N2_TITLE, N3_TITLE, N4, TR1_TITLE, TR2_TITLE, TR2, B1_TITLE, B1_SUMMARY, B1]
+EXPECTED_KEPT = [
+    N1_TITLE,
+    N1,
+    N2_TITLE,
+    N3_TITLE,
+    N4,
+    TR1_TITLE,
+    TR2_TITLE,
+    TR2,
+    B1_TITLE,
+    B1_SUMMARY,
+    B1,
+]
 NEVER = [V1, V1_VARIANT, E1, ES2]
 
 
@@ -109,14 +147,31 @@ def test_held_out_hashes_cover_validation_test_and_all_of_easc(data):
     assert hashes == {text_hash(t) for t in HELD_OUT}
     assert len(hashes) == 14
     # Train splits of labelled sets (other than EASC) and the unlabelled news are not held out.
-    assert text_hash(TR2) not in hashes and text_hash(N1) not in hashes and text_hash(B1) not in hashes
+    assert (
+        text_hash(TR2) not in hashes and text_hash(N1) not in hashes and text_hash(B1) not in hashes
+    )
 
 
 def test_corpus_texts_order_and_fields(data):
     texts = list(corpus_texts(data))
-    assert texts == [N1_TITLE, N1, N2_TITLE, V1_VARIANT, N3_TITLE, N1, N4,
-                     TR1_TITLE, E1, TR2_TITLE, TR2, ES2, N4,
-                     B1_TITLE, B1_SUMMARY, B1]
+    assert texts == [
+        N1_TITLE,
+        N1,
+        N2_TITLE,
+        V1_VARIANT,
+        N3_TITLE,
+        N1,
+        N4,
+        TR1_TITLE,
+        E1,
+        TR2_TITLE,
+        TR2,
+        ES2,
+        N4,
+        B1_TITLE,
+        B1_SUMMARY,
+        B1,
+    ]
 
 
 def test_build_corpus_removes_held_out_and_duplicates(data, tmp_path):
@@ -154,7 +209,9 @@ def test_planted_texts_never_reach_train_or_loss_files(data, tmp_path):
         assert text_hash(text) not in forbidden
     for planted in NEVER:
         assert planted not in train and planted not in heldout
-    raw = (out / "train.jsonl").read_text(encoding="utf-8") + (out / "heldout.jsonl").read_text(encoding="utf-8")
+    raw = (out / "train.jsonl").read_text(encoding="utf-8") + (out / "heldout.jsonl").read_text(
+        encoding="utf-8"
+    )
     assert normalize(V1) not in normalize(raw) and normalize(E1) not in normalize(raw)
     # No duplicates survive either.
     assert len({text_hash(t) for t in train + heldout}) == len(train + heldout)

@@ -24,9 +24,42 @@ PER_CLASS_KEYS = {"precision", "recall", "f1", "support"}
 ANS_LABELS = ("agree", "disagree", "other")
 
 WORDS = {
-    "economy": ["البورصة", "الأسهم", "النفط", "التضخم", "الأسعار", "المصرف", "الأرباح", "ارتفعت", "تراجعت", "الشركة"],
-    "sport": ["الفريق", "المباراة", "الهدف", "المدرب", "اللاعب", "الدوري", "الكأس", "الملعب", "فاز", "سجل"],
-    "culture": ["المهرجان", "الرواية", "المسرح", "الفيلم", "الكاتب", "المعرض", "الشاعر", "الموسيقى", "افتتح", "عرض"],
+    "economy": [
+        "البورصة",
+        "الأسهم",
+        "النفط",
+        "التضخم",
+        "الأسعار",
+        "المصرف",
+        "الأرباح",
+        "ارتفعت",
+        "تراجعت",
+        "الشركة",
+    ],
+    "sport": [
+        "الفريق",
+        "المباراة",
+        "الهدف",
+        "المدرب",
+        "اللاعب",
+        "الدوري",
+        "الكأس",
+        "الملعب",
+        "فاز",
+        "سجل",
+    ],
+    "culture": [
+        "المهرجان",
+        "الرواية",
+        "المسرح",
+        "الفيلم",
+        "الكاتب",
+        "المعرض",
+        "الشاعر",
+        "الموسيقى",
+        "افتتح",
+        "عرض",
+    ],
 }
 COMMON = ["في", "على", "من", "مع", "بعد", "اليوم", "الجديد", "قال", "أن", "العام"]
 
@@ -38,8 +71,12 @@ def topic_rows(n: int, seed: int, outlets: tuple[str, ...] = ()) -> list[dict]:
     for i in range(n):
         label = labels[i % len(labels)]
         body = " ".join(rng.choice(WORDS[label] + COMMON) for _ in range(rng.randint(8, 16)))
-        row = {"id": f"t{seed}-{i}", "title": " ".join(rng.sample(WORDS[label], 3)), "text": body + ".",
-               "label": label}
+        row = {
+            "id": f"t{seed}-{i}",
+            "title": " ".join(rng.sample(WORDS[label], 3)),
+            "text": body + ".",
+            "label": label,
+        }
         if i < len(outlets):
             row["outlet"] = outlets[i]
         rows.append(row)
@@ -68,21 +105,42 @@ def stance_rows(n: int, seed: int, labels: tuple[str, ...]) -> list[dict]:
         claim, word = CLAIMS[i % len(CLAIMS)]
         label = labels[(i // len(CLAIMS) + i) % len(labels)]
         extra = " ".join(rng.sample(COMMON, 4))
-        rows.append({"id": f"s{seed}-{i}", "claim": claim,
-                     "text": BODIES[label].format(c=claim, w=word) + f" {extra}.", "label": label})
+        rows.append(
+            {
+                "id": f"s{seed}-{i}",
+                "claim": claim,
+                "text": BODIES[label].format(c=claim, w=word) + f" {extra}.",
+                "label": label,
+            }
+        )
     return rows
 
 
 ARTICLES = [
-    ["افتتح وزير الصحة مستشفى جديدا في الشمال.", "ويضم المستشفى مئتي سرير وقسما للطوارئ.",
-     "وحضر الافتتاح عدد من النواب.", "وقال الوزير إن مستشفيات أخرى ستفتتح قريبا."],
-    ["فاز النادي بلقب الدوري للمرة الثالثة.", "وسجل المهاجم هدف الفوز في الدقيقة الأخيرة.",
-     "واحتفل المشجعون في الشوارع حتى الصباح.", "ويستعد الفريق الآن لبطولة القارة."],
-    ["تراجعت أسعار الذهب في السوق المحلية.", "ويعزو التجار التراجع إلى قلة الطلب.",
-     "ويتوقع المحللون أن تستقر الأسعار قريبا."],
-    ["أعلنت البلدية إغلاق الجسر القديم للصيانة.", "ويستمر الإغلاق ثلاثة أسابيع.",
-     "ودعت البلدية السائقين إلى استخدام طرق بديلة.", "وستعمل الفرق ليلا لتسريع الأشغال.",
-     "اقرأ أيضاً: خطة جديدة لتطوير النقل العام"],
+    [
+        "افتتح وزير الصحة مستشفى جديدا في الشمال.",
+        "ويضم المستشفى مئتي سرير وقسما للطوارئ.",
+        "وحضر الافتتاح عدد من النواب.",
+        "وقال الوزير إن مستشفيات أخرى ستفتتح قريبا.",
+    ],
+    [
+        "فاز النادي بلقب الدوري للمرة الثالثة.",
+        "وسجل المهاجم هدف الفوز في الدقيقة الأخيرة.",
+        "واحتفل المشجعون في الشوارع حتى الصباح.",
+        "ويستعد الفريق الآن لبطولة القارة.",
+    ],
+    [
+        "تراجعت أسعار الذهب في السوق المحلية.",
+        "ويعزو التجار التراجع إلى قلة الطلب.",
+        "ويتوقع المحللون أن تستقر الأسعار قريبا.",
+    ],
+    [
+        "أعلنت البلدية إغلاق الجسر القديم للصيانة.",
+        "ويستمر الإغلاق ثلاثة أسابيع.",
+        "ودعت البلدية السائقين إلى استخدام طرق بديلة.",
+        "وستعمل الفرق ليلا لتسريع الأشغال.",
+        "اقرأ أيضاً: خطة جديدة لتطوير النقل العام",
+    ],
 ]
 
 
@@ -110,7 +168,9 @@ def fewer_bootstrap_samples():
     """100 bootstrap resamples instead of 1000: same code path, a tenth of the time."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(metrics_module, "bootstrap_ci", partial(metrics_module.bootstrap_ci, n=100))
-        mp.setattr(evaluate_module, "bootstrap_diff_ci", partial(evaluate_module.bootstrap_diff_ci, n=100))
+        mp.setattr(
+            evaluate_module, "bootstrap_diff_ci", partial(evaluate_module.bootstrap_diff_ci, n=100)
+        )
         yield
 
 
@@ -118,27 +178,54 @@ def fewer_bootstrap_samples():
 def data(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("eval_data")
     return {
-        "topic": write_splits(root / "topic", {"train": topic_rows(18, 1), "validation": topic_rows(3, 2),
-                                               "test": topic_rows(9, 3, TOPIC_OUTLETS)}),
-        "stance": write_splits(root / "stance", {"train": stance_rows(20, 1, STANCE_LABELS),
-                                                 "validation": stance_rows(4, 2, STANCE_LABELS),
-                                                 "test": stance_rows(8, 3, STANCE_LABELS)}),
-        "ans": write_splits(root / "ans", {"train": stance_rows(12, 4, ANS_LABELS),
-                                           "test": stance_rows(6, 5, ANS_LABELS)}),
-        "summary": write_splits(root / "summary", {"train": summary_rows("a")[:2], "validation": summary_rows("b")[:1],
-                                                   "test": summary_rows("c")}),
+        "topic": write_splits(
+            root / "topic",
+            {
+                "train": topic_rows(18, 1),
+                "validation": topic_rows(3, 2),
+                "test": topic_rows(9, 3, TOPIC_OUTLETS),
+            },
+        ),
+        "stance": write_splits(
+            root / "stance",
+            {
+                "train": stance_rows(20, 1, STANCE_LABELS),
+                "validation": stance_rows(4, 2, STANCE_LABELS),
+                "test": stance_rows(8, 3, STANCE_LABELS),
+            },
+        ),
+        "ans": write_splits(
+            root / "ans",
+            {"train": stance_rows(12, 4, ANS_LABELS), "test": stance_rows(6, 5, ANS_LABELS)},
+        ),
+        "summary": write_splits(
+            root / "summary",
+            {
+                "train": summary_rows("a")[:2],
+                "validation": summary_rows("b")[:1],
+                "test": summary_rows("c"),
+            },
+        ),
     }
 
 
 def evaluate(task: str, bundle: Path, data: Path, out: Path, *extra: str) -> tuple[Path, dict]:
-    assert main([task, "--model", str(bundle), "--data", str(data), "--report", str(out), *extra]) == 0
+    assert (
+        main([task, "--model", str(bundle), "--data", str(data), "--report", str(out), *extra]) == 0
+    )
     return out, json.loads((out / "metrics.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
 def topic_run(tiny_bundle, data, tmp_path_factory):
-    return evaluate("topic", tiny_bundle, data["topic"], tmp_path_factory.mktemp("topic_report"),
-                    "--compare", str(tiny_bundle))
+    return evaluate(
+        "topic",
+        tiny_bundle,
+        data["topic"],
+        tmp_path_factory.mktemp("topic_report"),
+        "--compare",
+        str(tiny_bundle),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +235,14 @@ def stance_run(tiny_bundle, data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def summary_run(tiny_bundle, data, tmp_path_factory):
-    return evaluate("summary", tiny_bundle, data["summary"], tmp_path_factory.mktemp("summary_report"),
-                    "--summary-sentences", "2")
+    return evaluate(
+        "summary",
+        tiny_bundle,
+        data["summary"],
+        tmp_path_factory.mktemp("summary_report"),
+        "--summary-sentences",
+        "2",
+    )
 
 
 def check_label_figures(figures: dict, allowed: set[str]) -> None:
@@ -179,8 +272,9 @@ def test_topic_metrics_shape(topic_run, data) -> None:
     assert set(metrics["model"]) == LABEL_KEYS
     check_label_figures(metrics["model"], set(TOPIC_LABELS))
     # Gold classes always appear, with their test support.
-    assert {name: v["support"] for name, v in metrics["model"]["per_class"].items() if v["support"]} == \
-        {"economy": 3, "sport": 3, "culture": 3}
+    assert {
+        name: v["support"] for name, v in metrics["model"]["per_class"].items() if v["support"]
+    } == {"economy": 3, "sport": 3, "culture": 3}
     assert set(metrics["baselines"]) == {"tfidf"}
     tfidf = metrics["baselines"]["tfidf"]
     assert set(tfidf) == LABEL_KEYS | {"diff_ci"}
@@ -195,7 +289,8 @@ def test_topic_per_outlet(topic_run) -> None:
     assert set(per_outlet) == {"alpha", "beta"}  # records without an outlet are left out
     assert per_outlet["alpha"]["n"] == 3 and per_outlet["beta"]["n"] == 2
     assert all(set(v) == SLICE_KEYS and 0.0 <= v["macro_f1"] <= 1.0 for v in per_outlet.values())
-    # Each outlet averages over its own gold labels (rows 0, 1, 3 are alpha; 2, 4 beta; labels cycle).
+    # Each outlet averages over its own gold labels
+    # (rows 0, 1, 3 are alpha; 2, 4 beta; labels cycle).
     assert per_outlet["alpha"]["labels"] == ["economy", "sport"]
     assert per_outlet["beta"]["labels"] == ["culture", "sport"]
     assert set(per_outlet["alpha"]["baselines"]) == {"tfidf"}
@@ -208,7 +303,12 @@ def test_compare_with_the_same_bundle_is_a_tie(topic_run, tiny_bundle) -> None:
     assert compare["figures"] == metrics["model"]
     assert set(compare["verdict"]) == {"macro_f1", "accuracy"}
     for verdict in compare["verdict"].values():
-        assert verdict == {"difference": 0.0, "diff_ci": [0.0, 0.0], "better": "tie", "significant": False}
+        assert verdict == {
+            "difference": 0.0,
+            "diff_ci": [0.0, 0.0],
+            "better": "tie",
+            "significant": False,
+        }
     report = (out / "report.md").read_text(encoding="utf-8")
     assert report.count("better: tie, not significant") == 2
     assert "| tfidf |" in report and "| alpha | 3 |" in report
@@ -240,7 +340,7 @@ def test_stance_metrics_shape(stance_run) -> None:
         ("unrelated", set(ANS_LABELS), "other"),
         ("agree", set(ANS_LABELS), "agree"),
         ("disagree", set(ANS_LABELS), "disagree"),
-        ("discuss", set(STANCE_LABELS), "discuss"),     # no `other` in the data: nothing folds
+        ("discuss", set(STANCE_LABELS), "discuss"),  # no `other` in the data: nothing folds
         ("unrelated", set(STANCE_LABELS), "unrelated"),
         ("sport", {"sport", "economy"}, "sport"),
     ],
@@ -258,7 +358,9 @@ def test_ans_labels_fold_end_to_end(tiny_bundle, data, tmp_path) -> None:
         assert set(baseline["per_class"]) == set(metrics["model"]["per_class"])
     without_other = metrics["model_without_other"]
     assert set(without_other) == SLICE_KEYS and without_other["labels"] == ["agree", "disagree"]
-    assert without_other["n"] == sum(v["support"] for k, v in metrics["model"]["per_class"].items() if k != "other")
+    assert without_other["n"] == sum(
+        v["support"] for k, v in metrics["model"]["per_class"].items() if k != "other"
+    )
     assert "gold not `other`" in (out / "report.md").read_text(encoding="utf-8")
 
 
@@ -288,14 +390,22 @@ def test_summary_metrics_shape(summary_run) -> None:
 
 
 def test_summary_at_an_equal_word_budget(tiny_bundle, data, tmp_path) -> None:
-    out, metrics = evaluate("summary", tiny_bundle, data["summary"], tmp_path / "words",
-                            "--summary-budget", "reference-words")
+    out, metrics = evaluate(
+        "summary",
+        tiny_bundle,
+        data["summary"],
+        tmp_path / "words",
+        "--summary-budget",
+        "reference-words",
+    )
     assert set(metrics["baselines"]) == {"lead", "lead_words", "oracle"}
     assert metrics["model"]["budget"] == "reference-words" and "k" not in metrics["model"]
     assert metrics["baselines"]["lead"]["k"] == 1
-    # Every reference is the article's first two sentences: the lead cut to their words is the reference.
+    # Every reference is the article's first two sentences:
+    # the lead cut to their words is the reference.
     assert metrics["model"]["mean_words"] == pytest.approx(
-        sum(len(" ".join(a[:2]).split()) for a in ARTICLES) / len(ARTICLES))
+        sum(len(" ".join(a[:2]).split()) for a in ARTICLES) / len(ARTICLES)
+    )
     for t in ("rouge1", "rouge2", "rougeL"):
         assert metrics["baselines"]["lead_words"][t] == pytest.approx(1.0)
         assert metrics["baselines"]["lead"][t] < 1.0
@@ -303,17 +413,32 @@ def test_summary_at_an_equal_word_budget(tiny_bundle, data, tmp_path) -> None:
 
 
 def test_split_all_counts_every_split(tiny_bundle, data, tmp_path) -> None:
-    _, metrics = evaluate("summary", tiny_bundle, data["summary"], tmp_path / "all", "--split", "all")
+    _, metrics = evaluate(
+        "summary", tiny_bundle, data["summary"], tmp_path / "all", "--split", "all"
+    )
     assert metrics["split"] == "all"
     assert metrics["n"] == 2 + 1 + len(ARTICLES)
     assert metrics["model"]["k"] == 1  # the default
 
 
 @pytest.mark.parametrize("k", ["0", "21"])
-def test_summary_sentences_out_of_range_is_a_usage_error(tiny_bundle, data, tmp_path, capsys, k: str) -> None:
+def test_summary_sentences_out_of_range_is_a_usage_error(
+    tiny_bundle, data, tmp_path, capsys, k: str
+) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["summary", "--model", str(tiny_bundle), "--data", str(data["summary"]), "--report",
-              str(tmp_path / "out"), "--summary-sentences", k])
+        main(
+            [
+                "summary",
+                "--model",
+                str(tiny_bundle),
+                "--data",
+                str(data["summary"]),
+                "--report",
+                str(tmp_path / "out"),
+                "--summary-sentences",
+                k,
+            ]
+        )
     assert exc.value.code == 2
     assert "--summary-sentences" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -20,9 +20,42 @@ from akhbar.training.finetune_config import FinetuneConfig
 # A custom Arabic taxonomy: local news, sport, economy.
 TAXONOMY = ("محلي", "رياضة", "اقتصاد")
 WORDS = {
-    "محلي": ["البلدية", "الحي", "أمير", "المنطقة", "الطرق", "المدارس", "السكان", "الحديقة", "المستشفى", "افتتح"],
-    "رياضة": ["الفريق", "المباراة", "الهدف", "المدرب", "اللاعب", "الدوري", "الكأس", "الملعب", "فاز", "سجل"],
-    "اقتصاد": ["الأسهم", "النفط", "البورصة", "الأسعار", "التضخم", "الشركة", "الأرباح", "المصرف", "ارتفعت", "تراجعت"],
+    "محلي": [
+        "البلدية",
+        "الحي",
+        "أمير",
+        "المنطقة",
+        "الطرق",
+        "المدارس",
+        "السكان",
+        "الحديقة",
+        "المستشفى",
+        "افتتح",
+    ],
+    "رياضة": [
+        "الفريق",
+        "المباراة",
+        "الهدف",
+        "المدرب",
+        "اللاعب",
+        "الدوري",
+        "الكأس",
+        "الملعب",
+        "فاز",
+        "سجل",
+    ],
+    "اقتصاد": [
+        "الأسهم",
+        "النفط",
+        "البورصة",
+        "الأسعار",
+        "التضخم",
+        "الشركة",
+        "الأرباح",
+        "المصرف",
+        "ارتفعت",
+        "تراجعت",
+    ],
 }
 COMMON = ["في", "على", "من", "مع", "بعد", "اليوم", "الجديد", "قال", "أن", "العام"]
 pytestmark = pytest.mark.usefixtures("isolated")  # tests/conftest.py
@@ -35,7 +68,14 @@ def topic_rows(n: int, seed: int, labels=TAXONOMY) -> list[dict]:
         label = labels[i % len(labels)]
         words = WORDS[TAXONOMY[i % len(TAXONOMY)]]
         body = " ".join(rng.choice(words + COMMON) for _ in range(rng.randint(8, 20)))
-        rows.append({"id": f"{seed}-{i}", "title": " ".join(rng.sample(words, 3)), "text": body + ".", "label": label})
+        rows.append(
+            {
+                "id": f"{seed}-{i}",
+                "title": " ".join(rng.sample(words, 3)),
+                "text": body + ".",
+                "label": label,
+            }
+        )
     return rows
 
 
@@ -48,8 +88,19 @@ def topic_data(tmp_path_factory) -> Path:
 
 
 def tiny(base, data, out, **overrides) -> FinetuneConfig:
-    settings = dict(task="topic", data=str(data), base_model=str(base), max_steps=6, eval_steps=3, batch_size=8,
-                    max_length=32, stride=8, output_dir=str(out), threads=1, seed=3)
+    settings = dict(
+        task="topic",
+        data=str(data),
+        base_model=str(base),
+        max_steps=6,
+        eval_steps=3,
+        batch_size=8,
+        max_length=32,
+        stride=8,
+        output_dir=str(out),
+        threads=1,
+        seed=3,
+    )
     settings.update(overrides)
     return FinetuneConfig(**settings)
 
@@ -67,8 +118,10 @@ def topic_run(tiny_base, topic_data, tmp_path_factory):
 
 def heads_and_encoder(bundle_dir: Path) -> tuple[dict, dict]:
     model = load_bundle(bundle_dir).model
-    return ({k: v.clone() for k, v in model.heads.state_dict().items()},
-            {k: v.clone() for k, v in model.encoder.state_dict().items()})
+    return (
+        {k: v.clone() for k, v in model.heads.state_dict().items()},
+        {k: v.clone() for k, v in model.encoder.state_dict().items()},
+    )
 
 
 def test_topic_run_writes_a_loadable_bundle_with_the_data_labels(topic_run):
@@ -79,7 +132,9 @@ def test_topic_run_writes_a_loadable_bundle_with_the_data_labels(topic_run):
     assert list(settings.labels) == sorted(TAXONOMY)
     assert settings.max_length == 32 and settings.stride == 8
     assert bundle.model.heads["topic"].out.weight.shape[0] == 3
-    assert settings.temperature == pytest.approx(topic_run.metrics["tasks"]["topic"]["validation"]["temperature"])
+    assert settings.temperature == pytest.approx(
+        topic_run.metrics["tasks"]["topic"]["validation"]["temperature"]
+    )
     assert topic_run.metrics["steps"] == 6
     assert len(topic_run.tasks["topic"].true) == len(topic_run.tasks["topic"].pred) == 20
 
@@ -109,7 +164,17 @@ def test_validation_figures_match_the_serving_path(tiny_base, topic_data, tmp_pa
     from akhbar.models.predict import Predictor
     from akhbar.models.reader import read_records
 
-    result = run(tiny(tiny_base, topic_data, tmp_path, max_steps=40, eval_steps=40, learning_rate=3e-3, bf16=False))
+    result = run(
+        tiny(
+            tiny_base,
+            topic_data,
+            tmp_path,
+            max_steps=40,
+            eval_steps=40,
+            learning_rate=3e-3,
+            bf16=False,
+        )
+    )
     val = list(read_records(topic_data, "topic", split="validation"))
     bundle = load_bundle(result.bundle)
     labels = list(bundle.settings.tasks["topic"].labels)
@@ -130,7 +195,15 @@ def test_bundle_holds_only_safetensors(topic_run):
 def test_init_from_continues_from_the_bundle(topic_run, topic_data, tiny_base, tmp_path):
     # With a zero learning rate the continued run must end exactly where the bundle was:
     # the same encoder and the same head (labels match, so the head is reused).
-    result = run(tiny(tiny_base, topic_data, tmp_path / "cont", init_from=str(topic_run.bundle), learning_rate=0.0))
+    result = run(
+        tiny(
+            tiny_base,
+            topic_data,
+            tmp_path / "cont",
+            init_from=str(topic_run.bundle),
+            learning_rate=0.0,
+        )
+    )
     heads_a, enc_a = heads_and_encoder(topic_run.bundle)
     heads_b, enc_b = heads_and_encoder(result.bundle)
     assert heads_a.keys() == heads_b.keys()
@@ -145,7 +218,9 @@ def test_init_from_with_other_labels_gets_a_fresh_head(topic_run, tiny_base, tmp
     data = tmp_path / "four"
     write_jsonl(data / "train.jsonl", topic_rows(40, seed=5, labels=labels))
     write_jsonl(data / "validation.jsonl", topic_rows(20, seed=6, labels=labels))
-    result = run(tiny(tiny_base, data, tmp_path / "out", init_from=str(topic_run.bundle), learning_rate=0.0))
+    result = run(
+        tiny(tiny_base, data, tmp_path / "out", init_from=str(topic_run.bundle), learning_rate=0.0)
+    )
     bundle = load_bundle(result.bundle)
     assert set(bundle.settings.tasks["topic"].labels) == set(labels)
     assert bundle.model.heads["topic"].out.weight.shape[0] == 4
@@ -156,10 +231,26 @@ def test_init_from_with_other_labels_gets_a_fresh_head(topic_run, tiny_base, tmp
 
 
 STANCE_CLAIMS = [
-    ("الحكومة رفعت ميزانية التعليم", "أعلنت الحكومة زيادة ميزانية التعليم. وقال الوزير إن المدارس ستستفيد.", "agree"),
-    ("الحكومة خفضت ميزانية التعليم", "أعلنت الحكومة زيادة ميزانية التعليم. ونفى الوزير أي تخفيض.", "disagree"),
-    ("الفريق فاز بالكأس", "تحدث المحللون عن حظوظ الفريق في الكأس. وتختلف الآراء حول النتيجة.", "discuss"),
-    ("أسعار النفط ارتفعت", "افتتح المهرجان السينمائي دورته الجديدة. وعرض فيلم عن البحر.", "unrelated"),
+    (
+        "الحكومة رفعت ميزانية التعليم",
+        "أعلنت الحكومة زيادة ميزانية التعليم. وقال الوزير إن المدارس ستستفيد.",
+        "agree",
+    ),
+    (
+        "الحكومة خفضت ميزانية التعليم",
+        "أعلنت الحكومة زيادة ميزانية التعليم. ونفى الوزير أي تخفيض.",
+        "disagree",
+    ),
+    (
+        "الفريق فاز بالكأس",
+        "تحدث المحللون عن حظوظ الفريق في الكأس. وتختلف الآراء حول النتيجة.",
+        "discuss",
+    ),
+    (
+        "أسعار النفط ارتفعت",
+        "افتتح المهرجان السينمائي دورته الجديدة. وعرض فيلم عن البحر.",
+        "unrelated",
+    ),
 ]
 
 
@@ -177,8 +268,17 @@ def test_stance_with_claims_and_class_weighting(tiny_base, tmp_path):
     data = tmp_path / "stance"
     write_jsonl(data / "train.jsonl", stance_rows(24, seed=1))
     write_jsonl(data / "validation.jsonl", stance_rows(12, seed=2))
-    result = run(tiny(tiny_base, data, tmp_path / "out", task="stance", class_weighting=True,
-                      labels=",".join(STANCE_LABELS), max_length=48))
+    result = run(
+        tiny(
+            tiny_base,
+            data,
+            tmp_path / "out",
+            task="stance",
+            class_weighting=True,
+            labels=",".join(STANCE_LABELS),
+            max_length=48,
+        )
+    )
     bundle = load_bundle(result.bundle)
     assert bundle.tasks == ("stance",)
     assert bundle.settings.tasks["stance"].labels == STANCE_LABELS
@@ -232,7 +332,8 @@ def test_config_validation():
 
 
 def summary_rows(n: int, seed: int) -> list[dict]:
-    """Articles whose reference is their first sentence (what a lead-biased standfirst looks like)."""
+    """Articles whose reference is their first sentence
+    (what a lead-biased standfirst looks like)."""
     from conftest import ARABIC_SENTENCES
 
     rng = random.Random(seed)
@@ -252,10 +353,31 @@ def test_several_tasks_train_one_shared_encoder(tiny_base, topic_data, tmp_path)
     write_jsonl(summary / "validation.jsonl", summary_rows(6, seed=2))
     out = tmp_path / "shared"
     # No early stopping: the step count shows how the tasks' batches were laid out.
-    cfgs = [tiny(tiny_base, topic_data, out, max_steps=-1, epochs=1, early_stopping_patience=100),
-            tiny(tiny_base, stance, out, task="stance", labels=",".join(STANCE_LABELS), class_weighting=True,
-                 max_length=48, max_steps=-1, epochs=2, batch_size=4),
-            tiny(tiny_base, summary, out, task="summary", max_length=64, max_steps=-1, epochs=1, batch_size=4)]
+    cfgs = [
+        tiny(tiny_base, topic_data, out, max_steps=-1, epochs=1, early_stopping_patience=100),
+        tiny(
+            tiny_base,
+            stance,
+            out,
+            task="stance",
+            labels=",".join(STANCE_LABELS),
+            class_weighting=True,
+            max_length=48,
+            max_steps=-1,
+            epochs=2,
+            batch_size=4,
+        ),
+        tiny(
+            tiny_base,
+            summary,
+            out,
+            task="summary",
+            max_length=64,
+            max_steps=-1,
+            epochs=1,
+            batch_size=4,
+        ),
+    ]
     result = run(cfgs)
 
     # Batches: topic 40 rows / 8 per batch x 1 epoch, stance 16 / 4 x 2, summary 12 / 4 x 1.
@@ -263,12 +385,20 @@ def test_several_tasks_train_one_shared_encoder(tiny_base, topic_data, tmp_path)
     bundle = load_bundle(result.bundle)
     assert bundle.tasks == ("topic", "stance", "summary")
     assert set(result.metrics["tasks"]) == {"topic", "stance", "summary"}
-    assert set(result.metrics["tasks"]["summary"]["validation"]) >= {"rouge1", "rouge2", "rougeL", "k"}
+    assert set(result.metrics["tasks"]["summary"]["validation"]) >= {
+        "rouge1",
+        "rouge2",
+        "rougeL",
+        "k",
+    }
     # The lead prior that won on validation is what the bundle serves with.
     summary_val = result.metrics["tasks"]["summary"]["validation"]
     assert summary_val["rougeL"] == max(summary_val["rougeL_by_lead_prior"].values())
     assert result.metrics["tasks"]["stance"]["validation"]["per_class"].keys() == set(STANCE_LABELS)
-    assert bundle.settings.tasks["stance"].max_length == 48 and bundle.settings.tasks["summary"].max_length == 64
+    assert (
+        bundle.settings.tasks["stance"].max_length == 48
+        and bundle.settings.tasks["summary"].max_length == 64
+    )
     assert bundle.settings.tasks["summary"].lead_prior == summary_val["lead_prior"]
     # Fine-tuning switches on dropout (the base is pretrained without); serving runs in eval mode.
     assert bundle.model.encoder.config.hidden_dropout_prob == 0.1
@@ -288,7 +418,16 @@ def test_add_fusion_fits_a_sentence_encoder_part_into_a_trained_bundle(tiny_base
     data = tmp_path / "stance"
     write_jsonl(data / "train.jsonl", stance_rows(24, seed=1))
     write_jsonl(data / "validation.jsonl", stance_rows(20, seed=2))  # 5 per class for 5-fold CV
-    result = run(tiny(tiny_base, data, tmp_path / "out", task="stance", labels=",".join(STANCE_LABELS), max_length=48))
+    result = run(
+        tiny(
+            tiny_base,
+            data,
+            tmp_path / "out",
+            task="stance",
+            labels=",".join(STANCE_LABELS),
+            max_length=48,
+        )
+    )
     config = tmp_path / "stance.yaml"
     config.write_text(f"data: {data}\nlabels: {','.join(STANCE_LABELS)}\nclass_weighting: true\n")
 
@@ -300,7 +439,12 @@ def test_add_fusion_fits_a_sentence_encoder_part_into_a_trained_bundle(tiny_base
     assert (result.bundle / "sentence_encoder_stance.safetensors").exists() == kept
     bundle = load_bundle(result.bundle)
     assert ("stance" in bundle.fusions) == kept
-    assert json.loads((result.bundle / "metrics.json").read_text())["tasks"]["stance"]["validation"]["fusion"] == fusion
+    assert (
+        json.loads((result.bundle / "metrics.json").read_text())["tasks"]["stance"]["validation"][
+            "fusion"
+        ]
+        == fusion
+    )
     if kept:
         assert bundle.settings.tasks["stance"].temperature == 1.0
 
@@ -312,7 +456,9 @@ def test_fusion_kind_is_checked():
         FinetuneConfig(task="topic", data="x", fusion="bm25")
 
 
-def test_refit_on_shared_windows_keeps_topic_within_the_allowed_loss(tiny_base, topic_data, tmp_path):
+def test_refit_on_shared_windows_keeps_topic_within_the_allowed_loss(
+    tiny_base, topic_data, tmp_path
+):
     from akhbar.models.predict import Predictor
     from akhbar.training.refit_shared_windows import refit_on_shared_windows
 
@@ -320,13 +466,28 @@ def test_refit_on_shared_windows_keeps_topic_within_the_allowed_loss(tiny_base, 
     write_jsonl(summary / "train.jsonl", summary_rows(8, seed=1))
     write_jsonl(summary / "validation.jsonl", summary_rows(4, seed=2))
     out = tmp_path / "shared"
-    result = run([tiny(tiny_base, topic_data, out, max_steps=-1, epochs=1),
-                  tiny(tiny_base, summary, out, task="summary", max_length=64, max_steps=-1, epochs=1, batch_size=4)])
+    result = run(
+        [
+            tiny(tiny_base, topic_data, out, max_steps=-1, epochs=1),
+            tiny(
+                tiny_base,
+                summary,
+                out,
+                task="summary",
+                max_length=64,
+                max_steps=-1,
+                epochs=1,
+                batch_size=4,
+            ),
+        ]
+    )
     config = tmp_path / "topic.yaml"
     config.write_text(f"data: {topic_data}\nlabels: {','.join(TAXONOMY)}\nfusion: tfidf\n")
     settings_before = (result.bundle / "akhbar.json").read_bytes()
 
-    refused = refit_on_shared_windows(result.bundle, "topic", "summary", str(config), max_loss=-100.0)  # must gain 100 points
+    refused = refit_on_shared_windows(
+        result.bundle, "topic", "summary", str(config), max_loss=-100.0
+    )  # must gain 100 points
     assert refused["kept"] is False
     assert (result.bundle / "akhbar.json").read_bytes() == settings_before
 
@@ -335,8 +496,12 @@ def test_refit_on_shared_windows_keeps_topic_within_the_allowed_loss(tiny_base, 
     assert {"macro_f1_own_windows", "macro_f1_shared_pass"} <= kept.keys()
     bundle = load_bundle(result.bundle)
     assert bundle.settings.tasks["topic"].reads == "summary"
-    validation = json.loads((result.bundle / "metrics.json").read_text())["tasks"]["topic"]["validation"]
+    validation = json.loads((result.bundle / "metrics.json").read_text())["tasks"]["topic"][
+        "validation"
+    ]
     assert validation["shared_pass"] == kept
     assert ("topic" in bundle.fusions) == (validation["fusion"]["chosen"] == "fused")
-    topics, scored = Predictor(bundle).topic_and_sentences([r["text"] for r in topic_rows(3, seed=5)])
+    topics, scored = Predictor(bundle).topic_and_sentences(
+        [r["text"] for r in topic_rows(3, seed=5)]
+    )
     assert all(t.label in TAXONOMY for t in topics) and len(scored) == 3

@@ -28,7 +28,12 @@ Y_PRED = np.array([0, 1, 1, 1, 2, 0])
 NAMES = ["a", "b", "c"]
 EXPECTED = {
     "a": (F(1, 2), F(1, 2), F(1, 2), 2),  # 1 of 2 predicted a is right; 1 of 2 a found
-    "b": (F(2, 3), F(1, 1), F(4, 5), 2),  # 2 of 3 predicted b; both b found; 2PR/(P+R) = (4/3)/(5/3)
+    "b": (
+        F(2, 3),
+        F(1, 1),
+        F(4, 5),
+        2,
+    ),  # 2 of 3 predicted b; both b found; 2PR/(P+R) = (4/3)/(5/3)
     "c": (F(1, 1), F(1, 2), F(2, 3), 2),  # the one c predicted is right; 1 of 2 c found
 }
 MACRO_F1 = (F(1, 2) + F(4, 5) + F(2, 3)) / 3  # = 59/90
@@ -80,7 +85,9 @@ def test_sklearn_classification_report_sits_beside_the_figures():
     assert report["macro avg"]["f1-score"] == pytest.approx(float(MACRO_F1), abs=1e-12)
 
 
-def noisy_predictions(n: int = 300, accuracy: float = 0.7, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def noisy_predictions(
+    n: int = 300, accuracy: float = 0.7, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
     wrong = rng.random(n) > accuracy
@@ -134,11 +141,15 @@ def test_expected_calibration_error_by_hand():
 
 def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy():
     probs = np.array([[0.75, 0.25]] * 4)
-    assert expected_calibration_error(probs, np.array([0, 0, 0, 1])) == pytest.approx(0.0, abs=1e-12)
+    assert expected_calibration_error(probs, np.array([0, 0, 0, 1])) == pytest.approx(
+        0.0, abs=1e-12
+    )
     assert expected_calibration_error(probs, np.array([1, 1, 1, 1])) == pytest.approx(0.75)
 
 
-def overconfident_logits(scale: float, n: int = 4000, seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
+def overconfident_logits(
+    scale: float, n: int = 4000, seed: int = 11
+) -> tuple[np.ndarray, np.ndarray]:
     """Labels drawn from softmax(true logits); the logits shown are the true ones × scale."""
     rng = np.random.default_rng(seed)
     true = rng.normal(0.0, 2.0, (n, 4))
@@ -156,9 +167,9 @@ def test_fit_temperature_recovers_the_scale():
     assert fit_temperature(logits / 3.0, y) == pytest.approx(1.0, rel=0.15)
     assert fit_temperature(logits / 6.0, y) == pytest.approx(0.5, rel=0.15)
     # And temperature scaling lowers the calibration error.
-    assert expected_calibration_error(calibrated(logits, temperature), y) < expected_calibration_error(
-        calibrated(logits, 1.0), y
-    )
+    assert expected_calibration_error(
+        calibrated(logits, temperature), y
+    ) < expected_calibration_error(calibrated(logits, 1.0), y)
 
 
 def test_calibrated_is_softmax_of_scaled_logits():

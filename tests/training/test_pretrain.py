@@ -24,17 +24,35 @@ def corpus(tmp_path_factory) -> Path:
     """A few hundred Arabic sentences recombined from the shared words, seeded."""
     words = [w for s in ARABIC_SENTENCES for w in s.rstrip(".").split()]
     rng = random.Random(1234)
-    rows = [{"text": " ".join(rng.choice(words) for _ in range(rng.randint(6, 14))) + "."} for _ in range(300)]
+    rows = [
+        {"text": " ".join(rng.choice(words) for _ in range(rng.randint(6, 14))) + "."}
+        for _ in range(300)
+    ]
     return write_jsonl(tmp_path_factory.mktemp("pretrain_corpus") / "corpus.jsonl", rows)
 
 
 def tiny(corpus: Path, tmp_path: Path, objective: str, **overrides) -> PretrainConfig:
     settings = dict(
-        output_dir=str(tmp_path / "base"), work_dir=str(tmp_path / "work"), corpus=str(corpus),
-        objective=objective, vocab_size=300, layers=1, hidden=32, heads=2, intermediate=64,
-        max_positions=64, seq_len=32, batch_size=8, learning_rate=1e-3, warmup_steps=4,
-        max_steps=40, save_steps=1000, threads=1, seed=7,
-        compile=False,  # compiling a toy model costs minutes and tests nothing of ours (see the tests below)
+        output_dir=str(tmp_path / "base"),
+        work_dir=str(tmp_path / "work"),
+        corpus=str(corpus),
+        objective=objective,
+        vocab_size=300,
+        layers=1,
+        hidden=32,
+        heads=2,
+        intermediate=64,
+        max_positions=64,
+        seq_len=32,
+        batch_size=8,
+        learning_rate=1e-3,
+        warmup_steps=4,
+        max_steps=40,
+        save_steps=1000,
+        threads=1,
+        seed=7,
+        # Compiling a toy model costs minutes and tests nothing of ours (see the tests below).
+        compile=False,
     )
     settings.update(overrides)
     return PretrainConfig(**settings)
@@ -150,7 +168,9 @@ def test_config_validation_names_the_flag(overrides, flag):
 
 
 def test_valid_config_is_accepted():
-    cfg = PretrainConfig(objective="mlm", hidden=32, heads=2, seq_len=32, max_positions=64, max_steps=1)
+    cfg = PretrainConfig(
+        objective="mlm", hidden=32, heads=2, seq_len=32, max_positions=64, max_steps=1
+    )
     assert cfg.objective == "mlm"
 
 
@@ -184,10 +204,18 @@ def test_electra_from_a_saved_base_keeps_the_generator_tied(tmp_path):
     from akhbar.training.pretrain import build_model
     from akhbar.training.pretraining_models import ElectraPretrainer
 
-    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
     ElectraPretrainer(config).encoder.save_pretrained(tmp_path / "saved")
-    cfg = PretrainConfig(objective="electra", init_from=str(tmp_path / "saved"), max_steps=1, compile=False)
+    cfg = PretrainConfig(
+        objective="electra", init_from=str(tmp_path / "saved"), max_steps=1, compile=False
+    )
     model = build_model(cfg, tokenizer=None)
     table = model.encoder.embeddings.word_embeddings.weight
     assert model.generator.cls.predictions.decoder.weight is table
@@ -201,8 +229,14 @@ def test_compiling_keeps_the_stock_parameter_names():
     from akhbar.training.pretrain import compile_encoders
     from akhbar.training.pretraining_models import ElectraPretrainer
 
-    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
     model = ElectraPretrainer(config)
     names = list(model.state_dict())
     compile_encoders(model)  # lazy: nothing compiles until the first forward
@@ -219,7 +253,14 @@ def test_compile_without_a_cxx_compiler_says_how_to_go_on(monkeypatch):
 
     monkeypatch.setattr(pretrain.shutil, "which", lambda name: None)
     monkeypatch.setattr(inductor_config.cpp, "cxx", (None, "g++"))
-    model = MaskedOnlyBertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
-                                                 num_attention_heads=2, intermediate_size=32))
+    model = MaskedOnlyBertForMaskedLM(
+        BertConfig(
+            vocab_size=50,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+        )
+    )
     with pytest.raises(RuntimeError, match="--compile false"):
         compile_encoders(model)

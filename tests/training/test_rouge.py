@@ -36,12 +36,15 @@ def test_tokenizer_keeps_arabic_letters(tokenize) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("الْكِتَابُ مُفِيدٌ", ["الكتاب", "مفيد"]),                        # diacritics
-        ("أحمد وإبراهيم وآمال", ["احمد", "وابراهيم", "وامال"]),           # alef forms
-        ("مدرسة جميلة", ["مدرسه", "جميله"]),                              # ta marbuta
-        ("مستشفى كبير", ["مستشفي", "كبير"]),                              # alef maqsura
-        ("جمـــيل", ["جميل"]),                                            # tatweel
-        ("قال: «نعم»، ثم سأل؟ لا! (حسنا). نهاية…", ["قال", "نعم", "ثم", "سال", "لا", "حسنا", "نهايه"]),
+        ("الْكِتَابُ مُفِيدٌ", ["الكتاب", "مفيد"]),  # diacritics
+        ("أحمد وإبراهيم وآمال", ["احمد", "وابراهيم", "وامال"]),  # alef forms
+        ("مدرسة جميلة", ["مدرسه", "جميله"]),  # ta marbuta
+        ("مستشفى كبير", ["مستشفي", "كبير"]),  # alef maqsura
+        ("جمـــيل", ["جميل"]),  # tatweel
+        (
+            "قال: «نعم»، ثم سأل؟ لا! (حسنا). نهاية…",
+            ["قال", "نعم", "ثم", "سال", "لا", "حسنا", "نهايه"],
+        ),
         ("عام ٢٠٢٤ و-السوق_الحرة", ["عام", "2024", "و", "السوق", "الحره"]),  # digits; _ and - split
         ("", []),
     ],
@@ -75,7 +78,9 @@ def test_partial_overlap_exact_values() -> None:
     assert raw["rouge2"].fmeasure == pytest.approx(2 / 5)
     # Longest common subsequence «ذهب الولد»: 2 words.
     assert raw["rougeL"].fmeasure == pytest.approx(4 / 7)
-    assert rouge_scores(prediction, [reference]) == pytest.approx({"rouge1": 4 / 7, "rouge2": 2 / 5, "rougeL": 4 / 7})
+    assert rouge_scores(prediction, [reference]) == pytest.approx(
+        {"rouge1": 4 / 7, "rouge2": 2 / 5, "rougeL": 4 / 7}
+    )
 
 
 def test_word_order_changes_rouge_l_only() -> None:
@@ -91,7 +96,9 @@ def test_word_order_changes_rouge_l_only() -> None:
 def test_identical_and_disjoint() -> None:
     text = "ارتفعت أسعار النفط في الأسواق العالمية اليوم"
     assert rouge_scores(text, [text]) == pytest.approx({t: 1.0 for t in ROUGE_TYPES})
-    assert rouge_scores(text, ["فاز الفريق بالكأس بعد مباراة صعبة"]) == {t: 0.0 for t in ROUGE_TYPES}
+    assert rouge_scores(text, ["فاز الفريق بالكأس بعد مباراة صعبة"]) == {
+        t: 0.0 for t in ROUGE_TYPES
+    }
     assert rouge_scores("", [text]) == {t: 0.0 for t in ROUGE_TYPES}
 
 
@@ -133,7 +140,9 @@ def test_oracle_edge_cases() -> None:
     # Two copies of the reference: the earlier wins; the copy would only lower precision.
     assert greedy_oracle([REFERENCE, REFERENCE], [REFERENCE], k=2) == [0]
     assert greedy_oracle([], [REFERENCE], k=3) == []
-    assert greedy_oracle(["فاز الفريق المحلي بالمباراة"], [REFERENCE], k=3) == []  # nothing overlaps
+    assert (
+        greedy_oracle(["فاز الفريق المحلي بالمباراة"], [REFERENCE], k=3) == []
+    )  # nothing overlaps
 
 
 def test_oracle_uses_every_reference() -> None:

@@ -65,7 +65,9 @@ def test_normaliser_runs_inside_the_tokenizer(tok):
     assert tok.tokenize("وَزِيرُ") == tok.tokenize("وزير")
 
 
-@pytest.mark.parametrize("url", ["https://example.com/news/2024?id=7", "http://a.b/c", "www.akhbar.example/x_y"])
+@pytest.mark.parametrize(
+    "url", ["https://example.com/news/2024?id=7", "http://a.b/c", "www.akhbar.example/x_y"]
+)
 def test_url_becomes_one_placeholder_token(tok, url):
     tokens = tok.tokenize(f"اقرأ الخبر على {url} اليوم")
     assert tokens.count(URL_TOKEN) == 1
@@ -104,7 +106,9 @@ def test_saved_normalisation_settings_equal_the_config(saved_dir, tmp_path):
     assert NormalizerConfig.from_dict(stored) == NormalizerConfig()
 
     custom = NormalizerConfig(ta_marbuta_to_ha=True, ascii_digits=False)
-    tokenizer = train_tokenizer(ARABIC_SENTENCES, vocab_size=200, normalization=custom, min_frequency=1)
+    tokenizer = train_tokenizer(
+        ARABIC_SENTENCES, vocab_size=200, normalization=custom, min_frequency=1
+    )
     save_tokenizer(tokenizer, tmp_path / "custom", custom)
     assert json.loads((tmp_path / "custom" / NORMALIZATION_FILE).read_text()) == custom.to_dict()
     reloaded = AutoTokenizer.from_pretrained(tmp_path / "custom")

@@ -69,15 +69,30 @@ def test_config_file_overrides_and_unknown_keys_are_refused(tmp_path, capsys):
 
 
 def test_several_tasks_read_their_own_yaml_and_share_an_output(tmp_path, monkeypatch, capsys):
-    (tmp_path / "topic.yaml").write_text("data: topic/x\nmax_length: 77\nbatch_size: 32\noutput_dir: t\n")
-    (tmp_path / "summary.yaml").write_text("data: summary/y\nmax_length: 300\nbatch_size: 8\noutput_dir: s\n")
+    (tmp_path / "topic.yaml").write_text(
+        "data: topic/x\nmax_length: 77\nbatch_size: 32\noutput_dir: t\n"
+    )
+    (tmp_path / "summary.yaml").write_text(
+        "data: summary/y\nmax_length: 300\nbatch_size: 8\noutput_dir: s\n"
+    )
     monkeypatch.setattr("akhbar.training.finetune_config.CONFIG_DIR", tmp_path)
     topic, summary = parse_args(["topic,summary", "--learning-rate", "1e-4"])
-    assert (topic.task, topic.data, topic.max_length, topic.batch_size) == ("topic", "topic/x", 77, 32)
-    assert (summary.task, summary.data, summary.max_length, summary.batch_size) == ("summary", "summary/y", 300, 8)
+    assert (topic.task, topic.data, topic.max_length, topic.batch_size) == (
+        "topic",
+        "topic/x",
+        77,
+        32,
+    )
+    assert (summary.task, summary.data, summary.max_length, summary.batch_size) == (
+        "summary",
+        "summary/y",
+        300,
+        8,
+    )
     assert topic.learning_rate == summary.learning_rate == 1e-4
     assert topic.output_dir == summary.output_dir == SHARED_OUTPUT
-    # --output-dir is honoured with several tasks, in either spelling (akhbar.cli rewrites --output_dir).
+    # --output-dir is honoured with several tasks, in either spelling
+    # (akhbar.cli rewrites --output_dir).
     assert [c.output_dir for c in parse_args(["topic,summary", "--output-dir", "o"])] == ["o", "o"]
     assert [c.output_dir for c in parse_args(["topic,summary", "--output-dir=o2"])] == ["o2", "o2"]
     with pytest.raises(SystemExit):
@@ -125,12 +140,22 @@ def test_help_documents_every_flag_with_its_real_default():
     for action in parser._actions:
         assert action.help, f"{action.option_strings or action.dest} has no help"
         if action.option_strings and action.dest != "help":
-            assert "_" not in "".join(action.option_strings), action.option_strings  # kebab-case only
+            assert "_" not in "".join(action.option_strings), (
+                action.option_strings
+            )  # kebab-case only
             assert "(default: " in action.help or "(required)" in action.help, action.option_strings
     # Per-task defaults come from each task's YAML, not from topic's whatever the task.
-    lengths = {t: yaml.safe_load((CONFIG_DIR / f"{t}.yaml").read_text())["max_length"] for t in ("topic", "summary")}
+    lengths = {
+        t: yaml.safe_load((CONFIG_DIR / f"{t}.yaml").read_text())["max_length"]
+        for t in ("topic", "summary")
+    }
     max_length = next(a for a in parser._actions if a.dest == "max_length")
-    assert f"topic {lengths['topic']}" in max_length.help and f"summary {lengths['summary']}" in max_length.help
-    dropout = next(a for a in parser._actions if a.dest == "dropout")  # no YAML sets it: the dataclass default
+    assert (
+        f"topic {lengths['topic']}" in max_length.help
+        and f"summary {lengths['summary']}" in max_length.help
+    )
+    dropout = next(
+        a for a in parser._actions if a.dest == "dropout"
+    )  # no YAML sets it: the dataclass default
     assert dropout.help.endswith("(default: 0.1)")
     assert "--task " not in text
