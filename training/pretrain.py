@@ -1,13 +1,15 @@
-"""``akhbar pretrain``: tokenizer, packed corpus and a small Arabic BERT, from scratch.
+"""``akhbar pretrain``: tokenizer, corpus and a small Arabic BERT, from scratch or continued.
 
-Stages, each resumable: corpus (held-out filter) → tokenizer → packed token ids →
-pretraining with the HF ``Trainer`` (checkpoints, TensorBoard) → export of a standard
-Hugging Face model directory with a model card.
+Stages, each resumable: corpus (held-out filter) → tokenizer → token ids (a packed stream, and
+for ``--segments pairs`` the corpus sentence by sentence) → teacher embeddings when distilling →
+pretraining with the HF ``Trainer`` (checkpoints, TensorBoard) → export of a standard Hugging
+Face model directory with a model card (and the sentence projection when distilling).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -36,13 +38,29 @@ from transformers.trainer_utils import get_last_checkpoint
 from akhbar.models.normalize import NormalizerConfig, build_normalizer
 from akhbar.models.precision import native_bf16
 from akhbar.models.reader import data_root, read_records
+from akhbar.models.sentence_encoder import NAME as TEACHER_NAME
 from akhbar.training.corpus import build_corpus, read_corpus
+from akhbar.training.distillation import (
+    PROJECTION_FILE,
+    TEACHER_DIM,
+    SentenceBatches,
+    save_projection,
+    teacher_cache,
+)
 from akhbar.training.flags import add_dataclass_flags, given
-from akhbar.training.pretraining_models import ElectraPretrainer, MaskedOnlyBertForMaskedLM
+from akhbar.training.pretraining_models import (
+    ElectraPretrainer,
+    MaskedOnlyBertForMaskedLM,
+    SentenceDistillation,
+    encoder_of,
+    language_model,
+)
+from akhbar.training.sentence_pairs import PairBatches, Unbatch, sentence_store
 from akhbar.training.tokenizer_training import save_tokenizer, train_tokenizer, unk_rate
 
 OBJECTIVES = ("mlm", "electra")
 EMBEDDING_INITS = ("random", "word2vec")
+SEGMENTS = ("packed", "pairs")
 UNK_CHECK_DATASET = "topic/ant_v2.1_multisource"
 
 
@@ -90,8 +108,29 @@ class PretrainConfig:
     max_positions: int = field(
         default=512, metadata={"help": "Longest sequence the model can take."}
     )
-    seq_len: int = field(default=128, metadata={"help": "Packed sequence length for pretraining."})
-    batch_size: int = field(default=64, metadata={"help": "Packed sequences per batch."})
+    seq_len: int = field(
+        default=128,
+        metadata={
+            "help": "Sequence length for pretraining: of every packed block, or of the longest "
+            "sentence-pair example."
+        },
+    )
+    segments: str = field(
+        default="packed",
+        metadata={
+            "help": f"{' or '.join(SEGMENTS)}: packed fills every sequence with one segment of "
+            "running text; pairs makes [CLS] A [SEP] B [SEP] examples of up to --seq-len "
+            "tokens, A and B consecutive text of one document split at a sentence boundary, so "
+            "token type 1 and every position up to --seq-len are trained."
+        },
+    )
+    batch_size: int = field(
+        default=64,
+        metadata={
+            "help": "Sequences of --seq-len per batch; with --segments pairs, a budget of "
+            "--batch-size x --seq-len token slots that shorter examples share."
+        },
+    )
     learning_rate: float = field(
         default=1e-3, metadata={"help": "Peak learning rate (linear warmup, then linear decay)."}
     )
@@ -102,6 +141,25 @@ class PretrainConfig:
         metadata={"help": "Share of tokens masked (for ELECTRA, the ones the generator fills in)."},
     )
     generator_layers: int = field(default=1, metadata={"help": "ELECTRA generator depth."})
+    distill_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the sentence-distillation loss (0: off): a projection of the "
+            "encoder's mean-pooled embedding of a corpus sentence regresses the packaged "
+            "multilingual sentence encoder's embedding of it (1 - cosine)."
+        },
+    )
+    distill_sentences: int = field(
+        default=200_000,
+        metadata={
+            "help": "Corpus sentences the teacher embeds once (about 390/s on one thread), cached "
+            "in --work-dir and reused by every run that asks for as many of the same corpus."
+        },
+    )
+    distill_batch_size: int = field(
+        default=64,
+        metadata={"help": "Sentences per step for the distillation loss, beside the LM batch."},
+    )
     max_steps: int = field(
         default=0, metadata={"help": "Optimizer steps; 0 means derive from --time-budget-minutes."}
     )
@@ -111,7 +169,10 @@ class PretrainConfig:
     )
     init_from: str | None = field(
         default=None,
-        metadata={"help": "Continue from a saved base (e.g. a longer-sequence stage)."},
+        metadata={
+            "help": "Continue from a saved base (its weights, tokenizer and architecture; e.g. a "
+            "128-token base continued at 512 tokens with pairs)."
+        },
     )
     bf16: bool = field(
         default=native_bf16(),
@@ -156,6 +217,18 @@ class PretrainConfig:
             raise ValueError(
                 f"--embedding-init must be one of {', '.join(EMBEDDING_INITS)}, got "
                 f"{self.embedding_init!r}"
+            )
+        if self.segments not in SEGMENTS:
+            raise ValueError(
+                f"--segments must be one of {', '.join(SEGMENTS)}, got {self.segments!r}"
+            )
+        if self.distill_weight < 0:
+            raise ValueError(f"--distill-weight must be 0 (off) or more, got {self.distill_weight}")
+        if self.distill_weight and min(self.distill_sentences, self.distill_batch_size) < 1:
+            raise ValueError(
+                "--distill-sentences and --distill-batch-size must be at least 1 when "
+                f"--distill-weight is on, got {self.distill_sentences} and "
+                f"{self.distill_batch_size}"
             )
         if self.hidden % self.heads:
             raise ValueError(
@@ -202,11 +275,8 @@ def compile_encoders(model: torch.nn.Module) -> None:
             "(none of g++, c++, clang++ or $CXX was found): install one (apt-get install g++) "
             "or pass --compile false to train eagerly (slower, same results)"
         )
-    stacks = (
-        [model.encoder, model.generator.bert]
-        if isinstance(model, ElectraPretrainer)
-        else [model.bert]
-    )
+    lm = language_model(model)
+    stacks = [lm.encoder, lm.generator.bert] if isinstance(lm, ElectraPretrainer) else [lm.bert]
     for stack in stacks:
         stack.set_attn_implementation("eager")
         stack.compile()
@@ -265,15 +335,26 @@ class ThroughputCallback(TrainerCallback):
 
 
 class PretrainTrainer(Trainer):
-    """Trainer that logs ELECTRA's two losses and saves its tied generator/encoder pair."""
+    """Trainer that adds each step's distillation sentences to its batch, logs the loss's parts
+    (masked LM, ELECTRA's detection, distillation) and saves its tied generator/encoder pair."""
 
-    def __init__(self, *args, **kwargs):
+    LOSS_PARTS = ("mlm_loss", "rtd_loss", "distill_loss")
+
+    def __init__(self, *args, sentences: SentenceBatches | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.sentences = sentences
         self._parts: dict[str, list[float]] = {}
 
+    def with_sentences(self, inputs: dict) -> dict:
+        """The LM batch plus this step's distillation sentences (unchanged when not distilling);
+        chosen by step number, so a resumed run continues the sequence."""
+        if self.sentences is None:
+            return inputs
+        return {**inputs, **self.sentences.batch(self.state.global_step)}
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(**inputs)
-        for key in ("mlm_loss", "rtd_loss"):
+        outputs = model(**self.with_sentences(inputs))
+        for key in self.LOSS_PARTS:
             if key in outputs:
                 self._parts.setdefault(key, []).append(float(outputs[key]))
         return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
@@ -318,6 +399,15 @@ def encode_corpus(
     return ids
 
 
+def tokenizer_key(tokenizer: PreTrainedTokenizerFast) -> str:
+    """A short hash of what decides the token ids (normaliser, pre-tokenizer, vocabulary): runs
+    that share a work dir but not a tokenizer (a fresh base beside one continued from a shipped
+    base) never read each other's ids."""
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    parts = {key: spec.get(key) for key in ("normalizer", "pre_tokenizer", "model")}
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def bert_config(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerFast) -> BertConfig:
     # No dropout while pretraining: at this compute the model underfits, never overfits.
     return BertConfig(
@@ -336,6 +426,11 @@ def bert_config(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerFast) -> Bert
 def build_model(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerFast) -> torch.nn.Module:
     if cfg.init_from:
         config = BertConfig.from_pretrained(cfg.init_from)
+        if cfg.seq_len > config.max_position_embeddings:
+            raise ValueError(
+                f"--seq-len {cfg.seq_len} is longer than the {config.max_position_embeddings} "
+                f"positions of --init-from {cfg.init_from}"
+            )
     else:
         config = bert_config(cfg, tokenizer)
     if cfg.objective == "mlm":
@@ -398,9 +493,7 @@ def warm_start_embeddings(model: torch.nn.Module, vectors: np.ndarray) -> None:
     Twice: post-LN BERT adds position embeddings of the init std before its LayerNorm,
     and the lexical signal should dominate that sum from the first step.
     """
-    embeddings = (
-        model.encoder if isinstance(model, ElectraPretrainer) else model.bert
-    ).embeddings.word_embeddings
+    embeddings = encoder_of(model).embeddings.word_embeddings
     std = 2 * model.config.initializer_range
     known = np.abs(vectors).sum(1) > 0
     scaled = vectors[known] * (std / vectors[known].std())
@@ -408,9 +501,24 @@ def warm_start_embeddings(model: torch.nn.Module, vectors: np.ndarray) -> None:
         embeddings.weight[torch.from_numpy(np.flatnonzero(known))] = torch.from_numpy(scaled)
 
 
-def prepare_data(
-    cfg: PretrainConfig, work: Path
-) -> tuple[PreTrainedTokenizerFast, np.ndarray, np.ndarray, dict]:
+@dataclass
+class PretrainData:
+    """What :func:`prepare_data` makes.
+
+    ``ids`` and ``heldout`` are the train and held-out texts as one stream each ([SEP] between
+    texts); ``train_file`` is the train text itself (sentence pairs and distillation read it);
+    ``tokens_dir`` holds everything derived from this tokenizer's ids.
+    """
+
+    tokenizer: PreTrainedTokenizerFast
+    ids: np.ndarray
+    heldout: np.ndarray
+    train_file: Path
+    tokens_dir: Path
+    report: dict
+
+
+def prepare_data(cfg: PretrainConfig, work: Path) -> PretrainData:
     """Corpus, tokenizer and packed ids; each step is skipped when its output exists."""
     report: dict = {}
     corpus_dir = work / "corpus"
@@ -440,21 +548,68 @@ def prepare_data(
         )
         report["unk_rate_validation"] = round(unk_rate(tokenizer, val), 6)
 
-    ids_file, heldout_ids_file = work / "train_ids.npy", work / "heldout_ids.npy"
+    tokens_dir = work / f"tokens-{tokenizer_key(tokenizer)}"
+    ids_file, heldout_ids_file = tokens_dir / "train_ids.npy", tokens_dir / "heldout_ids.npy"
     if not ids_file.exists():
+        tokens_dir.mkdir(parents=True, exist_ok=True)
         encode_corpus(tokenizer, read_corpus(heldout_file), heldout_ids_file)
         encode_corpus(tokenizer, read_corpus(train_file), ids_file)
     ids = np.load(ids_file, mmap_mode="r")
     heldout = np.load(heldout_ids_file, mmap_mode="r")
     report["train_tokens_available"] = int(len(ids))
-    return tokenizer, ids, heldout, report
+    return PretrainData(tokenizer, ids, heldout, train_file, tokens_dir, report)
+
+
+@dataclass
+class TrainingSet:
+    """The examples for the ``Trainer``: its dataset, loader batch size and collator, and the
+    real (non-padding) tokens in one step."""
+
+    dataset: torch.utils.data.Dataset
+    loader_batch_size: int
+    collator: object
+    tokens_per_step: float
+
+
+def training_set(
+    cfg: PretrainConfig, data: PretrainData, collator: DataCollatorForLanguageModeling
+) -> TrainingSet:
+    """Packed blocks, or sentence-pair batches built from the corpus sentence by sentence."""
+    if cfg.segments == "packed":
+        blocks = PackedBlocks(data.ids, cfg.seq_len, data.tokenizer.cls_token_id)
+        if len(blocks) == 0:
+            raise ValueError(
+                f"the corpus gives no block of {cfg.seq_len} tokens; add text or lower --seq-len"
+            )
+        return TrainingSet(blocks, cfg.batch_size, collator, cfg.batch_size * cfg.seq_len)
+    store = sentence_store(
+        data.tokenizer, read_corpus(data.train_file), data.tokens_dir / "sentences"
+    )
+    pairs = PairBatches(store, cfg.seq_len, cfg.batch_size * cfg.seq_len, data.tokenizer, cfg.seed)
+    if len(pairs) == 0:
+        raise ValueError(
+            "the corpus gives no sentence pair: --segments pairs needs documents of two or more "
+            "sentences (or use --segments packed)"
+        )
+    data.report["pairs"] = pairs.stats()
+    return TrainingSet(pairs, 1, Unbatch(collator), pairs.tokens_per_batch())
 
 
 def run_name(cfg: PretrainConfig) -> str:
-    """Checkpoints and plans are kept per candidate (mlm, electra, mlm-word2vec, ...)."""
-    return (
-        cfg.objective if cfg.embedding_init == "random" else f"{cfg.objective}-{cfg.embedding_init}"
-    )
+    """Checkpoints, plans and logs are kept per recipe (``mlm``, ``electra-word2vec``,
+    ``electra-from-base-3f2a1c-pairs512-distill1``, ...), so runs that share a work dir (its
+    corpus, token ids and teacher cache) never resume each other's checkpoints."""
+    parts = [cfg.objective]
+    if cfg.init_from:
+        source = Path(cfg.init_from).resolve()
+        parts.append(f"from-{source.name}-{hashlib.sha1(str(source).encode()).hexdigest()[:6]}")
+    elif cfg.embedding_init != "random":
+        parts.append(cfg.embedding_init)
+    if cfg.segments == "pairs":
+        parts.append(f"pairs{cfg.seq_len}")
+    if cfg.distill_weight:
+        parts.append(f"distill{cfg.distill_weight:g}")
+    return "-".join(parts)
 
 
 def plan_steps(cfg: PretrainConfig, trainer: Trainer, work: Path) -> int:
@@ -474,7 +629,7 @@ def plan_steps(cfg: PretrainConfig, trainer: Trainer, work: Path) -> int:
         batch = next(batches)
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = model(**batch)["loss"]
+            loss = model(**trainer.with_sentences(batch))["loss"]
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -490,7 +645,8 @@ def heldout_mlm_loss(
     model: torch.nn.Module, heldout: PackedBlocks, collator, batch_size: int, seed: int
 ) -> float:
     """Mean masked-LM loss on held-out blocks with a fixed masking seed (generator for ELECTRA)."""
-    mlm = model.generator if isinstance(model, ElectraPretrainer) else model
+    mlm = language_model(model)
+    mlm = mlm.generator if isinstance(mlm, ElectraPretrainer) else mlm
     mlm.eval()
     torch.manual_seed(seed)
     losses = []
@@ -506,8 +662,12 @@ def heldout_mlm_loss(
 
 
 def export(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, out: Path) -> None:
-    """Save the encoder as a stock Hugging Face directory (safetensors, no custom code)."""
+    """Save the encoder as a stock Hugging Face directory (safetensors, no custom code), and
+    beside it the sentence projection when the model was distilled."""
     out.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, SentenceDistillation):
+        save_projection(model.projection, out)
+        model = model.pretrainer
     if isinstance(model, ElectraPretrainer):
         model.encoder.save_pretrained(out)
     else:
@@ -521,6 +681,48 @@ def export(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, out: Path
     save_tokenizer(tokenizer, out, NormalizerConfig())
 
 
+def provenance(cfg: PretrainConfig) -> str:
+    """How the weights were made, as the card's opening says it: an arm that continues from a
+    saved base names it."""
+    inputs = (
+        "sentence pairs ([CLS] A [SEP] B [SEP], token types 0 and 1)"
+        if cfg.segments == "pairs"
+        else "packed single-segment sequences"
+    )
+    start = (
+        f"continued from the base at `{cfg.init_from}` (its weights and tokenizer)"
+        if cfg.init_from
+        else "pretrained from scratch"
+    )
+    distilled = (
+        " plus sentence-embedding distillation from the multilingual Universal Sentence Encoder "
+        f"(weight {cfg.distill_weight:g})"
+        if cfg.distill_weight
+        else ""
+    )
+    return (
+        f"{start} on Arabic news with the `{cfg.objective}` objective{distilled}, on {inputs} of "
+        f"up to {cfg.seq_len} tokens, by `akhbar pretrain`"
+    )
+
+
+def projection_section(cfg: PretrainConfig, report: dict) -> list[str]:
+    """The card's note on ``sentence_projection.safetensors``, when the base was distilled."""
+    if not cfg.distill_weight:
+        return []
+    return [
+        "## Sentence projection",
+        "",
+        f"`{PROJECTION_FILE}` maps the encoder's mean-pooled last hidden state (non-padding "
+        f"tokens, [CLS] and [SEP] included) to the {TEACHER_DIM}-dimensional space of "
+        f"{TEACHER_NAME}; it was trained with a `1 - cosine` loss on "
+        f"{report['distillation']['sentences']:,} corpus sentences (weight {cfg.distill_weight:g}"
+        "). Load it with `akhbar.training.distillation.load_projection(dir)` to use the encoder "
+        "as a sentence encoder; fine-tuning ignores it.",
+        "",
+    ]
+
+
 def model_card(cfg: PretrainConfig, report: dict) -> str:
     lines = [
         "---",
@@ -531,11 +733,11 @@ def model_card(cfg: PretrainConfig, report: dict) -> str:
         "",
         "# akhbar Arabic BERT (small, made here)",
         "",
-        f"A {cfg.layers}-layer, hidden-{cfg.hidden} BERT encoder pretrained from scratch on Arabic "
-        f"news with the `{cfg.objective}` objective by `akhbar pretrain`. Load it with "
-        "`AutoModel.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`; the tokenizer "
-        "carries the project's Arabic normaliser, so raw text goes in as it is.",
+        f"A {report['layers']}-layer, hidden-{report['hidden']} BERT encoder {provenance(cfg)}. "
+        "Load it with `AutoModel.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`; "
+        "the tokenizer carries the project's Arabic normaliser, so raw text goes in as it is.",
         "",
+        *projection_section(cfg, report),
         "## Licence",
         "",
         "Pretrained on SaudiNewsNet (CC BY-NC-SA 4.0) and the train splits of the labelled sets; "
@@ -581,31 +783,33 @@ def _run(cfg: PretrainConfig) -> dict:
     set_seed(cfg.seed)
     work, out = Path(cfg.work_dir), Path(cfg.output_dir)
     work.mkdir(parents=True, exist_ok=True)
-    tokenizer, ids, heldout_ids, report = prepare_data(cfg, work)
+    data = prepare_data(cfg, work)
+    tokenizer, report = data.tokenizer, data.report
     model = build_model(cfg, tokenizer)
     if cfg.embedding_init == "word2vec" and not cfg.init_from:
         vectors = word2vec_embeddings(
-            ids,
+            data.ids,
             tokenizer.sep_token_id,
             len(tokenizer),
             cfg.hidden,
-            work / f"word2vec-{cfg.hidden}.npy",
+            data.tokens_dir / f"word2vec-{cfg.hidden}.npy",
             cfg.seed,
         )
         warm_start_embeddings(model, vectors)
+    sentences = None
+    if cfg.distill_weight:
+        cache = teacher_cache(data.train_file, work / "teacher", cfg.distill_sentences)
+        sentences = SentenceBatches(cache, tokenizer, cfg.distill_batch_size, cfg.seed)
+        model = SentenceDistillation(model, TEACHER_DIM, cfg.distill_weight)
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.mlm_probability)
-    train_set = PackedBlocks(ids, cfg.seq_len, tokenizer.cls_token_id)
-    heldout_set = PackedBlocks(heldout_ids, cfg.seq_len, tokenizer.cls_token_id)
-    if len(train_set) == 0:
-        raise ValueError(
-            f"the corpus gives no block of {cfg.seq_len} tokens; add text or lower --seq-len"
-        )
+    examples = training_set(cfg, data, collator)
+    heldout_set = PackedBlocks(data.heldout, cfg.seq_len, tokenizer.cls_token_id)
     ckpt_dir = work / f"checkpoints-{run_name(cfg)}"
     # transformers 5 takes the TensorBoard folder from the environment only.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(work / "tensorboard" / run_name(cfg))
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
-        per_device_train_batch_size=cfg.batch_size,
+        per_device_train_batch_size=examples.loader_batch_size,
         learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_steps,
         weight_decay=cfg.weight_decay,
@@ -623,15 +827,16 @@ def _run(cfg: PretrainConfig) -> dict:
         adam_beta2=0.98,
         max_grad_norm=1.0,
     )
-    throughput = ThroughputCallback(cfg.batch_size * cfg.seq_len)
+    throughput = ThroughputCallback(examples.tokens_per_step)
     if cfg.compile:
         compile_encoders(model)
     trainer = PretrainTrainer(
         model=model,
         args=args,
-        train_dataset=train_set,
-        data_collator=collator,
+        train_dataset=examples.dataset,
+        data_collator=examples.collator,
         callbacks=[throughput],
+        sentences=sentences,
     )
     trainer.args.max_steps = plan_steps(cfg, trainer, work)
     start = time.time()
@@ -647,8 +852,13 @@ def _run(cfg: PretrainConfig) -> dict:
     report.update(
         objective=cfg.objective,
         embedding_init=cfg.embedding_init,
+        init_from=cfg.init_from,
+        layers=model.config.num_hidden_layers,
+        hidden=model.config.hidden_size,
+        segments=cfg.segments,
+        seq_len=cfg.seq_len,
         steps=trainer.state.global_step,
-        tokens_seen=trainer.state.global_step * cfg.batch_size * cfg.seq_len,
+        tokens_seen=round(trainer.state.global_step * examples.tokens_per_step),
         wall_seconds_this_run=round(wall, 1),
         tokens_per_second=throughput.tokens_per_second,
         first_step_seconds=throughput.first_step_seconds,
@@ -659,6 +869,18 @@ def _run(cfg: PretrainConfig) -> dict:
         f"threads, {'cuda' if torch.cuda.is_available() else 'cpu'}",
         torch=torch.__version__,
     )
+    if cfg.init_from and (Path(cfg.init_from) / "pretrain_report.json").exists():
+        # The shipped base's card then tells every stage, not only the last one.
+        report["init_from_report"] = json.loads(
+            (Path(cfg.init_from) / "pretrain_report.json").read_text()
+        )
+    if sentences is not None:
+        report["distillation"] = {
+            "teacher": TEACHER_NAME,
+            "weight": cfg.distill_weight,
+            "sentences": len(sentences),
+            "batch_size": cfg.distill_batch_size,
+        }
     export(trainer.model, tokenizer, out)
     (out / "pretrain_report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "README.md").write_text(model_card(cfg, report))
@@ -668,8 +890,8 @@ def _run(cfg: PretrainConfig) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="akhbar pretrain",
-        description="Train the tokenizer and pretrain a small "
-        "Arabic BERT from scratch, in resumable stages; every flag has a default.",
+        description="Train the tokenizer and pretrain a small Arabic BERT from scratch (or "
+        "continue a saved one), in resumable stages; every flag has a default.",
     )
     add_dataclass_flags(parser, PretrainConfig)
     return parser

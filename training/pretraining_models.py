@@ -7,6 +7,12 @@ Both objectives train a standard ``BertModel`` encoder, so the result loads with
   masked positions onto the vocabulary (about 15% of the tokens), never every position.
 * :class:`ElectraPretrainer` is ELECTRA's replaced-token detection: a small generator
   fills the masks and the encoder learns from every token by spotting replacements.
+
+Either can be wrapped in :class:`SentenceDistillation`, which adds a second loss: a projection
+of the encoder's mean-pooled sentence embedding regresses a teacher sentence encoder's
+(Reimers & Gurevych 2020).
+
+Every forward takes ``token_type_ids``: sentence-pair examples train segment 1 as well.
 """
 
 from __future__ import annotations
@@ -51,11 +57,19 @@ class MaskedOnlyBertForMaskedLM(BertForMaskedLM):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
         **kwargs,
     ) -> MaskedLMOutput:
         if labels is None:
-            return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return super().forward(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                **kwargs,
+            )
+        hidden = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
         loss, logits = masked_lm_loss(self, hidden, labels)
         return MaskedLMOutput(loss=loss, logits=logits)
 
@@ -105,10 +119,15 @@ class ElectraPretrainer(nn.Module):
         )
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, **_
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        **_,
     ) -> dict:
         gen_hidden = self.generator.bert(
-            input_ids=input_ids, attention_mask=attention_mask
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         ).last_hidden_state
         gen_loss, gen_logits = masked_lm_loss(self.generator, gen_hidden, labels)
         masked = labels != IGNORE_INDEX
@@ -119,7 +138,9 @@ class ElectraPretrainer(nn.Module):
         # A sampled token equal to the original counts as original, as in ELECTRA.
         original = torch.where(masked, labels, input_ids)
         replaced = (corrupted != original).float()
-        hidden = self.encoder(input_ids=corrupted, attention_mask=attention_mask).last_hidden_state
+        hidden = self.encoder(
+            input_ids=corrupted, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
         scores = self.detector(hidden).squeeze(-1).float()
         real = attention_mask.bool()
         disc_loss = F.binary_cross_entropy_with_logits(scores[real], replaced[real])
@@ -127,4 +148,80 @@ class ElectraPretrainer(nn.Module):
             "loss": gen_loss + self.discriminator_weight * disc_loss,
             "mlm_loss": gen_loss.detach(),
             "rtd_loss": disc_loss.detach(),
+        }
+
+
+def encoder_of(model: nn.Module) -> BertModel:
+    """The ``BertModel`` a pretrainer trains and exports (through a distillation wrapper too)."""
+    model = language_model(model)
+    return model.encoder if isinstance(model, ElectraPretrainer) else model.bert
+
+
+def language_model(model: nn.Module) -> nn.Module:
+    """The masked-LM or ELECTRA pretrainer itself, without a distillation wrapper around it."""
+    return model.pretrainer if isinstance(model, SentenceDistillation) else model
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the hidden states over the non-padding tokens ([CLS] and [SEP] included)."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class SentenceDistillation(nn.Module):
+    """A pretrainer plus sentence-embedding distillation (Reimers & Gurevych 2020).
+
+    ``projection`` maps the encoder's mean-pooled embedding of a single sentence onto the
+    teacher's embedding space; the loss is ``1 − cos`` (the teacher's rows are unit vectors, and
+    the student is meant to be compared by cosine), added to the language-model loss with
+    ``weight``. Sentences are encoded clean (no masking, no ELECTRA corruption), as the student
+    will read them when it is used as a sentence encoder.
+    """
+
+    _keys_to_ignore_on_save = None  # read by Trainer when resuming; the tied aliases are not saved
+
+    def __init__(self, pretrainer: nn.Module, teacher_dim: int, weight: float):
+        super().__init__()
+        self.pretrainer = pretrainer
+        self.config = pretrainer.config
+        self.projection = nn.Linear(pretrainer.config.hidden_size, teacher_dim)
+        self.weight = weight
+
+    def embed(self, sentence_ids: torch.Tensor, sentence_mask: torch.Tensor) -> torch.Tensor:
+        """The projected sentence embeddings, one row per sentence."""
+        # Explicit token types (segment 0): called as for sentence-pair batches, a compiled
+        # encoder reuses its graph instead of compiling another for a call without them.
+        hidden = encoder_of(self)(
+            input_ids=sentence_ids,
+            attention_mask=sentence_mask,
+            token_type_ids=torch.zeros_like(sentence_ids),
+        ).last_hidden_state
+        return self.projection(mean_pool(hidden, sentence_mask))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        sentence_ids: torch.Tensor,
+        sentence_mask: torch.Tensor,
+        teacher: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> dict:
+        out = self.pretrainer(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,
+            token_type_ids=token_type_ids,
+        )
+        # The masked-LM pretrainer reports one loss; name it so the log tells the parts apart.
+        parts = {key: out[key] for key in ("mlm_loss", "rtd_loss") if key in out} or {
+            "mlm_loss": out["loss"].detach()
+        }
+        predicted = self.embed(sentence_ids, sentence_mask).float()
+        distill = (1 - F.cosine_similarity(predicted, teacher.float(), dim=-1)).mean()
+        return {
+            "loss": out["loss"] + self.weight * distill,
+            **parts,
+            "distill_loss": distill.detach(),
         }

@@ -1,19 +1,32 @@
-"""``akhbar pretrain`` end to end at toy size: learning, export, model card, resume."""
+"""``akhbar pretrain`` end to end at toy size: learning, export, model card, resume, sentence
+pairs at full length, continuation from a saved base, and sentence-embedding distillation."""
 
 from __future__ import annotations
 
 import json
 import random
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import ARABIC_SENTENCES, write_jsonl
 from transformers import AutoModel, AutoTokenizer
 
+from akhbar.models import sentence_encoder
 from akhbar.models.normalize import normalize
 from akhbar.training import pretrain
+from akhbar.training.corpus import read_corpus
+from akhbar.training.distillation import PROJECTION_FILE, load_projection
 from akhbar.training.pretrain import PretrainConfig, run
+from akhbar.training.pretraining_models import mean_pool
+from akhbar.training.sentence_pairs import (
+    PairBatches,
+    padded_widths,
+    sentence_store,
+    truncate_pair,
+)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 pytestmark = pytest.mark.usefixtures("isolated")  # tests/conftest.py
@@ -29,6 +42,20 @@ def corpus(tmp_path_factory) -> Path:
         for _ in range(300)
     ]
     return write_jsonl(tmp_path_factory.mktemp("pretrain_corpus") / "corpus.jsonl", rows)
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory) -> Path:
+    """Articles of 3-12 sentences recombined from the shared words, plus one-line titles."""
+    words = [w for s in ARABIC_SENTENCES for w in s.rstrip(".").split()]
+    rng = random.Random(99)
+
+    def sentence() -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.randint(5, 12))) + "."
+
+    rows = [{"text": " ".join(sentence() for _ in range(rng.randint(3, 12)))} for _ in range(120)]
+    rows += [{"text": sentence().rstrip(".")} for _ in range(10)]
+    return write_jsonl(tmp_path_factory.mktemp("pretrain_documents") / "corpus.jsonl", rows)
 
 
 def tiny(corpus: Path, tmp_path: Path, objective: str, **overrides) -> PretrainConfig:
@@ -160,6 +187,9 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint(corpus, tmp_path, monkey
         ({"seq_len": 128, "max_positions": 64}, "--seq-len"),
         ({"seq_len": 4}, "--seq-len"),
         ({"max_steps": 0, "time_budget_minutes": 0}, "--max-steps"),
+        ({"segments": "single"}, "--segments"),
+        ({"distill_weight": -1.0}, "--distill-weight"),
+        ({"distill_weight": 1.0, "distill_batch_size": 0}, "--distill-batch-size"),
     ],
 )
 def test_config_validation_names_the_flag(overrides, flag):
@@ -214,7 +244,11 @@ def test_electra_from_a_saved_base_keeps_the_generator_tied(tmp_path):
     )
     ElectraPretrainer(config).encoder.save_pretrained(tmp_path / "saved")
     cfg = PretrainConfig(
-        objective="electra", init_from=str(tmp_path / "saved"), max_steps=1, compile=False
+        objective="electra",
+        init_from=str(tmp_path / "saved"),
+        seq_len=32,
+        max_steps=1,
+        compile=False,
     )
     model = build_model(cfg, tokenizer=None)
     table = model.encoder.embeddings.word_embeddings.weight
@@ -264,3 +298,236 @@ def test_compile_without_a_cxx_compiler_says_how_to_go_on(monkeypatch):
     )
     with pytest.raises(RuntimeError, match="--compile false"):
         compile_encoders(model)
+
+
+# --- sentence pairs, continuation, distillation ---------------------------------------------
+
+
+def test_pair_examples_are_two_segments_of_one_document_up_to_seq_len(
+    documents, tiny_base, tmp_path
+):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    store = sentence_store(tokenizer, read_corpus(documents), tmp_path / "sentences")
+    pairs = PairBatches(store, 64, 8 * 64, tokenizer, seed=0)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+
+    features = [f for i in range(len(pairs)) for f in pairs[i]]
+    assert len(features) == pairs.stats()["examples"] > 0
+    for f in features:
+        ids, types, mask = (
+            torch.tensor(f[k]) for k in ("input_ids", "token_type_ids", "attention_mask")
+        )
+        n = int(mask.sum())
+        first_sep, second_sep = (ids[:n] == sep).nonzero().flatten().tolist()
+        assert ids[0] == cls and second_sep == n - 1 and first_sep > 1
+        assert (types[: first_sep + 1] == 0).all() and (types[first_sep + 1 : n] == 1).all()
+        assert (types[n:] == 0).all() and (mask[n:] == 0).all()
+        assert len(ids) == 64  # the one width at --seq-len 64 (see the next test)
+    # Every batch holds one width, within the token budget.
+    for i in range(len(pairs)):
+        batch = pairs[i]
+        assert len({len(f["input_ids"]) for f in batch}) == 1
+        assert len(batch) * len(batch[0]["input_ids"]) <= 8 * 64
+
+    # A then B is a run of whole sentences of one document, split at a sentence boundary.
+    spans, starts = pairs.spans, np.asarray(store.sentence_starts)
+    doc_starts = starts[np.asarray(store.doc_starts)]
+    first_and_last = np.stack([spans[:, 0], spans[:, 3] - 1], axis=1)
+    doc_of = np.searchsorted(doc_starts, first_and_last, side="right")
+    assert (doc_of[:, 0] == doc_of[:, 1]).all()
+    assert (spans[:, 1] == spans[:, 2]).all()
+    assert np.isin(spans[:, :3], starts).all()
+
+    # Lengths vary, and long documents reach the last positions.
+    lengths = [sum(f["attention_mask"]) for f in features]
+    assert max(lengths) >= 60 and min(lengths) <= 40
+
+
+def test_pair_widths_are_multiples_of_64_up_to_seq_len():
+    lengths = np.array([3, 64, 65, 300, 512])
+    assert padded_widths(lengths, 512).tolist() == [64, 64, 128, 320, 512]
+    assert padded_widths(lengths, 100).tolist() == [64, 64, 100, 100, 100]
+
+
+def test_a_pair_that_overflows_is_cut_longer_side_first():
+    assert truncate_pair(20, 10, 50) == (20, 10)
+    assert truncate_pair(100, 10, 50) == (40, 10)
+    assert truncate_pair(10, 100, 50) == (10, 40)
+    assert truncate_pair(100, 100, 50) == (25, 25)
+
+
+@pytest.mark.parametrize("objective", ["mlm", "electra"])
+def test_continuing_with_pairs_trains_the_long_positions_and_segment_b(
+    documents, tmp_path, objective
+):
+    # Without weight decay a row moves only if some step gave it a gradient.
+    short = tiny(
+        documents, tmp_path / "short", objective, seq_len=16, max_steps=2, weight_decay=0.0
+    )
+    run(short)
+    base = Path(short.output_dir)
+    cfg = tiny(
+        documents,
+        tmp_path / "long",
+        objective,
+        init_from=str(base),
+        segments="pairs",
+        seq_len=64,
+        max_steps=6,
+        warmup_steps=1,
+        weight_decay=0.0,
+    )
+    report = run(cfg)
+
+    before = AutoModel.from_pretrained(base).embeddings
+    after = AutoModel.from_pretrained(cfg.output_dir).embeddings
+
+    def moved(name: str) -> torch.Tensor:
+        return (getattr(after, name).weight - getattr(before, name).weight).abs().sum(-1)
+
+    assert after.position_embeddings.weight.shape[0] == 64
+    assert (moved("position_embeddings")[:48] > 0).all(), "positions past the first stage's 16"
+    assert (moved("token_type_embeddings") > 0).all(), "token type 1 was not trained"
+    assert report["init_from"] == str(base) and report["segments"] == "pairs"
+    assert report["init_from_report"]["seq_len"] == 16
+    assert report["pairs"]["longest"] >= 60 and 0 < report["pairs"]["segment_b_share"] < 1
+    assert "continued from the base at" in (Path(cfg.output_dir) / "README.md").read_text()
+
+
+def test_init_from_a_base_too_short_for_seq_len_is_refused(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    from akhbar.training.pretrain import build_model
+
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    BertModel(config).save_pretrained(tmp_path / "short")
+    cfg = PretrainConfig(init_from=str(tmp_path / "short"), seq_len=64, max_steps=1)
+    with pytest.raises(ValueError, match="--seq-len 64 is longer than the 32 positions"):
+        build_model(cfg, tokenizer=None)
+
+
+def fake_teacher(calls: list[int]):
+    """A stand-in for the multilingual encoder: a unit vector seeded by each sentence."""
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        rows = [np.random.default_rng(zlib.crc32(t.encode())).standard_normal(512) for t in texts]
+        vectors = np.asarray(rows, dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    return encode
+
+
+def test_distillation_caches_the_teacher_logs_its_loss_and_saves_a_projection(
+    documents, tmp_path, monkeypatch
+):
+    calls: list[int] = []
+    monkeypatch.setattr(sentence_encoder, "encode", fake_teacher(calls))
+    settings = dict(
+        segments="pairs",
+        seq_len=64,
+        distill_weight=1.0,
+        distill_sentences=80,
+        distill_batch_size=8,
+        max_steps=20,
+        save_steps=20,
+    )
+    report = run(tiny(documents, tmp_path, "electra", **settings))
+    out, work = tmp_path / "base", tmp_path / "work"
+
+    # The teacher embedded 80 sentences once; they are cached as text and float16 rows.
+    assert sum(calls) == 80
+    cached = (work / "teacher" / "sentences.jsonl").read_text(encoding="utf-8").splitlines()
+    embeddings = np.load(work / "teacher" / "embeddings.npy")
+    assert len(set(cached)) == 80 and embeddings.shape == (80, 512)
+    assert embeddings.dtype == np.float16
+    assert report["distillation"]["sentences"] == 80
+
+    # Each loss part is logged on its own (TensorBoard gets the same dict).
+    (ckpt,) = work.glob("checkpoints-*/checkpoint-20")
+    logged = json.loads((ckpt / "trainer_state.json").read_text())["log_history"][0]
+    assert {"loss", "mlm_loss", "rtd_loss", "distill_loss"} <= set(logged)
+
+    # The projection ships beside the encoder and turns it into a sentence encoder.
+    projection = load_projection(out)
+    assert projection.weight.shape == (512, 32)
+    assert PROJECTION_FILE in (out / "README.md").read_text()
+    model, tokenizer = AutoModel.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    batch = tokenizer(["قال وزير المالية", "سجل المهاجم هدفين"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        pooled = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])
+        assert torch.isfinite(projection(pooled)).all()
+
+    # A rerun reuses the cache; asking for another number of sentences recomputes it.
+    calls.clear()
+    run(tiny(documents, tmp_path, "electra", **{**settings, "max_steps": 22}))
+    assert calls == []
+    run(
+        tiny(
+            documents, tmp_path, "electra", **{**settings, "max_steps": 22, "distill_sentences": 40}
+        )
+    )
+    assert sum(calls) == 40
+
+
+def test_distillation_wraps_the_masked_lm_too_and_trains_the_encoder():
+    from transformers import BertConfig
+
+    from akhbar.training.pretraining_models import (
+        MaskedOnlyBertForMaskedLM,
+        SentenceDistillation,
+    )
+
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    model = SentenceDistillation(MaskedOnlyBertForMaskedLM(config), teacher_dim=512, weight=0.5)
+    ids = torch.randint(5, 50, (2, 12))
+    labels = torch.full_like(ids, -100)
+    labels[:, 3] = ids[:, 3]
+    teacher = torch.nn.functional.normalize(torch.randn(3, 512), dim=-1)
+    out = model(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        labels=labels,
+        token_type_ids=torch.zeros_like(ids),
+        sentence_ids=torch.randint(5, 50, (3, 7)),
+        sentence_mask=torch.ones(3, 7, dtype=torch.long),
+        teacher=teacher,
+    )
+    assert set(out) == {"loss", "mlm_loss", "distill_loss"}
+    assert torch.isclose(out["loss"], out["mlm_loss"] + 0.5 * out["distill_loss"])
+    out["loss"].backward()
+    assert model.projection.weight.grad.abs().sum() > 0
+    assert model.pretrainer.bert.encoder.layer[0].output.dense.weight.grad.abs().sum() > 0
+
+
+def test_the_sentence_batch_is_a_function_of_the_step(tiny_base):
+    from akhbar.training.distillation import SentenceBatches, TeacherCache
+
+    sentences = [s.rstrip(".") for s in ARABIC_SENTENCES]
+    cache = TeacherCache(sentences, np.eye(len(sentences), 512, dtype=np.float16))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    first, again = (SentenceBatches(cache, tokenizer, 4, seed=3) for _ in range(2))
+    for step in (0, 7):
+        a, b = first.batch(step), again.batch(step)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    batch = first.batch(1)
+    assert batch["teacher"].shape == (4, 512) and batch["sentence_ids"].shape[0] == 4
+    real = batch["sentence_ids"] != tokenizer.pad_token_id
+    assert (batch["sentence_mask"].sum(1) == real.sum(1)).all()
+    # Steps walk one permutation of the 10 sentences: steps 0 and 1 show 8 different ones.
+    seen = torch.cat([first.batch(s)["teacher"].argmax(1) for s in (0, 1)])
+    assert len(set(seen.tolist())) == 8
