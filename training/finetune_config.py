@@ -16,9 +16,8 @@ from typing import Any
 import yaml
 
 from akhbar.models.fusion import KINDS as FUSION_KINDS
-from akhbar.models.precision import native_bf16
 from akhbar.models.tasks import SEQUENCE, TASK_KINDS, task_kind
-from akhbar.training.flags import add_dataclass_flags, flag, shown
+from akhbar.training.flags import add_dataclass_flags, bf16_field, flag, shown
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 SHARED_OUTPUT = "work/models/shared"
@@ -149,14 +148,7 @@ class FinetuneConfig:
             "help": "Set bad records aside in OUTPUT/rejects-SPLIT.jsonl instead of stopping."
         },
     )
-    bf16: bool = field(
-        default=native_bf16(),
-        metadata={
-            "help": "bf16 autocast on the CPU, fp32 master weights; the default is on only where "
-            "the CPU computes bf16 natively (AVX512-BF16, AMX): "
-            "emulated, a step is tens of times slower."
-        },
-    )
+    bf16: bool = bf16_field()
     threads: int = field(default=0, metadata={"help": "torch threads; 0 keeps torch's default."})
     seed: int = field(
         default=42,

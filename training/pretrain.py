@@ -36,7 +36,6 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from akhbar.models.normalize import NormalizerConfig, build_normalizer
-from akhbar.models.precision import native_bf16
 from akhbar.models.reader import data_root, read_records
 from akhbar.models.sentence_encoder import NAME as TEACHER_NAME
 from akhbar.training.corpus import build_corpus, read_corpus
@@ -47,7 +46,7 @@ from akhbar.training.distillation import (
     save_projection,
     teacher_cache,
 )
-from akhbar.training.flags import add_dataclass_flags, given
+from akhbar.training.flags import add_dataclass_flags, bf16_field, given
 from akhbar.training.pretraining_models import (
     ElectraPretrainer,
     MaskedOnlyBertForMaskedLM,
@@ -174,14 +173,7 @@ class PretrainConfig:
             "128-token base continued at 512 tokens with pairs)."
         },
     )
-    bf16: bool = field(
-        default=native_bf16(),
-        metadata={
-            "help": "bf16 autocast on the CPU, fp32 master weights; the default is on only where "
-            "the CPU computes bf16 natively (AVX512-BF16, AMX): "
-            "emulated, a step is tens of times slower."
-        },
-    )
+    bf16: bool = bf16_field()
     threads: int = field(default=0, metadata={"help": "torch threads; 0 keeps torch's default."})
     compile: bool = field(
         default=True,
