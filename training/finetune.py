@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -27,6 +28,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_utils import get_last_checkpoint
 
 from akhbar import __version__
 from akhbar.models.base import load_base
@@ -101,7 +103,7 @@ def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult:
         callbacks=[EarlyStoppingCallback(lead.early_stopping_patience)],
     )
     start = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resumable_checkpoint(cfgs, out / "checkpoints"))
     train_seconds = time.time() - start
 
     settings, results, fusions = {}, {}, {}
@@ -134,6 +136,7 @@ def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult:
     for task, fusion in fusions.items():
         if fusion is not None:
             fusion.save(bundle, task)
+    drop_checkpoints(out / "checkpoints")
     return FinetuneResult(bundle, metrics, results)
 
 
@@ -199,6 +202,36 @@ def prepare(
     weights = class_weights(train_ids, len(labels)) if cfg.class_weighting else None
     evaluator = SequenceEval(cfg, tokenizer, val, [lid[r["label"]] for r in val], labels)
     return TaskPart(cfg, labels, train, train_ids, rows, evaluator, weights)
+
+
+def resumable_checkpoint(cfgs: list[FinetuneConfig], folder: Path) -> str | None:
+    """The last checkpoint of a stopped run with these same settings, to resume from.
+
+    Runs take hours on CPU, so a stopped one picks up where it left off. The settings are
+    recorded beside the checkpoints; a folder that holds another run's checkpoints is an error
+    rather than a silent resume of different work. A run that finished removes its checkpoints
+    (:func:`drop_checkpoints`), so running the same command again trains afresh.
+    """
+    record = folder / "run_settings.json"
+    settings = json.loads(json.dumps([asdict(c) for c in cfgs]))
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if last and (not record.exists() or json.loads(record.read_text()) != settings):
+        raise ValueError(
+            f"{folder} holds checkpoints of a run with other settings; "
+            "remove it or choose another --output-dir"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(settings, indent=1))
+    if last:
+        print(f"resuming from {last}", flush=True)
+    return last
+
+
+def drop_checkpoints(folder: Path) -> None:
+    """Remove a finished run's checkpoints (the bundle holds the result); logs stay."""
+    for checkpoint in folder.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    (folder / "run_settings.json").unlink(missing_ok=True)
 
 
 def class_weights(label_ids: list[int], n: int) -> torch.Tensor:

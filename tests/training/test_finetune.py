@@ -16,6 +16,7 @@ from akhbar.models.reader import DataError
 from akhbar.models.tasks import STANCE_LABELS
 from akhbar.training.finetune import run
 from akhbar.training.finetune_config import FinetuneConfig
+from akhbar.training.multitask import MultiTaskTrainer
 
 # A custom Arabic taxonomy: local news, sport, economy.
 TAXONOMY = ("محلي", "رياضة", "اقتصاد")
@@ -228,6 +229,41 @@ def test_init_from_with_other_labels_gets_a_fresh_head(topic_run, tiny_base, tmp
     _, enc_a = heads_and_encoder(topic_run.bundle)
     enc_b = bundle.model.encoder.state_dict()
     assert all(torch.equal(enc_a[k], enc_b[k]) for k in enc_a)
+
+
+def test_a_stopped_run_resumes_from_its_last_checkpoint(
+    topic_run, tiny_base, topic_data, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "stopped"
+    save = MultiTaskTrainer._save_checkpoint
+
+    def save_then_stop(self, *args, **kwargs):  # a machine that stops after the first checkpoint
+        save(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(MultiTaskTrainer, "_save_checkpoint", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            run(tiny(tiny_base, topic_data, out))
+    assert (out / "checkpoints" / "checkpoint-3").is_dir()
+
+    result = run(tiny(tiny_base, topic_data, out))
+    assert "resuming from" in capsys.readouterr().out
+    assert result.metrics["steps"] == 6
+    # Same data order and restored random state: the weights of the run that was never stopped.
+    heads_a, enc_a = heads_and_encoder(topic_run.bundle)
+    heads_b, enc_b = heads_and_encoder(result.bundle)
+    assert all(torch.allclose(heads_a[k], heads_b[k], atol=1e-5) for k in heads_a)
+    assert all(torch.allclose(enc_a[k], enc_b[k], atol=1e-5) for k in enc_a)
+    # A finished run leaves no checkpoints behind, so the same command trains afresh next time.
+    assert not list((out / "checkpoints").glob("checkpoint-*"))
+
+
+def test_checkpoints_of_another_run_are_not_resumed(tiny_base, topic_data, tmp_path):
+    out = tmp_path / "other"
+    (out / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+    with pytest.raises(ValueError, match="checkpoints of a run with other settings"):
+        run(tiny(tiny_base, topic_data, out))
 
 
 STANCE_CLAIMS = [
