@@ -20,7 +20,7 @@ setup: .venv/.stamp
 	python3 -m venv .venv
 	$(PIP) install --upgrade pip
 	$(PIP) install -c constraints.txt setuptools wheel
-	$(PIP) install -c constraints.txt -e ".[dev,ray]"
+	$(PIP) install -c constraints.txt -e ".[train,dev,ray]"
 	$(MAKE) --no-print-directory browser
 	touch $@
 
@@ -52,7 +52,7 @@ test: setup
 requirements-serve.txt: pyproject.toml constraints.txt
 	rm -rf .venv-serve && python3 -m venv .venv-serve
 	.venv-serve/bin/pip install -q -c constraints.txt .
-	{ echo "# What the service needs at run time: the akhbar wheel's dependencies (no dev or ray extras),"; \
+	{ echo "# What the service needs at run time: the akhbar wheel's core dependencies (no extras),"; \
 	  echo "# pinned to the versions in constraints.txt (a test checks). bentofile.yaml installs these."; \
 	  echo "# Regenerate after changing pyproject.toml or constraints.txt: make requirements-serve.txt"; \
 	  .venv-serve/bin/pip freeze --exclude akhbar | sed 's/+cpu$$//'; } > $@.tmp

@@ -7,6 +7,9 @@ training code.
 One style for every subcommand: flags are kebab-case (``--output-dir``), and the snake_case
 spelling (``--output_dir``) is accepted as an alias without showing in the help, because
 :func:`kebab_flags` rewrites it before the subcommand parses its arguments.
+
+A command whose optional extra is not installed (``train``: pretrain, train, evaluate; ``ray``:
+``score --engine ray``) prints one line naming the ``pip install`` and exits with status 2.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import argparse
 import importlib
 import sys
 
-from akhbar import __version__
+from akhbar import __version__, extras
 
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("akhbar.serving.http.serve", "Start the HTTP service (BentoML) on port 3000."),
     "models": ("akhbar.serving.core.store", "List, import, export and promote model bundles."),
 }
+# Commands that need an optional extra (akhbar/extras.py): checked before they import anything,
+# so a missing package is named at once rather than after the data is loaded.
+COMMAND_EXTRAS: dict[str, str] = {"pretrain": "train", "train": "train", "evaluate": "train"}
+HELP_FLAGS = ("-h", "--help")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,8 +81,21 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(kebab_flags(rest)) or 0)
+    what = f"akhbar {name}"
+    extra = COMMAND_EXTRAS.get(name)
+    # --help needs no extra; only what the command would import does.
+    absent = extras.missing(extra) if extra and not set(HELP_FLAGS) & set(rest) else []
+    if absent:
+        print(extras.hint(what, absent[0]), file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        return int(module.main(kebab_flags(rest)) or 0)
+    except ModuleNotFoundError as error:  # a package of an extra, imported when first needed
+        if extras.extra_for(error.name) is None:
+            raise
+        print(extras.hint(what, error.name), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

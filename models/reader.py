@@ -36,6 +36,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal, TextIO
 
+from akhbar.extras import MissingExtra, require
+
 from .tasks import TASK_FIELDS, TaskFields
 
 SUPPORTED_EXTENSIONS = (".jsonl", ".jsonl.gz", ".json", ".csv", ".parquet")
@@ -502,8 +504,14 @@ def _hub_rows(source: str, split: str | None, fields: TaskFields) -> tuple[str, 
             source, "a hub dataset needs a split: pass split= or write owner/name:split"
         )
     try:
-        import datasets
-
+        datasets = require("datasets", "a Hugging Face hub dataset name")
+    except MissingExtra as error:
+        raise DataError(
+            f"{name}:{split}",
+            f"not a local path, and {error}",
+            hint=f"or pass a local file: {', '.join(SUPPORTED_EXTENSIONS)}",
+        ) from None
+    try:
         dataset = datasets.load_dataset(name, split=split)
     # The hub client fails with OSError, httpx or datasets errors alike; all mean "not loaded".
     except Exception as error:  # noqa: BLE001

@@ -378,3 +378,53 @@ def test_train_usage_shows_the_task_positional(capsys):
         and "TASK[,TASK...]" in usage
         and "--task" not in usage
     )
+
+
+# --- a missing optional extra: one line naming the pip install, exit status 2 --------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "topic"],
+        ["pretrain"],
+        ["evaluate", "topic", "--data", "d", "--report", "r"],
+    ],
+)
+def test_training_commands_without_the_train_extra_say_what_to_install(argv, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "rouge_score", None)  # `import rouge_score` now fails
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"akhbar {argv[0]} needs the 'train' extra (missing module 'rouge_score'): "
+        "pip install 'akhbar[train]'\n"
+    )
+
+
+def test_train_help_needs_no_extra(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "rouge_score", None)
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["train", "--help"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: akhbar train")
+
+
+def test_a_module_of_an_extra_missing_while_running_is_named(monkeypatch, capsys):
+    def needs(module):
+        def main(argv):
+            raise ModuleNotFoundError(f"No module named '{module}'", name=module)
+
+        return main
+
+    monkeypatch.setattr("akhbar.training.train.main", needs("gensim.models"))
+    assert cli.main(["train", "topic"]) == 2
+    assert capsys.readouterr().err == (
+        "akhbar train needs the 'train' extra (missing module 'gensim'): "
+        "pip install 'akhbar[train]'\n"
+    )
+    monkeypatch.setattr("akhbar.serving.batch.score.main", needs("ray"))
+    assert cli.main(["score"]) == 2
+    assert "akhbar score needs the 'ray' extra" in capsys.readouterr().err
+    # A module no extra installs is a bug, not a missing extra: its traceback stays.
+    monkeypatch.setattr("akhbar.training.train.main", needs("frobnicate"))
+    with pytest.raises(ModuleNotFoundError, match="frobnicate"):
+        cli.main(["train", "topic"])

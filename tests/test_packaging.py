@@ -11,10 +11,12 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -24,6 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 BUILD_FILES = ("pyproject.toml", "README.md", "LICENSE")
 PACKAGE_DIRS = ("akhbar", "models", "training", "serving")
 BARE = ("models", "training", "serving")  # must never be importable top-level names
+# Training and evaluation only: the `train` extra, never what serving and `akhbar score` install.
+TRAIN_ONLY = ("datasets", "accelerate", "rouge-score", "tensorboard", "matplotlib", "gensim")
 
 
 def _copy_sources(dest: Path) -> None:
@@ -131,6 +135,26 @@ def test_wheel_metadata(wheel):
 
 
 @pytest.mark.slow
+def test_wheel_requires_the_training_packages_only_in_the_train_extra(wheel):
+    with zipfile.ZipFile(wheel) as zf:
+        (meta_name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        headers = zf.read(meta_name).decode().partition("\n\n")[0]
+    core, train = set(), set()
+    for line in headers.splitlines():
+        if line.startswith("Requires-Dist:"):
+            requirement, _, marker = line.removeprefix("Requires-Dist:").partition(";")
+            name = _normalised(re.split(r"[<>=!~\[ (]", requirement.strip(), maxsplit=1)[0])
+            if not marker.strip():
+                core.add(name)
+            elif re.search(r"""extra\s*==\s*["']train["']""", marker):
+                train.add(name)
+    assert core and "bentoml" in core, headers
+    assert not core & set(TRAIN_ONLY), sorted(core & set(TRAIN_ONLY))
+    assert set(TRAIN_ONLY) <= train, sorted(set(TRAIN_ONLY) - train)
+    assert "Provides-Extra: train" in headers.splitlines()
+
+
+@pytest.mark.slow
 def test_wheel_imports_from_its_own_files(unpacked, tmp_path):
     # -I -S: no user site, no site-packages processing, so the editable install's path hook
     # (a .pth file) never loads. Site-packages goes on sys.path *after* the wheel, as a plain
@@ -218,15 +242,10 @@ def _pins(path: Path) -> dict[str, str]:
 
 def _normalised(name: str) -> str:
     """PEP 503: runs of - _ . become one -, lower case."""
-    import re
-
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def test_the_bentos_requirements_are_the_runtime_dependencies_at_the_tested_versions():
-    import re
-    import tomllib
-
     constraints, serve = _pins(REPO / "constraints.txt"), _pins(REPO / "requirements-serve.txt")
     assert {n: v for n, v in serve.items() if constraints.get(n) != v} == {}, (
         "regenerate: make requirements-serve.txt"
@@ -235,3 +254,27 @@ def test_the_bentos_requirements_are_the_runtime_dependencies_at_the_tested_vers
     names = {_normalised(re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0]) for d in runtime}
     assert names <= set(serve), sorted(names - set(serve))
     assert not {"pytest", "playwright", "locust", "schemathesis", "ray", "hypothesis"} & set(serve)
+
+
+def test_the_bento_installs_no_training_package():
+    serve = _pins(REPO / "requirements-serve.txt")
+    assert not {_normalised(n) for n in TRAIN_ONLY} & set(serve), "make requirements-serve.txt"
+
+
+def test_the_extras_hint_table_matches_pyproject():
+    """akhbar/extras.py names the extra to install for a missing module; it must list exactly
+    the packages of pyproject's `train` and `ray` extras (by import name)."""
+    from akhbar import extras
+
+    optional = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    declared = {
+        _normalised(re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0]).replace("-", "_"): extra
+        for extra in ("train", "ray")
+        for d in optional[extra]
+    }
+    assert extras.EXTRA_OF_MODULE == declared
+    assert {n for n, e in declared.items() if e == "train"} == {
+        _normalised(n).replace("-", "_") for n in TRAIN_ONLY
+    }

@@ -434,6 +434,19 @@ def test_unreachable_hub_suggests_a_local_file(
         read_records("owner/news", "topic", split="train")
 
 
+def test_hub_name_without_the_train_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` fails, as uninstalled
+    with pytest.raises(DataError) as caught:
+        read_records("owner/news:train", "topic")
+    message = str(caught.value)
+    assert message.startswith("owner/news:train: not a local path, and ")
+    assert "needs the 'train' extra (missing module 'datasets')" in message
+    assert "pip install 'akhbar[train]'" in message and "pass a local file" in message
+
+
 def test_unknown_extension_and_missing_file(tmp_path: Path) -> None:
     text_file = tmp_path / "articles.txt"
     text_file.write_text("خبر", encoding="utf-8")
