@@ -1,6 +1,6 @@
 """Side models fused with the encoder: a bundle may carry one per sequence task.
 
-A side model is a linear model over features the encoder does not compute: hashed TF-IDF
+A side model is a linear model over features the encoder does not compute: TF-IDF
 n-grams (topic: words the small encoder misses) or packaged sentence-encoder pair features
 (stance: paraphrase signal learned on far more text). A stacker, a logistic regression
 fitted on validation, fuses its scores with the encoder's pooled logits::
@@ -28,6 +28,7 @@ from akhbar.models.hashed_tfidf import HashedTfidf, TfidfSettings
 from akhbar.models.normalize import NormalizerConfig
 from akhbar.models.sentence_encoder import NAME as SENTENCE_ENCODER_NAME
 from akhbar.models.sentence_encoder import pair_features
+from akhbar.models.tfidf import NgramSettings, NgramTfidf
 
 
 @dataclass
@@ -86,19 +87,25 @@ class Fusion:
 
 @dataclass
 class TfidfFusion(Fusion):
-    """Hashed TF-IDF of the task's input text (topic: title + article)."""
+    """TF-IDF of the task's input text (topic: title + article): the baseline's word and
+    character n-grams with their vocabulary (:mod:`akhbar.models.tfidf`). Bundles written
+    before it hold hashed n-grams (:mod:`akhbar.models.hashed_tfidf`), and still load."""
 
-    tfidf: HashedTfidf | None = None
+    tfidf: NgramTfidf | HashedTfidf | None = None
     kind: ClassVar[str] = "tfidf"
 
     def features(self, texts: list[str], first: list[str] | None):
         return self.tfidf.transform(texts)
 
     def _meta(self) -> dict:
-        return {"settings": asdict(self.tfidf.settings)}
+        if isinstance(self.tfidf, HashedTfidf):
+            return {"settings": asdict(self.tfidf.settings)}
+        return {"features": "ngram_vocabulary", "settings": self.tfidf.settings.to_dict()}
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"idf": self.tfidf.idf}
+        if isinstance(self.tfidf, HashedTfidf):
+            return {"idf": self.tfidf.idf}
+        return self.tfidf.arrays()
 
 
 @dataclass
@@ -146,6 +153,9 @@ def load_fusion(bundle: Path, task: str, normalization: NormalizerConfig) -> Fus
         "stack_weight": arrays["stack_weight"],
         "stack_bias": arrays["stack_bias"],
     }
+    if kind == TfidfFusion.kind and meta.get("features") == "ngram_vocabulary":
+        settings = NgramSettings.from_dict(meta["settings"])
+        return TfidfFusion(**parts, tfidf=NgramTfidf(settings, normalization, arrays))
     if kind == TfidfFusion.kind:
         return TfidfFusion(
             **parts,

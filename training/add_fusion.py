@@ -49,7 +49,12 @@ def add_fusion(bundle_dir: Path, task: str, kind: str, config: str | None = None
     lid = {name: i for i, name in enumerate(labels)}
     train_y, val_y = (np.array([lid[r["label"]] for r in rows]) for rows in (train, val))
     (texts, first), (val_texts, val_first) = sequence_inputs(cfg, train), sequence_inputs(cfg, val)
-    logits, _ = Predictor(bundle).encoder_logits(task, val_texts, val_first)
+    predictor = Predictor(bundle)
+    if settings.reads:  # the head reads another task's sentence windows of the article
+        _, pooled = predictor.sentence_pass([r["text"] for r in val], settings.reads, (task,))
+        logits = pooled[task]
+    else:
+        logits, _ = predictor.encoder_logits(task, val_texts, val_first)
 
     report = classification_report(val_y, logits.argmax(1), labels) | {
         "ece_before": expected_calibration_error(calibrated(logits, 1.0), val_y),

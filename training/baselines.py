@@ -13,41 +13,17 @@ import numpy as np
 from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from akhbar.models.normalize import normalize
 from akhbar.models.sentence_encoder import pair_features
+from akhbar.models.tfidf import ngram_features
 
 
 def tfidf_classifier(seed: int = 0) -> Pipeline:
-    """Word + character n-gram TF-IDF into a linear SVM."""
-    features = FeatureUnion(
-        [
-            (
-                "word",
-                TfidfVectorizer(
-                    preprocessor=normalize,
-                    ngram_range=(1, 2),
-                    min_df=2,
-                    sublinear_tf=True,
-                    max_features=300_000,
-                ),
-            ),
-            (
-                "char",
-                TfidfVectorizer(
-                    preprocessor=normalize,
-                    analyzer="char_wb",
-                    ngram_range=(2, 5),
-                    min_df=3,
-                    sublinear_tf=True,
-                    max_features=300_000,
-                ),
-            ),
-        ]
-    )
-    return Pipeline([("features", features), ("svm", LinearSVC(C=0.5, random_state=seed))])
+    """Word + character n-gram TF-IDF (the topic side model's features) into a linear SVM."""
+    return Pipeline([("features", ngram_features()), ("svm", LinearSVC(C=0.5, random_state=seed))])
 
 
 def fit_predict_tfidf(

@@ -3,7 +3,8 @@
 Fitting happens here, at training time; :mod:`akhbar.models.fusion` holds the fitted parts,
 stores them in a bundle and applies them when serving.
 
-The side model is fitted on train: a linear SVM over hashed TF-IDF (``tfidf``), or a
+The side model is fitted on train: a linear SVM over the TF-IDF baseline's own word and
+character n-grams (``tfidf``, :mod:`akhbar.models.tfidf`), or a
 class-balanced logistic regression over sentence-encoder pair features
 (``sentence_encoder``). The stacker (logistic regression over the encoder's pooled logits
 and the side scores) is fitted on validation; its validation figure is measured by 5-fold
@@ -22,9 +23,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.svm import LinearSVC
 
 from akhbar.models.fusion import KINDS, Fusion, SentenceEncoderFusion, TfidfFusion
-from akhbar.models.hashed_tfidf import HashedTfidf, TfidfSettings
 from akhbar.models.normalize import NormalizerConfig
 from akhbar.models.sentence_encoder import pair_features
+from akhbar.models.tfidf import NgramSettings, NgramTfidf
 from akhbar.training.metrics import classification_report, expected_calibration_error, macro_f1
 
 
@@ -49,7 +50,7 @@ def _side_model(
 ) -> Fusion:
     """The side model fitted on train, with a placeholder stacker."""
     if kind == TfidfFusion.kind:
-        tfidf = HashedTfidf(TfidfSettings(), normalization)
+        tfidf = NgramTfidf(NgramSettings(), normalization)
         svm = LinearSVC(C=0.5, random_state=seed).fit(tfidf.fit(train_texts), train_y)
         return TfidfFusion(
             *_per_class(svm.coef_, svm.intercept_), np.zeros(0), np.zeros(0), tfidf=tfidf

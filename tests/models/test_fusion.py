@@ -1,4 +1,4 @@
-"""Fusion parts (hashed TF-IDF, sentence-encoder pairs):
+"""Fusion parts (n-gram TF-IDF, hashed TF-IDF from older bundles, sentence-encoder pairs):
 stored as safetensors + JSON, scores survive the round trip."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from conftest import ARABIC_SENTENCES
 from akhbar.models.fusion import SentenceEncoderFusion, TfidfFusion, load_fusion
 from akhbar.models.hashed_tfidf import HashedTfidf, TfidfSettings
 from akhbar.models.normalize import NormalizerConfig
+from akhbar.models.tfidf import NgramSettings, NgramTfidf, ngram_features
 
 SMALL = TfidfSettings(word_bits=10, char_bits=10)
 
@@ -22,8 +23,31 @@ def test_transform_is_l2_normalised_and_ignores_diacritics():
     assert np.isclose(np.linalg.norm(plain), 1.0)
 
 
-def test_save_and_load_keep_the_scores(tmp_path):
-    features = HashedTfidf(SMALL, NormalizerConfig())
+NGRAMS = NgramSettings(word_min_df=1, char_min_df=1)
+
+
+def test_ngram_features_are_the_baselines_and_need_no_pickle():
+    """The side model's features equal a freshly fitted baseline vectoriser's, before and after
+    a round trip through plain arrays (terms and IDF)."""
+    fitted = NgramTfidf(NGRAMS, NormalizerConfig())
+    x = fitted.fit(ARABIC_SENTENCES)
+    baseline = ngram_features(NGRAMS).fit(ARABIC_SENTENCES)
+    restored = NgramTfidf(NGRAMS, NormalizerConfig(), fitted.arrays())
+    unseen = ["ارتفعت أسعار النفط في السوق", "سَجَّلَ المُهاجِمُ هدفين"]
+    assert np.allclose(x.toarray(), baseline.transform(ARABIC_SENTENCES).toarray())
+    assert np.allclose(restored.transform(unseen).toarray(), baseline.transform(unseen).toarray())
+    assert all(a.dtype in (np.uint8, np.float32) for a in fitted.arrays().values())
+    # Diacritics are normalised away before the n-grams are taken.
+    plain, marked = restored.transform(["سجل المهاجم هدفين", "سَجَّلَ المُهاجِمُ هدفين"]).toarray()
+    assert np.allclose(plain, marked) and plain.any()
+
+
+@pytest.mark.parametrize("features", ["ngram", "hashed"])
+def test_save_and_load_keep_the_scores(tmp_path, features):
+    if features == "ngram":
+        features = NgramTfidf(NGRAMS, NormalizerConfig())
+    else:  # bundles written before the n-gram vocabulary
+        features = HashedTfidf(SMALL, NormalizerConfig())
     x = features.fit(ARABIC_SENTENCES)
     rng = np.random.default_rng(0)
     # Fortran-ordered, as scikit-learn's coef_ is: safetensors must still store it correctly.
@@ -37,7 +61,7 @@ def test_save_and_load_keep_the_scores(tmp_path):
     )
     fusion.save(tmp_path, "topic")
     loaded = load_fusion(tmp_path, "topic", NormalizerConfig())
-    assert isinstance(loaded, TfidfFusion)
+    assert isinstance(loaded, TfidfFusion) and type(loaded.tfidf) is type(features)
     logits = rng.normal(size=(len(ARABIC_SENTENCES), 3))
     # fp16 storage of the linear weights: equal to about three decimals.
     assert np.allclose(loaded.scores(ARABIC_SENTENCES), fusion.scores(ARABIC_SENTENCES), atol=1e-2)

@@ -541,3 +541,12 @@ def test_refit_on_shared_windows_keeps_topic_within_the_allowed_loss(
         [r["text"] for r in topic_rows(3, seed=5)]
     )
     assert all(t.label in TAXONOMY for t in topics) and len(scored) == 3
+
+    # A side model can still be added to a head that reads the summary's windows.
+    from akhbar.training.add_fusion import add_fusion
+
+    report = add_fusion(result.bundle, "topic", "tfidf", str(config))
+    assert report["fusion"]["kind"] == "tfidf" and report["fusion"]["chosen"] in (
+        "fused",
+        "encoder",
+    )
