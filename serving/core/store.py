@@ -405,6 +405,11 @@ def _shipped_default(task: str, tag: str | None, digests: dict[Path, str]) -> st
             pointers[task], digest
         ):  # another worker got here first
             return pointers[task]
+        print(
+            f"akhbar: importing the shipped default {task} model from {source} into the model "
+            f"store at {bentoml_home()} (once; `akhbar models list` shows it)",
+            file=sys.stderr,
+        )
         try:
             # The service validates it when it loads it next.
             new = import_bundle(
@@ -510,9 +515,17 @@ def list_models() -> list[dict[str, Any]]:
 def _print_list() -> None:
     rows = list_models()
     if not rows:
+        shipped = default_models_dir()
+        found = (
+            f"The shipped defaults in {shipped} are imported on the first `akhbar serve` or "
+            "`akhbar score`."
+            if shipped is not None and any(_default_bundle(t) for t in TASKS)
+            else f"No shipped defaults were found: set {DEFAULT_MODELS_ENV} to a folder that "
+            "holds them (a checkout's models/default)."
+        )
         print(
-            f"No akhbar models in {bentoml_home()}. "
-            "Add one with `akhbar models import DIR --task TASK`."
+            f"No akhbar models in {bentoml_home()}. {found} Or add a bundle directory with "
+            "`akhbar models import DIR --task TASK` (a shared bundle serves every task)."
         )
         return
     lines = [("TAG", "TASKS", "KEY METRIC", "DEFAULT FOR", "CREATED")]

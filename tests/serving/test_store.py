@@ -89,18 +89,31 @@ def test_overrides_take_a_directory_or_a_tag(home, tiny_bundle):
 
 
 def test_first_start_imports_and_promotes_the_shipped_defaults_once(
-    home, tiny_bundle, tmp_path, monkeypatch
+    home, tiny_bundle, tmp_path, monkeypatch, capsys
 ):
     defaults = tmp_path / "defaults"
     for task in TASKS:
         shutil.copytree(tiny_bundle, defaults / task)
     monkeypatch.setenv("AKHBAR_DEFAULT_MODELS", str(defaults))
+    store.main(["list"])
+    listing = capsys.readouterr().out
+    assert "No akhbar models" in listing and f"defaults in {defaults} are imported" in listing
     first = store.resolve_models()
     assert {t: r.version.split(":")[0] for t, r in first.items()} == {
         t: f"akhbar-{t}" for t in TASKS
     }
+    said = capsys.readouterr().err  # importing into the store is said aloud, once per model
+    assert said.count("importing the shipped default") == 3 and str(home) in said
     assert store.resolve_models() == first  # the second start imports nothing
+    assert "importing" not in capsys.readouterr().err
     assert len(store.list_models()) == 3
+
+
+def test_an_empty_store_without_shipped_defaults_says_how_to_get_models(home, capsys):
+    assert store.main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert "No akhbar models" in listing
+    assert "AKHBAR_DEFAULT_MODELS" in listing and "akhbar models import DIR" in listing
 
 
 def test_a_shipped_shared_bundle_is_imported_once_for_every_task(
