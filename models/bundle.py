@@ -321,7 +321,9 @@ def load_bundle(path: str | Path) -> Bundle:
     except (OSError, ValueError) as exc:
         raise BundleError(path, f"config or tokenizer cannot be loaded ({exc})") from None
     _check_tokenizer(path, tokenizer, settings, config.vocab_size)
-    encoder = AutoModel.from_config(config)
+    # config.json states the stored dtype (fp16 for shipped bundles); scoring computes in fp32
+    # and casts later where a precision asks for it (akhbar.models.precision).
+    encoder = AutoModel.from_config(config, dtype=torch.float32)
     model = AkhbarModel(encoder, {t: s.head for t, s in settings.tasks.items()})
     missing, unexpected = encoder.load_state_dict(encoder_state, strict=False)
     missing = [k for k in missing if not k.startswith("pooler.")]

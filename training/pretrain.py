@@ -25,6 +25,7 @@ import torch
 from transformers import (
     AutoTokenizer,
     BertConfig,
+    BertModel,
     DataCollatorForLanguageModeling,
     PreTrainedModel,
     PreTrainedTokenizerFast,
@@ -427,11 +428,13 @@ def build_model(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerFast) -> torc
         config = bert_config(cfg, tokenizer)
     if cfg.objective == "mlm":
         if cfg.init_from:
-            return MaskedOnlyBertForMaskedLM.from_pretrained(cfg.init_from)
+            return MaskedOnlyBertForMaskedLM.from_pretrained(cfg.init_from, dtype=torch.float32)
         return MaskedOnlyBertForMaskedLM(config)
     model = ElectraPretrainer(config, cfg.generator_layers)
     if cfg.init_from:
-        model.encoder = model.encoder.from_pretrained(cfg.init_from, add_pooling_layer=False)
+        model.encoder = model.encoder.from_pretrained(
+            cfg.init_from, add_pooling_layer=False, dtype=torch.float32
+        )  # a shipped base is stored in fp16; pretraining computes in fp32
         model.tie_embeddings()
     return model
 
@@ -653,6 +656,24 @@ def heldout_mlm_loss(
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def with_fixed_pooler(encoder: BertModel) -> BertModel:
+    """The encoder with a saved pooler: the identity, so ``pooler_output`` is tanh of the
+    [CLS] state.
+
+    Pretraining has no pooler (neither objective reads one), and ``AutoModel.from_pretrained``
+    would draw a random one at every load, so two loads of the base would disagree on
+    ``pooler_output``. akhbar's heads mean-pool the token states and never read it.
+    """
+    full = BertModel(encoder.config, add_pooling_layer=True)
+    missing, unexpected = full.load_state_dict(encoder.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("pooler.") for k in missing):
+        raise ValueError(f"the encoder does not fit BertModel ({(missing + unexpected)[:3]})")
+    with torch.no_grad():
+        torch.nn.init.eye_(full.pooler.dense.weight)
+        full.pooler.dense.bias.zero_()
+    return full
+
+
 def export(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, out: Path) -> None:
     """Save the encoder as a stock Hugging Face directory (safetensors, no custom code), and
     beside it the sentence projection when the model was distilled."""
@@ -661,7 +682,7 @@ def export(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, out: Path
         save_projection(model.projection, out)
         model = model.pretrainer
     if isinstance(model, ElectraPretrainer):
-        model.encoder.save_pretrained(out)
+        with_fixed_pooler(model.encoder).save_pretrained(out)
     else:
         model.save_pretrained(out)
         if isinstance(model, MaskedOnlyBertForMaskedLM):

@@ -1,14 +1,16 @@
 """Copy a base model directory or a bundle to where it ships (``models/default/``), in fp16.
 
-Shipped weights live in git, so they are halved to fp16 (loading casts them back to
-fp32). Everything else (config, tokenizer, settings, card, metrics) is copied as is;
-pickle-format files are left behind. ``make models`` ships the base and the task bundle::
+Shipped weights live in git, so they are halved to fp16 (akhbar's loaders cast them back
+to fp32), and ``config.json`` says so (``dtype: float16``), so that ``AutoModel.from_pretrained``
+elsewhere loads what is stored. Everything else (tokenizer, settings, card, metrics) is copied
+as is; pickle-format files are left behind. ``make models`` ships the base and the task bundle::
 
     python -m akhbar.training.ship_fp16 SRC DEST
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
 USAGE = "usage: python -m akhbar.training.ship_fp16 SRC DEST"
 
 
@@ -36,6 +39,9 @@ def ship_fp16(src: Path, dest: Path) -> Path:
         for k, v in load_file(str(src / WEIGHTS)).items()
     }
     save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+    if (tmp / CONFIG).is_file():
+        config = json.loads((tmp / CONFIG).read_text())
+        (tmp / CONFIG).write_text(json.dumps(config | {"dtype": "float16"}, indent=2) + "\n")
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest

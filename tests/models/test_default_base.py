@@ -40,3 +40,11 @@ def test_weights_are_fp16_safetensors_and_the_card_states_the_licence():
         assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
     card = (BASE / "README.md").read_text()
     assert "CC BY-NC-SA 4.0" in card and "base-report" in card
+
+
+def test_config_states_the_stored_dtype():
+    """So that AutoModel.from_pretrained elsewhere loads what is stored (akhbar casts to fp32)."""
+    for folder in (BASE, BASE.parent / "shared"):
+        stored = json.loads((folder / "config.json").read_text())["dtype"]
+        with safe_open(str(folder / "model.safetensors"), "pt") as f:
+            assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {f"torch.{stored}"}

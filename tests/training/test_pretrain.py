@@ -117,6 +117,11 @@ def test_pretraining_learns_and_exports_a_stock_hf_model(corpus, tmp_path, objec
     assert hidden.shape[0] == 2 and hidden.shape[-1] == 32
     assert torch.isfinite(hidden).all()
 
+    if objective == "electra":  # the default: a saved pooler, the same on every load
+        with torch.no_grad():
+            pooled = [AutoModel.from_pretrained(out)(**batch).pooler_output for _ in range(2)]
+        assert torch.equal(pooled[0], pooled[1])
+
     card = (out / "README.md").read_text()
     assert "CC BY-NC-SA" in card
     assert "license: cc-by-nc-sa-4.0" in card
