@@ -204,6 +204,10 @@ def prepare(
     return TaskPart(cfg, labels, train, train_ids, rows, evaluator, weights)
 
 
+class CheckpointConflict(ValueError):
+    """The output folder holds checkpoints of a run with other settings."""
+
+
 def resumable_checkpoint(cfgs: list[FinetuneConfig], folder: Path) -> str | None:
     """The last checkpoint of a stopped run with these same settings, to resume from.
 
@@ -216,7 +220,7 @@ def resumable_checkpoint(cfgs: list[FinetuneConfig], folder: Path) -> str | None
     settings = json.loads(json.dumps([asdict(c) for c in cfgs]))
     last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
     if last and (not record.exists() or json.loads(record.read_text()) != settings):
-        raise ValueError(
+        raise CheckpointConflict(
             f"{folder} holds checkpoints of a run with other settings; "
             "remove it or choose another --output-dir"
         )

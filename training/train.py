@@ -63,9 +63,14 @@ def parse_args(argv: list[str]) -> list[FinetuneConfig]:
 def main(argv: list[str] | None = None) -> int:
     cfgs = parse_args(sys.argv[1:] if argv is None else argv)
     # Imported here: torch and transformers are not needed for --help or a usage error.
-    from akhbar.training.finetune import run
+    from akhbar.models.reader import DataError
+    from akhbar.training.finetune import CheckpointConflict, run
 
-    result = run(cfgs)
+    try:
+        result = run(cfgs)
+    except (DataError, CheckpointConflict) as exc:  # bad input: one line, not a traceback
+        print(f"akhbar train: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(result.metrics, indent=2))
     print(f"bundle written to {result.bundle}", file=sys.stderr)
     return 0

@@ -159,3 +159,17 @@ def test_help_documents_every_flag_with_its_real_default():
     )  # no YAML sets it: the dataclass default
     assert dropout.help.endswith("(default: 0.1)")
     assert "--task " not in text
+
+
+def test_a_bad_record_is_one_line_and_exit_2_not_a_traceback(tmp_path, capsys):
+    from akhbar.cli import main
+
+    for split in ("train", "validation"):
+        (tmp_path / f"{split}.jsonl").write_text(
+            '{"id": "1", "text": "خبر قصير", "label": "رياضة"}\n{"id": 2\n', encoding="utf-8"
+        )
+    status = main(["train", "topic", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("akhbar train: ") and "train.jsonl line 2" in err
+    assert "Traceback" not in err
