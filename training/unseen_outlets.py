@@ -15,7 +15,8 @@ the unseen-outlet figure (``make eval-outlets``, hours on 2 cores)::
     python -m akhbar.training.unseen_outlets --report reports/topic-outlets
 
 Each outlet's labels are kept in ``REPORT/outlets/<outlet>.json`` as it finishes, so a
-stopped run resumes with the outlets still missing; ``akhbar train``'s flags (``--max-steps
+stopped run resumes with the outlets still missing (and the outlet it was training from its
+last checkpoint, as ``akhbar train`` does); ``akhbar train``'s flags (``--max-steps
 50``) set the topic recipe and are recorded in the report. Writes ``metrics.json`` and
 ``report.md`` once every outlet is done; the per-outlet runs go to ``work/outlets/``.
 """
