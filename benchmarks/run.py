@@ -318,7 +318,7 @@ def _fmt(value, suffix: str = "") -> str:
 def markdown(report: dict) -> str:
     m, r, s = report["machine"], report["stages"], report
     lines = [
-        "# akhbar benchmark (issue 7)",
+        "# akhbar benchmark",
         "",
         f"Run {report['finished_at']} in {report['total_seconds']:.0f} s. Machine: {m['cpu']}, "
         f"{m['usable_cpus']} usable CPUs, SIMD {', '.join(m['simd']) or 'n/a'}, {m['memory_gib']} "
