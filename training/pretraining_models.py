@@ -23,6 +23,8 @@ from torch.nn import functional as F
 from transformers import BertConfig, BertForMaskedLM, BertModel
 from transformers.modeling_outputs import MaskedLMOutput
 
+from akhbar.models.modeling import mean_pool
+
 IGNORE_INDEX = -100
 
 
@@ -160,12 +162,6 @@ def encoder_of(model: nn.Module) -> BertModel:
 def language_model(model: nn.Module) -> nn.Module:
     """The masked-LM or ELECTRA pretrainer itself, without a distillation wrapper around it."""
     return model.pretrainer if isinstance(model, SentenceDistillation) else model
-
-
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of the hidden states over the non-padding tokens ([CLS] and [SEP] included)."""
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
 class SentenceDistillation(nn.Module):

@@ -15,12 +15,12 @@ from conftest import ARABIC_SENTENCES, write_jsonl
 from transformers import AutoModel, AutoTokenizer
 
 from akhbar.models import sentence_encoder
+from akhbar.models.modeling import mean_pool
 from akhbar.models.normalize import normalize
 from akhbar.training import pretrain
 from akhbar.training.corpus import read_corpus
 from akhbar.training.distillation import PROJECTION_FILE, load_projection
 from akhbar.training.pretrain import PretrainConfig, run
-from akhbar.training.pretraining_models import mean_pool
 from akhbar.training.sentence_pairs import (
     PairBatches,
     padded_widths,
@@ -83,6 +83,20 @@ def tiny(corpus: Path, tmp_path: Path, objective: str, **overrides) -> PretrainC
     )
     settings.update(overrides)
     return PretrainConfig(**settings)
+
+
+def toy_config():
+    """A 1-layer, hidden-16 BERT config for tests that build models directly."""
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
 
 
 @pytest.mark.parametrize("objective", ["mlm", "electra"])
@@ -234,20 +248,10 @@ def test_sample_tokens_draws_from_the_softmax():
 
 
 def test_electra_from_a_saved_base_keeps_the_generator_tied(tmp_path):
-    from transformers import BertConfig
-
     from akhbar.training.pretrain import build_model
     from akhbar.training.pretraining_models import ElectraPretrainer
 
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    ElectraPretrainer(config).encoder.save_pretrained(tmp_path / "saved")
+    ElectraPretrainer(toy_config()).encoder.save_pretrained(tmp_path / "saved")
     cfg = PretrainConfig(
         objective="electra",
         init_from=str(tmp_path / "saved"),
@@ -263,20 +267,10 @@ def test_electra_from_a_saved_base_keeps_the_generator_tied(tmp_path):
 
 
 def test_compiling_keeps_the_stock_parameter_names():
-    from transformers import BertConfig
-
     from akhbar.training.pretrain import compile_encoders
     from akhbar.training.pretraining_models import ElectraPretrainer
 
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    model = ElectraPretrainer(config)
+    model = ElectraPretrainer(toy_config())
     names = list(model.state_dict())
     compile_encoders(model)  # lazy: nothing compiles until the first forward
     assert list(model.state_dict()) == names
@@ -285,22 +279,13 @@ def test_compiling_keeps_the_stock_parameter_names():
 
 def test_compile_without_a_cxx_compiler_says_how_to_go_on(monkeypatch):
     from torch._inductor import config as inductor_config
-    from transformers import BertConfig
 
     from akhbar.training.pretrain import compile_encoders
     from akhbar.training.pretraining_models import MaskedOnlyBertForMaskedLM
 
     monkeypatch.setattr(pretrain.shutil, "which", lambda name: None)
     monkeypatch.setattr(inductor_config.cpp, "cxx", (None, "g++"))
-    model = MaskedOnlyBertForMaskedLM(
-        BertConfig(
-            vocab_size=50,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-        )
-    )
+    model = MaskedOnlyBertForMaskedLM(toy_config())
     with pytest.raises(RuntimeError, match="--compile false"):
         compile_encoders(model)
 
@@ -400,19 +385,11 @@ def test_continuing_with_pairs_trains_the_long_positions_and_segment_b(
 
 
 def test_init_from_a_base_too_short_for_seq_len_is_refused(tmp_path):
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     from akhbar.training.pretrain import build_model
 
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    BertModel(config).save_pretrained(tmp_path / "short")
+    BertModel(toy_config()).save_pretrained(tmp_path / "short")
     cfg = PretrainConfig(init_from=str(tmp_path / "short"), seq_len=64, max_steps=1)
     with pytest.raises(ValueError, match="--seq-len 64 is longer than the 32 positions"):
         build_model(cfg, tokenizer=None)
@@ -483,22 +460,14 @@ def test_distillation_caches_the_teacher_logs_its_loss_and_saves_a_projection(
 
 
 def test_distillation_wraps_the_masked_lm_too_and_trains_the_encoder():
-    from transformers import BertConfig
-
     from akhbar.training.pretraining_models import (
         MaskedOnlyBertForMaskedLM,
         SentenceDistillation,
     )
 
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
+    model = SentenceDistillation(
+        MaskedOnlyBertForMaskedLM(toy_config()), teacher_dim=512, weight=0.5
     )
-    model = SentenceDistillation(MaskedOnlyBertForMaskedLM(config), teacher_dim=512, weight=0.5)
     ids = torch.randint(5, 50, (2, 12))
     labels = torch.full_like(ids, -100)
     labels[:, 3] = ids[:, 3]
