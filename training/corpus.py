@@ -29,6 +29,8 @@ TRAIN_SPLITS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("stance/arabicstancex_alkhathlan2025", ("text",)),
     ("stance/mawqif_alturayeif2022", ("text",)),
 )
+# What a base pretrained on this corpus names as its data (its model card's ``datasets``).
+DATASETS = ("pretrain_unlabelled/saudinewsnet", *(name for name, _ in TRAIN_SPLITS))
 NEVER_IN_CORPUS = ("summary/easc",)
 HELD_OUT_SPLITS = ("validation", "test")
 TEXT_FIELDS = ("title", "text", "claim", "summary", "summaries", "target")

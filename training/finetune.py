@@ -33,6 +33,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from akhbar import __version__
 from akhbar.models.base import load_base
 from akhbar.models.bundle import BundleSettings, TaskSettings, load_bundle, save_bundle
+from akhbar.models.cards import bundle_card_data, card_text
 from akhbar.models.fusion import Fusion
 from akhbar.models.modeling import AkhbarModel, HeadSpec, TaskModel
 from akhbar.models.normalize import NormalizerConfig
@@ -362,7 +363,13 @@ def model_card(cfgs: list[FinetuneConfig], metrics: dict, provenance: dict) -> s
         f"- **{task}**: {validation_summary(metrics['tasks'][task]['validation'])}"
         for task in tasks
     ]
-    return "\n".join(
+    data = bundle_card_data(
+        f"akhbar-{tasks[0] if len(tasks) == 1 else 'shared'}",
+        tasks,
+        lead.init_from or lead.base_model,
+        provenance["data"],
+    )
+    body = "\n".join(
         [
             f"# akhbar {' + '.join(tasks)} model",
             "",
@@ -393,3 +400,4 @@ def model_card(cfgs: list[FinetuneConfig], metrics: dict, provenance: dict) -> s
             "",
         ]
     )
+    return card_text(data, body)

@@ -36,9 +36,11 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
+from akhbar.models.cards import base_card_data, card_text
 from akhbar.models.normalize import NormalizerConfig, build_normalizer
 from akhbar.models.reader import data_root, read_records
 from akhbar.models.sentence_encoder import NAME as TEACHER_NAME
+from akhbar.training.corpus import DATASETS as CORPUS_DATASETS
 from akhbar.training.corpus import build_corpus, read_corpus
 from akhbar.training.distillation import (
     PROJECTION_FILE,
@@ -738,12 +740,6 @@ def projection_section(cfg: PretrainConfig, report: dict) -> list[str]:
 
 def model_card(cfg: PretrainConfig, report: dict) -> str:
     lines = [
-        "---",
-        "language: ar",
-        "license: cc-by-nc-sa-4.0",
-        "library_name: transformers",
-        "---",
-        "",
         "# akhbar Arabic BERT (small, made here)",
         "",
         f"A {report['layers']}-layer, hidden-{report['hidden']} BERT encoder {provenance(cfg)}. "
@@ -776,7 +772,8 @@ def model_card(cfg: PretrainConfig, report: dict) -> str:
         "```",
         "",
     ]
-    return "\n".join(lines)
+    datasets = () if cfg.corpus else CORPUS_DATASETS  # a given corpus file is the caller's own
+    return card_text(base_card_data(datasets), "\n".join(lines))
 
 
 def run(cfg: PretrainConfig) -> dict:

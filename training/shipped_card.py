@@ -2,7 +2,8 @@
 
 ``make eval`` ends with this: it reads the bundle's validation figures (``metrics.json``,
 including which fusion or lead prior won) and the test reports ``akhbar evaluate`` wrote,
-and replaces the card's ``shipped-figures`` section::
+replaces the card's ``shipped-figures`` section, and puts the test figures into the card's
+front matter as its ``model-index`` (what the Hugging Face hub shows as evaluation results)::
 
     python -m akhbar.training.shipped_card models/default/shared reports
 """
@@ -13,6 +14,9 @@ import json
 import sys
 from pathlib import Path
 
+from huggingface_hub import EvalResult, ModelCard
+
+from akhbar.models.cards import eval_result
 from akhbar.training.card_sections import write_section
 
 SECTION = "shipped-figures"  # the model card section this command owns
@@ -107,13 +111,38 @@ def section(bundle: Path, reports: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def test_results(reports: Path) -> list[EvalResult]:
+    """The model's figure on each test report, for the card's ``model-index``."""
+    results = []
+    for folder, (task, description, key) in REPORTS.items():
+        report_file = reports / folder / "metrics.json"
+        if report_file.is_file():
+            report = json.loads(report_file.read_text())
+            results.append(
+                eval_result(
+                    task, report["data"], report["split"], description, key, report["model"][key]
+                )
+            )
+    return results
+
+
+def write_card(bundle: Path, reports: Path) -> None:
+    """Rewrite the figures section and the ``model-index``; the rest of the card stays."""
+    card_file = bundle / "README.md"
+    write_section(card_file, section(bundle, reports), SECTION)
+    card = ModelCard.load(card_file)
+    card.data.model_name = card.data.model_name or f"akhbar-{bundle.name}"
+    card.data.eval_results = test_results(reports) or None
+    card.save(card_file)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m akhbar.training.shipped_card BUNDLE REPORTS", file=sys.stderr)
         return 2
     bundle, reports = Path(args[0]), Path(args[1])
-    write_section(bundle / "README.md", section(bundle, reports), SECTION)
+    write_card(bundle, reports)
     print(f"{bundle / 'README.md'}: {SECTION} section written")
     return 0
 

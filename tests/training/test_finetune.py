@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import write_jsonl
+from huggingface_hub import ModelCard
 
 from akhbar.models.bundle import load_bundle
 from akhbar.models.reader import DataError
@@ -151,8 +152,12 @@ def test_topic_metrics_json(topic_run):
     assert set(val["per_class"]) == set(TAXONOMY)
     assert sum(c["support"] for c in val["per_class"].values()) == 20
     assert metrics == json.loads(json.dumps(topic_run.metrics))
-    card = (topic_run.bundle / "README.md").read_text()
-    assert "macro-F1" in card
+    card = ModelCard.load(topic_run.bundle / "README.md")
+    assert "macro-F1" in card.text
+    assert card.data.pipeline_tag == "text-classification" and card.data.library_name == "akhbar"
+    assert card.data.language == "ar" and card.data.license == "cc-by-nc-sa-4.0"
+    assert card.data.base_model and "topic-classification" in card.data.tags
+    assert card.data.datasets  # the training sets, by name
 
 
 def test_validation_figures_match_the_serving_path(tiny_base, topic_data, tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ARABIC_SENTENCES, write_jsonl
+from huggingface_hub import ModelCard
 from transformers import AutoModel, AutoTokenizer
 
 from akhbar.models import sentence_encoder
@@ -136,9 +137,10 @@ def test_pretraining_learns_and_exports_a_stock_hf_model(corpus, tmp_path, objec
             pooled = [AutoModel.from_pretrained(out)(**batch).pooler_output for _ in range(2)]
         assert torch.equal(pooled[0], pooled[1])
 
-    card = (out / "README.md").read_text()
-    assert "CC BY-NC-SA" in card
-    assert "license: cc-by-nc-sa-4.0" in card
+    card = ModelCard.load(out / "README.md")
+    assert "CC BY-NC-SA" in card.text
+    assert (card.data.license, card.data.language) == ("cc-by-nc-sa-4.0", "ar")
+    assert card.data.pipeline_tag == "feature-extraction"
 
 
 @pytest.fixture(scope="module")

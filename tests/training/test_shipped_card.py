@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from huggingface_hub import ModelCard
+
 from akhbar.training import shipped_card
 
 
@@ -44,13 +46,25 @@ def test_section_names_each_choice_and_each_baseline(tmp_path):
     write(
         tmp_path / "reports" / "topic" / "metrics.json",
         {
+            "data": "topic/ant_v2.1_multisource",
+            "split": "test",
             "model": {"macro_f1": 0.9},
             "baselines": {"tfidf": {"macro_f1": 0.88, "diff_ci": [0.001, 0.03]}},
         },
     )
     assert shipped_card.main([str(bundle), str(tmp_path / "reports")]) == 0
     text = (bundle / "README.md").read_text()
-    assert text.startswith("# card\n") and text.count("<!-- shipped-figures -->") == 1
+    assert text.count("<!-- shipped-figures -->") == 1
+    # The test figures are the card's model-index, as the Hugging Face hub reads it.
+    card = ModelCard.load(bundle / "README.md")
+    assert card.text.startswith("# card\n") and card.data.model_name == "akhbar-bundle"
+    [result] = card.data.eval_results
+    assert (result.task_name, result.dataset_type, result.dataset_split) == (
+        "topic",
+        "topic/ant_v2.1_multisource",
+        "test",
+    )
+    assert (result.metric_type, result.metric_value) == ("f1", 0.9)
     assert "fused with the tfidf side model" in text and "fused 0.870" in text
     assert "lead prior 4 (validation ROUGE-L: head alone 0.570, chosen 0.590, Lead-k 0.580)" in text
     assert (
@@ -59,7 +73,8 @@ def test_section_names_each_choice_and_each_baseline(tmp_path):
     shipped_card.main(
         [str(bundle), str(tmp_path / "reports")]
     )  # rewriting replaces, never duplicates
-    assert (bundle / "README.md").read_text().count("## What ships") == 1
+    again = (bundle / "README.md").read_text()
+    assert again.count("## What ships") == 1 and again.count("model-index") == 1
 
 
 def test_a_head_reading_another_tasks_windows_says_so():
@@ -91,6 +106,8 @@ def test_slices_are_listed_with_the_labels_they_average_over(tmp_path):
     write(
         tmp_path / "reports" / "stance-ans" / "metrics.json",
         {
+            "data": "stance/ans_khouja2020",
+            "split": "test",
             "model": {"macro_f1": 0.6},
             "baselines": {},
             "model_without_other": {
