@@ -2,7 +2,7 @@
 
 Layout (Hugging Face compatible: ``AutoModel.from_pretrained(bundle)`` loads the encoder)::
 
-    config.json          encoder config
+    config.json          encoder config; its one label says a classifier pipeline cannot run it
     model.safetensors    encoder weights, plus task heads under ``heads.<task>.``
     tokenizer.json ...   tokenizer files (the normaliser is inside tokenizer.json)
     akhbar.json          tasks, labels, normalisation, lengths, base model, akhbar version
@@ -45,6 +45,14 @@ REQUIRED_FILES = (SETTINGS_FILE, WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 FORMAT_VERSION = 1
 HEAD_PREFIX = "heads."
+# config.json's only label. transformers picks a sequence classifier by ``model_type`` (bert)
+# whatever ``architectures`` says, so `AutoModelForSequenceClassification` and
+# `pipeline("text-classification")` load a bundle with a fresh random head; with this label,
+# each of their answers says what went wrong instead of a plausible LABEL_0. ``AutoModel``
+# (the encoder alone) and akhbar's own loader ignore it.
+NOT_A_CLASSIFIER = (
+    "NOT_A_CLASSIFIER: an akhbar bundle; its heads run with akhbar.models.bundle.load_bundle"
+)
 
 
 class BundleError(ValueError):
@@ -215,6 +223,9 @@ def save_bundle(
                 path, f"task {task!r} in the settings has no matching head in the model"
             )
     model.encoder.config.save_pretrained(path)
+    config = json.loads((path / CONFIG_FILE).read_text())
+    config |= {"id2label": {"0": NOT_A_CLASSIFIER}, "label2id": {NOT_A_CLASSIFIER: 0}}
+    (path / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     state = {k: v.detach().contiguous() for k, v in model.encoder.state_dict().items()}
     state.update(
         {f"{HEAD_PREFIX}{k}": v.detach().contiguous() for k, v in model.heads.state_dict().items()}

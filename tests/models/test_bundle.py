@@ -186,6 +186,18 @@ def test_hugging_face_auto_model_loads_encoder(tiny_bundle: Path) -> None:
     assert torch.allclose(hf, mine)
 
 
+def test_a_classifier_pipeline_on_a_bundle_says_it_is_not_one(tiny_bundle: Path) -> None:
+    """transformers gives a bundle a random head; every answer must say so, never LABEL_0."""
+    from transformers import pipeline
+
+    from akhbar.models.bundle import NOT_A_CLASSIFIER
+
+    classify = pipeline("text-classification", model=str(tiny_bundle))
+    answers = classify(TEXTS)
+    assert answers and all(a["label"] == NOT_A_CLASSIFIER for a in answers)
+    assert "load_bundle" in NOT_A_CLASSIFIER
+
+
 # --- refusals ------------------------------------------------------------------------------
 
 

@@ -6,11 +6,13 @@ load, lost a head, or grew past the size budget fails here, not in a newsroom.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from huggingface_hub import ModelCard
 from safetensors import safe_open
 
-from akhbar.models.bundle import load_bundle
+from akhbar.models.bundle import NOT_A_CLASSIFIER, load_bundle
 from akhbar.models.predict import Predictor
 from akhbar.models.tasks import STANCE_LABELS, TOPIC_LABELS
 
@@ -43,8 +45,13 @@ def test_one_bundle_with_every_head_in_fp16_safetensors():
     assert bundle.settings.tasks["stance"].labels == STANCE_LABELS
     with safe_open(str(SHARED / "model.safetensors"), "pt") as f:
         assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
-    card = (SHARED / "README.md").read_text()
-    assert "CC BY-NC-SA 4.0" in card
+    card = ModelCard.load(SHARED / "README.md")
+    assert "CC BY-NC-SA 4.0" in card.text
+    assert card.data.pipeline_tag == "text-classification" and card.data.base_model
+    tested = {(r.task_name, r.dataset_type) for r in card.data.eval_results}
+    assert {("topic", "topic/ant_v2.1_multisource"), ("summary", "summary/ant_bbc")} <= tested
+    # A classifier pipeline pointed at the bundle answers with this label, never a plausible one.
+    assert json.loads((SHARED / "config.json").read_text())["id2label"] == {"0": NOT_A_CLASSIFIER}
 
 
 def test_obvious_articles_get_obvious_answers():
