@@ -20,7 +20,7 @@ setup: .venv/.stamp
 	python3 -m venv .venv
 	$(PIP) install --upgrade pip
 	$(PIP) install -c constraints.txt setuptools wheel
-	$(PIP) install -c constraints.txt -e ".[train,dev,ray]"
+	$(PIP) install -c constraints.txt -e ".[train,dev,ray,onnx]"
 	$(MAKE) --no-print-directory browser
 	touch $@
 
@@ -49,13 +49,14 @@ test: setup
 
 # The Bento's run-time pins: the wheel's dependencies alone, resolved in a throwaway venv
 # against constraints.txt (about a minute); tests/test_packaging.py checks the two agree.
+# torch is pinned to its CPU build (+cpu), which bentofile.yaml's extra index serves.
 requirements-serve.txt: pyproject.toml constraints.txt
 	rm -rf .venv-serve && python3 -m venv .venv-serve
 	.venv-serve/bin/pip install -q -c constraints.txt .
 	{ echo "# What the service needs at run time: the akhbar wheel's core dependencies (no extras),"; \
 	  echo "# pinned to the versions in constraints.txt (a test checks). bentofile.yaml installs these."; \
 	  echo "# Regenerate after changing pyproject.toml or constraints.txt: make requirements-serve.txt"; \
-	  .venv-serve/bin/pip freeze --exclude akhbar | sed 's/+cpu$$//'; } > $@.tmp
+	  .venv-serve/bin/pip freeze --exclude akhbar | sed 's/^torch==\([0-9.]*\)$$/torch==\1+cpu/'; } > $@.tmp
 	mv $@.tmp $@ && rm -rf .venv-serve
 
 # A Bento (bentofile.yaml): it installs the akhbar wheel, so build that first.

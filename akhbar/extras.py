@@ -2,7 +2,8 @@
 command prints when that module is missing (instead of a traceback).
 
 ``pip install akhbar`` serves and scores; the ``train`` extra adds training and evaluation;
-``ray`` the Ray engine of ``akhbar score``. The packages themselves are listed in
+``ray`` the Ray engine of ``akhbar score``; ``onnx`` the ONNX export
+(``akhbar models export --format onnx``). The packages themselves are listed in
 pyproject.toml's ``[project.optional-dependencies]``; a test checks this table against it.
 
 This module imports nothing of akhbar's, so every part of the package may use it.
@@ -23,6 +24,9 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "matplotlib": "train",
     "gensim": "train",
     "ray": "ray",
+    "onnx": "onnx",
+    "onnxscript": "onnx",
+    "onnxruntime": "onnx",
 }
 
 

@@ -247,7 +247,9 @@ def _normalised(name: str) -> str:
 
 def test_the_bentos_requirements_are_the_runtime_dependencies_at_the_tested_versions():
     constraints, serve = _pins(REPO / "constraints.txt"), _pins(REPO / "requirements-serve.txt")
-    assert {n: v for n, v in serve.items() if constraints.get(n) != v} == {}, (
+    # torch: the same version, as the CPU build (bentofile.yaml's extra index serves it)
+    assert serve["torch"] == constraints["torch"] + "+cpu", "make requirements-serve.txt"
+    assert {n: v for n, v in serve.items() if n != "torch" and constraints.get(n) != v} == {}, (
         "regenerate: make requirements-serve.txt"
     )
     runtime = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -263,7 +265,7 @@ def test_the_bento_installs_no_training_package():
 
 def test_the_extras_hint_table_matches_pyproject():
     """akhbar/extras.py names the extra to install for a missing module; it must list exactly
-    the packages of pyproject's `train` and `ray` extras (by import name)."""
+    the packages of pyproject's `train`, `ray` and `onnx` extras (by import name)."""
     from akhbar import extras
 
     optional = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
@@ -271,7 +273,7 @@ def test_the_extras_hint_table_matches_pyproject():
     ]
     declared = {
         _normalised(re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0]).replace("-", "_"): extra
-        for extra in ("train", "ray")
+        for extra in ("train", "ray", "onnx")
         for d in optional[extra]
     }
     assert extras.EXTRA_OF_MODULE == declared

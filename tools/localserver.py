@@ -1,6 +1,6 @@
 """Run ``akhbar serve`` on a free port of 127.0.0.1 for a bounded job: the fuzzer
 (:mod:`tools.fuzz`), the load test (:mod:`tools.loadtest`) and the tests
-that need a real server.
+that need a real server (one of them serves a built Bento with ``bentoml serve``).
 
 The server runs in its own session (process group), so stopping it reaches BentoML's
 process manager and workers too: SIGTERM first (``akhbar serve`` forwards it), SIGKILL to
@@ -81,20 +81,24 @@ def local_server(
     port: int | None = None,
     start_timeout: float = START_TIMEOUT_S,
     stop_timeout: float = STOP_TIMEOUT_S,
+    command: list[str] | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[LocalServer]:
     """``akhbar serve`` on 127.0.0.1 with exactly ``env``; yields once ``/readyz`` answers 200.
 
-    Raises RuntimeError, with the end of the server's log, when the server exits or is not
-    ready within ``start_timeout`` seconds. Stops the server on exit.
+    ``command`` starts another server that takes ``--host`` and ``--port`` (``bentoml serve
+    TAG``), run in ``cwd``. Raises RuntimeError, with the end of the server's log, when the
+    server exits or is not ready within ``start_timeout`` seconds. Stops the server on exit.
     """
     port = port or free_port()
-    akhbar = Path(sys.executable).parent / "akhbar"
+    command = command or [str(Path(sys.executable).parent / "akhbar"), "serve"]
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [str(akhbar), "serve", "--host", HOST, "--port", str(port)],
+            [*command, "--host", HOST, "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
             start_new_session=True,
         )
     server = LocalServer(f"http://{HOST}:{port}", process, log)

@@ -17,13 +17,14 @@ Which model a task uses (:func:`resolve_models`, which the service, the batch sc
 benchmarks reach through :meth:`akhbar.serving.core.config.ScoringConfig.resolve_models`):
 
 1. ``AKHBAR_<TASK>_MODEL`` when set: a store tag, or a bundle directory used in place;
-2. else the promoted tag;
-3. else, on first start, the shipped default is imported and promoted: ``models/default/<task>/``,
+2. else, inside a built Bento, the model it was built with (:func:`bento_models`);
+3. else the promoted tag;
+4. else, on first start, the shipped default is imported and promoted: ``models/default/<task>/``,
    or ``models/default/shared/`` (one bundle with every task's head, imported once as
    ``akhbar-shared`` and promoted for all its tasks). When the shipped default changes (a new
    checkout), the new one is imported and replaces the old one wherever the old one was still
    the default; a model someone promoted stays;
-4. else start-up stops with one sentence naming the task and the command to run.
+5. else start-up stops with one sentence naming the task and the command to run.
 
 ``BENTOML_HOME`` (default ``~/bentoml``) is read on every call, so tests can point it at a
 temporary folder.
@@ -49,6 +50,7 @@ from akhbar.models.tasks import TASKS
 NAME_PREFIX = "akhbar-"
 SHARED_NAME = "akhbar-shared"
 POINTER_FILE = "promoted.json"
+BENTO_ALIAS_PREFIX = "akhbar:"  # see bento_alias
 # Shipped defaults: models/default/<task>/, beside serving/ in the repository and in a Bento's
 # working directory; AKHBAR_DEFAULT_MODELS points elsewhere.
 DEFAULT_MODELS_ENV = "AKHBAR_DEFAULT_MODELS"
@@ -258,14 +260,25 @@ def model_tasks(tag: str) -> tuple[str, ...]:
     return tuple(t for t in labels.get("tasks", "").split(",") if t)
 
 
-def export(tag: str, directory: str | Path) -> Path:
-    """Copy a stored model's bundle files (not BentoML's ``model.yaml``) to a new directory."""
+EXPORT_FORMATS = ("bundle", "onnx")
+
+
+def export(
+    tag: str, directory: str | Path, format: str = "bundle", task: str | None = None
+) -> Path:
+    """Write a model to a new directory: ``bundle``, a copy of its bundle files (not BentoML's
+    ``model.yaml``); ``onnx``, one task's encoder and head (:mod:`akhbar.models.onnx_export`).
+
+    ``tag`` is a store tag or a bundle directory; ``task`` names the head an ONNX export takes
+    (needed when the bundle has several)."""
     from bentoml._internal.models.model import MODEL_YAML_FILENAME
 
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
         raise ModelStoreError(f"{directory} is not empty; export into a new or empty directory.")
-    source = resolve(tag)
+    source = Path(tag) if Path(tag).is_dir() else resolve(tag)
+    if format == "onnx":
+        return _export_onnx(source, task, directory)
     directory.mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
         if item.name == MODEL_YAML_FILENAME:
@@ -275,6 +288,21 @@ def export(tag: str, directory: str | Path) -> Path:
         else:
             shutil.copy2(item, directory / item.name)
     return directory
+
+
+def _export_onnx(source: Path, task: str | None, directory: Path) -> Path:
+    from akhbar.models.bundle import BundleError, load_bundle, read_settings
+    from akhbar.models.onnx_export import export_onnx
+
+    try:
+        tasks = tuple(read_settings(source).tasks)
+        if task is None and len(tasks) > 1:
+            raise ModelStoreError(
+                f"{source} has several heads ({', '.join(tasks)}); name one with --task."
+            )
+        return export_onnx(load_bundle(source), task or tasks[0], directory)
+    except BundleError as exc:
+        raise ModelStoreError(f"cannot export {exc}.") from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -333,11 +361,34 @@ def promote(tag: str, tasks: Iterable[str] | None = None) -> tuple[str, dict[str
 
 @dataclass(frozen=True)
 class ModelRef:
-    """Where one task's model comes from: a folder to load and the version to report."""
+    """Where one task's model comes from: a folder to load, the version to report, and the
+    store tag (None for a bundle directory used in place)."""
 
     task: str
     path: Path
     version: str
+    tag: str | None = None
+
+
+def bento_alias(tasks: Iterable[str]) -> str:
+    """The alias a Bento records for a model it carries: ``akhbar:`` and the tasks it serves."""
+    return BENTO_ALIAS_PREFIX + ",".join(tasks)
+
+
+def bento_models() -> dict[str, str]:
+    """``{task: tag}`` of the models the running Bento was built with; empty outside a Bento.
+
+    BentoML sets the aliases a Bento recorded (:func:`bento_alias`) before it imports the
+    service, and points its model store at the models inside the Bento.
+    """
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return {
+        task: str(tag)
+        for alias, tag in BentoMLContainer.model_aliases.get().items()
+        if alias.startswith(BENTO_ALIAS_PREFIX)
+        for task in alias.removeprefix(BENTO_ALIAS_PREFIX).split(",")
+    }
 
 
 def _how_to_get(task: str) -> str:
@@ -443,18 +494,24 @@ def resolve_models(
     overrides: ``{task: tag or directory}``, e.g. from ``AKHBAR_<TASK>_MODEL``; None or a
         missing task falls back to the store.
     """
+    import bentoml
+
     from akhbar.models.bundle import BundleError, check_files, read_settings
 
     overrides = overrides or {}
+    pinned = bento_models()
     refs: dict[str, ModelRef] = {}
     digests: dict[Path, str] = {}
     for task in tasks:
         chosen = overrides.get(task)
         if chosen and Path(chosen).expanduser().is_dir():
-            path, version = (
-                Path(chosen).expanduser().resolve(),
-                str(Path(chosen).expanduser().resolve()),
-            )
+            path = Path(chosen).expanduser().resolve()
+            version, tag = str(path), None
+        elif not chosen and task in pinned:
+            # Inside a Bento: BentoML's model store is the Bento's own.
+            model = bentoml.models.get(pinned[task])
+            path, version = Path(model.path), str(model.tag)
+            tag = version
         else:
             tag = chosen or _shipped_default(task, promoted().get(task), digests)
             if tag is None:
@@ -470,6 +527,7 @@ def resolve_models(
                     f"{bentoml_home()}; {_how_to_get(task)}."
                 ) from None
             path, version = Path(model.path), str(model.tag)
+            tag = version
         try:
             check_files(path)
             settings = read_settings(path)
@@ -482,7 +540,7 @@ def resolve_models(
                 f"the {task} model {version} has no {task} head (it has "
                 f"{', '.join(settings.tasks)}); {_how_to_get(task)}."
             )
-        refs[task] = ModelRef(task, path, version)
+        refs[task] = ModelRef(task, path, version, tag)
     return refs
 
 
@@ -562,12 +620,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     export_ = sub.add_parser(
         "export",
-        help="Copy a bundle from the store to a directory.",
-        description="Copy a bundle from the store to a directory (the bundle format).",
+        help="Write a model to a directory: its bundle, or one task as ONNX.",
+        description="Write a model to a new or empty directory: a copy of its bundle "
+        "(--format bundle), or one task's encoder and head as an ONNX graph that onnxruntime "
+        "runs without akhbar (--format onnx, needs the 'onnx' extra).",
     )
-    export_.add_argument("tag", metavar="TAG", help="Model tag, e.g. akhbar-topic:latest.")
     export_.add_argument(
-        "directory", metavar="DIR", help="Directory to write the bundle to (new or empty)."
+        "tag",
+        metavar="TAG",
+        help="Model tag (e.g. akhbar-topic:latest) or a bundle directory (models/default/shared).",
+    )
+    export_.add_argument("directory", metavar="DIR", help="Directory to write to (new or empty).")
+    export_.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="bundle",
+        help="What to write (default: bundle).",
+    )
+    export_.add_argument(
+        "--task",
+        choices=TASKS,
+        default=None,
+        help="The head an ONNX export takes (needed when the bundle has several).",
     )
 
     import_ = sub.add_parser(
@@ -616,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "import":
             print(import_bundle(args.directory, args.task))
         elif args.action == "export":
-            print(export(args.tag, args.directory))
+            print(export(args.tag, args.directory, args.format, args.task))
         elif args.action == "promote":
             tag, pointers = promote(args.tag, args.task)
             tasks = sorted(t for t, p in pointers.items() if p == tag)

@@ -33,18 +33,6 @@ from akhbar.serving.http.startup import STARTUP_ERROR_FILE_ENV
 DEFAULT_PORT = 3000
 DEFAULT_HOST = "127.0.0.1"
 SERVICE = "akhbar.serving.http.service:Akhbar"
-# glibc's malloc for a long-running server, unless the environment sets these. Measured with
-# `make loadtest` (32 users, 120 s, shipped models; serving/README.md, Reliability): with
-# glibc's defaults resident memory grew 15 % between 40 s and 120 s, and kept growing, as
-# glibc raises its mmap threshold whenever a large block is freed, so later batches'
-# activations come from a heap that fragments and is seldom given back. A fixed 4 MiB
-# threshold kept it within 2 % for 17 % fewer requests/s (128 KiB: flat, 30 % fewer; 16 MiB:
-# +12 %). Two arenas: the scoring threads do not each keep one.
-MALLOC_SETTINGS = {
-    "MALLOC_ARENA_MAX": "2",
-    "MALLOC_MMAP_THRESHOLD_": str(4 << 20),
-    "MALLOC_TRIM_THRESHOLD_": "131072",
-}
 
 
 def _port(value: str) -> int:
@@ -104,11 +92,9 @@ def run_server(host: str, port: int, grace: int) -> int:
     flight get after SIGTERM."""
     with tempfile.TemporaryDirectory(prefix="akhbar-serve-") as tmp:
         status_file = Path(tmp) / "startup-error"
+        # glibc's malloc settings reach the server processes through the service's own
+        # ``envs`` (akhbar.serving.http.settings.MALLOC_SETTINGS), as under plain `bentoml serve`.
         env = {**os.environ, STARTUP_ERROR_FILE_ENV: str(status_file)}
-        # glibc's malloc, tuned for a long-running server (unless the environment says
-        # otherwise): see MALLOC_SETTINGS.
-        for name, value in MALLOC_SETTINGS.items():
-            env.setdefault(name, value)
         # Without a graceful-shutdown timeout, uvicorn waits for requests in flight forever
         # (and BentoML's process manager for a day) after SIGTERM.
         command = [

@@ -17,7 +17,8 @@ Settings: ``AKHBAR_*`` variables, in two tables: the server's own knobs in
 :mod:`akhbar.serving.http.settings`, what decides a score in :mod:`akhbar.serving.core.config`;
 both are read at start-up. Models come from the BentoML model store
 (:mod:`akhbar.serving.core.store`); a missing or corrupt model stops the server with one
-sentence naming it and the command that makes or imports it.
+sentence naming it and the command that makes or imports it. The service declares them to
+BentoML (:mod:`akhbar.serving.http.bento_models`), so a built Bento carries its models.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ from akhbar.serving.core.articles import (
     TopicResponse,
     article_count,
 )
+from akhbar.serving.http.bento_models import TaskModel
 from akhbar.serving.http.middleware import AkhbarMiddleware, note
-from akhbar.serving.http.settings import MAX_REQUEST_TIMEOUT, ServiceSettings
+from akhbar.serving.http.settings import MALLOC_SETTINGS, MAX_REQUEST_TIMEOUT, ServiceSettings
 from akhbar.serving.http.startup import logger, setup_logging, stop_startup
 from akhbar.serving.http.ui import page_app
 
@@ -81,9 +83,17 @@ class WorkItem(BaseModel):
     runner_connection=SELF_PROXY_NEVER_REFRESHES,
     logging={"access": {"enabled": False}},  # akhbar.access logs one line per request instead
     labels={"project": "akhbar"},
+    # Every server process starts with these unless its environment sets them; a Bento
+    # records them, and a container built from it sets them in the image.
+    envs=[{"name": name, "value": value} for name, value in MALLOC_SETTINGS.items()],
 )
 class Akhbar:
     """Scores Arabic news articles: topic, extractive summary, stance toward claims."""
+
+    # What `bentoml build` packs into the Bento (the same stored model once when tasks share it).
+    topic_model = TaskModel("topic")
+    stance_model = TaskModel("stance")
+    summary_model = TaskModel("summary")
 
     def __init__(self) -> None:
         from akhbar.serving.core.analyzer import Analyzer, ModelLoadError

@@ -88,6 +88,51 @@ def test_overrides_take_a_directory_or_a_tag(home, tiny_bundle):
     assert refs["stance"].version == tag
 
 
+@pytest.fixture
+def bentoml_state(home):
+    """BentoML's own model store pointed at the test's home (BentoML reads BENTOML_HOME once
+    per process); yields a function that sets the model aliases a loaded Bento would have
+    recorded. Both are restored afterwards."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    aliases, models = BentoMLContainer.model_aliases.get(), BentoMLContainer.model_store.get()
+    BentoMLContainer.model_store.set(store._model_store())
+    yield BentoMLContainer.model_aliases.set
+    BentoMLContainer.model_aliases.set(aliases)
+    BentoMLContainer.model_store.set(models)
+
+
+def test_inside_a_bento_its_own_models_win_over_the_promoted_ones(home, tiny_bundle, bentoml_state):
+    built = store.import_bundle(tiny_bundle, validate=False)
+    store.promote(store.import_bundle(tiny_bundle, validate=False))  # promoted after the build
+    bentoml_state({store.bento_alias(["topic", "summary"]): built, "other": "x:y"})
+    assert store.bento_models() == {"topic": built, "summary": built}
+    refs = store.resolve_models()
+    assert refs["topic"].tag == built and refs["summary"].tag == built
+    assert refs["stance"].tag not in (None, built)  # not in the Bento: the promoted one
+    # A bundle directory mounted where the Bento runs still overrides.
+    assert store.resolve_models(["topic"], {"topic": str(tiny_bundle)})["topic"].tag is None
+
+
+def test_the_service_declares_each_tasks_model_to_bentoml_on_demand(
+    home, tiny_bundle, monkeypatch, bentoml_state
+):
+    from akhbar.serving.http.bento_models import TaskModel
+    from akhbar.serving.http.service import Akhbar
+
+    assert {m.task for m in Akhbar.models} == set(TASKS)  # importing looked nothing up
+    tag = store.import_bundle(tiny_bundle, validate=False)
+    store.promote(tag)
+    model = TaskModel("stance")
+    assert str(model.tag) == tag
+    assert model.to_info().alias == store.bento_alias(TASKS)  # one model serves all three
+    monkeypatch.setenv("AKHBAR_STANCE_MODEL", str(tiny_bundle))
+    mounted = TaskModel("stance")
+    assert mounted.resolve() is None  # served in place, nothing for BentoML to fetch
+    with pytest.raises(store.ModelStoreError, match="akhbar models import"):
+        mounted.to_info()  # but a Bento cannot carry it
+
+
 def test_first_start_imports_and_promotes_the_shipped_defaults_once(
     home, tiny_bundle, tmp_path, monkeypatch, capsys
 ):
