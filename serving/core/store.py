@@ -305,6 +305,28 @@ def _export_onnx(source: Path, task: str | None, directory: Path) -> Path:
         raise ModelStoreError(f"cannot export {exc}.") from None
 
 
+def push_to_hub(directory: Path, repo_id: str) -> str:
+    """Upload an exported folder (its card included) to a Hugging Face model repository,
+    creating it (private) when missing; the token is huggingface_hub's (``HF_TOKEN`` or
+    ``hf auth login``). Returns the commit's URL."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, private=True, exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=directory,
+            commit_message=f"akhbar models export: {directory.name}",
+        )
+    except (HfHubHTTPError, OSError) as exc:
+        raise ModelStoreError(
+            f"{directory} was exported, but pushing it to {repo_id} failed: {exc}"
+        ) from None
+    return commit.commit_url
+
+
 # ---------------------------------------------------------------------------------------
 # Promotion
 
@@ -643,6 +665,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="The head an ONNX export takes (needed when the bundle has several).",
     )
+    export_.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        default=None,
+        help="Then upload the folder to this Hugging Face model repository (created private "
+        "when missing; token from HF_TOKEN or `hf auth login`).",
+    )
 
     import_ = sub.add_parser(
         "import",
@@ -690,7 +719,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "import":
             print(import_bundle(args.directory, args.task))
         elif args.action == "export":
-            print(export(args.tag, args.directory, args.format, args.task))
+            written = export(args.tag, args.directory, args.format, args.task)
+            print(written)
+            if args.push_to_hub:
+                print(push_to_hub(written, args.push_to_hub))
         elif args.action == "promote":
             tag, pointers = promote(args.tag, args.task)
             tasks = sorted(t for t, p in pointers.items() if p == tag)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -236,3 +238,44 @@ def test_missing_unknown_and_corrupt_models_are_one_sentence(home, tiny_bundle, 
     (truncated / "model.safetensors").write_bytes(b"\0" * 100)
     assert store.main(["import", str(truncated)]) == 1  # validated before it enters the store
     assert store.list_models() == []
+
+
+class FakeHub:
+    """Stands in for huggingface_hub.HfApi (no network here): records what would be pushed."""
+
+    calls: list[tuple] = []
+    fail = False
+
+    def create_repo(self, repo_id, private=None, exist_ok=False):
+        FakeHub.calls.append(("create_repo", repo_id, private, exist_ok))
+
+    def upload_folder(self, repo_id, folder_path, commit_message=None):
+        if FakeHub.fail:
+            import httpx
+            from huggingface_hub.errors import HfHubHTTPError
+
+            request = httpx.Request("POST", "https://huggingface.co/api/repos/create")
+            response = httpx.Response(401, request=request)
+            raise HfHubHTTPError("401 Client Error: Unauthorized", response=response)
+        files = sorted(p.name for p in Path(folder_path).iterdir())
+        FakeHub.calls.append(("upload_folder", repo_id, files))
+        return SimpleNamespace(commit_url=f"https://huggingface.co/{repo_id}/commit/abc")
+
+
+def test_an_export_pushes_its_folder_to_the_hub(home, tiny_bundle, tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHub)
+    FakeHub.calls, FakeHub.fail = [], False
+    target = tmp_path / "pushed"
+    args = ["export", str(tiny_bundle), str(target), "--push-to-hub", "newsroom/akhbar"]
+    assert store.main(args) == 0
+    assert "huggingface.co/newsroom/akhbar/commit/abc" in capsys.readouterr().out
+    created, uploaded = FakeHub.calls
+    assert created == ("create_repo", "newsroom/akhbar", True, True)
+    assert uploaded[:2] == ("upload_folder", "newsroom/akhbar") and "README.md" in uploaded[2]
+    FakeHub.fail = True  # a refused push says so in one line; the export stays on disk
+    assert store.main([*args[:2], str(tmp_path / "again"), *args[3:]]) == 1
+    err = capsys.readouterr().err
+    assert "pushing it to newsroom/akhbar failed" in err and "401" in err
+    assert (tmp_path / "again" / "akhbar.json").is_file()
