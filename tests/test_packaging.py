@@ -185,6 +185,54 @@ sys.exit(akhbar.cli.main(["--version"]))
     assert result.stdout.strip().startswith("akhbar ")
 
 
+# Runs `akhbar ARGS...` from the unpacked wheel only (as test_wheel_imports_from_its_own_files).
+WHEEL_CLI = """
+import sys
+wheel_dir, site_dirs, *args = sys.argv[1:]
+sys.path[:0] = [wheel_dir]
+sys.path.extend(site_dirs.split(","))
+import akhbar.cli
+assert akhbar.cli.__file__.startswith(wheel_dir), akhbar.cli.__file__
+sys.exit(akhbar.cli.main(args))
+"""
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_finds_scores_and_says_where_models_come_from(unpacked, tmp_path):
+    """Installed use, away from the checkout: an empty store says how to get models; with
+    AKHBAR_DEFAULT_MODELS at a copy of models/default, `akhbar score` imports them, saying so
+    on standard error, and scores."""
+    paths = sysconfig.get_paths()
+    site_dirs = ",".join(sorted({paths["purelib"], paths["platlib"]}))
+    defaults = tmp_path / "defaults"
+    shutil.copytree(REPO / "models" / "default", defaults)
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text(
+        json.dumps({"id": "a1", "text": "فاز المنتخب الوطني بكأس البطولة بعد مباراة مثيرة."})
+        + "\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKHBAR_", "BENTOML_"))}
+    env |= {"BENTOML_HOME": str(tmp_path / "home"), "AKHBAR_DEFAULT_MODELS": str(tmp_path / "no")}
+
+    def akhbar(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-I", "-S", "-c", WHEEL_CLI, str(unpacked), site_dirs, *args],
+            cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env,
+        )  # fmt: skip
+
+    listing = akhbar("models", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert "AKHBAR_DEFAULT_MODELS" in listing.stdout and "akhbar models import" in listing.stdout
+    env["AKHBAR_DEFAULT_MODELS"] = str(defaults)
+    output = tmp_path / "results.jsonl"
+    scored = akhbar("score", "--input", str(articles), "--output", str(output), "--tasks", "topic")
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    assert "importing the shipped default" in scored.stderr
+    [result] = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert result["id"] == "a1" and result["topic"]["label"] == "sport"
+
+
 @pytest.mark.slow
 def test_the_wheels_imports_keep_the_contracts(unpacked, tmp_path):
     """import-linter on the installed package, with pyproject.toml's contracts: training and
