@@ -260,25 +260,25 @@ def model_tasks(tag: str) -> tuple[str, ...]:
     return tuple(t for t in labels.get("tasks", "").split(",") if t)
 
 
-EXPORT_FORMATS = ("bundle", "onnx")
+EXPORT_FORMATS = ("bundle", "hf", "onnx")
 
 
 def export(
     tag: str, directory: str | Path, format: str = "bundle", task: str | None = None
 ) -> Path:
     """Write a model to a new directory: ``bundle``, a copy of its bundle files (not BentoML's
-    ``model.yaml``); ``onnx``, one task's encoder and head (:mod:`akhbar.models.onnx_export`).
+    ``model.yaml``); ``hf`` or ``onnx``, one task's encoder and head (:mod:`akhbar.models.exports`).
 
-    ``tag`` is a store tag or a bundle directory; ``task`` names the head an ONNX export takes
-    (needed when the bundle has several)."""
+    ``tag`` is a store tag or a bundle directory; ``task`` names the head an ``hf`` or ``onnx``
+    export takes (needed when the bundle has several)."""
     from bentoml._internal.models.model import MODEL_YAML_FILENAME
 
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
         raise ModelStoreError(f"{directory} is not empty; export into a new or empty directory.")
     source = Path(tag) if Path(tag).is_dir() else resolve(tag)
-    if format == "onnx":
-        return _export_onnx(source, task, directory)
+    if format != "bundle":
+        return _export_task(source, task, directory, format)
     directory.mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
         if item.name == MODEL_YAML_FILENAME:
@@ -290,9 +290,9 @@ def export(
     return directory
 
 
-def _export_onnx(source: Path, task: str | None, directory: Path) -> Path:
+def _export_task(source: Path, task: str | None, directory: Path, format: str) -> Path:
+    from akhbar.models import exports
     from akhbar.models.bundle import BundleError, load_bundle, read_settings
-    from akhbar.models.onnx_export import export_onnx
 
     try:
         tasks = tuple(read_settings(source).tasks)
@@ -300,7 +300,7 @@ def _export_onnx(source: Path, task: str | None, directory: Path) -> Path:
             raise ModelStoreError(
                 f"{source} has several heads ({', '.join(tasks)}); name one with --task."
             )
-        return export_onnx(load_bundle(source), task or tasks[0], directory)
+        return exports.export(load_bundle(source), task or tasks[0], directory, format)
     except BundleError as exc:
         raise ModelStoreError(f"cannot export {exc}.") from None
 
@@ -642,10 +642,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     export_ = sub.add_parser(
         "export",
-        help="Write a model to a directory: its bundle, or one task as ONNX.",
+        help="Write a model to a directory: its bundle, or one task for transformers or ONNX.",
         description="Write a model to a new or empty directory: a copy of its bundle "
-        "(--format bundle), or one task's encoder and head as an ONNX graph that onnxruntime "
-        "runs without akhbar (--format onnx, needs the 'onnx' extra).",
+        "(--format bundle), or one task's encoder and head, to run without akhbar, as a "
+        "Hugging Face checkpoint (--format hf: pipeline('text-classification', "
+        "trust_remote_code=True)) or an ONNX graph for onnxruntime (--format onnx, needs the "
+        "'onnx' extra).",
     )
     export_.add_argument(
         "tag",
@@ -663,7 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--task",
         choices=TASKS,
         default=None,
-        help="The head an ONNX export takes (needed when the bundle has several).",
+        help="The head an hf or onnx export takes (needed when the bundle has several).",
     )
     export_.add_argument(
         "--push-to-hub",

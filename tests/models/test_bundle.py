@@ -195,7 +195,7 @@ def test_a_classifier_pipeline_on_a_bundle_says_it_is_not_one(tiny_bundle: Path)
     classify = pipeline("text-classification", model=str(tiny_bundle))
     answers = classify(TEXTS)
     assert answers and all(a["label"] == NOT_A_CLASSIFIER for a in answers)
-    assert "load_bundle" in NOT_A_CLASSIFIER
+    assert "akhbar models export" in NOT_A_CLASSIFIER
 
 
 # --- refusals ------------------------------------------------------------------------------
