@@ -48,8 +48,8 @@ HEAD_PREFIX = "heads."
 # config.json's only label. transformers picks a sequence classifier by ``model_type`` (bert)
 # whatever ``architectures`` says, so `AutoModelForSequenceClassification` and
 # `pipeline("text-classification")` load a bundle with a fresh random head; with this label,
-# each of their answers says what went wrong, and what to run, instead of a plausible LABEL_0. ``AutoModel``
-# (the encoder alone) and akhbar's own loader ignore it.
+# each of their answers says what went wrong, and what to run, instead of a plausible
+# LABEL_0. ``AutoModel`` (the encoder alone) and akhbar's own loader ignore it.
 NOT_A_CLASSIFIER = (
     "NOT_A_CLASSIFIER: an akhbar bundle; run it with akhbar, or export one task for "
     "transformers with `akhbar models export DIR OUT --format hf --task TASK`"
