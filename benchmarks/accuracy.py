@@ -6,7 +6,9 @@ scoring path (:mod:`akhbar.models.precision`), on the same loaded bundles:
 * ``fp32``: the bundles as trained (the reference);
 * ``int8``: dynamic quantisation of the encoder's linear layers (int8 weights, activations
   quantised per batch at run time);
-* ``bf16``: the encoder under bf16 autocast, heads and fusions in fp32.
+* ``bf16``: the encoder under bf16 autocast, heads and fusions in fp32;
+* ``onnx-int8``: the encoder on ONNX Runtime, fused (attention, layer norms, GELU) and int8;
+  heads and fusions in torch, fp32.
 
 Each is scored with batch size ``AKHBAR_MODEL_BATCH_SIZE`` and the metrics training reports:
 

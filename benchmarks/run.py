@@ -8,7 +8,7 @@ Stages, each a script of this folder run in a process of its own, one after anot
 2. ``naive``    the same models one article at a time, no batching, no padding;
 3. ``gemm``     the machine's sustained fp32 / bf16 / int8 matrix-multiply rate;
 4. ``flops``    the model FLOPs of every benchmark article, from the configs;
-5. ``accuracy`` faster variants (int8, bf16) against fp32 on the validation splits;
+5. ``accuracy`` faster variants (int8, bf16, onnx-int8) against fp32 on the validation splits;
 6. ``pretrain`` ``akhbar pretrain`` against a stock ``BertForMaskedLM`` loop, tokens/s.
 
 Articles: a seeded random sample of ``--articles`` articles of the topic test split
@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--variants",
-        default=os.environ.get("BENCH_VARIANTS", "int8,bf16"),
-        help="Faster variants the accuracy guard scores against fp32 (int8, bf16).",
+        default=os.environ.get("BENCH_VARIANTS", "int8,bf16,onnx-int8"),
+        help="Faster variants the accuracy guard scores against fp32 (int8, bf16, onnx-int8).",
     )
     p.add_argument(
         "--pretrain-steps",
@@ -133,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         default=os.environ.get("BENCH_PRECISION", ""),
         choices=("", *PRECISIONS),
-        help="Precision the service computes in (auto, fp32, bf16, int8; BENCH_PRECISION); "
-        "default: its AKHBAR_PRECISION setting.",
+        help="Precision the service computes in (auto, fp32, bf16, int8, onnx-int8; "
+        "BENCH_PRECISION); default: its AKHBAR_PRECISION setting.",
     )
     p.add_argument(
         "--stages",
@@ -257,7 +257,8 @@ def summarize(r: dict, precision: str) -> dict:
         compute["achieved_gflops_naive"] = round(useful / naive["wall_s"] / 1e9, 2)
     if gemm:
         compute["limit_gflops"] = {k: gemm[k].get("gflops") for k in ("fp32", "bf16", "int8")}
-    limit = gemm and gemm.get(precision, {}).get("gflops")
+    # Any int8 back-end (torch's or ONNX Runtime's) is held to the int8 GEMM rate.
+    limit = gemm and gemm.get("int8" if precision.endswith("int8") else precision, {}).get("gflops")
     out["fraction_of_limit"] = (
         round(compute["achieved_gflops_c16"] / limit, 3)
         if limit and "achieved_gflops_c16" in compute

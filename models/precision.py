@@ -7,6 +7,8 @@ No torch import here: the scoring core's configuration checks ``AKHBAR_PRECISION
   (AVX512-BF16, AMX), slower than fp32 where it has to emulate them;
 * ``int8``: dynamic quantisation of the linear layers (int8 weights, activations
   quantised per batch); about 2x faster on any CPU with AVX2 or VNNI;
+* ``onnx-int8``: the encoder on ONNX Runtime, its attention and layer norms fused and its
+  linear layers int8 (:mod:`akhbar.models.ort_encoder`; needs the ``onnx`` extra);
 * ``auto``: bf16 on a CPU with native bf16, else fp32.
 
 A setting is one of :data:`PRECISIONS`; :func:`resolve_precision` turns it into one of
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-COMPUTED = ("fp32", "bf16", "int8")
+COMPUTED = ("fp32", "bf16", "int8", "onnx-int8")
 PRECISIONS = ("auto", *COMPUTED)
 
 

@@ -26,6 +26,7 @@ from scipy.special import softmax
 from akhbar.models.bundle import Bundle
 from akhbar.models.inputs import candidate_sentences, stance_inputs, topic_inputs
 from akhbar.models.modeling import mean_pool
+from akhbar.models.ort_encoder import OrtEncoder
 from akhbar.models.precision import COMPUTED
 from akhbar.models.sentences import Sentence
 from akhbar.models.tasks import SENTENCE, SEQUENCE
@@ -83,6 +84,9 @@ class Predictor:
             )
         self.bundle, self.batch_size, self.precision = bundle, batch_size, precision
         self.model = bundle.model.eval()
+        self.ort_encoder = (
+            OrtEncoder(bundle, torch.get_num_threads()) if precision == "onnx-int8" else None
+        )
         if self.precision == "int8":
             with warnings.catch_warnings():  # torch.ao's deprecation notice points at torchao
                 warnings.simplefilter("ignore")
@@ -97,8 +101,9 @@ class Predictor:
             if self.precision == "bf16"
             else nullcontext()
         )
+        encode = self.ort_encoder or self.model.encode
         with bf16:
-            hidden = self.model.encode(
+            hidden = encode(
                 batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
             )
         return hidden.float()

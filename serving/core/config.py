@@ -27,7 +27,8 @@ topic_model        AKHBAR_TOPIC_MODEL        (store)  store tag or bundle direct
 summary_model      AKHBAR_SUMMARY_MODEL      (store)  store tag or bundle directory for summary
 stance_model       AKHBAR_STANCE_MODEL       (store)  store tag or bundle directory for stance
 model_batch_size   AKHBAR_MODEL_BATCH_SIZE   16       token windows per forward pass
-precision          AKHBAR_PRECISION          auto     encoder arithmetic: auto, fp32, bf16 or int8
+precision          AKHBAR_PRECISION          auto     encoder arithmetic: auto, fp32, bf16, int8
+                                                      or onnx-int8
 torch_threads      AKHBAR_TORCH_THREADS      0        torch threads per process; 0: its share
                                                       of the cores
 =================  ========================  =======  ==============================================
@@ -52,6 +53,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
+from akhbar import extras
 from akhbar.models.precision import PRECISIONS, resolve_precision
 from akhbar.models.tasks import TASKS
 from akhbar.serving.core.limits import summary_sentences_problem
@@ -109,7 +111,8 @@ class ScoringConfig:
         the promoted (else shipped default) model from the store.
     model_batch_size: token windows per forward pass.
     precision: the encoders' arithmetic (:mod:`akhbar.models.precision`): ``auto`` is bf16
-        on a CPU with bf16 instructions, else fp32; ``int8`` quantises the linear layers.
+        on a CPU with bf16 instructions, else fp32; ``int8`` quantises the linear layers;
+        ``onnx-int8`` runs the encoder on ONNX Runtime, fused and int8 (the ``onnx`` extra).
         ``make bench`` measures each against fp32 on the validation splits.
     torch_threads: torch's intra-op threads per scoring process; 0 gives the process its
         share of the usable cores (see :meth:`runtime`).
@@ -135,6 +138,8 @@ class ScoringConfig:
             raise ValueError(
                 f"AKHBAR_PRECISION must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
+        if self.precision == "onnx-int8" and (absent := extras.missing("onnx")):
+            raise ValueError(extras.hint("AKHBAR_PRECISION=onnx-int8", absent[0]))
         if self.torch_threads < 0:
             raise ValueError(
                 "AKHBAR_TORCH_THREADS must be 0 (share the cores) or more, got "
@@ -179,8 +184,8 @@ class Runtime:
     ----------
     summary_sentences: k for articles that do not set their own.
     model_batch_size: token windows per forward pass.
-    precision: what the encoders compute in, ``fp32``, ``bf16`` or ``int8`` (``auto`` resolved
-        for this CPU).
+    precision: what the encoders compute in, ``fp32``, ``bf16``, ``int8`` or ``onnx-int8``
+        (``auto`` resolved for this CPU).
     torch_threads: torch's intra-op threads in this process.
     """
 

@@ -400,10 +400,11 @@ def test_lead_prior_moves_the_ranking_towards_lead_k():
 # Precision: bf16 and int8 compute what fp32 computes, nearly; the bundle stays fp32
 
 
-@pytest.mark.parametrize("precision", ["bf16", "int8"])
+@pytest.mark.parametrize("precision", ["bf16", "int8", "onnx-int8"])
 def test_lower_precisions_score_like_fp32_and_leave_the_bundle_alone(
-    bundle, predictor, precision
+    bundle, predictor, precision, tmp_path, monkeypatch
 ) -> None:
+    monkeypatch.setenv("AKHBAR_CACHE", str(tmp_path))  # onnx-int8 caches its graph here
     fast = Predictor(bundle, precision=precision)
     assert fast.precision == precision
     texts, titles = [SHORT, MEDIUM, LONG], ["عنوان", None, None]
@@ -433,6 +434,16 @@ def test_lower_precisions_score_like_fp32_and_leave_the_bundle_alone(
     )
 
 
+def test_the_onnx_graph_is_built_once_and_reused(bundle, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("AKHBAR_CACHE", str(tmp_path))
+    first = Predictor(bundle, precision="onnx-int8").ort_encoder.path
+    assert first.is_file() and first.parent.parent == tmp_path
+    built = first.stat().st_mtime_ns
+    assert Predictor(bundle, precision="onnx-int8").ort_encoder.path == first
+    assert first.stat().st_mtime_ns == built  # loaded, not exported again
+    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no partial file left
+
+
 def test_auto_precision_follows_the_cpu_and_the_predictor_takes_only_resolved_ones(
     bundle, monkeypatch
 ) -> None:
@@ -445,7 +456,7 @@ def test_auto_precision_follows_the_cpu_and_the_predictor_takes_only_resolved_on
     assert precision.resolve_precision("int8") == "int8"
     for unresolved in ("auto", "fp16"):
         with pytest.raises(
-            ValueError, match=f"precision must be one of fp32, bf16, int8 .*got '{unresolved}'"
+            ValueError, match=f"precision must be one of fp32, .*, onnx-int8 .*got '{unresolved}'"
         ):
             Predictor(bundle, precision=unresolved)
 

@@ -222,7 +222,7 @@ def test_limits_come_from_the_environment_at_start_up(service_env):
         (
             "AKHBAR_PRECISION",
             "fp16",
-            "AKHBAR_PRECISION must be one of auto, fp32, bf16, int8, got 'fp16'",
+            "AKHBAR_PRECISION must be one of auto, fp32, bf16, int8, onnx-int8, got 'fp16'",
         ),
         (
             "AKHBAR_TORCH_THREADS",
@@ -470,3 +470,13 @@ def test_torch_threads_share_the_usable_cores_among_the_workers(monkeypatch):
     assert (
         config.ScoringConfig().runtime().torch_threads == 8
     )  # akhbar score: one process, every core
+
+
+def test_onnx_precision_without_its_extra_names_the_install(monkeypatch):
+    from akhbar import extras
+    from akhbar.serving.core import config
+
+    assert config.ScoringConfig(precision="onnx-int8").precision == "onnx-int8"  # installed here
+    monkeypatch.setattr(extras, "missing", lambda extra: ["onnxruntime"] if extra == "onnx" else [])
+    with pytest.raises(ValueError, match=r"pip install 'akhbar\[onnx\]'"):
+        config.ScoringConfig(precision="onnx-int8")
