@@ -11,8 +11,10 @@ itself, as JSON with the request id, and never raises:
 * Auth: with ``AKHBAR_API_TOKEN`` set, every route except :data:`OPEN_PATHS` (health,
   metrics, the OpenAPI document, the reading page and its assets) needs
   ``Authorization: Bearer <token>``, compared in constant time; else 401.
-* Body size: 413 before the body is parsed, from ``Content-Length``; a body without one
-  (chunked) is read up to the limit and refused as soon as it passes it.
+* Body size: 413 before the body is read, from ``Content-Length``; every body is then read
+  here up to the limit, counting the bytes that really arrive, and refused as soon as it
+  passes it (a chunked body, or one longer than it declared). ``Content-Length`` together
+  with ``Transfer-Encoding`` gets 400 (RFC 9112) and the connection closes.
 * Not found / wrong method: Starlette's plain-text 404 and 405 become JSON errors, so every
   refusal is JSON.
 * Media type: ``multipart/form-data`` bodies get 415 (the API takes JSON; BentoML's form
@@ -250,6 +252,19 @@ class AkhbarMiddleware:
 
         if scope.get("method") in BODY_METHODS:
             length = _header(scope, b"content-length")
+            if length is not None and _header(scope, b"transfer-encoding") is not None:
+                # RFC 9112 6.3: the two framings disagree, and the server's parser would
+                # follow the chunks past the length this middleware checked.
+                await self._error(
+                    send,
+                    400,
+                    "a request must not carry both Content-Length and Transfer-Encoding "
+                    "(RFC 9112); send one of them",
+                    request_id,
+                    facts=facts,
+                    extra=[(b"connection", b"close")],
+                )
+                return
             if length is not None:
                 if not length.strip().isdigit():
                     await self._error(
@@ -263,12 +278,13 @@ class AkhbarMiddleware:
                 if int(length) > settings.max_body_bytes:
                     await self._too_large(send, int(length), request_id, facts)
                     return
-            else:  # chunked: read it here, up to the limit, then replay it
-                try:
-                    receive = await self._buffered(receive, settings.max_body_bytes)
-                except _TooLarge:
-                    await self._too_large(send, None, request_id, facts)
-                    return
+            # Read the body here, up to the limit, counting the bytes that really arrive
+            # (chunked or not), then replay it; the request takes a queue place only after.
+            try:
+                receive = await self._buffered(receive, settings.max_body_bytes)
+            except _TooLarge:
+                await self._too_large(send, None, request_id, facts)
+                return
 
         if is_open(path):
             await self.app(scope, receive, send_with_id)

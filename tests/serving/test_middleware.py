@@ -34,6 +34,68 @@ def test_a_downstream_503_gets_a_clear_body_retry_after_and_the_request_id():
     assert "busy" in response.json()["error"]
 
 
+async def _raw(wrapped, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple:
+    """One POST through the middleware as a server would hand it over: ``headers`` as sent,
+    the body in ``chunks`` (whatever Content-Length said). Returns (status, headers, body)."""
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "path": "/echo",
+        "raw_path": b"/echo",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 3000),
+        "scheme": "http",
+    }
+    pending = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
+    sent = []
+
+    async def receive():
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    await wrapped(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]), body
+
+
+@pytest.mark.anyio
+async def test_the_body_limit_counts_the_bytes_that_arrive_not_the_headers():
+    async def echo(request):
+        return JSONResponse({"received": len(await request.body())})
+
+    wrapped = AkhbarMiddleware(
+        Starlette(routes=[Route("/echo", echo, methods=["POST"])]),
+        settings=lambda: ServiceSettings(max_body_bytes=100),
+    )
+    json_type = (b"content-type", b"application/json")
+    # Both framings: refused before a byte is read, and the connection closes.
+    status, headers, body = await _raw(
+        wrapped,
+        [json_type, (b"content-length", b"5"), (b"transfer-encoding", b"chunked")],
+        [b"x" * 1000],
+    )
+    assert status == 400 and headers[b"connection"] == b"close"
+    assert "Transfer-Encoding" in json.loads(body)["error"]
+    # A body longer than its Content-Length, past the limit: 413 on what really arrived.
+    status, _, body = await _raw(
+        wrapped, [json_type, (b"content-length", b"5")], [b"x" * 60, b"x" * 60]
+    )
+    assert status == 413 and "AKHBAR_MAX_BODY_BYTES" in json.loads(body)["error"]
+    # Within the limit, the app gets the whole body, replayed.
+    status, _, body = await _raw(wrapped, [json_type, (b"content-length", b"80")], [b"x" * 80])
+    assert (status, json.loads(body)) == (200, {"received": 80})
+    assert wrapped.in_progress == 0
+
+
 @pytest.mark.anyio
 async def test_nested_in_process_calls_pass_straight_through():
     """The routes call score_batch through the same app; that inner call must not need the

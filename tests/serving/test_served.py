@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -97,6 +98,26 @@ def test_malformed_json_and_oversized_bodies(server):
     assert (
         server.post("/topic", {"articles": [{"text": STORY[0]}]}).status_code == 200
     )  # still serving
+
+
+def test_a_length_beside_chunks_is_refused_before_any_body_is_read(server):
+    """Content-Length: 5 beside Transfer-Encoding: chunked: the server's parser would follow
+    the chunks (a 256 MiB body was read this way); the service refuses from the headers."""
+    host, port = server.url.removeprefix("http://").split(":")
+    head = (
+        "POST /analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: {AUTH['authorization']}\r\n"
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head.encode())  # no body at all: the answer must not wait for one
+        received = b""
+        while part := sock.recv(65536):  # the server closes the connection after its answer
+            received += part
+    answer = received.decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 400"), answer[:500]
+    assert "Transfer-Encoding (RFC 9112)" in answer  # the service's own JSON refusal
+    assert server.post("/topic", {"articles": [{"text": STORY[0]}]}).status_code == 200
 
 
 def test_auth_health_metrics_and_docs(server):
