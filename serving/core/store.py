@@ -665,14 +665,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--task",
         choices=TASKS,
         default=None,
-        help="The head an hf or onnx export takes (needed when the bundle has several).",
+        help="The head an hf or onnx export takes (default: the bundle's only head; needed "
+        "when it has several).",
     )
     export_.add_argument(
         "--push-to-hub",
         metavar="REPO",
         default=None,
         help="Then upload the folder to this Hugging Face model repository (created private "
-        "when missing; token from HF_TOKEN or `hf auth login`).",
+        "when missing; token from HF_TOKEN or `hf auth login`; default: no upload).",
     )
 
     import_ = sub.add_parser(

@@ -14,7 +14,8 @@ itself, as JSON with the request id, and never raises:
 * Body size: 413 before the body is read, from ``Content-Length``; every body is then read
   here up to the limit, counting the bytes that really arrive, and refused as soon as it
   passes it (a chunked body, or one longer than it declared). ``Content-Length`` together
-  with ``Transfer-Encoding`` gets 400 (RFC 9112) and the connection closes.
+  with ``Transfer-Encoding`` gets 400 (RFC 9112) and the connection closes. A body that takes
+  longer than ``body_timeout`` to arrive gets 408; it never held a queue place.
 * Not found / wrong method: Starlette's plain-text 404 and 405 become JSON errors, so every
   refusal is JSON.
 * Media type: ``multipart/form-data`` bodies get 415 (the API takes JSON; BentoML's form
@@ -281,9 +282,22 @@ class AkhbarMiddleware:
             # Read the body here, up to the limit, counting the bytes that really arrive
             # (chunked or not), then replay it; the request takes a queue place only after.
             try:
-                receive = await self._buffered(receive, settings.max_body_bytes)
+                receive = await asyncio.wait_for(
+                    self._buffered(receive, settings.max_body_bytes), settings.body_timeout
+                )
             except _TooLarge:
                 await self._too_large(send, None, request_id, facts)
+                return
+            except TimeoutError:
+                await self._error(
+                    send,
+                    408,
+                    f"the request body did not arrive within {settings.body_timeout:g} s "
+                    "(AKHBAR_BODY_TIMEOUT); send it whole, without pauses",
+                    request_id,
+                    facts=facts,
+                    extra=[(b"connection", b"close")],
+                )
                 return
 
         if is_open(path):

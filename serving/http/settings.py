@@ -9,6 +9,8 @@ field            environment variable    default   meaning
 ===============  ======================  ========  ===============================================
 max_body_bytes   AKHBAR_MAX_BODY_BYTES   16777216  request body size (16 MiB); larger: 413
 request_timeout  AKHBAR_REQUEST_TIMEOUT  60        seconds before a request is answered 504
+body_timeout     AKHBAR_BODY_TIMEOUT     10        seconds to receive a request's body; slower:
+                                                   408, and the connection closes
 max_queue        AKHBAR_MAX_QUEUE        64        API requests in progress per worker; more: 503
 retry_after      AKHBAR_RETRY_AFTER      5         seconds suggested in ``Retry-After`` on 503/504
 shutdown_grace   AKHBAR_SHUTDOWN_GRACE   30        seconds requests in flight get to finish
@@ -74,6 +76,8 @@ class ServiceSettings:
     ----------
     max_body_bytes: largest request body, in bytes; checked before the body is parsed.
     request_timeout: seconds a request may take before it is answered 504.
+    body_timeout: seconds a request's body may take to arrive; a slower one gets 408 and never
+        takes a queue place.
     max_queue: API requests one worker holds at once (running or queued); more get 503.
     retry_after: seconds suggested in ``Retry-After`` on 503 and 504 answers.
     shutdown_grace: on SIGTERM, seconds the requests in flight get to finish before they are
@@ -89,6 +93,7 @@ class ServiceSettings:
 
     max_body_bytes: int = 16 * 1024 * 1024
     request_timeout: float = 60.0
+    body_timeout: float = 10.0
     max_queue: int = 64
     retry_after: int = 5
     shutdown_grace: int = 30

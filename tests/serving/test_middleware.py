@@ -3,6 +3,7 @@ provoke cheaply (a 503 from BentoML's batcher, nested in-process calls)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -15,6 +16,8 @@ from starlette.testclient import TestClient
 
 from akhbar.serving.http.middleware import AkhbarMiddleware
 from akhbar.serving.http.settings import ServiceSettings
+
+STALL = b"<stall>"  # a chunk _raw's client never finishes sending
 
 
 def _wrapped(app, **settings) -> TestClient:
@@ -56,6 +59,8 @@ async def _raw(wrapped, headers: list[tuple[bytes, bytes]], chunks: list[bytes])
     sent = []
 
     async def receive():
+        if pending and pending[0]["body"] == STALL:
+            await asyncio.sleep(3600)  # a client that stops sending mid-body
         return pending.pop(0) if pending else {"type": "http.disconnect"}
 
     async def send(message):
@@ -94,6 +99,26 @@ async def test_the_body_limit_counts_the_bytes_that_arrive_not_the_headers():
     status, _, body = await _raw(wrapped, [json_type, (b"content-length", b"80")], [b"x" * 80])
     assert (status, json.loads(body)) == (200, {"received": 80})
     assert wrapped.in_progress == 0
+
+
+@pytest.mark.anyio
+async def test_a_body_that_stops_arriving_gets_408_without_a_queue_place():
+    async def echo(request):
+        return JSONResponse({"received": len(await request.body())})
+
+    wrapped = AkhbarMiddleware(
+        Starlette(routes=[Route("/echo", echo, methods=["POST"])]),
+        settings=lambda: ServiceSettings(body_timeout=0.2, max_queue=1),
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"10")]
+    slow = asyncio.ensure_future(_raw(wrapped, headers, [b"x" * 5, STALL]))
+    await asyncio.sleep(0.05)
+    assert wrapped.in_progress == 0  # while its body trickles, it holds no place
+    status, _, body = await _raw(wrapped, headers, [b"x" * 10])  # the one place is free
+    assert status == 200
+    status, headers_sent, body = await slow
+    assert status == 408 and headers_sent[b"connection"] == b"close"
+    assert "AKHBAR_BODY_TIMEOUT" in json.loads(body)["error"]
 
 
 @pytest.mark.anyio
