@@ -72,15 +72,21 @@ async def _raw(wrapped, headers: list[tuple[bytes, bytes]], chunks: list[bytes])
     return start["status"], dict(start["headers"]), body
 
 
-@pytest.mark.anyio
-async def test_the_body_limit_counts_the_bytes_that_arrive_not_the_headers():
+def _echo(**settings) -> AkhbarMiddleware:
+    """The middleware around an app that answers how many body bytes it got."""
+
     async def echo(request):
         return JSONResponse({"received": len(await request.body())})
 
-    wrapped = AkhbarMiddleware(
+    return AkhbarMiddleware(
         Starlette(routes=[Route("/echo", echo, methods=["POST"])]),
-        settings=lambda: ServiceSettings(max_body_bytes=100),
+        settings=lambda: ServiceSettings(**settings),
     )
+
+
+@pytest.mark.anyio
+async def test_the_body_limit_counts_the_bytes_that_arrive_not_the_headers():
+    wrapped = _echo(max_body_bytes=100)
     json_type = (b"content-type", b"application/json")
     # Both framings: refused before a byte is read, and the connection closes.
     status, headers, body = await _raw(
@@ -103,13 +109,7 @@ async def test_the_body_limit_counts_the_bytes_that_arrive_not_the_headers():
 
 @pytest.mark.anyio
 async def test_a_body_that_stops_arriving_gets_408_without_a_queue_place():
-    async def echo(request):
-        return JSONResponse({"received": len(await request.body())})
-
-    wrapped = AkhbarMiddleware(
-        Starlette(routes=[Route("/echo", echo, methods=["POST"])]),
-        settings=lambda: ServiceSettings(body_timeout=0.2, max_queue=1),
-    )
+    wrapped = _echo(body_timeout=0.2, max_queue=1)
     headers = [(b"content-type", b"application/json"), (b"content-length", b"10")]
     slow = asyncio.ensure_future(_raw(wrapped, headers, [b"x" * 5, STALL]))
     await asyncio.sleep(0.05)
