@@ -412,9 +412,13 @@ def test_lower_precisions_score_like_fp32_and_leave_the_bundle_alone(
     for e, r in zip(exact, rough):
         assert set(r.scores) == set(e.scores)
         assert max(abs(r.scores[k] - e.scores[k]) for k in e.scores) < 0.05
-    assert [s.label for s in fast.stance([CLAIM], [MEDIUM])] == [
-        s.label for s in predictor.stance([CLAIM], [MEDIUM])
-    ]
+    # Stance: probabilities stay close, and the label is fp32's best up to that drift (the
+    # tiny test model's labels may nearly tie, and int8 kernels differ between CPUs).
+    ((exact_stance,), (rough_stance,)) = (p.stance([CLAIM], [MEDIUM]) for p in (predictor, fast))
+    shift = max(abs(rough_stance.scores[k] - exact_stance.scores[k]) for k in exact_stance.scores)
+    assert shift < 0.05
+    best = max(exact_stance.scores.values())
+    assert exact_stance.scores[rough_stance.label] >= best - 2 * shift
     # Sentence scores stay close; LONG repeats its sentences, so near-ties may swap places,
     # but every pick must be a top-3 sentence under fp32 up to that tolerance.
     ((_, exact_scores, _),) = predictor.sentence_scores([LONG])
