@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -139,18 +140,7 @@ def _write_onnx(bundle: Bundle, task: str, settings: TaskSettings, directory: Pa
     require("onnxscript", "ONNX export")
     text, pair = EXAMPLES.get(task, EXAMPLES["topic"])
     example = bundle.tokenizer([text, text], [pair, pair] if pair else None, return_tensors="pt")
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=512)
-    torch.onnx.export(
-        SequenceHead(bundle.model.eval(), task).eval(),
-        tuple(example[name] for name in INPUTS),
-        str(directory / ONNX_FILE),
-        dynamo=True,
-        input_names=list(INPUTS),
-        output_names=["logits"],
-        dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUTS},
-        external_data=False,  # one file
-        verbose=False,
-    )
+    export_graph(SequenceHead(bundle.model, task), example, directory / ONNX_FILE, "logits")
     (directory / LABELS_FILE).write_text(
         json.dumps(
             {
@@ -164,6 +154,25 @@ def _write_onnx(bundle: Bundle, task: str, settings: TaskSettings, directory: Pa
             ensure_ascii=False,
         )
         + "\n"
+    )
+
+
+def export_graph(
+    module: torch.nn.Module, example: Mapping[str, torch.Tensor], target: Path, output: str
+) -> None:
+    """``module`` (token ids, attention mask and token types in; ``output`` out) as one ONNX
+    file, exported with the dynamo exporter, its batch and sequence sizes free (up to 512)."""
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=512)
+    torch.onnx.export(
+        module.eval(),
+        tuple(example[name] for name in INPUTS),
+        str(target),
+        dynamo=True,
+        input_names=list(INPUTS),
+        output_names=[output],
+        dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUTS},
+        external_data=False,  # one file
+        verbose=False,
     )
 
 

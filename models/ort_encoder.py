@@ -22,8 +22,8 @@ import torch
 
 from akhbar.extras import require
 from akhbar.models.bundle import WEIGHTS_FILE, Bundle
+from akhbar.models.exports import INPUTS, export_graph
 
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 CACHE_ENV = "AKHBAR_CACHE"
 
 
@@ -46,14 +46,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path("~", ".cache", "akhbar")).expanduser() / "onnx"
 
 
-def _cache_key(bundle: Bundle) -> str:
+def _cache_key(bundle: Bundle, ort_version: str) -> str:
     """The encoder's weights and the versions that shape the graph."""
-    ort = require("onnxruntime", "AKHBAR_PRECISION=onnx-int8")
     digest = hashlib.sha256()
     with open(bundle.path / WEIGHTS_FILE, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    digest.update(f"torch {torch.__version__} onnxruntime {ort.__version__}".encode())
+    digest.update(f"torch {torch.__version__} onnxruntime {ort_version}".encode())
     return digest.hexdigest()[:20]
 
 
@@ -65,20 +64,9 @@ def build_graph(bundle: Bundle, target: Path) -> Path:
     from onnxscript.rewriter.ort_fusions import optimize_for_ort
 
     example = bundle.tokenizer(["نص", "نص آخر أطول"], padding=True, return_tensors="pt")
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=512)
     with tempfile.TemporaryDirectory(prefix="akhbar-onnx-") as tmp:
         exported, fused = Path(tmp) / "encoder.onnx", Path(tmp) / "fused.onnx"
-        torch.onnx.export(
-            _Encoder(bundle.model.encoder).eval(),
-            tuple(example[name] for name in INPUTS),
-            str(exported),
-            dynamo=True,
-            input_names=list(INPUTS),
-            output_names=["hidden"],
-            dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUTS},
-            external_data=False,
-            verbose=False,
-        )
+        export_graph(_Encoder(bundle.model.encoder), example, exported, "hidden")
         # onnxscript's fusions match what the dynamo exporter writes (ONNX Runtime's own BERT
         # optimiser fused the layer norms and GELU but no attention here).
         graph, _ = optimize_for_ort(onnx_ir.load(str(exported)))
@@ -95,7 +83,7 @@ class OrtEncoder:
 
     def __init__(self, bundle: Bundle, threads: int) -> None:
         ort = require("onnxruntime", "AKHBAR_PRECISION=onnx-int8")
-        path = cache_dir() / f"{_cache_key(bundle)}-int8.onnx"
+        path = cache_dir() / f"{_cache_key(bundle, ort.__version__)}-int8.onnx"
         if not path.is_file():
             build_graph(bundle, path)
         options = ort.SessionOptions()
