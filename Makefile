@@ -126,11 +126,12 @@ $(STAMPS)/base-report: $(STAMPS)/base
 	  --model-card $(BASE_DIR)/README.md
 	touch $@
 
-# The service's defaults: one encoder fine-tuned on topic (with its TF-IDF fusion), stance and
-# summary at once, a head per task (about 2,100 steps); then the topic head is refitted on the
-# summary's windows, so one encoder pass serves both (kept only if validation loses <= 0.5 points).
+# The service's defaults: one encoder fine-tuned on topic (with its TF-IDF fusion), stance
+# against articles (unifiedfc), stance against headlines (ANS, its own labels) and summary at
+# once, a head per task; then the topic head is refitted on the summary's windows, so one
+# encoder pass serves both (kept only if validation loses <= 0.5 points).
 $(STAMPS)/tasks: $(STAMPS)/base
-	.venv/bin/akhbar train topic,stance,summary --base-model $(BASE_DIR) --output-dir work/models/shared \
+	.venv/bin/akhbar train topic,stance,stance_headline,summary --base-model $(BASE_DIR) --output-dir work/models/shared \
 	  $(TRAIN_FLAGS)
 	$(PY) -m akhbar.training.refit_shared_windows work/models/shared/bundle --task topic --reads summary
 	$(PY) -m akhbar.training.ship_fp16 work/models/shared/bundle $(SHARED_DIR)

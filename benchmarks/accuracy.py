@@ -72,7 +72,7 @@ def score_set(predictor: Predictor, task: str, rows: list[dict], metric: str) ->
                 ]
             )
         )
-    gold, pred, _ = label_task(task, rows, predictor)
+    gold, pred, _, _ = label_task(task, rows, predictor)
     names = sorted(set(gold) | set(pred))
     index = {n: i for i, n in enumerate(names)}
     return macro_f1(np.array([index[g] for g in gold]), np.array([index[p] for p in pred]))

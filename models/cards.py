@@ -21,6 +21,7 @@ TAGS = ("arabic", "news", "akhbar")
 TASK_TYPES = {
     "topic": ("text-classification", "topic-classification"),
     "stance": ("text-classification", "stance-detection"),
+    "stance_headline": ("text-classification", "stance-detection"),
     "summary": ("summarization", "extractive-summarization"),
 }
 

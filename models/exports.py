@@ -32,7 +32,7 @@ from akhbar.models import hf_modeling
 from akhbar.models.bundle import Bundle, BundleError, TaskSettings
 from akhbar.models.cards import card_text, export_card_data
 from akhbar.models.modeling import AkhbarModel
-from akhbar.models.tasks import SEQUENCE
+from akhbar.models.tasks import SEQUENCE, STANCE_HEADS
 
 FORMATS = ("hf", "onnx")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -51,10 +51,11 @@ REPLACED_CONFIG = (
     "transformers_version",
 )
 # Stance reads the claim as the first segment and the article's evidence as the second.
-PAIRED = {"stance"}
+PAIRED = set(STANCE_HEADS)
 EXAMPLES = {
     "topic": ("أعلن البنك المركزي رفع أسعار الفائدة لكبح التضخم.", None),
     "stance": ("البنك المركزي رفع أسعار الفائدة", "أعلن البنك المركزي رفع أسعار الفائدة."),
+    "stance_headline": ("البنك المركزي يرفع الفائدة", "المركزي يرفع أسعار الفائدة"),
 }
 
 

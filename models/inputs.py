@@ -2,7 +2,8 @@
 
 * topic: the title, then the article with boilerplate removed;
 * stance: the claim, then the article sentences most relevant to it (evidence), in
-  article order, so long articles are not simply cut at 512 tokens;
+  article order, so long articles are not simply cut at 512 tokens; :func:`stance_head` says
+  which stance head (article or headline) answers a pair;
 * summary: the article's candidate sentences (:func:`candidate_sentences`).
 """
 
@@ -11,12 +12,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from akhbar.models.boilerplate import content_sentences
 from akhbar.models.normalize import normalize
 from akhbar.models.sentences import Sentence, split_sentences
+from akhbar.models.tasks import HEADLINE_MAX_WORDS
 
 _WORD = re.compile(r"\w+")
 # Very common function words carry no evidence; dropping them sharpens the overlap score.
@@ -83,6 +85,14 @@ def stance_evidence(claim: str, text: str, k: int) -> Evidence:
 def topic_inputs(texts: Sequence[str], titles: Sequence[str | None]) -> list[str]:
     """What the topic model reads for each article."""
     return [topic_text(t, h) for t, h in zip(texts, titles)]
+
+
+def stance_head(text: str, heads: Collection[str]) -> str:
+    """The stance head of ``heads`` that answers a claim against ``text``: ``stance_headline``
+    for a headline or single sentence (at most :data:`~akhbar.models.tasks.HEADLINE_MAX_WORDS`
+    words) where the bundle has that head, else ``stance`` (an article)."""
+    headline = "stance_headline" in heads and len(text.split()) <= HEADLINE_MAX_WORDS
+    return "stance_headline" if headline else "stance"
 
 
 def stance_inputs(

@@ -24,12 +24,12 @@ import torch
 from scipy.special import softmax
 
 from akhbar.models.bundle import Bundle
-from akhbar.models.inputs import candidate_sentences, stance_inputs, topic_inputs
+from akhbar.models.inputs import candidate_sentences, stance_head, stance_inputs, topic_inputs
 from akhbar.models.modeling import mean_pool
 from akhbar.models.ort_encoder import OrtEncoder
 from akhbar.models.precision import COMPUTED
 from akhbar.models.sentences import Sentence
-from akhbar.models.tasks import SENTENCE, SEQUENCE
+from akhbar.models.tasks import SENTENCE, SEQUENCE, STANCE_HEADS
 from akhbar.models.windowing import (
     SentenceWindows,
     encode_sentence_windows,
@@ -51,8 +51,11 @@ class LabelPrediction:
 
 @dataclass
 class StancePrediction(LabelPrediction):
+    """``label_set`` names the head's labels (:data:`~akhbar.models.tasks.STANCE_HEADS`)."""
+
     claim: str = ""
     evidence: tuple[Sentence, ...] = ()
+    label_set: str = STANCE_HEADS["stance"]
 
 
 @dataclass
@@ -285,18 +288,26 @@ class Predictor:
             texts, sentence_task
         )
 
-    def stance(
-        self, claims: Sequence[str], texts: Sequence[str], task: str = "stance"
-    ) -> list[StancePrediction]:
-        """One prediction per (claim, article) pair, with the evidence sentences used."""
-        inputs, evidence = stance_inputs(
-            claims, texts, self._settings(task, SEQUENCE).evidence_sentences
-        )
-        preds = self._classify(task, inputs, list(claims))
-        return [
-            StancePrediction(**vars(p), claim=c, evidence=e.sentences)
-            for p, c, e in zip(preds, claims, evidence)
-        ]
+    def stance(self, claims: Sequence[str], texts: Sequence[str]) -> list[StancePrediction]:
+        """One prediction per (claim, article) pair, with the evidence sentences used.
+
+        Each pair goes to the head :func:`~akhbar.models.inputs.stance_head` chooses (a
+        headline or single sentence to ``stance_headline`` where the bundle has it, an article
+        to ``stance``), and its prediction says which label set it is in.
+        """
+        heads = [stance_head(t, self.bundle.settings.tasks) for t in texts]
+        answers: dict[int, StancePrediction] = {}
+        for head in dict.fromkeys(heads):
+            rows = [i for i, h in enumerate(heads) if h == head]
+            pair_claims = [claims[i] for i in rows]
+            k = self._settings(head, SEQUENCE).evidence_sentences
+            inputs, evidence = stance_inputs(pair_claims, [texts[i] for i in rows], k)
+            preds = self._classify(head, inputs, pair_claims)
+            for i, p, c, e in zip(rows, preds, pair_claims, evidence, strict=True):
+                answers[i] = StancePrediction(
+                    **vars(p), claim=c, evidence=e.sentences, label_set=STANCE_HEADS[head]
+                )
+        return [answers[i] for i in range(len(texts))]
 
     def sentence_scores(
         self, texts: Sequence[str], task: str = "summary"

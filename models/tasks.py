@@ -12,7 +12,19 @@ from dataclasses import dataclass
 TASKS = ("topic", "summary", "stance")
 
 TOPIC_LABELS = ("culture", "economy", "internationalNews", "middleEast", "sport", "technology")
+# Stance is two problems with their own heads and labels (see :data:`STANCE_HEADS`):
+# a claim against a whole article (unifiedfc) and a claim against one headline (ANS).
 STANCE_LABELS = ("agree", "disagree", "discuss", "unrelated")
+HEADLINE_STANCE_LABELS = ("agree", "disagree", "other")
+# Each stance head and the label set its answers are in, as results name it (``label_set``).
+# A bundle without a ``stance_headline`` head answers every pair with ``stance``.
+STANCE_HEADS = {"stance": "article", "stance_headline": "headline"}
+# Which head answers a pair (:func:`akhbar.models.inputs.stance_head`): a text of at most this
+# many words is a headline or a single sentence, anything longer an article. Chosen on the
+# validation splits: ANS headlines run to 16 words and unifiedfc articles start at 19, so the
+# rule sends 1 of the 1,342 validation pairs to the other dataset's head (by sentence count
+# instead, 5).
+HEADLINE_MAX_WORDS = 20
 # The coarse topic labels (the topic data's ``label_coarse``):
 # both news-of-the-world labels fold into politics.
 TOPIC_COARSE = {"internationalNews": "politics", "middleEast": "politics"}
@@ -59,6 +71,9 @@ TASK_FIELDS: dict[str, TaskFields] = {
     "stance": TaskFields(
         required=("claim", "text", "label"), optional=("title", "id"), label_field="label"
     ),
+    "stance_headline": TaskFields(
+        required=("claim", "text", "label"), optional=("title", "id"), label_field="label"
+    ),
     # Unlabelled articles for batch scoring; the reader can rename `id` and add a claims list.
     "score": TaskFields(required=("text",), optional=("title", "id"), label_field=None),
 }
@@ -66,7 +81,12 @@ TASK_FIELDS: dict[str, TaskFields] = {
 # How each task uses the encoder: one label per input, or a score per sentence.
 SEQUENCE, SENTENCE = "sequence", "sentence"
 KINDS = (SEQUENCE, SENTENCE)
-TASK_KINDS: dict[str, str] = {"topic": SEQUENCE, "summary": SENTENCE, "stance": SEQUENCE}
+TASK_KINDS: dict[str, str] = {
+    "topic": SEQUENCE,
+    "summary": SENTENCE,
+    "stance": SEQUENCE,
+    "stance_headline": SEQUENCE,
+}
 # The single "label" of a sentence-scoring head: the sentence belongs in the summary.
 SENTENCE_LABEL = "selected"
 

@@ -92,16 +92,26 @@ def tiny_base(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_base, tmp_path_factory) -> Path:
-    """A random-weight bundle with topic, stance and summary heads over the tiny base."""
+    """A random-weight bundle over the tiny base with the shipped bundle's heads: topic, both
+    stance heads (article and headline) and summary."""
     from transformers import AutoModel, AutoTokenizer
 
     from akhbar.models.bundle import BundleSettings, TaskSettings, save_bundle
     from akhbar.models.modeling import AkhbarModel
-    from akhbar.models.tasks import SENTENCE, SEQUENCE, STANCE_LABELS, TOPIC_LABELS
+    from akhbar.models.tasks import (
+        HEADLINE_STANCE_LABELS,
+        SENTENCE,
+        SEQUENCE,
+        STANCE_LABELS,
+        TOPIC_LABELS,
+    )
 
     tasks = {
         "topic": TaskSettings(SEQUENCE, TOPIC_LABELS, max_length=64, stride=16),
         "stance": TaskSettings(SEQUENCE, STANCE_LABELS, max_length=64, stride=16),
+        "stance_headline": TaskSettings(
+            SEQUENCE, HEADLINE_STANCE_LABELS, max_length=64, stride=16, evidence_sentences=1
+        ),
         "summary": TaskSettings(SENTENCE, ("selected",), max_length=64, stride=0),
     }
     model = AkhbarModel(AutoModel.from_pretrained(tiny_base), {t: s.head for t, s in tasks.items()})

@@ -12,7 +12,10 @@ paired-bootstrap interval of model − baseline). For ANS the label figures are 
 three labels, and ``model_without_other`` gives agree/disagree macro-F1 on the pairs whose
 gold is not ``other``; for unifiedfc ``model_dedup`` repeats them without the test articles
 that also occur in train, and ``evidence_rationale_hit_rate`` says how often the evidence
-holds a rationale line. Topic data with an ``outlet`` field adds ``per_outlet``. Slices
+holds a rationale line; ``label_sets`` counts the pairs each stance head answered (``article``,
+``headline``: :func:`akhbar.models.inputs.stance_head`), its labels folded into the data's
+(``other`` ↔ ``discuss``, ``unrelated`` → ``other``). Topic data with an ``outlet`` field adds
+``per_outlet``. Slices
 (``per_outlet``, ``model_without_other``) average macro-F1 over the labels their gold holds,
 named in ``labels``. ``--summary-budget reference-words`` replaces ``k`` by ``budget`` and
 ``mean_words`` and adds ``lead_words``; ``--compare`` adds ``compare``.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +62,12 @@ from akhbar.training.rouge import (
 from akhbar.training.task_data import resolve_data
 
 DEFAULT_MODEL = "models/default/shared"
-# ANS labels its "neither" pairs `other`; the model's discuss and unrelated fold into it.
+# ANS labels its "neither" pairs `other`: an article head's discuss and unrelated fold into it;
+# on article data (unifiedfc) a headline head's `other` folds into discuss.
 # Summary lengths: the model's top k sentences, or each summary cut to its references' mean words.
 SENTENCES, REFERENCE_WORDS = "sentences", "reference-words"
 NATIVE_OTHER = "other"
-NATIVE_FOLDS = {NATIVE_OTHER: ("discuss", "unrelated")}
+NATIVE_FOLDS = {NATIVE_OTHER: ("discuss", "unrelated"), "discuss": (NATIVE_OTHER,)}
 
 
 def load(data: Path, task: str, split: str | None) -> list[dict]:
@@ -87,7 +92,8 @@ def train_split(data: Path, task: str) -> list[dict] | None:
 
 
 def fold(label: str, native: set[str]) -> str:
-    """Map a model label onto the data's native label set (ANS: discuss/unrelated → other)."""
+    """Map a model label onto the data's native label set
+    (ANS: discuss/unrelated → other; unifiedfc: other → discuss)."""
     for target, sources in NATIVE_FOLDS.items():
         if target in native and label in sources:
             return target
@@ -96,18 +102,22 @@ def fold(label: str, native: set[str]) -> str:
 
 def label_task(
     task: str, records: list[dict], predictor: Predictor
-) -> tuple[list[str], list[str], np.ndarray]:
-    """Gold labels, predicted labels (folded to the native set) and calibrated probabilities."""
+) -> tuple[list[str], list[str], np.ndarray, dict[str, int]]:
+    """Gold labels, predicted labels (folded to the native set), each prediction's calibrated
+    probability, and for stance how many pairs each label set (head) answered."""
     if task == "topic":
         preds = predictor.topic([r["text"] for r in records], [r.get("title") for r in records])
+        label_sets = {}
     else:
         preds = predictor.stance([r["claim"] for r in records], [r["text"] for r in records])
+        label_sets = dict(Counter(p.label_set for p in preds))
     native = {r["label"] for r in records}
     gold = [r["label"] for r in records]
     return (
         gold,
         [fold(p.label, native) for p in preds],
-        np.array([list(p.scores.values()) for p in preds]),
+        np.array([p.scores[p.label] for p in preds]),
+        label_sets,
     )
 
 
@@ -123,13 +133,15 @@ def label_report(
     task: str, records: list[dict], train: list[dict] | None, predictor: Predictor, out: Path
 ) -> tuple[dict, np.ndarray]:
     """Figures, and the gold/predicted label pairs ((n, 2) array) for paired comparisons."""
-    gold, pred, probs = label_task(task, records, predictor)
+    gold, pred, top, label_sets = label_task(task, records, predictor)
     names = sorted(set(gold) | set(pred))
     index = {n: i for i, n in enumerate(names)}
     y, y_model = np.array([index[g] for g in gold]), np.array([index[p] for p in pred])
     result = {"model": classification_report(y, y_model, names)}
+    if label_sets:
+        result["label_sets"] = label_sets
     confusion_png(y, y_model, names, out / "confusion.png")
-    reliability_png(probs.max(1), y_model == y, out / "reliability.png")
+    reliability_png(top, y_model == y, out / "reliability.png")
     predictions = baseline_predictions(task, records, train, index) if train is not None else {}
     result["baselines"] = {
         name: classification_report(y, y_base, names)
@@ -330,6 +342,9 @@ def markdown(metrics: dict) -> str:
             f"Without test articles that also occur in train (n = {metrics['model_dedup']['n']}): "
             f"macro-F1 {metrics['model_dedup']['macro_f1']:.3f}.",
         ]
+    if "label_sets" in metrics:
+        answered = ", ".join(f"{name} {n}" for name, n in sorted(metrics["label_sets"].items()))
+        lines += ["", f"Pairs answered by each stance head (label set): {answered}."]
     if "model_without_other" in metrics:
         lines += ["", *slice_table("slice", {"gold not `other`": metrics["model_without_other"]})]
     for metric, v in metrics.get("compare", {}).get("verdict", {}).items():

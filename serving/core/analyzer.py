@@ -20,8 +20,9 @@ build, has passed the same rules already and is taken as it is. A result holds:
 * ``topic``: ``label``, ``scores`` (a calibrated probability per label), ``low_confidence``;
 * ``summary``: ``sentences`` (verbatim), ``indices`` (among the article's candidate
   sentences) and ``offsets`` (``[start, end]`` character offsets into ``text``);
-* ``stances``: per claim, ``claim``, ``label``, ``scores``, ``low_confidence`` and
-  ``evidence`` (``[{"text", "start", "end"}]``, offsets into ``text``);
+* ``stances``: per claim, ``claim``, ``label``, ``label_set`` (``article`` or ``headline``:
+  which stance head answered, :func:`akhbar.models.inputs.stance_head`), ``scores``,
+  ``low_confidence`` and ``evidence`` (``[{"text", "start", "end"}]``, offsets into ``text``);
 * ``warnings``: ``"mostly non-Arabic text"`` (under half the letters are Arabic) and
   ``"text truncated"`` (the text did not fit the model's windows);
 * ``model_versions``: ``{task: store tag or bundle path}`` for the tasks run.
@@ -259,6 +260,7 @@ class Analyzer:
                         {
                             "claim": p.claim,
                             **_label(p),
+                            "label_set": p.label_set,
                             "evidence": [
                                 {"text": s.text, "start": s.start, "end": s.end} for s in p.evidence
                             ],

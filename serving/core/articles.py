@@ -11,10 +11,11 @@ the OpenAPI document states the limits. The result models are the shape
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from akhbar.models.tasks import HEADLINE_MAX_WORDS
 from akhbar.serving.core.config import ScoringConfig, current
 from akhbar.serving.core.limits import (
     MAX_SUMMARY_SENTENCES,
@@ -190,7 +191,14 @@ class Evidence(BaseModel):
 
 class Stance(BaseModel):
     claim: str
-    label: str
+    label: str = Field(description="The most probable label of `label_set`.")
+    label_set: Literal["article", "headline"] = Field(
+        description="Which stance head answered, and so the labels of `label` and `scores`: "
+        "`article` (a claim against an article: agree, disagree, discuss, unrelated) or "
+        f"`headline` (a claim against a text of at most {HEADLINE_MAX_WORDS} words, such as a "
+        "headline: agree, disagree, other). Models without a headline head answer every "
+        "claim with `article`."
+    )
     scores: dict[str, float]
     low_confidence: bool
     evidence: list[Evidence]

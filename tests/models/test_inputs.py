@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from akhbar.models.inputs import Evidence, select_evidence, topic_text
+from akhbar.models.inputs import Evidence, select_evidence, stance_head, topic_text
 from akhbar.models.sentences import Sentence, split_sentences
 
 TITLE = "الحكومة ترفع أسعار الوقود"
@@ -144,3 +144,11 @@ def test_evidence_empty_article() -> None:
     assert evidence == Evidence((), ())
     assert evidence.text == ""
     assert select_evidence(CLAIM, split_sentences(""), k=4).sentences == ()
+
+
+def test_a_text_of_up_to_twenty_words_goes_to_the_headline_head_when_there_is_one() -> None:
+    both = ("stance", "stance_headline")
+    headline = " ".join(["كلمة"] * 20)
+    assert stance_head(headline, both) == "stance_headline"
+    assert stance_head(headline + " أخرى", both) == "stance"
+    assert stance_head("المركزي يرفع الفائدة", ("stance",)) == "stance"

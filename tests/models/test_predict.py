@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from akhbar.models.bundle import load_bundle
+from akhbar.models.bundle import load_bundle, save_bundle
 from akhbar.models.inputs import candidate_sentences
 from akhbar.models.predict import Predictor, SummaryPrediction, pick_sentences
 from akhbar.models.sentences import Sentence, split_sentences
-from akhbar.models.tasks import STANCE_LABELS, TOPIC_LABELS
+from akhbar.models.tasks import HEADLINE_STANCE_LABELS, STANCE_LABELS, TOPIC_LABELS
 from akhbar.models.windowing import encode_sentence_windows, pad_features
 
 SHORT = "هطلت أمطار غزيرة على المدينة."
@@ -167,6 +167,26 @@ def test_stance_one_result_per_claim_with_exact_evidence(predictor: Predictor) -
 
 
 # --- summary -------------------------------------------------------------------------------
+
+
+def test_each_pair_goes_to_its_stance_head_and_says_which_label_set(
+    predictor: Predictor, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    claims = [CLAIM, CLAIM, CLAIM]
+    texts = [MEDIUM, SHORT, LONG]
+    preds = predictor.stance(claims, texts)
+    assert [p.label_set for p in preds] == ["article", "headline", "article"]
+    assert list(preds[1].scores) == list(HEADLINE_STANCE_LABELS)
+    assert [s.text for s in preds[1].evidence] == [SHORT]
+    for alone, p in zip(predictor.stance(claims[::2], texts[::2]), preds[::2]):
+        assert alone.scores == pytest.approx(p.scores, abs=1e-5)  # routing never mixes heads
+    # A bundle without a headline head (any older one) answers every pair with the article head.
+    older = load_bundle(tiny_bundle)
+    del older.model.heads["stance_headline"], older.settings.tasks["stance_headline"]
+    save_bundle(tmp_path / "older", older.model, older.tokenizer, older.settings)
+    only_article = Predictor(load_bundle(tmp_path / "older")).stance(claims, texts)
+    assert [p.label_set for p in only_article] == ["article"] * 3
+    assert list(only_article[1].scores) == list(STANCE_LABELS)
 
 
 def test_summary_k2_in_article_order_with_exact_offsets(predictor: Predictor) -> None:

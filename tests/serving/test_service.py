@@ -76,7 +76,15 @@ def test_analyze_returns_every_part_in_request_order(client):
 
     assert [s["claim"] for s in first["stances"]] == CLAIMS
     for stance in first["stances"]:
-        assert list(stance) == ["claim", "label", "scores", "low_confidence", "evidence"]
+        assert list(stance) == [
+            "claim",
+            "label",
+            "label_set",
+            "scores",
+            "low_confidence",
+            "evidence",
+        ]
+        assert stance["label_set"] == "article"
         _check_label({k: stance[k] for k in ("label", "scores", "low_confidence")}, STANCE_LABELS)
         assert stance["evidence"]
         for ev in stance["evidence"]:
@@ -85,6 +93,20 @@ def test_analyze_returns_every_part_in_request_order(client):
     assert other["stances"] == []
     assert set(first["model_versions"]) == {"topic", "summary", "stance"}
     assert first["warnings"] == [] or first["warnings"] == ["text truncated"]
+
+
+def test_a_claim_against_a_headline_gets_the_headline_head_and_its_labels(client):
+    headline = {"text": "الوزارة تفتتح معرض الكتاب الدولي", "claims": [CLAIMS[0]]}
+    response = client.post("/stance", json={"articles": [headline, ARTICLE]})
+    assert response.status_code == 200, response.text
+    short, long = (r["stances"] for r in response.json()["results"])
+    assert [s["label_set"] for s in short] == ["headline"]
+    _check_label(
+        {k: short[0][k] for k in ("label", "scores", "low_confidence")},
+        ("agree", "disagree", "other"),
+    )
+    assert short[0]["evidence"][0]["text"] == headline["text"]
+    assert {s["label_set"] for s in long} == {"article"}
 
 
 @pytest.mark.parametrize(
@@ -142,9 +164,11 @@ def test_long_text_is_flagged_truncated(client):
 def test_health_readiness_and_openapi_document(client):
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200
-    paths = client.get("/docs.json").json()["paths"]
+    document = client.get("/docs.json").json()
     for route in ("/analyze", "/topic", "/summarize", "/stance"):
-        assert route in paths
+        assert route in document["paths"]
+    label_set = document["components"]["schemas"]["Stance"]["properties"]["label_set"]
+    assert label_set["enum"] == ["article", "headline"] and "other" in label_set["description"]
 
 
 # ---------------------------------------------------------------------------------------

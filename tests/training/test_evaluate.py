@@ -320,8 +320,12 @@ def test_compare_with_the_same_bundle_is_a_tie(topic_run, tiny_bundle) -> None:
 
 def test_stance_metrics_shape(stance_run) -> None:
     out, metrics = stance_run
-    assert set(metrics) == TOP_LEVEL
+    assert set(metrics) == TOP_LEVEL | {"label_sets"}
     assert metrics["task"] == "stance" and metrics["n"] == 8
+    # Each pair is answered by one of the bundle's two stance heads, its labels folded into
+    # the data's (a headline head's `other` counts as `discuss`).
+    assert set(metrics["label_sets"]) <= {"article", "headline"}
+    assert sum(metrics["label_sets"].values()) == 8
     assert set(metrics["model"]) == LABEL_KEYS
     check_label_figures(metrics["model"], set(STANCE_LABELS))
     assert set(metrics["baselines"]) == {"tfidf", "sentence_encoder"}
@@ -331,6 +335,7 @@ def test_stance_metrics_shape(stance_run) -> None:
     check_label_reports(out)
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "| sentence_encoder |" in report and "| tfidf |" in report
+    assert "Pairs answered by each stance head" in report
 
 
 @pytest.mark.parametrize(
@@ -342,6 +347,7 @@ def test_stance_metrics_shape(stance_run) -> None:
         ("disagree", set(ANS_LABELS), "disagree"),
         ("discuss", set(STANCE_LABELS), "discuss"),  # no `other` in the data: nothing folds
         ("unrelated", set(STANCE_LABELS), "unrelated"),
+        ("other", set(STANCE_LABELS), "discuss"),  # a headline head's answer on article data
         ("sport", {"sport", "economy"}, "sport"),
     ],
 )

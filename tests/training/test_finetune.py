@@ -14,7 +14,7 @@ from huggingface_hub import ModelCard
 
 from akhbar.models.bundle import load_bundle
 from akhbar.models.reader import DataError
-from akhbar.models.tasks import STANCE_LABELS
+from akhbar.models.tasks import HEADLINE_STANCE_LABELS, STANCE_LABELS
 from akhbar.training.finetune import run
 from akhbar.training.finetune_config import FinetuneConfig
 from akhbar.training.multitask import MultiTaskTrainer
@@ -305,6 +305,18 @@ def stance_rows(n: int, seed: int) -> list[dict]:
     return rows
 
 
+# A claim against one headline, in ANS's labels.
+HEADLINES = [
+    ("الحكومة رفعت ميزانية التعليم", "زيادة ميزانية التعليم هذا العام", "agree"),
+    ("الحكومة خفضت ميزانية التعليم", "الحكومة تزيد ميزانية التعليم", "disagree"),
+    ("الفريق خسر المباراة", "جماهير الفريق تحتفل في الشوارع", "other"),
+]
+
+
+def headline_rows(n: int) -> list[dict]:
+    return [dict(zip(("claim", "text", "label"), HEADLINES[i % 3])) | {"id": i} for i in range(n)]
+
+
 def test_stance_with_claims_and_class_weighting(tiny_base, tmp_path):
     data = tmp_path / "stance"
     write_jsonl(data / "train.jsonl", stance_rows(24, seed=1))
@@ -389,6 +401,9 @@ def test_several_tasks_train_one_shared_encoder(tiny_base, topic_data, tmp_path)
     stance = tmp_path / "stance"
     write_jsonl(stance / "train.jsonl", stance_rows(16, seed=1))
     write_jsonl(stance / "validation.jsonl", stance_rows(8, seed=2))
+    headline = tmp_path / "headline"
+    write_jsonl(headline / "train.jsonl", headline_rows(12))
+    write_jsonl(headline / "validation.jsonl", headline_rows(6))
     summary = tmp_path / "summary"
     write_jsonl(summary / "train.jsonl", summary_rows(12, seed=1))
     write_jsonl(summary / "validation.jsonl", summary_rows(6, seed=2))
@@ -410,6 +425,17 @@ def test_several_tasks_train_one_shared_encoder(tiny_base, topic_data, tmp_path)
         ),
         tiny(
             tiny_base,
+            headline,
+            out,
+            task="stance_headline",
+            labels=",".join(HEADLINE_STANCE_LABELS),
+            max_length=32,
+            max_steps=-1,
+            epochs=1,
+            batch_size=4,
+        ),
+        tiny(
+            tiny_base,
             summary,
             out,
             task="summary",
@@ -421,11 +447,13 @@ def test_several_tasks_train_one_shared_encoder(tiny_base, topic_data, tmp_path)
     ]
     result = run(cfgs)
 
-    # Batches: topic 40 rows / 8 per batch x 1 epoch, stance 16 / 4 x 2, summary 12 / 4 x 1.
-    assert result.metrics["steps"] == 5 + 8 + 3
+    # Batches: topic 40 rows / 8 per batch x 1 epoch, stance 16 / 4 x 2, headline stance
+    # 12 / 4 x 1, summary 12 / 4 x 1.
+    assert result.metrics["steps"] == 5 + 8 + 3 + 3
     bundle = load_bundle(result.bundle)
-    assert bundle.tasks == ("topic", "stance", "summary")
-    assert set(result.metrics["tasks"]) == {"topic", "stance", "summary"}
+    assert bundle.tasks == ("topic", "stance", "stance_headline", "summary")
+    assert set(result.metrics["tasks"]) == set(bundle.tasks)
+    assert bundle.settings.tasks["stance_headline"].labels == HEADLINE_STANCE_LABELS
     assert set(result.metrics["tasks"]["summary"]["validation"]) >= {
         "rouge1",
         "rouge2",
@@ -449,7 +477,12 @@ def test_several_tasks_train_one_shared_encoder(tiny_base, topic_data, tmp_path)
     predictor = Predictor(bundle)
     article = summary_rows(1, seed=9)[0]["text"]
     assert predictor.topic([article])[0].label in TAXONOMY
-    assert predictor.stance(["الفريق فاز بالكأس"], [article])[0].label in STANCE_LABELS
+    against_article, against_headline = predictor.stance(
+        ["الفريق فاز بالكأس"] * 2, [article, "الفريق يفوز بالكأس"]
+    )
+    assert against_article.label in STANCE_LABELS and against_article.label_set == "article"
+    assert against_headline.label in HEADLINE_STANCE_LABELS
+    assert against_headline.label_set == "headline"
     assert len(predictor.summary([article], k=1)[0].sentences) == 1
 
 

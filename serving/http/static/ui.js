@@ -10,7 +10,7 @@
     culture: "ثقافة", economy: "اقتصاد", internationalNews: "أخبار دولية",
     middleEast: "الشرق الأوسط", sport: "رياضة", technology: "تقنية",
   };
-  const STANCE_AR = { agree: "يؤيد الادعاء", disagree: "يعارض الادعاء", discuss: "يناقشه دون حسم", unrelated: "لا صلة له" };
+  const STANCE_AR = { agree: "يؤيد الادعاء", disagree: "يعارض الادعاء", discuss: "يناقشه دون حسم", unrelated: "لا صلة له", other: "لا يؤيد ولا يعارض" };
   const WARNING_AR = {
     "mostly non-Arabic text": "أغلب حروف النص ليست عربية؛ النتائج أقل موثوقية.",
     "text truncated": "النص أطول مما تتسع له نوافذ النموذج؛ لم يُقرأ كله.",
