@@ -120,7 +120,8 @@ $(STAMPS)/base: $(STAMPS)/base-512
 	$(PY) -m akhbar.training.ship_fp16 work/pretrain/base-512 $(BASE_DIR)
 	touch $@
 
-# Evidence that the base helps: base vs random init vs TF-IDF, same recipe, one run.
+# Evidence that the base helps: base vs random init vs the same-run baseline on topic, ANS and
+# unifiedfc validation, each task's own recipe and window lengths, one run (about an hour).
 $(STAMPS)/base-report: $(STAMPS)/base
 	$(PY) -m akhbar.training.base_report --bases $(BASE_DIR) --output-dir reports/base \
 	  --model-card $(BASE_DIR)/README.md

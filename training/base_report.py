@@ -1,14 +1,21 @@
-"""Does the pretrained base help? One run, one split, one recipe, so only the model differs.
+"""Which base is better? One run, one split, one recipe per task, so only the encoder differs.
 
-Each candidate base is fine-tuned on the topic train split with the same recipe and the
-same number of steps, beside a randomly initialised encoder of the same size and the
-TF-IDF baseline, and all are scored on the topic validation split. The report gives
-macro-F1 with its bootstrap interval, the paired-bootstrap interval of each difference,
-and each base's own pretraining figures (held-out MLM loss, tokens/s).
+Each candidate base is fine-tuned on each evaluation's train split with that task's own recipe
+(its YAML: lengths, windows, learning rate, batch size) for the same number of steps, and scored
+on its validation split, beside the task's same-run baseline and, optionally, a randomly
+initialised encoder of the same size. The evaluations are topic and unifiedfc stance (256-token
+windows, so positions past 128 count) and ANS stance (the headline head: 64 tokens, native
+labels), each as the task models read them, and both stance tasks read a second segment.
+Fusion is off: the encoder is what differs.
+
+The report gives macro-F1 with its bootstrap interval, the paired-bootstrap interval of each
+base's difference from the first base (the control), from random init and from the baseline,
+each base's pretraining figures, and every prediction, so that a base trained later can be
+paired with these runs without rerunning them.
 
 Run::
 
-    python -m akhbar.training.base_report --bases work/pretrain/cand-mlm,work/pretrain/cand-electra
+    python -m akhbar.training.base_report --bases models/default/base,work/pretrain/ab-continue
 """
 
 from __future__ import annotations
@@ -23,26 +30,54 @@ from pathlib import Path
 import numpy as np
 
 from akhbar.cli import kebab_flags
-from akhbar.models.inputs import topic_inputs
-from akhbar.models.reader import read_records
-from akhbar.training.baselines import fit_predict_tfidf
 from akhbar.training.card_sections import write_section
+from akhbar.training.evaluate import baseline_predictions
 from akhbar.training.finetune import run
-from akhbar.training.finetune_config import FinetuneConfig
+from akhbar.training.finetune_config import load_config
 from akhbar.training.flags import add_dataclass_flags, given
 from akhbar.training.metrics import bootstrap_diff_ci, classification_report
-from akhbar.training.task_data import resolve_data
+from akhbar.training.task_data import load_split
 
 RANDOM = "random-init"
-TFIDF = "tfidf"
 SECTION = "base-report"  # the model card section this report owns
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One fine-tuning comparison: a task's recipe and data (its YAML), for set steps."""
+
+    task: str
+    max_steps: int  # -1: the task YAML's epochs
+    baseline: str  # the same-run baseline's name in evaluate.baseline_predictions
+
+
+EVALUATIONS = {
+    "topic": Evaluation("topic", 600, "tfidf"),
+    "ans": Evaluation("stance_headline", -1, "sentence_encoder"),
+    "unifiedfc": Evaluation("stance", -1, "sentence_encoder"),
+}
 
 
 @dataclass
 class BaseReportConfig:
     """Settings of the base report; every field is a flag (``--output-dir``...)."""
 
-    bases: str = field(metadata={"help": "Comma-separated base model directories to compare."})
+    bases: str = field(
+        metadata={
+            "help": "Comma-separated base model directories to compare; "
+            "the first is the control the others are paired with."
+        }
+    )
+    evaluations: str = field(
+        default=",".join(EVALUATIONS),
+        metadata={"help": f"Comma-separated, from: {', '.join(EVALUATIONS)}."},
+    )
+    random_init: bool = field(
+        default=True,
+        metadata={
+            "help": "Also fine-tune a randomly initialised encoder (the no-pretraining row)."
+        },
+    )
     output_dir: str = field(
         default="reports/base", metadata={"help": "Where base_report.json/.md go (committed)."}
     )
@@ -50,18 +85,25 @@ class BaseReportConfig:
         default="work/base_report",
         metadata={"help": "Fine-tuning runs and their checkpoints (not committed)."},
     )
-    data: str = field(
-        default="topic/ant_v2.1_multisource",
-        metadata={"help": "Topic dataset folder (train and validation splits)."},
+    data: str | None = field(
+        default=None,
+        metadata={
+            "help": "Dataset folder replacing the evaluation's own (for one evaluation); "
+            "none: the task YAML's."
+        },
     )
     max_steps: int = field(
-        default=740, metadata={"help": "Fine-tuning steps, the same for every encoder."}
+        default=0, metadata={"help": "Fine-tuning steps for every run; 0: each evaluation's own."}
     )
     max_length: int = field(
-        default=128, metadata={"help": "Tokens per text (one window, no stride)."}
+        default=0,
+        metadata={
+            "help": "Tokens per window (stride an eighth of it) for every run; 0: each task's YAML."
+        },
     )
-    batch_size: int = field(default=32, metadata={"help": "Training texts per batch."})
-    learning_rate: float = field(default=3e-4, metadata={"help": "Peak fine-tuning learning rate."})
+    batch_size: int = field(
+        default=0, metadata={"help": "Training rows per batch; 0: each task's YAML."}
+    )
     max_train_samples: int = field(
         default=0, metadata={"help": "Keep only the first N training records (0: all)."}
     )
@@ -69,48 +111,106 @@ class BaseReportConfig:
     model_card: str | None = field(
         default=None,
         metadata={
-            "help": "A README.md whose base-report section is replaced by this report's table."
+            "help": "A README.md whose base-report section is replaced by this report's tables."
         },
     )
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.names) - set(EVALUATIONS))
+        if unknown or not self.names:
+            raise ValueError(
+                f"--evaluations: unknown {', '.join(unknown) or '(none given)'}; "
+                f"choose from {', '.join(EVALUATIONS)}"
+            )
+        if self.data and len(self.names) != 1:
+            raise ValueError("--data replaces one evaluation's dataset; name one --evaluations")
 
-def finetune(
-    cfg: BaseReportConfig, base: str, name: str, random_init: bool
-) -> tuple[dict, np.ndarray, np.ndarray]:
-    ft = FinetuneConfig(
-        task="topic",
-        data=cfg.data,
+    @property
+    def names(self) -> list[str]:
+        return [name for name in self.evaluations.split(",") if name]
+
+
+def finetune_config(cfg: BaseReportConfig, name: str, base: str, run_name: str, random_init: bool):
+    """The task's own recipe on the evaluation's data, encoder only, validated once at the end."""
+    evaluation = EVALUATIONS[name]
+    overrides = {
+        "max_steps": cfg.max_steps or evaluation.max_steps,
+        "max_length": cfg.max_length,
+        "stride": cfg.max_length // 8,
+        "batch_size": cfg.batch_size,
+        "max_train_samples": cfg.max_train_samples,
+    }
+    if cfg.data:
+        overrides["data"] = cfg.data
+    ft = load_config(
+        evaluation.task,
+        fusion="",
         base_model=base,
         random_init=random_init,
-        output_dir=str(Path(cfg.work_dir) / name),
-        max_length=cfg.max_length,
-        stride=0,
-        max_windows=1,
-        max_steps=cfg.max_steps,
-        eval_steps=cfg.max_steps,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        max_train_samples=cfg.max_train_samples,
+        output_dir=str(Path(cfg.work_dir) / name / run_name),
         seed=cfg.seed,
+        **{key: value for key, value in overrides.items() if value},
     )
-    result = run(ft)
-    topic = result.tasks["topic"]
-    return result.metrics | {"validation": topic.report}, topic.true, topic.pred
+    ft.eval_steps = 10**9  # one validation, after the last step: no selection on the split
+    return ft
 
 
-def tfidf(cfg: BaseReportConfig, labels: list[str]) -> tuple[float, np.ndarray]:
-    source = resolve_data(cfg.data)
-    train = list(read_records(source, "topic", split="train"))
-    if cfg.max_train_samples:
-        train = train[: cfg.max_train_samples]
-    val = list(read_records(source, "topic", split="validation"))
-    lid = {name: i for i, name in enumerate(labels)}
+def evaluate_bases(cfg: BaseReportConfig, name: str, bases: list[str]) -> dict:
+    """Fine-tune every base (and the random-init control) on one evaluation; its figures."""
+    runs = [(Path(b).name, b, False) for b in bases]
+    if cfg.random_init:
+        runs.append((RANDOM, bases[0], True))
+    rows: dict[str, dict] = {}
+    preds: dict[str, np.ndarray] = {}
+    y = labels = None
+    for run_name, base, random_init in runs:
+        result = run(finetune_config(cfg, name, base, run_name, random_init))
+        part = result.tasks[EVALUATIONS[name].task]
+        y, preds[run_name] = part.true, np.asarray(part.pred)
+        labels = list(part.report["per_class"])
+        pretrain_file = Path(base) / "pretrain_report.json"
+        rows[run_name] = {
+            "base": base,
+            "random_init": random_init,
+            "steps": result.metrics["steps"],
+            "train_seconds": result.metrics["train_seconds"],
+            "pretraining": None
+            if random_init or not pretrain_file.exists()
+            else json.loads(pretrain_file.read_text()),
+        }
+    baseline = EVALUATIONS[name].baseline
+    seconds, preds[baseline] = baseline_run(cfg, name, labels)
+    rows[baseline] = {"train_seconds": round(seconds, 1)}
+    control = Path(bases[0]).name
+    for run_name, pred in preds.items():
+        rows[run_name].update(classification_report(y, pred, labels))
+        for key, other in (
+            ("diff_vs_control_ci", control),
+            ("diff_vs_random_ci", RANDOM),
+            ("diff_vs_baseline_ci", baseline),
+        ):
+            if other in preds and run_name != other:
+                rows[run_name][key] = bootstrap_diff_ci(y, pred, preds[other])
+    return {
+        "n": int(len(y)),
+        "labels": labels,
+        "control": control,
+        "baseline": baseline,
+        "results": rows,
+        "gold": y.tolist(),
+        "predictions": {run_name: pred.tolist() for run_name, pred in preds.items()},
+    }
+
+
+def baseline_run(cfg: BaseReportConfig, name: str, labels: list[str]) -> tuple[float, np.ndarray]:
+    """The evaluation's same-run baseline on the same train and validation records."""
+    ft = finetune_config(cfg, name, "", "baseline", False)
+    out = Path(ft.output_dir)
+    train = load_split(ft, "train", labels, out)
+    val = load_split(ft, "validation", labels, out)
+    index = {label: i for i, label in enumerate(labels)}
     start = time.time()
-    pred = fit_predict_tfidf(
-        topic_inputs([r["text"] for r in train], [r.get("title") for r in train]),
-        np.array([lid[r["label"]] for r in train]),
-        topic_inputs([r["text"] for r in val], [r.get("title") for r in val]),
-    )
+    pred = baseline_predictions(ft.task, val, train, index)[EVALUATIONS[name].baseline]
     return time.time() - start, pred
 
 
@@ -118,33 +218,12 @@ def run_report(cfg: BaseReportConfig) -> dict:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     bases = [b for b in cfg.bases.split(",") if b]
-    rows: dict[str, dict] = {}
-    preds: dict[str, np.ndarray] = {}
-    y = labels = None
-    for name, base, random_init in [(RANDOM, bases[0], True)] + [
-        (Path(b).name, b, False) for b in bases
-    ]:
-        metrics, y, preds[name] = finetune(cfg, base, name, random_init)
-        labels = list(metrics["validation"]["per_class"])
-        pretrain_file = Path(base) / "pretrain_report.json"
-        rows[name] = {
-            "base": base,
-            "random_init": random_init,
-            "train_seconds": metrics["train_seconds"],
-            "pretraining": None
-            if random_init or not pretrain_file.exists()
-            else json.loads(pretrain_file.read_text()),
-        }
-    seconds, preds[TFIDF] = tfidf(cfg, labels)
-    rows[TFIDF] = {"train_seconds": round(seconds, 1)}
-    for name, pred in preds.items():
-        rows[name].update(classification_report(y, pred, labels))
-        if name != RANDOM:
-            rows[name]["diff_vs_random_ci"] = bootstrap_diff_ci(y, pred, preds[RANDOM])
-        if name != TFIDF:
-            rows[name]["diff_vs_tfidf_ci"] = bootstrap_diff_ci(y, pred, preds[TFIDF])
-    report = {"split": "validation", "n": int(len(y)), "config": asdict(cfg), "results": rows}
-    (out / "base_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    report = {
+        "split": "validation",
+        "config": asdict(cfg),
+        "evaluations": {name: evaluate_bases(cfg, name, bases) for name in cfg.names},
+    }
+    (out / "base_report.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "base_report.md").write_text(markdown(report))
     if cfg.model_card:
         write_section(Path(cfg.model_card), markdown(report), SECTION)
@@ -152,31 +231,47 @@ def run_report(cfg: BaseReportConfig) -> dict:
 
 
 def markdown(report: dict) -> str:
+    config = report["config"]
     lines = [
-        f"# Does the base help? Topic validation split (n = {report['n']})",
+        "# Which base is better? Validation splits, one fine-tuning recipe per task",
         "",
-        f"Same recipe for every encoder: {report['config']['max_steps']} steps, batch "
-        f"{report['config']['batch_size']}, {report['config']['max_length']} tokens, lr "
-        f"{report['config']['learning_rate']}.",
-        "",
-        "| model | macro-F1 | 95% CI | Δ vs random init (95% CI) | Δ vs TF-IDF (95% CI) | "
-        "fine-tune s | held-out MLM loss | pretrain tokens/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "Every encoder is fine-tuned with its task's own recipe (`training/configs/`: window "
+        "length, windows, batch size, learning rate), encoder only (no fusion), for the same "
+        "steps, and validated once after the last step. Δ columns are paired-bootstrap 95% "
+        "intervals of the difference in macro-F1.",
     ]
-    for name, row in report["results"].items():
-        pre = row.get("pretraining") or {}
-        lines.append(
-            f"| {name} | {row['macro_f1']:.3f} | [{row['macro_f1_ci'][0]:.3f}, "
-            f"{row['macro_f1_ci'][1]:.3f}] | {_interval(row, 'diff_vs_random_ci')} | "
-            f"{_interval(row, 'diff_vs_tfidf_ci')} | {row['train_seconds']:.0f} | "
-            f"{_figure(pre, 'heldout_mlm_loss', '.2f')} | "
-            f"{_figure(pre, 'tokens_per_second', '.0f')} |"
-        )
+    if config["max_length"] or config["max_steps"]:
+        lines += [
+            "",
+            f"Overridden for every run: max length {config['max_length'] or 'as the task'}, "
+            f"steps {config['max_steps'] or 'as the evaluation'}.",
+        ]
+    for name, ev in report["evaluations"].items():
+        lines += [
+            "",
+            f"## {name} (n = {ev['n']}; labels {', '.join(ev['labels'])})",
+            "",
+            f"| model | macro-F1 | 95% CI | Δ vs {ev['control']} | Δ vs random init | "
+            f"Δ vs {ev['baseline']} | steps | fine-tune s | held-out MLM loss | "
+            "pretrain tokens/s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for run_name, row in ev["results"].items():
+            pre = row.get("pretraining") or {}
+            lines.append(
+                f"| {run_name} | {row['macro_f1']:.3f} | [{row['macro_f1_ci'][0]:.3f}, "
+                f"{row['macro_f1_ci'][1]:.3f}] | {_interval(row, 'diff_vs_control_ci')} | "
+                f"{_interval(row, 'diff_vs_random_ci')} | "
+                f"{_interval(row, 'diff_vs_baseline_ci')} | {row.get('steps', '-')} | "
+                f"{row['train_seconds']:.0f} | {_figure(pre, 'heldout_mlm_loss', '.2f')} | "
+                f"{_figure(pre, 'tokens_per_second', '.0f')} |"
+            )
     lines += [
         "",
         "Held-out MLM loss is measured on texts kept out of the pretraining corpus; for ELECTRA "
         "bases it is the loss of the small generator, so compare it only between runs of one "
-        "objective. Tokens/s is the pretraining throughput of each base's own run.",
+        "objective. Tokens/s is the pretraining throughput of each base's own run (its last "
+        "stage, for a base that continues another).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -199,7 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str]) -> BaseReportConfig:
     """The report's settings, without running anything (snake_case flags are taken too)."""
-    return BaseReportConfig(**given(build_parser().parse_args(kebab_flags(argv)), BaseReportConfig))
+    parser = build_parser()
+    args = parser.parse_args(kebab_flags(argv))
+    try:
+        return BaseReportConfig(**given(args, BaseReportConfig))
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from conftest import write_jsonl
@@ -11,15 +12,20 @@ from test_finetune import topic_rows
 from akhbar.training.base_report import BaseReportConfig, parse_args, run_report
 
 
-def test_report_compares_base_random_and_tfidf_on_one_split(tiny_base, tmp_path, monkeypatch):
+def test_report_pairs_each_base_with_the_control_random_init_and_the_baseline(
+    tiny_base, tmp_path, monkeypatch
+):
     monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))
+    other = tmp_path / "other-base"
+    shutil.copytree(tiny_base, other)
     data = tmp_path / "data"
     write_jsonl(data / "train.jsonl", topic_rows(30, seed=1))
     write_jsonl(data / "validation.jsonl", topic_rows(15, seed=2))
     card = tmp_path / "card.md"
     card.write_text("# base\n")
     cfg = BaseReportConfig(
-        bases=str(tiny_base),
+        bases=f"{tiny_base},{other}",
+        evaluations="topic",
         data=str(data),
         output_dir=str(tmp_path / "report"),
         work_dir=str(tmp_path / "runs"),
@@ -29,18 +35,28 @@ def test_report_compares_base_random_and_tfidf_on_one_split(tiny_base, tmp_path,
         model_card=str(card),
     )
     report = run_report(cfg)
-    assert set(report["results"]) == {"random-init", tiny_base.name, "tfidf"}
-    assert report["n"] == 15
-    base = report["results"][tiny_base.name]
-    assert base["random_init"] is False and report["results"]["random-init"]["random_init"] is True
-    for key in ("macro_f1", "macro_f1_ci", "diff_vs_random_ci", "diff_vs_tfidf_ci"):
+    topic = report["evaluations"]["topic"]
+    assert set(topic["results"]) == {"random-init", tiny_base.name, "other-base", "tfidf"}
+    assert topic["n"] == 15 and topic["control"] == tiny_base.name
+    control, base = topic["results"][tiny_base.name], topic["results"]["other-base"]
+    assert base["random_init"] is False and topic["results"]["random-init"]["random_init"] is True
+    assert base["steps"] == 4
+    for key in ("macro_f1", "macro_f1_ci", "diff_vs_control_ci", "diff_vs_random_ci"):
         assert key in base
+    assert "diff_vs_control_ci" not in control and "diff_vs_baseline_ci" in control
     lo, hi = base["diff_vs_random_ci"]
     assert lo <= hi
+    # Every prediction is kept, so a base trained later can be paired with these runs.
+    assert len(topic["gold"]) == 15
+    assert set(topic["predictions"]) == set(topic["results"])
     saved = json.loads((tmp_path / "report" / "base_report.json").read_text())
-    assert saved["results"]["tfidf"]["macro_f1"] == report["results"]["tfidf"]["macro_f1"]
+    assert (
+        saved["evaluations"]["topic"]["results"]["tfidf"]["macro_f1"]
+        == (topic["results"]["tfidf"]["macro_f1"])
+    )
     text = card.read_text()
     assert text.startswith("# base\n") and "<!-- base-report -->" in text and "| tfidf |" in text
+    assert "## topic (n = 15" in text
 
 
 def test_command_line_takes_kebab_case_and_the_snake_case_alias(capsys):
@@ -49,6 +65,14 @@ def test_command_line_takes_kebab_case_and_the_snake_case_alias(capsys):
     )
     assert (cfg.bases, cfg.output_dir, cfg.max_steps, cfg.model_card) == ("a,b", "r", 5, "c.md")
     assert cfg.max_length == BaseReportConfig(bases="x").max_length
+    assert cfg.names == ["topic", "ans", "unifiedfc"]
     with pytest.raises(SystemExit) as caught:
         parse_args(["--output-dir", "r"])
     assert caught.value.code == 2 and "--bases" in capsys.readouterr().err
+    for wrong, named in (
+        (["--evaluations", "topic,fnc"], "unknown fnc"),
+        (["--data", "d"], "name one --evaluations"),
+    ):
+        with pytest.raises(SystemExit) as caught:
+            parse_args(["--bases", "a", *wrong])
+        assert caught.value.code == 2 and named in capsys.readouterr().err
