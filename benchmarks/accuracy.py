@@ -62,7 +62,9 @@ def records(dataset: str, task: str, limit: int, seed: int = 0) -> list[dict]:
 def score_set(predictor: Predictor, task: str, rows: list[dict], metric: str) -> float:
     if metric == "rougeL":
         refs = [r.get("summaries") or [r["summary"]] for r in rows]
-        picks = predictor.summary([r["text"] for r in rows], k=SUMMARY_K)
+        picks = predictor.summary(
+            [r["text"] for r in rows], k=SUMMARY_K, titles=[r.get("title") for r in rows]
+        )
         rouge = scorer()
         return float(
             np.mean(

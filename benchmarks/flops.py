@@ -81,7 +81,7 @@ def article_cost(article: dict, predictors: dict) -> dict:
         )
 
     predictor = predictors["summary"]
-    _, windows = predictor.sentence_windows([text], "summary")
+    _, windows = predictor.sentence_windows([text], "summary", [title])
     h = _shape(predictor)[0]
     scored = sum(len(index) for index in windows.sentence_index)
     add("summary", [len(f["input_ids"]) for f in windows.features], scored * 2 * (h * h + h))

@@ -61,15 +61,21 @@ def _tensors(feature: dict) -> dict[str, torch.Tensor]:
 
 
 def _label(
-    predictor, task: str, texts: list[str], first: list[str] | None, article: str | None = None
+    predictor,
+    task: str,
+    texts: list[str],
+    first: list[str] | None,
+    article: str | None = None,
+    title: str | None = None,
 ) -> tuple[str, int]:
     """One text's label (windows one at a time); returns (label, forward passes).
 
-    ``article``: the raw text, whose sentence windows a task that ``reads`` them scores."""
+    ``article`` and ``title``: the raw text and its title, whose sentence windows a task that
+    ``reads`` them scores."""
     settings = predictor.bundle.settings.tasks[task]
     model, tokenizer = predictor.model, predictor.bundle.tokenizer
     if settings.reads:
-        _, windows = predictor.sentence_windows([article], settings.reads)
+        _, windows = predictor.sentence_windows([article], settings.reads, [title])
     else:
         windows = encode_windows(
             tokenizer, texts, settings.max_length, settings.stride, settings.max_windows, first
@@ -87,9 +93,11 @@ def _label(
     return settings.labels[int(probs.argmax())], len(windows)
 
 
-def _summary(predictor, text: str, k: int, task: str = "summary") -> tuple[tuple[int, ...], int]:
+def _summary(
+    predictor, text: str, title: str | None, k: int, task: str = "summary"
+) -> tuple[tuple[int, ...], int]:
     settings, model = predictor.bundle.settings.tasks[task], predictor.model
-    [sentences], windows = predictor.sentence_windows([text], task)
+    [sentences], windows = predictor.sentence_windows([text], task, [title])
     scores = np.full(len(sentences), -np.inf)
     for feature, index in zip(windows.features, windows.sentence_index):
         t = _tensors(feature)
@@ -105,8 +113,10 @@ def _summary(predictor, text: str, k: int, task: str = "summary") -> tuple[tuple
 def score(article: dict, predictors: dict, k: int) -> dict:
     """Topic, a ``k``-sentence summary and the stance toward each claim of one article."""
     text, title, claims = article["text"], article.get("title"), article.get("claims") or []
-    topic, passes = _label(predictors["topic"], "topic", topic_inputs([text], [title]), None, text)
-    indices, n = _summary(predictors["summary"], text, k)
+    topic, passes = _label(
+        predictors["topic"], "topic", topic_inputs([text], [title]), None, text, title
+    )
+    indices, n = _summary(predictors["summary"], text, title, k)
     passes += n
     stances = []
     for claim in claims:

@@ -83,6 +83,9 @@ class TaskSettings:
         own windows). Then one encoder pass serves both tasks (the service scores topic and
         summary with one pass), and this task's ``max_length``/``stride``/``max_windows``
         are unused. See :mod:`akhbar.training.refit_shared_windows`.
+    title_tokens: sentence tasks: every window of an article with a title starts with up to
+        this many title tokens (0: no title, as bundles made before this setting), so the
+        sentences, and a task that reads these windows, see the headline.
     """
 
     kind: str
@@ -95,6 +98,7 @@ class TaskSettings:
     evidence_sentences: int = 4
     lead_prior: float = 0.0
     reads: str = ""
+    title_tokens: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -119,6 +123,13 @@ class TaskSettings:
             raise ValueError(
                 f"lead_prior must be a finite number of at least 0, got {self.lead_prior}"
             )
+        if not 0 <= self.title_tokens <= self.max_length // 4:
+            raise ValueError(
+                f"title_tokens must be within 0 and a quarter of max_length "
+                f"({self.max_length // 4}), got {self.title_tokens}"
+            )
+        if self.title_tokens and self.kind != SENTENCE:
+            raise ValueError(f"only sentence tasks read a title prefix, not a {self.kind} task")
         if self.reads and self.kind != SEQUENCE:
             raise ValueError(
                 f"only sequence tasks may read another task's windows, not a {self.kind} task"

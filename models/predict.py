@@ -181,9 +181,13 @@ class Predictor:
         return pool_logits(logits, windows.doc_index, len(texts)), list(windows.truncated)
 
     def sentence_windows(
-        self, texts: Sequence[str], task: str = "summary"
+        self,
+        texts: Sequence[str],
+        task: str = "summary",
+        titles: Sequence[str | None] | None = None,
     ) -> tuple[list[list[Sentence]], SentenceWindows]:
-        """Each text's candidate sentences and the windows the sentence task ``task`` reads."""
+        """Each text's candidate sentences and the windows the sentence task ``task`` reads
+        (starting with the title where the task reads one: ``title_tokens``)."""
         settings = self._settings(task, SENTENCE)
         docs = [candidate_sentences(t) for t in texts]
         windows = encode_sentence_windows(
@@ -191,11 +195,17 @@ class Predictor:
             [[s.text for s in d] for d in docs],
             settings.max_length,
             settings.max_windows,
+            titles=titles,
+            title_tokens=settings.title_tokens,
         )
         return docs, windows
 
     def sentence_pass(
-        self, texts: Sequence[str], task: str = "summary", also: Sequence[str] = ()
+        self,
+        texts: Sequence[str],
+        task: str = "summary",
+        also: Sequence[str] = (),
+        titles: Sequence[str | None] | None = None,
     ) -> tuple[list[tuple[list[Sentence], np.ndarray, bool]], dict[str, np.ndarray]]:
         """One encoder pass over each text's sentence windows: every candidate sentence with its
         ``task`` score (-inf where it did not fit; lead prior added) and whether sentences were
@@ -205,7 +215,7 @@ class Predictor:
         for other in also:
             if self._settings(other, SEQUENCE).reads != task:
                 raise ValueError(f"task {other!r} does not read the {task} windows")
-        docs, windows = self.sentence_windows(texts, task)
+        docs, windows = self.sentence_windows(texts, task, titles)
         rows, _ = self._forward(windows.features, (task, *also))
         scores = [np.full(len(d), -np.inf) for d in docs]
         for doc, index, row in zip(windows.doc_index, windows.sentence_index, rows):
@@ -279,13 +289,15 @@ class Predictor:
             return [], []
         if not reads:
             topics = self._classify(task, inputs)
-            return topics, self.sentence_scores(texts, sentence_task) if sentence_task else []
-        scored, pooled = self.sentence_pass(texts, reads, (task,))
+            return topics, (
+                self.sentence_scores(texts, sentence_task, titles) if sentence_task else []
+            )
+        scored, pooled = self.sentence_pass(texts, reads, (task,), titles)
         topics = self._labels(task, pooled[task], [dropped for _, _, dropped in scored], inputs)
         if sentence_task is None:
             return topics, []
         return topics, scored if sentence_task == reads else self.sentence_scores(
-            texts, sentence_task
+            texts, sentence_task, titles
         )
 
     def stance(self, claims: Sequence[str], texts: Sequence[str]) -> list[StancePrediction]:
@@ -310,19 +322,27 @@ class Predictor:
         return [answers[i] for i in range(len(texts))]
 
     def sentence_scores(
-        self, texts: Sequence[str], task: str = "summary"
+        self,
+        texts: Sequence[str],
+        task: str = "summary",
+        titles: Sequence[str | None] | None = None,
     ) -> list[tuple[list[Sentence], np.ndarray, bool]]:
         """Every candidate sentence of each text with its score (-inf where it did not fit)."""
-        return self.sentence_pass(texts, task)[0]
+        return self.sentence_pass(texts, task, titles=titles)[0]
 
     def summary(
-        self, texts: Sequence[str], k: int, max_words: int | None = None, task: str = "summary"
+        self,
+        texts: Sequence[str],
+        k: int,
+        max_words: int | None = None,
+        task: str = "summary",
+        titles: Sequence[str | None] | None = None,
     ) -> list[SummaryPrediction]:
         """The ``k`` best sentences of each text (:func:`pick_sentences`); no default, because the
         service's k is a setting (``AKHBAR_SUMMARY_SENTENCES``) and evaluation's a flag."""
         return [
             pick_sentences(sentences, scores, k, max_words, truncated)
-            for sentences, scores, truncated in self.sentence_scores(texts, task)
+            for sentences, scores, truncated in self.sentence_scores(texts, task, titles)
         ]
 
 

@@ -8,6 +8,7 @@ are reported as truncated so the service can warn.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,8 +88,9 @@ class SentenceWindows:
     """Windows of whole sentences for sentence scoring (BertSum-style).
 
     ``sentence_ids`` marks each token with its window-local sentence number (-1 on
-    [CLS]/[SEP]); ``sentence_index[w][j]`` is the article sentence behind local sentence j
-    of window w. Sentences that did not fit in ``max_windows`` are listed in ``dropped``.
+    [CLS]/[SEP] and on a title prefix); ``sentence_index[w][j]`` is the article sentence
+    behind local sentence j of window w. Sentences that did not fit in ``max_windows`` are
+    listed in ``dropped``.
     """
 
     features: list[dict[str, list[int]]]
@@ -106,15 +108,22 @@ def encode_sentence_windows(
     max_length: int,
     max_windows: int,
     max_sentence_tokens: int = 64,
+    titles: Sequence[str | None] | None = None,
+    title_tokens: int = 0,
 ) -> SentenceWindows:
     """Pack each document's sentences, in order, into windows ``[CLS] s1 [SEP] s2 [SEP] ...``.
 
     One encoder pass scores every sentence in a window. A sentence longer than
-    ``max_sentence_tokens`` is cut (its start carries most of its meaning).
+    ``max_sentence_tokens`` is cut (its start carries most of its meaning). With
+    ``title_tokens`` > 0, every window of a document with a title starts with up to that many
+    of the title's tokens, ``[CLS] title [SEP] s1 [SEP] ...``: each sentence is read beside the
+    headline, and a head that pools the window (topic) reads the title too. The title is
+    never a candidate sentence.
     """
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     flat = [s for doc in documents for s in doc]
     encoded = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+    prefixes = _title_prefixes(tokenizer, documents, titles, title_tokens)
     out = SentenceWindows([], np.zeros(0, dtype=np.int64), [], [])
     doc_index: list[int] = []
     position = 0
@@ -123,17 +132,18 @@ def encode_sentence_windows(
         position += len(doc)
         windows: list[tuple[list[int], list[int], list[int]]] = []
         dropped: list[int] = []
-        current: tuple[list[int], list[int], list[int]] = ([cls], [-1], [])
+        start = [cls, *prefixes[d]]
+        current: tuple[list[int], list[int], list[int]] = (list(start), [-1] * len(start), [])
         for i, ids in enumerate(ids_of):
             piece = ids[:max_sentence_tokens] or [tokenizer.unk_token_id]
             if len(current[0]) + len(piece) + 1 > max_length and current[2]:
                 windows.append(current)
-                current = ([cls], [-1], [])
+                current = (list(start), [-1] * len(start), [])
             if len(windows) == max_windows:
                 dropped.append(i)
                 continue
             local = len(current[2])
-            piece = piece[: max_length - 2]
+            piece = piece[: max_length - len(start) - 1]
             current[0].extend(piece + [sep])
             current[1].extend([local] * len(piece) + [-1])
             current[2].append(i)
@@ -148,6 +158,23 @@ def encode_sentence_windows(
         out.dropped.append(dropped)
     out.doc_index = np.asarray(doc_index, dtype=np.int64)
     return out
+
+
+def _title_prefixes(
+    tokenizer: PreTrainedTokenizerBase,
+    documents: list[list[str]],
+    titles: Sequence[str | None] | None,
+    title_tokens: int,
+) -> list[list[int]]:
+    """Per document, the tokens its windows start with after [CLS]: up to ``title_tokens`` of
+    its title and a [SEP], or nothing (no title, or ``title_tokens`` 0)."""
+    if not title_tokens or titles is None:
+        return [[] for _ in documents]
+    if len(titles) != len(documents):
+        raise ValueError(f"{len(titles)} titles for {len(documents)} documents")
+    given = [t.strip() if t else "" for t in titles]
+    encoded = tokenizer(given, add_special_tokens=False)["input_ids"] if given else []
+    return [ids[:title_tokens] + [tokenizer.sep_token_id] if ids else [] for ids in encoded]
 
 
 # Padding value per feature; labels of sentence tasks are lists padded with the loss's ignore index.

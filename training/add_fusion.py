@@ -51,7 +51,9 @@ def add_fusion(bundle_dir: Path, task: str, kind: str, config: str | None = None
     (texts, first), (val_texts, val_first) = sequence_inputs(cfg, train), sequence_inputs(cfg, val)
     predictor = Predictor(bundle)
     if settings.reads:  # the head reads another task's sentence windows of the article
-        _, pooled = predictor.sentence_pass([r["text"] for r in val], settings.reads, (task,))
+        _, pooled = predictor.sentence_pass(
+            [r["text"] for r in val], settings.reads, (task,), [r.get("title") for r in val]
+        )
         logits = pooled[task]
     else:
         logits, _ = predictor.encoder_logits(task, val_texts, val_first)
@@ -94,7 +96,9 @@ def add_lead_prior(bundle_dir: Path, task: str, config: str | None = None) -> di
     bundle.settings.tasks[task] = replace(
         bundle.settings.tasks[task], lead_prior=0.0
     )  # the head alone
-    scored = Predictor(bundle).sentence_scores([r["text"] for r in val], task)
+    scored = Predictor(bundle).sentence_scores(
+        [r["text"] for r in val], task, [r.get("title") for r in val]
+    )
     refs = [references(r) for r in val]
     prior, by_prior, picks = fit_lead_prior(
         [d for d, _, _ in scored], [s for _, s, _ in scored], refs, cfg.summary_sentences

@@ -238,7 +238,9 @@ def summary_report(
     """
     refs = [r.get("summaries") or [r["summary"]] for r in records]
     rouge = scorer()
-    scored = predictor.sentence_scores([r["text"] for r in records])
+    scored = predictor.sentence_scores(
+        [r["text"] for r in records], titles=[r.get("title") for r in records]
+    )
     docs = [[s.text for s in sentences] for sentences, _, _ in scored]
     systems = {"lead": [" ".join(d[:k]) for d in docs]}
     if budget == SENTENCES:

@@ -54,7 +54,12 @@ def summary_dataset(
     """Sentence windows labelled 1 where the greedy ROUGE oracle picks the sentence."""
     docs = [candidate_sentences(r["text"]) for r in records]
     windows = encode_sentence_windows(
-        tokenizer, [[s.text for s in d] for d in docs], cfg.max_length, cfg.max_windows
+        tokenizer,
+        [[s.text for s in d] for d in docs],
+        cfg.max_length,
+        cfg.max_windows,
+        titles=[r.get("title") for r in records],
+        title_tokens=cfg.title_tokens,
     )
     chosen = [
         set(greedy_oracle([s.text for s in d], references(r), cfg.oracle_sentences))

@@ -37,7 +37,7 @@ from akhbar.models.cards import bundle_card_data, card_text
 from akhbar.models.fusion import Fusion
 from akhbar.models.modeling import AkhbarModel, HeadSpec, TaskModel
 from akhbar.models.normalize import NormalizerConfig
-from akhbar.models.tasks import SEQUENCE, task_kind
+from akhbar.models.tasks import SENTENCE, SEQUENCE, task_kind
 from akhbar.models.tokenization import ensure_normalization, stored_normalization
 from akhbar.training.examples import sequence_dataset, sequence_inputs, summary_dataset
 from akhbar.training.finetune_config import FinetuneConfig
@@ -312,6 +312,7 @@ def finish_task(
         max_windows=cfg.max_windows,
         evidence_sentences=cfg.evidence_sentences,
         lead_prior=report.get("lead_prior", 0.0),
+        title_tokens=cfg.title_tokens if task_kind(cfg.task) == SENTENCE else 0,
     )
     if task_kind(cfg.task) == SEQUENCE:
         return (

@@ -98,6 +98,13 @@ class FinetuneConfig:
     summary_sentences: int = field(
         default=1, metadata={"help": "Summary: k sentences scored on validation."}
     )
+    title_tokens: int = field(
+        default=0,
+        metadata={
+            "help": "Summary: title tokens every sentence window starts with, so sentences (and "
+            "a topic head reading these windows) see the headline; 0: no title."
+        },
+    )
     epochs: float = field(
         default=2.0,
         metadata={"help": "Passes over the task's training rows (a fraction cuts the last)."},
@@ -168,6 +175,11 @@ class FinetuneConfig:
         if not 0 <= self.stride < self.max_length:
             raise ValueError(
                 f"--stride must be at least 0 and below --max-length ({self.max_length})"
+            )
+        if not 0 <= self.title_tokens <= self.max_length // 4:
+            raise ValueError(
+                f"--title-tokens must be within 0 and a quarter of --max-length "
+                f"({self.max_length // 4}), got {self.title_tokens}"
             )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"--dropout must be within [0, 1), got {self.dropout}")

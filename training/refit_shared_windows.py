@@ -109,12 +109,16 @@ def refit_on_shared_windows(
 
     report_before, _, _ = validated(predictor.encoder_logits(task, val_texts, val_first)[0])
 
-    _, windows = predictor.sentence_windows([r["text"] for r in train], reads)
+    _, windows = predictor.sentence_windows(
+        [r["text"] for r in train], reads, [r.get("title") for r in train]
+    )
     torch.manual_seed(cfg.seed)
     head = TaskHead(bundle.model.encoder.config.hidden_size, settings.head)
     fit_head(predictor.window_states(windows.features), train_y[windows.doc_index], head, cfg.seed)
     bundle.model.heads[task] = head
-    _, val_windows = predictor.sentence_windows([r["text"] for r in val], reads)
+    _, val_windows = predictor.sentence_windows(
+        [r["text"] for r in val], reads, [r.get("title") for r in val]
+    )
     with torch.inference_mode():
         window_logits = head(
             torch.from_numpy(predictor.window_states(val_windows.features))

@@ -291,7 +291,7 @@ class Analyzer:
             return topic.topic_and_sentences(texts, titles)
         return (
             topic.topic(texts, titles) if topic else [],
-            summary.sentence_scores(texts) if summary else [],
+            summary.sentence_scores(texts, titles=titles) if summary else [],
         )
 
     def topic(self, articles: Sequence[Any]) -> list[dict[str, Any]]:

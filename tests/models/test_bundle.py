@@ -32,7 +32,7 @@ TEXTS = [
 
 
 def expected_settings(base_model: str) -> dict:
-    def task(kind: str, labels: list[str], stride: int) -> dict:
+    def task(kind: str, labels: list[str], stride: int, evidence_sentences: int = 4) -> dict:
         return {
             "kind": kind,
             "labels": labels,
@@ -41,9 +41,10 @@ def expected_settings(base_model: str) -> dict:
             "max_length": 64,
             "stride": stride,
             "max_windows": 4,
-            "evidence_sentences": 4,
+            "evidence_sentences": evidence_sentences,
             "lead_prior": 0.0,
             "reads": "",
+            "title_tokens": 0,
         }
 
     return {
@@ -64,6 +65,7 @@ def expected_settings(base_model: str) -> dict:
         "tasks": {
             "topic": task("sequence", TOPICS, 16),
             "stance": task("sequence", STANCES, 16),
+            "stance_headline": task("sequence", ["agree", "disagree", "other"], 16, 1),
             "summary": task("sentence", ["selected"], 0),
         },
     }
@@ -246,6 +248,20 @@ def test_refuses_settings_without_normalization(bundle_copy: Path) -> None:
 def test_refuses_bad_normalization_value(bundle_copy: Path) -> None:
     edit_settings(bundle_copy, lambda d: d["normalization"].update(unify_alef="yes"))
     assert "unify_alef" in refusal(bundle_copy)
+
+
+@pytest.mark.parametrize(
+    ("task", "title_tokens", "expected"),
+    [
+        ("summary", 17, "title_tokens must be within 0 and a quarter of max_length (16), got 17"),
+        ("topic", 8, "only sentence tasks read a title prefix, not a sequence task"),
+    ],
+)
+def test_refuses_a_title_prefix_that_cannot_be(
+    bundle_copy: Path, task: str, title_tokens: int, expected: str
+) -> None:
+    edit_settings(bundle_copy, lambda d: d["tasks"][task].update(title_tokens=title_tokens))
+    assert expected in refusal(bundle_copy)
 
 
 def test_refuses_task_without_labels(bundle_copy: Path) -> None:

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -338,6 +340,46 @@ def test_sentence_windows_structure(tokenizer) -> None:
     assert [
         i for w, d in zip(windows.sentence_index, windows.doc_index) if d == 0 for i in w
     ] == list(range(6))
+
+
+def test_sentence_windows_start_with_the_title_where_asked(tokenizer, bundle) -> None:
+    title = "الحكومة تعلن خطة جديدة للنقل العام في المدن الكبرى"
+    docs = [LONG_SENTENCES[:6], [SHORT], [SHORT]]
+    titles = [title, None, ""]
+    plain = encode_sentence_windows(tokenizer, docs, 100, max_windows=10)
+    untitled = encode_sentence_windows(tokenizer, docs, 100, 10, titles=titles)  # 0 tokens
+    assert untitled.features == plain.features and untitled.sentence_index == plain.sentence_index
+    titled = encode_sentence_windows(tokenizer, docs, 100, 10, titles=titles, title_tokens=8)
+    prefix = [tokenizer.cls_token_id, *body(tokenizer, title)[:8], tokenizer.sep_token_id]
+    for feature, d in zip(titled.features, titled.doc_index):
+        ids, sids = feature["input_ids"], feature["sentence_ids"]
+        assert len(ids) <= 100
+        if d == 0:  # every window of the titled document starts with the title
+            assert ids[: len(prefix)] == prefix and sids[: len(prefix)] == [-1] * len(prefix)
+
+    def untitled_docs(windows):  # a missing or empty title leaves the windows as they were
+        return [f for f, d in zip(windows.features, windows.doc_index) if d > 0]
+
+    assert untitled_docs(titled) == untitled_docs(plain)
+    # The sentences behind the prefix are the same, each marked as before.
+    for feature, d, index in zip(titled.features, titled.doc_index, titled.sentence_index):
+        pieces = local_sentences(feature)
+        assert [pieces[j] for j in range(len(index))] == [
+            body(tokenizer, docs[d][i]) for i in index
+        ]
+    with pytest.raises(ValueError, match="2 titles for 3 documents"):
+        encode_sentence_windows(tokenizer, docs, 100, 10, titles=titles[:2], title_tokens=8)
+
+    # A summary head reading a title scores the same sentences differently, and the pass that
+    # serves topic and summary reads the title too.
+    titled_bundle = copy.deepcopy(bundle)
+    titled_bundle.settings.tasks["summary"] = replace(
+        bundle.settings.tasks["summary"], title_tokens=8
+    )
+    reader = Predictor(titled_bundle)
+    [(sentences, with_title, _)] = reader.sentence_scores([MEDIUM], titles=[title])
+    [(same, without, _)] = reader.sentence_scores([MEDIUM])
+    assert sentences == same and not np.allclose(with_title, without)
 
 
 def test_sentence_windows_drop_beyond_max_windows(tokenizer) -> None:

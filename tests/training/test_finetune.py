@@ -382,6 +382,8 @@ def test_config_validation():
         FinetuneConfig(data="x", max_length=32, stride=32)
     with pytest.raises(ValueError, match="--batch-size"):
         FinetuneConfig(data="x", batch_size=0)
+    with pytest.raises(ValueError, match="--title-tokens must be within 0 and a quarter"):
+        FinetuneConfig(task="summary", data="x", max_length=64, title_tokens=17)
 
 
 def summary_rows(n: int, seed: int) -> list[dict]:
@@ -393,7 +395,14 @@ def summary_rows(n: int, seed: int) -> list[dict]:
     rows = []
     for i in range(n):
         sentences = rng.sample(ARABIC_SENTENCES, 4)
-        rows.append({"id": f"s{seed}-{i}", "text": "\n".join(sentences), "summary": sentences[0]})
+        rows.append(
+            {
+                "id": f"s{seed}-{i}",
+                "title": sentences[0][:30],
+                "text": "\n".join(sentences),
+                "summary": sentences[0],
+            }
+        )
     return rows
 
 
@@ -443,6 +452,7 @@ def test_several_tasks_train_one_shared_encoder(tiny_base, topic_data, tmp_path)
             max_steps=-1,
             epochs=1,
             batch_size=4,
+            title_tokens=8,
         ),
     ]
     result = run(cfgs)
@@ -469,6 +479,9 @@ def test_several_tasks_train_one_shared_encoder(tiny_base, topic_data, tmp_path)
         and bundle.settings.tasks["summary"].max_length == 64
     )
     assert bundle.settings.tasks["summary"].lead_prior == summary_val["lead_prior"]
+    # The summary windows start with the title, in training as in the bundle that serves.
+    assert bundle.settings.tasks["summary"].title_tokens == 8
+    assert bundle.settings.tasks["topic"].title_tokens == 0
     # Fine-tuning switches on dropout (the base is pretrained without); serving runs in eval mode.
     assert bundle.model.encoder.config.hidden_dropout_prob == 0.1
     # One encoder serves all three heads.
