@@ -13,10 +13,10 @@ run's models) on a free port, waits for ``/readyz``, then runs the load generato
 Each worker's precision and torch threads are resolved here from the environment the server
 gets (:func:`common.service_settings`), with the same code each worker runs at start-up.
 
-Around each phase it reads ``/metrics`` (BentoML's ``bentoml_service_adaptive_batch_size``
-histogram of the batchable ``score_batch`` route: how many requests each adaptive batch
-merged) and the CPU time of the server's process tree (``/proc``), and reports both as
-differences over the phase.
+Around each phase it reads ``/metrics`` (the service's ``akhbar_batch_articles`` histogram:
+how many articles each batch held, requests that arrived together sharing one) and the CPU
+time of the server's process tree (``/proc``), and reports both as differences over the
+phase.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from common import BENCH_DIR, log, read_json, service_settings, stage_args, writ
 from akhbar.models.tasks import TASKS  # noqa: E402
 
 READY_TIMEOUT_S = 300
-METRIC = "bentoml_service_adaptive_batch_size"
+METRIC = "akhbar_batch_articles"
 _SAMPLE = re.compile(
     r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)"
 )
@@ -97,8 +97,8 @@ def _workers(server_env: dict[str, str]) -> list[dict]:
 
 
 def batch_histogram(url: str) -> dict[str, float]:
-    """Cumulative bucket counts, ``sum`` and ``count`` of the adaptive-batch-size histogram
-    (``score_batch``), summed over workers; empty when /metrics does not answer."""
+    """Cumulative bucket counts, ``sum`` and ``count`` of the batch-size histogram, summed
+    over workers; empty when /metrics does not answer."""
     try:
         text = httpx.get(url + "/metrics", timeout=10).text
     except httpx.HTTPError:
@@ -109,8 +109,6 @@ def batch_histogram(url: str) -> dict[str, float]:
         if not match or not match["name"].startswith(METRIC):
             continue
         labels = dict(_LABEL.findall(match["labels"] or ""))
-        if labels.get("method_name", "score_batch") != "score_batch":
-            continue
         suffix = match["name"][len(METRIC) :]
         key = {"_sum": "sum", "_count": "count"}.get(suffix) or (
             f"le={labels.get('le')}" if suffix == "_bucket" else None

@@ -47,7 +47,11 @@ from akhbar.models.predict import Predictor, pick_sentences
 from akhbar.models.tasks import TASKS
 from akhbar.serving.core.articles import Article
 from akhbar.serving.core.config import DEFAULT_SUMMARY_SENTENCES, Runtime, ScoringConfig
-from akhbar.serving.core.limits import summary_max_words_problem, summary_sentences_problem
+from akhbar.serving.core.limits import (
+    id_problem,
+    summary_max_words_problem,
+    summary_sentences_problem,
+)
 
 NON_ARABIC_WARNING = "mostly non-Arabic text"
 TRUNCATED_WARNING = "text truncated"
@@ -97,6 +101,8 @@ def _coerce(article: Any, index: int, default_k: int) -> _Article:
     title = article.get("title")
     if title is not None and not isinstance(title, str):
         raise _field_error(index, "title", "must be a string")
+    if article.get("id") is not None and (problem := id_problem(article["id"])):
+        raise _field_error(index, "id", problem)
     claims = article.get("claims") or ()
     if isinstance(claims, str) or not all(isinstance(c, str) and c.strip() for c in claims):
         raise _field_error(index, "claims", "must be a list of non-empty strings")

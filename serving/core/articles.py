@@ -18,8 +18,11 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from akhbar.models.tasks import HEADLINE_MAX_WORDS
 from akhbar.serving.core.config import ScoringConfig, current
 from akhbar.serving.core.limits import (
+    ID_RANGE,
+    MAX_ID_CHARS,
     MAX_SUMMARY_SENTENCES,
     claims_problem,
+    id_problem,
     summary_max_words_problem,
     summary_sentences_problem,
     text_problem,
@@ -90,7 +93,16 @@ class Article(BaseModel):
         description="The article, as published (at most AKHBAR_MAX_TEXT_CHARS, "
         "default 100,000 characters).",
     )
-    id: str | int | None = Field(None, description="Echoed in the result.")
+    id: Annotated[
+        Annotated[str, Field(max_length=MAX_ID_CHARS)]
+        | Annotated[int, Field(ge=ID_RANGE[0], le=ID_RANGE[1])]
+        | None,
+        _refused_by(id_problem),
+    ] = Field(
+        None,
+        description=f"Echoed in the result: a string of at most {MAX_ID_CHARS} characters or a "
+        "64-bit whole number.",
+    )
     title: str | None = Field(
         None,
         json_schema_extra={"maxLength": SCHEMA_LIMITS.max_text_chars},

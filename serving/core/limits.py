@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 MAX_SUMMARY_SENTENCES = 20  # fixed by the API: summary_sentences is 1-20
+# An article id is echoed in every result: room for a URL, never a second article.
+MAX_ID_CHARS = 2048
+ID_RANGE = (-(2**63), 2**63 - 1)  # a whole-number id fits a signed 64-bit integer
 
 
 class Limits(Protocol):
@@ -69,6 +72,18 @@ def claims_problem(claims: Sequence[str], limits: Limits) -> str | None:
 def summary_sentences_problem(k: object) -> str | None:
     """A summary length ``k`` that is not a whole number from 1 to 20."""
     return whole_number_problem(k, 1, MAX_SUMMARY_SENTENCES)
+
+
+def id_problem(value: object) -> str | None:
+    """An ``id`` that is not a string of at most :data:`MAX_ID_CHARS` characters or a
+    whole number within :data:`ID_RANGE`."""
+    if isinstance(value, str):
+        if len(value) > MAX_ID_CHARS:
+            return f"id has {len(value)} characters; the limit is {MAX_ID_CHARS}"
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if ID_RANGE[0] <= value <= ID_RANGE[1] else "id must fit in 64 bits"
+    return f"id must be a string or a whole number, got {type(value).__name__}"
 
 
 def summary_max_words_problem(words: object) -> str | None:

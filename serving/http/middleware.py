@@ -18,23 +18,17 @@ itself, as JSON with the request id, and never raises:
   longer than ``body_timeout`` to arrive gets 408; it never held a queue place.
 * Not found / wrong method: Starlette's plain-text 404 and 405 become JSON errors, so every
   refusal is JSON.
-* Media type: ``multipart/form-data`` bodies get 415 (the API takes JSON; BentoML's form
-  parser answers a malformed one with a 500).
+* Media type: an API body that is not declared JSON (``application/json`` or a
+  ``+json`` type) gets 415, a missing Content-Type included (the API takes JSON only;
+  BentoML's form parser answers a malformed multipart body with a 500).
 * Queue: at most ``max_queue`` API requests in progress per worker; more get 503 with
   ``Retry-After``.
 * Timeout: an API request with no answer after ``request_timeout`` seconds gets 504 with
-  ``Retry-After``; the work it started finishes in the background and the service stays up.
-  A 503 from BentoML's batcher (a batch could not start in time) gets the same treatment.
+  ``Retry-After``; its articles are dropped if their batch has not started, otherwise the
+  batch finishes in the background, and the service stays up. A 503 or 504 from BentoML
+  itself gets the same treatment.
 * Log: one JSON line per request on the ``akhbar.access`` logger: request id, method,
   route, status, article count, latency. Never article text.
-
-The service's public routes call its batchable ``score_batch`` route in process (BentoML's
-self-proxy), through this same middleware. Those nested calls are recognised by a context
-variable set while an outer request is being handled, which no outside connection can set,
-and pass straight through. The variable holds a marker that is closed before the outer
-request's last byte is sent: uvicorn starts a pipelined next request on the same connection
-from inside that send, in a copy of the outer request's context, and a still-open marker
-there would let it skip the token and every limit.
 """
 
 from __future__ import annotations
@@ -65,19 +59,6 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 access_log = logging.getLogger("akhbar.access")
 
 
-class _Outer:
-    """The marker of an outside request in progress; closed once its answer is complete."""
-
-    __slots__ = ("open",)
-
-    def __init__(self) -> None:
-        self.open = True
-
-
-# Set while an outside request is handled; nested in-process calls see it open and pass through.
-_INSIDE_REQUEST: contextvars.ContextVar[_Outer | None] = contextvars.ContextVar(
-    "akhbar_inside_request", default=None
-)
 # The settings of the server handling the current request (the reading page asks for them).
 _SETTINGS: contextvars.ContextVar[ServiceSettings | None] = contextvars.ContextVar(
     "akhbar_service_settings", default=None
@@ -129,6 +110,13 @@ def _not_routed(status: int, scope: dict) -> str:
     return f"method not allowed: {where}; the API is {routes}"
 
 
+def _is_json_type(content_type: str) -> bool:
+    """``application/json`` or a structured ``+json`` type (RFC 6839), parameters removed."""
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
 class _TooLarge(Exception):
     pass
 
@@ -150,32 +138,22 @@ class AkhbarMiddleware:
         self.in_progress = 0
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        outer = _INSIDE_REQUEST.get()
-        if scope["type"] != "http" or (outer is not None and outer.open):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         given = _header(scope, b"x-request-id")
         request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         facts: dict[str, Any] = {"request_id": request_id, "articles": None, "status": None}
-        marker = _Outer()
         tokens = (
-            _INSIDE_REQUEST.set(marker),
             _REQUEST_FACTS.set(facts),
             _SETTINGS.set(self.settings),
             use(self.settings.scoring),
         )
         path = scope.get("path", "")
-
-        async def send_closing(message: dict) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                marker.open = False  # before the send, which may start a pipelined request
-            await send(message)
-
         try:
-            await self._handle(scope, receive, send_closing, path, facts)
+            await self._handle(scope, receive, send, path, facts)
         finally:
-            marker.open = False
             for token in reversed(tokens):
                 token.var.reset(token)
             line = {
@@ -228,7 +206,7 @@ class AkhbarMiddleware:
                         )
                         return
                     problem = (
-                        "the service is busy: a batch could not start in time"
+                        "the service is busy"
                         if status == 503
                         else f"the request took longer than {settings.request_timeout:g} s"
                     )
@@ -305,13 +283,13 @@ class AkhbarMiddleware:
             return
 
         content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-        if scope.get("method") in BODY_METHODS and content_type == "multipart/form-data":
-            # BentoML parses form bodies for its file inputs, which akhbar has none of, and
-            # answers a malformed one (no boundary, bad framing) with a 500.
+        if scope.get("method") in BODY_METHODS and not _is_json_type(content_type):
+            # The API takes JSON only. BentoML would also parse form bodies (for file inputs,
+            # which akhbar has none of) and answers a malformed one with a 500.
             await self._error(
                 send,
                 415,
-                "Content-Type multipart/form-data is not accepted: send the articles "
+                f"Content-Type {content_type or '(none)'} is not accepted: send the articles "
                 "as JSON with 'Content-Type: application/json'",
                 request_id,
                 facts=facts,

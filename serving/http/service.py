@@ -9,9 +9,11 @@ Routes (JSON; the OpenAPI document is at ``/docs.json``):
 * ``GET /ui``: the reading page for editors (:mod:`akhbar.serving.http.ui`), which calls
   ``/analyze``.
 
-All four routes hand their articles to ``score_batch``, a batchable route called in
-process through BentoML's self-proxy, so articles from concurrent callers are scored in
-one adaptive batch (windows sorted by length inside :class:`~akhbar.models.predict.Predictor`).
+All four routes hand their validated articles to one in-process batcher
+(:mod:`akhbar.serving.http.batcher`), so articles from concurrent callers are scored in shared
+batches (windows sorted by length inside :class:`~akhbar.models.predict.Predictor`) while each
+article crosses the HTTP layer, and validation, once. ``/metrics`` adds
+``akhbar_batch_articles``, a histogram of the articles per batch.
 
 Settings: ``AKHBAR_*`` variables, in two tables: the server's own knobs in
 :mod:`akhbar.serving.http.settings`, what decides a score in :mod:`akhbar.serving.core.config`;
@@ -23,14 +25,12 @@ BentoML (:mod:`akhbar.serving.http.bento_models`), so a built Bento carries its 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import bentoml
-from pydantic import AfterValidator, BaseModel, Field
 
 from akhbar.models.tasks import TASKS
 from akhbar.serving.core.articles import (
-    ARTICLES_SCHEMA,
     SAMPLE_ARTICLE,
     AnalyzeResponse,
     Article,
@@ -39,8 +39,8 @@ from akhbar.serving.core.articles import (
     StanceResponse,
     SummaryResponse,
     TopicResponse,
-    article_count,
 )
+from akhbar.serving.http.batcher import Batcher
 from akhbar.serving.http.bento_models import TaskModel
 from akhbar.serving.http.middleware import AkhbarMiddleware, note
 from akhbar.serving.http.settings import MALLOC_SETTINGS, MAX_REQUEST_TIMEOUT, ServiceSettings
@@ -53,34 +53,17 @@ SERVER = ServiceSettings.from_env()
 # BentoML's own request timeout only backs ours up (AKHBAR_REQUEST_TIMEOUT, answered with
 # Retry-After by the middleware): BentoML's 504 carries no Retry-After and no request id.
 BACKSTOP_TIMEOUT_S = MAX_REQUEST_TIMEOUT + 60
-SELF_PROXY_NEVER_REFRESHES = {"max_requests": 2**62, "max_age": 1e15}
-
-
-# ---------------------------------------------------------------------------------------
-# The batching unit
-
-
-class WorkItem(BaseModel):
-    """One article and the parts to compute: the unit ``score_batch`` batches."""
-
-    article: Article
-    tasks: list[Literal[TASKS]] = Field(min_length=1)
-
-
-# ---------------------------------------------------------------------------------------
-# The service
+BATCH_ARTICLES = bentoml.metrics.Histogram(
+    name="akhbar_batch_articles",
+    documentation="Articles per batch scored (requests that arrive together share a batch).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, float("inf")),
+)
 
 
 @bentoml.service(
     name="akhbar",
     workers=SERVER.workers,
-    threads=SERVER.threads,
     traffic={"timeout": BACKSTOP_TIMEOUT_S},
-    # The routes reach score_batch through BentoML's in-process client, which by default
-    # replaces its session every 100 calls (or 300 s) and closes the old one under the calls
-    # still using it: each of them then failed with a 500 ("Server disconnected"), about 1
-    # request in 10 at 32 concurrent callers. In process there is nothing to refresh.
-    runner_connection=SELF_PROXY_NEVER_REFRESHES,
     logging={"access": {"enabled": False}},  # akhbar.access logs one line per request instead
     labels={"project": "akhbar"},
     # Every server process starts with these unless its environment sets them; a Bento
@@ -114,6 +97,7 @@ class Akhbar:
         # The first call loads the sentence encoder and allocates buffers (seconds): not on a
         # caller's time.
         self.analyzer.analyze([SAMPLE_ARTICLE])
+        self.batcher = Batcher(self._analyze, self.settings.max_batch_size, BATCH_ARTICLES.observe)
         logger.info(
             "akhbar: models loaded (%s, %d torch threads): %s",
             runtime.precision,
@@ -125,10 +109,13 @@ class Akhbar:
     def __is_ready__(self) -> bool:
         return self.ready
 
+    def _analyze(self, articles: list[Article], tasks: tuple[str, ...]) -> list[dict[str, Any]]:
+        """What the batcher runs on its scoring thread: one Analyzer call."""
+        return self.analyzer.analyze(articles, tasks)
+
     async def _score(self, articles: list[Article], tasks: tuple[str, ...]) -> list[dict[str, Any]]:
         note(articles=len(articles))
-        items = [WorkItem(article=a, tasks=list(tasks)) for a in articles]
-        return await self.to_async.score_batch(items)
+        return await self.batcher.score(articles, tasks)
 
     @bentoml.api
     async def analyze(self, articles: Articles) -> AnalyzeResponse:
@@ -149,32 +136,6 @@ class Akhbar:
     async def stance(self, articles: StanceArticles) -> StanceResponse:
         """Stance of each article toward each of its claims, with evidence sentences."""
         return StanceResponse(results=await self._score(articles, ("stance",)))
-
-    @bentoml.api(
-        batchable=True, max_batch_size=SERVER.max_batch_size, max_latency_ms=SERVER.max_latency_ms
-    )
-    def score_batch(
-        self,
-        items: Annotated[
-            list[WorkItem],
-            Field(min_length=1, json_schema_extra=ARTICLES_SCHEMA),
-            AfterValidator(article_count),
-        ],
-    ) -> list[dict[str, Any]]:
-        """Internal: the adaptive-batching entry the routes above share. Call /analyze instead.
-
-        Items from concurrent requests arrive here together; items asking for the same
-        parts are scored in one Analyzer call.
-        """
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for i, item in enumerate(items):
-            groups.setdefault(tuple(item.tasks), []).append(i)
-        results: list[dict[str, Any]] = [{}] * len(items)
-        for tasks, members in groups.items():
-            scored = self.analyzer.analyze([items[i].article for i in members], tasks)
-            for i, result in zip(members, scored, strict=True):
-                results[i] = result
-        return results
 
 
 Akhbar.mount_asgi_app(page_app(), path="/", name="ui")  # /ui: matches only its own routes

@@ -18,9 +18,8 @@ shutdown_grace   AKHBAR_SHUTDOWN_GRACE   30        seconds requests in flight ge
 api_token        AKHBAR_API_TOKEN        (unset)   when set, API routes need
                                                    ``Authorization: Bearer``
 workers          AKHBAR_WORKERS          1         server processes, each with its own models
-threads          AKHBAR_THREADS          1         scoring threads per worker
-max_batch_size   AKHBAR_MAX_BATCH_SIZE   32        articles per adaptive batch
-max_latency_ms   AKHBAR_MAX_LATENCY_MS   60000     longest an article may queue for its batch
+max_batch_size   AKHBAR_MAX_BATCH_SIZE   32        articles per batch (concurrent requests
+                                                   share one; a larger request goes alone)
 ===============  ======================  ========  ===============================================
 
 The defaults suit 2 CPU cores: one worker scores one batch at a time with both cores, and
@@ -32,10 +31,9 @@ for one worker with 2 threads).
 When the values are read. :meth:`ServiceSettings.from_env` reads the environment each time
 it is called. The service calls it at start-up (in ``Akhbar.__init__`` and when the ASGI
 middleware is built), so limits, models, the token and the timeout come from the
-environment the server runs in, never the one a Bento was built in. The last four
-(``workers``, ``threads``, ``max_batch_size``, ``max_latency_ms``) are arguments of BentoML's
-``@bentoml.service`` and ``@bentoml.api`` decorators, which BentoML reads when it builds the
-server from the class; they are therefore read when the serving process imports
+environment the server runs in, never the one a Bento was built in. ``workers`` is an
+argument of BentoML's ``@bentoml.service`` decorator, which BentoML reads when it builds the
+server from the class; it is therefore read when the serving process imports
 ``akhbar.serving.http.service``. ``bentoml serve`` (of the repository or of a built Bento)
 imports it afresh in every server process, so these too follow the serving environment;
 ``bentoml build`` only records the build-time values in ``bento.yaml`` for display.
@@ -84,10 +82,7 @@ class ServiceSettings:
         cut off (``akhbar serve`` passes it to ``bentoml serve --timeout-graceful-shutdown``).
     api_token: bearer token the API routes require; None leaves them open.
     workers: server processes (BentoML ``workers``).
-    threads: scoring threads per worker (BentoML ``threads``).
-    max_batch_size: articles per adaptive batch (BentoML ``max_batch_size``).
-    max_latency_ms: longest an article may wait for its batch before the service answers
-        503 (BentoML ``max_latency_ms``).
+    max_batch_size: articles per batch (:class:`~akhbar.serving.http.batcher.Batcher`).
     scoring: the scoring core's configuration (limits, k, models, precision, torch threads).
     """
 
@@ -99,9 +94,7 @@ class ServiceSettings:
     shutdown_grace: int = 30
     api_token: str | None = None
     workers: int = 1
-    threads: int = 1
     max_batch_size: int = 32
-    max_latency_ms: int = 60_000
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
 
     def __post_init__(self) -> None:
@@ -111,9 +104,6 @@ class ServiceSettings:
                 f"AKHBAR_REQUEST_TIMEOUT must be at most {MAX_REQUEST_TIMEOUT} s (BentoML's own "
                 f"timeout behind it), got {self.request_timeout:g}"
             )
-        if self.max_batch_size < 2:
-            # BentoML refuses a batchable API with max_batch_size 1.
-            raise ValueError(f"AKHBAR_MAX_BATCH_SIZE must be at least 2, got {self.max_batch_size}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:

@@ -70,6 +70,8 @@ def test_one_call_scores_every_article_and_claim_in_one_batch(analyzer, monkeypa
         ({"text": "نص", "claims": "ادعاء"}, "claims"),
         ({"text": "نص", "summary_sentences": 0}, "summary_sentences"),
         ({"text": "نص", "summary_max_words": 0}, "summary_max_words"),
+        ({"text": "نص", "id": "x" * 2049}, "id"),
+        ({"text": "نص", "id": 1.5}, "id"),
     ],
 )
 def test_bad_articles_raise_naming_the_field(analyzer, article, field):

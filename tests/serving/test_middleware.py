@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
-import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -122,45 +120,29 @@ async def test_a_body_that_stops_arriving_gets_408_without_a_queue_place():
 
 
 @pytest.mark.anyio
-async def test_nested_in_process_calls_pass_straight_through():
-    """The routes call score_batch through the same app; that inner call must not need the
-    token again, count against the queue, or log a second line."""
-
-    async def inner(request):
-        return PlainTextResponse("inner")
-
-    async def outer(request):
-        transport = httpx.ASGITransport(app=request.app.state.wrapped)
-        async with httpx.AsyncClient(transport=transport, base_url="http://self") as client:
-            return PlainTextResponse((await client.post("/inner")).text)
-
-    app = Starlette(
-        routes=[Route("/outer", outer, methods=["POST"]), Route("/inner", inner, methods=["POST"])]
-    )
-    wrapped = AkhbarMiddleware(app, settings=lambda: ServiceSettings(api_token="t", max_queue=1))
-    app.state.wrapped = wrapped
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(json.loads(record.getMessage()))
-    access = logging.getLogger("akhbar.access")
-    access.addHandler(handler)
-    level = access.level
-    access.setLevel(logging.INFO)
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=wrapped), base_url="http://test"
-        ) as client:
-            assert (
-                await client.post("/inner")
-            ).status_code == 401  # from outside: the token is needed
-            response = await client.post("/outer", headers={"authorization": "Bearer t"})
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(level)
-    # No token needed and no 503 although the outer call holds the only queue place.
-    assert (response.status_code, response.text) == (200, "inner")
-    assert [(line["route"], line["status"]) for line in lines] == [("/inner", 401), ("/outer", 200)]
-    assert wrapped.in_progress == 0
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        (b"application/json", 200),
+        (b"application/json; charset=utf-8", 200),
+        (b"application/merge-patch+json", 200),
+        (b"text/plain", 415),
+        (b"application/xml", 415),
+        (b"application/x-www-form-urlencoded", 415),
+        (b"multipart/form-data; boundary=x", 415),
+        (None, 415),
+    ],
+)
+async def test_only_json_bodies_reach_the_api(content_type: bytes | None, status: int):
+    headers = [(b"content-length", b"2")]
+    if content_type is not None:
+        headers.append((b"content-type", content_type))
+    answer, _, body = await _raw(_echo(), headers, [b"{}"])
+    assert answer == status
+    if status == 415:
+        error = json.loads(body)["error"]
+        assert (content_type or b"(none)").split(b";")[0].decode() in error
+        assert "application/json" in error
 
 
 @pytest.fixture

@@ -130,8 +130,17 @@ def test_auth_health_metrics_and_docs(server):
     assert wrong.status_code == 401 and "AKHBAR_API_TOKEN" in wrong.json()["error"]
     for path in ("/livez", "/readyz", "/metrics", "/docs.json"):
         assert httpx.get(server.url + path, timeout=10).status_code == 200, path
+    assert server.post("/topic", {"articles": [{"text": STORY[0]}] * 3}).status_code == 200
     metrics = httpx.get(server.url + "/metrics", timeout=10).text
     assert "bentoml_service_request_duration_seconds" in metrics
+    # The service's own batch histogram: every batch counted, with the articles it held.
+    batches = {
+        line.split()[0]: float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("akhbar_batch_articles_") and not line.startswith("#")
+    }
+    assert batches["akhbar_batch_articles_count"] >= 1
+    assert batches["akhbar_batch_articles_sum"] >= 3
 
 
 def test_concurrent_callers_are_all_answered(server):

@@ -202,6 +202,9 @@ BAD_BODIES = {
     "summary_max_words 0": (_article(summary_max_words=0), ["articles", 0, "summary_max_words"]),
     "unknown field": (_article(summary_sentence=3), ["articles", 0, "summary_sentence"]),
     "id of wrong type": (_article(id=[1]), ["articles", 0, "id"]),
+    "id over 2,048 characters": (_article(id="x" * 2049), ["articles", 0, "id"]),
+    "id beyond 64 bits": (_article(id=2**63), ["articles", 0, "id"]),
+    "id true": (_article(id=True), ["articles", 0, "id"]),
 }
 
 
@@ -309,7 +312,7 @@ def test_bearer_token_guards_the_api_but_not_health_or_docs(service_env):
             c.post("/topic", json=_article(), headers={"authorization": "test-token"}).status_code
             == 401
         )
-        assert c.post("/score_batch", json={"items": []}).status_code == 401  # no way around it
+        assert c.post("/score_batch", json={"items": []}).status_code == 401  # not even a 404
         assert c.post("/topic", json=_article(), headers=AUTH).status_code == 200
         assert c.post("/analyze", json=_article(claims=["ادعاء"]), headers=AUTH).status_code == 200
         for path in ("/livez", "/readyz", "/docs.json", "/schema.json"):
