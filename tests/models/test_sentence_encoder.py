@@ -1,0 +1,36 @@
+"""The packaged sentence encoder's pair features, with repeated claims encoded once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from akhbar.models import sentence_encoder
+from akhbar.models.sentence_encoder import _ClaimCache, encode, pair_features
+
+CLAIMS = ["البنك المركزي رفع أسعار الفائدة", "الحكومة خفضت ضريبة الدخل", "المنتخب فاز بالكأس"]
+EVIDENCE = ["أعلن البنك المركزي رفع الفائدة.", "قررت الحكومة خفض الضريبة.", "خسر المنتخب."]
+
+
+def test_pair_features_are_the_claim_evidence_products_with_cached_claims():
+    features = pair_features(CLAIMS, EVIDENCE)
+    u, v = encode(CLAIMS), encode(EVIDENCE)
+    assert features.shape == (3, 2048)
+    np.testing.assert_allclose(features, np.hstack([u, v, np.abs(u - v), u * v]), atol=1e-6)
+
+
+def test_a_repeated_claim_is_encoded_once_and_the_cache_stays_bounded(monkeypatch):
+    calls: list[list[str]] = []
+
+    def counting(texts):
+        calls.append(list(texts))
+        return encode(texts)
+
+    monkeypatch.setattr(sentence_encoder, "encode", counting)
+    cache = _ClaimCache(size=2)
+    first = cache.encode([CLAIMS[0], CLAIMS[0], CLAIMS[1]])
+    again = cache.encode([CLAIMS[1], CLAIMS[0]])
+    assert calls == [[CLAIMS[0], CLAIMS[1]]]  # each distinct claim once, in one call
+    np.testing.assert_array_equal(again, first[[2, 0]])
+    cache.encode([CLAIMS[2]])  # a third claim evicts the least recently used (CLAIMS[1])
+    assert list(cache.rows) == [CLAIMS[0], CLAIMS[2]]
+    assert cache.encode([]).shape == (0, 512)
