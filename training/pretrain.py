@@ -176,6 +176,15 @@ class PretrainConfig:
             "128-token base continued at 512 tokens with pairs)."
         },
     )
+    copy_positions: int = field(
+        default=0,
+        metadata={
+            "help": "With --init-from a base pretrained on sequences of this many tokens: its "
+            "position rows past them start as copies of its trained rows 1..N-1, repeated (as "
+            "Longformer extended RoBERTa), and token type 1 as a copy of type 0, instead of "
+            "their untrained values; 0: keep the base's rows."
+        },
+    )
     bf16: bool = bf16_field()
     threads: int = field(default=0, metadata={"help": "torch threads; 0 keeps torch's default."})
     compile: bool = field(
@@ -236,6 +245,11 @@ class PretrainConfig:
             )
         if self.max_steps <= 0 and self.time_budget_minutes <= 0:
             raise ValueError("set --max-steps or a positive --time-budget-minutes")
+        if self.copy_positions and (not self.init_from or self.copy_positions < 2):
+            raise ValueError(
+                "--copy-positions needs --init-from and at least 2 trained positions, got "
+                f"{self.copy_positions}"
+            )
 
 
 def cxx_compiler() -> str | None:
@@ -437,8 +451,33 @@ def build_model(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerFast) -> torc
         model.encoder = model.encoder.from_pretrained(
             cfg.init_from, add_pooling_layer=False, dtype=torch.float32
         )  # a shipped base is stored in fp16; pretraining computes in fp32
+        if cfg.copy_positions:
+            copy_trained_positions(model.encoder.embeddings, cfg.copy_positions)
         model.tie_embeddings()
     return model
+
+
+@torch.no_grad()
+def copy_trained_positions(embeddings: torch.nn.Module, trained: int) -> None:
+    """Rows ``trained``.. of the position embeddings become copies of rows 1..trained-1,
+    repeated, and token type 1 a copy of type 0.
+
+    A base pretrained on ``trained``-token sequences of one segment leaves those rows at their
+    random initialisation. Copies give every later position the shape of a trained one (row 0
+    is skipped: only [CLS] ever sits there), so continued pretraining starts from an encoder
+    that already reads them, as Longformer extended RoBERTa's positions (Beltagy et al. 2020).
+    """
+    positions = embeddings.position_embeddings.weight
+    if trained >= positions.shape[0]:
+        raise ValueError(
+            f"--copy-positions {trained} leaves nothing to copy into: the base has "
+            f"{positions.shape[0]} positions"
+        )
+    source = 1 + (torch.arange(trained, positions.shape[0]) - 1) % (trained - 1)
+    positions[trained:] = positions[source]
+    types = embeddings.token_type_embeddings.weight
+    if types.shape[0] > 1:
+        types[1:] = types[0]
 
 
 class _Documents:
@@ -602,6 +641,8 @@ def run_name(cfg: PretrainConfig) -> str:
         parts.append(f"from-{source.name}-{hashlib.sha1(str(source).encode()).hexdigest()[:6]}")
     elif cfg.embedding_init != "random":
         parts.append(cfg.embedding_init)
+    if cfg.copy_positions:
+        parts.append(f"copypos{cfg.copy_positions}")
     if cfg.segments == "pairs":
         parts.append(f"pairs{cfg.seq_len}")
     if cfg.distill_weight:

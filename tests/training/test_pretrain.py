@@ -397,6 +397,37 @@ def test_init_from_a_base_too_short_for_seq_len_is_refused(tmp_path):
         build_model(cfg, tokenizer=None)
 
 
+def test_copy_positions_gives_untrained_rows_the_shape_of_trained_ones(tmp_path):
+    from transformers import BertModel
+
+    from akhbar.training.pretrain import build_model, run_name
+
+    base = BertModel(toy_config())  # 32 positions, as if pretrained on 8-token sequences
+    before = base.embeddings.position_embeddings.weight.detach().clone()
+    base.save_pretrained(tmp_path / "base")
+    cfg = PretrainConfig(
+        init_from=str(tmp_path / "base"), copy_positions=8, seq_len=32, max_steps=1
+    )
+    embeddings = build_model(cfg, tokenizer=None).encoder.embeddings
+    after = embeddings.position_embeddings.weight.detach()
+    torch.testing.assert_close(after[:8], before[:8])  # the trained rows stay
+    for row in range(8, 32):  # rows 8.. repeat rows 1..7 (row 0 belongs to [CLS] alone)
+        torch.testing.assert_close(after[row], before[1 + (row - 1) % 7])
+    types = embeddings.token_type_embeddings.weight.detach()
+    torch.testing.assert_close(types[1], types[0])
+    assert "copypos8" in run_name(cfg)
+    for wrong in ({"copy_positions": 8}, {"copy_positions": 1, "init_from": "x"}):
+        with pytest.raises(ValueError, match="--copy-positions needs --init-from"):
+            PretrainConfig(max_steps=1, **wrong)
+    with pytest.raises(ValueError, match="--copy-positions 32 leaves nothing to copy into"):
+        build_model(
+            PretrainConfig(
+                init_from=str(tmp_path / "base"), copy_positions=32, seq_len=32, max_steps=1
+            ),
+            tokenizer=None,
+        )
+
+
 def fake_teacher(calls: list[int]):
     """A stand-in for the multilingual encoder: a unit vector seeded by each sentence."""
 
