@@ -904,6 +904,7 @@ def _run(cfg: PretrainConfig) -> dict:
         objective=cfg.objective,
         embedding_init=cfg.embedding_init,
         init_from=cfg.init_from,
+        copy_positions=cfg.copy_positions,
         layers=model.config.num_hidden_layers,
         hidden=model.config.hidden_size,
         segments=cfg.segments,

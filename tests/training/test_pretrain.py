@@ -381,6 +381,7 @@ def test_continuing_with_pairs_trains_the_long_positions_and_segment_b(
     assert (moved("position_embeddings")[:48] > 0).all(), "positions past the first stage's 16"
     assert (moved("token_type_embeddings") > 0).all(), "token type 1 was not trained"
     assert report["init_from"] == str(base) and report["segments"] == "pairs"
+    assert report["copy_positions"] == 0
     assert report["init_from_report"]["seq_len"] == 16
     assert report["pairs"]["longest"] >= 60 and 0 < report["pairs"]["segment_b_share"] < 1
     assert "continued from the base at" in (Path(cfg.output_dir) / "README.md").read_text()
