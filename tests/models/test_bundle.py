@@ -106,7 +106,7 @@ def sequence_logits(bundle, task: str) -> torch.Tensor:
 def test_round_trip(tiny_bundle: Path, tiny_base: Path) -> None:
     bundle = load_bundle(tiny_bundle)
     assert bundle.path == tiny_bundle
-    assert bundle.tasks == ("topic", "stance", "summary")
+    assert bundle.tasks == ("topic", "stance", "stance_headline", "summary")
     assert bundle.settings.tasks["topic"].labels == tuple(TOPICS)
     assert bundle.settings.tasks["stance"].labels == tuple(STANCES)
     assert bundle.settings.tasks["summary"].labels == ("selected",)
@@ -140,7 +140,7 @@ def test_bundle_layout(tiny_bundle: Path) -> None:
         for k in load_file(str(tiny_bundle / "model.safetensors"))
         if k.startswith("heads.")
     }
-    assert heads == {"topic", "stance", "summary"}
+    assert heads == {"topic", "stance", "stance_headline", "summary"}
 
 
 def test_loaded_model_is_deterministic(tiny_bundle: Path) -> None:
