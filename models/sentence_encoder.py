@@ -45,24 +45,17 @@ class _ClaimCache:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         with self.lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self.rows))
+            known = {t: self.rows[t] for t in texts if t in self.rows}
+            for text in known:
+                self.rows.move_to_end(text)
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
         fresh = dict(zip(missing, encode(missing))) if missing else {}
         with self.lock:
-            for text, row in fresh.items():
-                self.rows[text] = row
-            out = []
-            for text in texts:
-                row = self.rows.get(text)
-                if row is None:  # evicted meanwhile by another thread's claims
-                    row = fresh.get(text)
-                    if row is None:
-                        row = encode([text])[0]
-                else:
-                    self.rows.move_to_end(text)
-                out.append(row)
+            self.rows.update(fresh)
             while len(self.rows) > self.size:
                 self.rows.popitem(last=False)
-        return np.stack(out) if out else np.zeros((0, 512), np.float32)
+        rows = known | fresh
+        return np.stack([rows[t] for t in texts]) if texts else np.zeros((0, 512), np.float32)
 
 
 _claims = _ClaimCache(CLAIM_CACHE_SIZE)
