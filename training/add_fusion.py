@@ -64,7 +64,7 @@ def add_fusion(bundle_dir: Path, task: str, kind: str, config: str | None = None
         "temperature": settings.temperature,
     }
     fusion, fusion_report = fit_fusion(
-        kind,
+        cfg,
         texts,
         first,
         train_y,
@@ -73,8 +73,6 @@ def add_fusion(bundle_dir: Path, task: str, kind: str, config: str | None = None
         val_y,
         logits,
         bundle.settings.normalization,
-        cfg.seed,
-        balanced=cfg.class_weighting,
     )
     report, temperature, _, fusion = choose(
         report, settings.temperature, logits.argmax(1), fusion, fusion_report, val_y, labels

@@ -287,7 +287,7 @@ def finish_task(
             sequence_inputs(cfg, evaluator.records),
         )
         fusion, fusion_report = fit_fusion(
-            cfg.fusion,
+            cfg,
             texts,
             first,
             np.array(part.train_ids),
@@ -296,8 +296,6 @@ def finish_task(
             evaluator.y,
             evaluator.doc_logits(window_logits),
             normalization,
-            cfg.seed,
-            balanced=cfg.class_weighting,
         )
         report, temperature, pred, fusion = choose(
             report, temperature, pred, fusion, fusion_report, evaluator.y, part.labels

@@ -130,6 +130,13 @@ class FinetuneConfig:
             f"encoder: {' or '.join(FUSION_KINDS)}, for label tasks; '' for none."
         },
     )
+    decision_bias: bool = field(
+        default=False,
+        metadata={
+            "help": "With --fusion: tune per-class biases of the fused scores for macro-F1 on "
+            "validation, kept only if nested cross-validation says they help (default: off)."
+        },
+    )
     eval_steps: int = field(
         default=200, metadata={"help": "Validate (and checkpoint) every this many steps."}
     )

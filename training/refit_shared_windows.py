@@ -90,7 +90,7 @@ def refit_on_shared_windows(
         if not cfg.fusion:
             return report, temperature, None
         fusion, fusion_report = fit_fusion(
-            cfg.fusion,
+            cfg,
             texts,
             first,
             train_y,
@@ -99,8 +99,6 @@ def refit_on_shared_windows(
             val_y,
             logits,
             bundle.settings.normalization,
-            cfg.seed,
-            balanced=cfg.class_weighting,
         )
         report, temperature, _, fusion = choose(
             report, temperature, logits.argmax(1), fusion, fusion_report, val_y, labels

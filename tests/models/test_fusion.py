@@ -102,6 +102,7 @@ def test_a_bundle_without_fusion_part_has_none_and_two_parts_are_refused(tmp_pat
 
 @pytest.mark.parametrize("classes", [2, 3])
 def test_fit_fusion_stores_one_row_per_class(classes):
+    from akhbar.training.finetune_config import FinetuneConfig
     from akhbar.training.fusion_fitting import fit_fusion
 
     texts = ARABIC_SENTENCES * 4
@@ -109,7 +110,46 @@ def test_fit_fusion_stores_one_row_per_class(classes):
     logits = np.eye(classes)[y] + np.random.default_rng(1).normal(
         scale=2.0, size=(len(texts), classes)
     )
-    fusion, report = fit_fusion("tfidf", texts, None, y, texts, None, y, logits, NormalizerConfig())
+    cfg = FinetuneConfig(task="topic", data="d", fusion="tfidf")
+    fusion, report = fit_fusion(cfg, texts, None, y, texts, None, y, logits, NormalizerConfig())
     assert fusion.weight.shape[0] == classes and fusion.stack_weight.shape == (classes, 2 * classes)
     assert report["chosen"] in ("fused", "encoder")
     assert report["fused_cv_proba"].shape == (len(texts), classes)
+
+
+def test_tuned_bias_recovers_a_rare_class_the_scores_rank_but_never_pick():
+    from akhbar.training.fusion_fitting import tune_bias
+    from akhbar.training.metrics import macro_f1
+
+    # Class 2 is rare and always second-ranked where it is right: argmax never picks it, a
+    # bias of about +1 does, and then macro-F1 reaches 1.
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 40 + [1] * 40 + [2] * 8)
+    log_proba = np.log(np.full((len(y), 3), 0.05))
+    log_proba[y == 0, 0], log_proba[y == 1, 1] = np.log(0.9), np.log(0.9)
+    log_proba[y == 2, 0], log_proba[y == 2, 2] = np.log(0.6), np.log(0.35)
+    log_proba += rng.normal(scale=0.01, size=log_proba.shape)
+    assert macro_f1(y, log_proba.argmax(1)) < 0.7
+    bias = tune_bias(log_proba, y)
+    assert macro_f1(y, (log_proba + bias).argmax(1)) == 1.0
+    assert bias[2] - bias[0] > 0.5
+
+
+def test_decision_bias_is_reported_and_only_moves_the_stacker_when_kept():
+    from akhbar.training.finetune_config import FinetuneConfig
+    from akhbar.training.fusion_fitting import fit_fusion
+
+    texts = ARABIC_SENTENCES * 6
+    y = np.arange(len(texts)) % 3
+    logits = np.eye(3)[y] + np.random.default_rng(2).normal(scale=2.0, size=(len(texts), 3))
+    reports = {}
+    for on in (False, True):
+        cfg = FinetuneConfig(task="topic", data="d", fusion="tfidf", decision_bias=on)
+        fusion, reports[on] = fit_fusion(
+            cfg, texts, None, y, texts, None, y, logits, NormalizerConfig()
+        )
+        reports[on]["stack_bias"] = fusion.stack_bias
+    tuned = reports[True]["decision_bias"]
+    assert "decision_bias" not in reports[False] and len(tuned["bias"]) == 3
+    moved = not np.allclose(reports[True]["stack_bias"], reports[False]["stack_bias"])
+    assert moved == tuned["kept"] == (tuned["fused_cv_biased_nested"] > tuned["fused_cv_unbiased"])
