@@ -40,6 +40,7 @@ from akhbar.serving.core.articles import (
     SummaryResponse,
     TopicResponse,
 )
+from akhbar.serving.http import connections
 from akhbar.serving.http.batcher import Batcher
 from akhbar.serving.http.bento_models import TaskModel
 from akhbar.serving.http.middleware import AkhbarMiddleware, note
@@ -50,6 +51,8 @@ from akhbar.serving.http.ui import page_app
 # Server knobs BentoML takes from the decorators below; read when the serving process
 # imports this module (see akhbar.serving.http.settings for why that is start-up, not build).
 SERVER = ServiceSettings.from_env()
+# Header deadline and connection limit, in the uvicorn that BentoML starts in this process.
+connections.install(SERVER.header_timeout, SERVER.max_connections, SERVER.retry_after)
 # BentoML's own request timeout only backs ours up (AKHBAR_REQUEST_TIMEOUT, answered with
 # Retry-After by the middleware): BentoML's 504 carries no Retry-After and no request id.
 BACKSTOP_TIMEOUT_S = MAX_REQUEST_TIMEOUT + 60

@@ -11,6 +11,11 @@ max_body_bytes   AKHBAR_MAX_BODY_BYTES   16777216  request body size (16 MiB); l
 request_timeout  AKHBAR_REQUEST_TIMEOUT  60        seconds before a request is answered 504
 body_timeout     AKHBAR_BODY_TIMEOUT     10        seconds to receive a request's body; slower:
                                                    408, and the connection closes
+header_timeout   AKHBAR_HEADER_TIMEOUT   10        seconds for a request line and headers to
+                                                   arrive (and a connection to stay idle);
+                                                   slower: the connection closes
+max_connections  AKHBAR_MAX_CONNECTIONS  1000      open connections per worker (kept 256 below
+                                                   ``ulimit -n``); more: 503 and closed at once
 max_queue        AKHBAR_MAX_QUEUE        64        API requests in progress per worker; more: 503
 retry_after      AKHBAR_RETRY_AFTER      5         seconds suggested in ``Retry-After`` on 503/504
 shutdown_grace   AKHBAR_SHUTDOWN_GRACE   30        seconds requests in flight get to finish
@@ -76,6 +81,9 @@ class ServiceSettings:
     request_timeout: seconds a request may take before it is answered 504.
     body_timeout: seconds a request's body may take to arrive; a slower one gets 408 and never
         takes a queue place.
+    header_timeout: seconds a connection may take to send a request's head, or stay idle
+        (:mod:`akhbar.serving.http.connections`).
+    max_connections: open connections one worker holds; more are refused with 503.
     max_queue: API requests one worker holds at once (running or queued); more get 503.
     retry_after: seconds suggested in ``Retry-After`` on 503 and 504 answers.
     shutdown_grace: on SIGTERM, seconds the requests in flight get to finish before they are
@@ -89,6 +97,8 @@ class ServiceSettings:
     max_body_bytes: int = 16 * 1024 * 1024
     request_timeout: float = 60.0
     body_timeout: float = 10.0
+    header_timeout: float = 10.0
+    max_connections: int = 1000
     max_queue: int = 64
     retry_after: int = 5
     shutdown_grace: int = 30

@@ -1,0 +1,143 @@
+"""Connection guard: a bounded number of connections per worker, each of which must finish
+sending a request's head (request line and headers) within ``header_timeout`` seconds.
+
+Neither uvicorn nor BentoML bounds these. uvicorn has no header-read timeout, its keep-alive
+timer starts only after a first response, and BentoML passes no connection limit; so 500
+silent connections, or 300 sending a header line every 5 s, were held for as long as their
+clients liked, and 20,400 idle ones exhausted the worker's descriptors until normal requests
+timed out (issue 20). The guard is uvicorn's own HTTP/1.1 protocol (h11) with two additions:
+
+* **Deadline for the head.** A timer starts when a connection opens, when a keep-alive
+  connection has answered a request, and when the first byte of a new request arrives; it
+  stops once the whole head is in. When it fires the connection closes, with a JSON 408 if
+  part of a request arrived. The body has its own timeout in the middleware
+  (``AKHBAR_BODY_TIMEOUT``), which sees it arrive.
+* **Connection limit.** Beyond ``max_connections`` open connections a new one is answered a
+  JSON 503 with ``Retry-After`` and closed at once, so its descriptor is freed as soon as it
+  was taken. The limit is kept below the process's descriptor limit (``RLIMIT_NOFILE``),
+  leaving :data:`DESCRIPTOR_RESERVE` for models, logs and the server's own sockets.
+
+BentoML builds uvicorn's configuration itself and offers no way to name the protocol class,
+so :func:`install` points uvicorn's ``auto`` protocol at this one; the service calls it when
+the serving process imports it, before BentoML starts uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+
+import h11
+import uvicorn.config
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+DESCRIPTOR_RESERVE = 256
+logger = logging.getLogger("akhbar.connections")
+
+
+def _response(status: int, reason: bytes, message: str, headers: bytes = b"") -> bytes:
+    body = json.dumps({"error": message}).encode()
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n%s\r\n" % (status, reason, len(body), headers)
+    ) + body
+
+
+def connection_limit(wanted: int) -> int:
+    """``wanted``, lowered to fit under the soft descriptor limit with the reserve left."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - DESCRIPTOR_RESERVE))
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's head and a connection
+    limit; the class attributes are set by :func:`install`."""
+
+    header_timeout: float = 10.0
+    max_connections: int = 1000
+    retry_after: int = 5
+
+    _deadline: asyncio.TimerHandle | None = None
+    _refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.max_connections:
+            self._refused = True
+            transport.write(
+                _response(
+                    503,
+                    b"Service Unavailable",
+                    f"the service has {len(self.connections)} open connections (limit "
+                    f"{self.max_connections}, AKHBAR_MAX_CONNECTIONS); retry later",
+                    b"retry-after: %d\r\n" % self.retry_after,
+                )
+            )
+            transport.close()
+            return
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if not self._refused:
+            super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._deadline is None and self.conn.their_state is h11.IDLE:
+            self._arm()  # the first bytes of a new request's head
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()  # the head is in (or the connection failed)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm()  # idle on keep-alive: the next request's head has the same deadline
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            return
+        if self.conn.trailing_data[0]:  # part of a request came, too slowly: say so
+            self.transport.write(
+                _response(
+                    408,
+                    b"Request Timeout",
+                    f"the request line and headers did not arrive within "
+                    f"{self.header_timeout:g} s (AKHBAR_HEADER_TIMEOUT)",
+                )
+            )
+        self.transport.close()
+
+
+def install(header_timeout: float, max_connections: int, retry_after: int) -> int:
+    """Make uvicorn's ``auto`` HTTP protocol the guarded one in this process; returns the
+    connection limit in force (``max_connections`` lowered to fit the descriptor limit)."""
+    limit = connection_limit(max_connections)
+    if limit < max_connections:
+        logger.warning(
+            "AKHBAR_MAX_CONNECTIONS=%d lowered to %d: the descriptor limit (ulimit -n) is %d",
+            max_connections,
+            limit,
+            resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        )
+    GuardedH11Protocol.header_timeout = header_timeout
+    GuardedH11Protocol.max_connections = limit
+    GuardedH11Protocol.retry_after = retry_after
+    uvicorn.config.HTTP_PROTOCOLS["auto"] = f"{__name__}:GuardedH11Protocol"
+    return limit

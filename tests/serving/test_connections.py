@@ -1,0 +1,104 @@
+"""The connection guard on a live service (issue 20, rows 4 and 7): connections that send
+nothing, or their headers too slowly, are closed; beyond the connection limit a new one is
+refused at once; descriptors never run out, even under a lowered ``ulimit -n``."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from serving_support import AKHBAR, server_env
+
+from tools.localserver import local_server
+
+HEADER_TIMEOUT_S = 3
+NOFILE = 1024  # the worker's descriptor limit; the guard keeps 256 of it in reserve
+LIMIT = NOFILE - 256
+
+
+@pytest.fixture(scope="module")
+def server(tiny_bundle, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("connections")
+    env = server_env(tiny_bundle, tmp, AKHBAR_HEADER_TIMEOUT=str(HEADER_TIMEOUT_S))
+    command = ["prlimit", f"--nofile={NOFILE}:{NOFILE}", str(AKHBAR), "serve"]
+    with local_server(env, tmp / "server.log", command=command) as server:
+        yield server
+
+
+def _port(server) -> int:
+    return int(server.url.rsplit(":", 1)[1])
+
+
+def _closed_after(s: socket.socket, limit: float) -> tuple[float, bytes]:
+    """Seconds until the server closed ``s`` (at most ``limit``) and what it sent first."""
+    started, data = time.monotonic(), b""
+    s.settimeout(limit)
+    try:
+        while chunk := s.recv(65536):
+            data += chunk
+    except TimeoutError:
+        pass
+    return time.monotonic() - started, data
+
+
+def test_silent_slow_and_idle_connections_are_closed_at_the_header_deadline(server):
+    port = _port(server)
+    silent = socket.create_connection(("127.0.0.1", port))
+    slow = socket.create_connection(("127.0.0.1", port))
+    idle = socket.create_connection(("127.0.0.1", port))
+    idle.sendall(b"GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+    # A slowloris: a header line every half second, never the blank line that ends them.
+    slow.sendall(b"POST /analyze HTTP/1.1\r\nHost: t\r\n")
+    started = time.monotonic()
+    for i in range(4 * HEADER_TIMEOUT_S):
+        try:
+            slow.sendall(f"X-Slow-{i}: 1\r\n".encode())
+        except OSError:
+            break
+        time.sleep(0.5)
+    waited, answer = _closed_after(slow, 10)
+    assert time.monotonic() - started < HEADER_TIMEOUT_S + 3, "the slow head was not cut off"
+    assert answer.startswith(b"HTTP/1.1 408") and b"AKHBAR_HEADER_TIMEOUT" in answer
+    for s in (silent, idle):  # by now both are past the deadline (idle may hold the body's rest)
+        waited, answer = _closed_after(s, HEADER_TIMEOUT_S + 10)
+        assert waited < HEADER_TIMEOUT_S + 10 and b"HTTP/1.1" not in answer
+        s.close()
+    slow.close()
+    assert httpx.get(server.url + "/livez", timeout=10).status_code == 200
+
+
+def test_beyond_the_connection_limit_new_connections_are_refused_at_once_and_service_recovers(
+    server,
+):
+    port, held = _port(server), []
+    try:
+        for _ in range(LIMIT + 50):
+            held.append(socket.create_connection(("127.0.0.1", port)))
+        started = time.monotonic()
+        extra = socket.create_connection(("127.0.0.1", port))
+        waited, answer = _closed_after(extra, 5)
+        extra.close()
+        assert waited < 2, "a connection beyond the limit was not refused at once"
+        assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: " in answer
+        assert b"AKHBAR_MAX_CONNECTIONS" in answer
+        # The held connections are closed at the header deadline, and the service answers.
+        deadline = started + HEADER_TIMEOUT_S + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(server.url + "/livez", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert time.monotonic() < deadline, "the service did not recover after the deadline"
+        assert time.monotonic() - started < HEADER_TIMEOUT_S + 10
+    finally:
+        for s in held:
+            s.close()
+    log = Path(server.log).read_text(encoding="utf-8", errors="replace")
+    assert "Too many open files" not in log and "Traceback" not in log
+    assert f"lowered to {LIMIT}" in log
