@@ -5,7 +5,9 @@ store on first start), so a missing model is one sentence here instead of a serv
 never gets ready; then it runs ``bentoml serve akhbar.serving.http.service:Akhbar`` on
 ``--host``/``--port`` until stopped (Ctrl+C or SIGTERM; requests in flight then get
 ``AKHBAR_SHUTDOWN_GRACE`` seconds to finish). A model that turns out corrupt when
-the server loads it stops the server, and the reason is printed here too.
+the server loads it stops the server, and the reason is printed here too; so does a worker
+that keeps dying (:mod:`akhbar.serving.http.supervision`), and a model store on a disk too full
+to host it.
 
 Host: ``127.0.0.1`` by default, so a plain ``make serve`` never exposes an unauthenticated
 API to the network. Pass ``--host 0.0.0.0`` to accept other machines (and set
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from akhbar.serving.http.settings import ServiceSettings
 from akhbar.serving.http.startup import STARTUP_ERROR_FILE_ENV
+from akhbar.serving.http.supervision import CRASH_FILE_ENV, WorkerWatch, store_space_problem
 
 DEFAULT_PORT = 3000
 DEFAULT_HOST = "127.0.0.1"
@@ -76,14 +79,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def preflight(settings: ServiceSettings) -> str | None:
-    """Resolve every task's model (importing shipped defaults); the problem, or None."""
-    from akhbar.serving.core.store import ModelStoreError
+    """Resolve every task's model (importing shipped defaults) and check the store's disk;
+    the problem, or None."""
+    from akhbar.serving.core.store import ModelStoreError, bentoml_home
 
     try:
         settings.scoring.resolve_models()
     except ModelStoreError as exc:
         return str(exc)
-    return None
+    return store_space_problem(bentoml_home())
+
+
+def _stop(child: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM the server; past ``timeout`` s, SIGKILL it and every process under it (a
+    worker left behind would keep the port open)."""
+    import psutil
+
+    try:
+        tree = psutil.Process(child.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        tree = []
+    child.terminate()
+    try:
+        child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    for process in tree:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def run_server(host: str, port: int, grace: int) -> int:
@@ -91,10 +117,14 @@ def run_server(host: str, port: int, grace: int) -> int:
     service stopped its own start-up, after printing why). ``grace``: seconds requests in
     flight get after SIGTERM."""
     with tempfile.TemporaryDirectory(prefix="akhbar-serve-") as tmp:
-        status_file = Path(tmp) / "startup-error"
+        status_file, crash_file = Path(tmp) / "startup-error", Path(tmp) / "crashes"
         # glibc's malloc settings reach the server processes through the service's own
         # ``envs`` (akhbar.serving.http.settings.MALLOC_SETTINGS), as under plain `bentoml serve`.
-        env = {**os.environ, STARTUP_ERROR_FILE_ENV: str(status_file)}
+        env = {
+            **os.environ,
+            STARTUP_ERROR_FILE_ENV: str(status_file),
+            CRASH_FILE_ENV: str(crash_file),
+        }
         # Without a graceful-shutdown timeout, uvicorn waits for requests in flight forever
         # (and BentoML's process manager for a day) after SIGTERM.
         command = [
@@ -111,8 +141,10 @@ def run_server(host: str, port: int, grace: int) -> int:
             str(grace),
         ]
         child = subprocess.Popen(command, env=env)
+        watch, stopping = WorkerWatch(crash_file), []
 
         def forward(signum, _frame):
+            stopping.append(signum)  # workers exit now: no longer deaths to count
             if child.poll() is None:
                 child.send_signal(signum)
 
@@ -120,8 +152,13 @@ def run_server(host: str, port: int, grace: int) -> int:
         try:
             while True:
                 try:
-                    code = child.wait()
+                    code = child.wait(timeout=1)
                     break
+                except subprocess.TimeoutExpired:
+                    if not stopping and (reason := watch.check()):
+                        print(f"akhbar serve: {reason}", file=sys.stderr)
+                        _stop(child)
+                        return 1
                 except KeyboardInterrupt:  # a second Ctrl+C while the child shuts down
                     continue
         finally:

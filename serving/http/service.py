@@ -46,6 +46,7 @@ from akhbar.serving.http.bento_models import TaskModel
 from akhbar.serving.http.middleware import AkhbarMiddleware, note
 from akhbar.serving.http.settings import MALLOC_SETTINGS, MAX_REQUEST_TIMEOUT, ServiceSettings
 from akhbar.serving.http.startup import logger, setup_logging, stop_startup
+from akhbar.serving.http.supervision import record_crashes
 from akhbar.serving.http.ui import page_app
 
 # Server knobs BentoML takes from the decorators below; read when the serving process
@@ -53,6 +54,8 @@ from akhbar.serving.http.ui import page_app
 SERVER = ServiceSettings.from_env()
 # Header deadline and connection limit, in the uvicorn that BentoML starts in this process.
 connections.install(SERVER.header_timeout, SERVER.max_connections, SERVER.retry_after)
+# Under `akhbar serve`: this worker's start and any fatal signal, for its watch.
+record_crashes()
 # BentoML's own request timeout only backs ours up (AKHBAR_REQUEST_TIMEOUT, answered with
 # Retry-After by the middleware): BentoML's 504 carries no Retry-After and no request id.
 BACKSTOP_TIMEOUT_S = MAX_REQUEST_TIMEOUT + 60

@@ -320,6 +320,63 @@ def test_a_missing_truncated_or_mislabelled_model_stops_start_up_in_one_line(tin
     print(f"three refusals in {time.monotonic() - started:.0f} s")
 
 
+def test_a_worker_that_keeps_dying_stops_the_server_with_one_sentence_naming_the_cause(
+    tiny_bundle, tmp_path
+):
+    """SIGBUS, as a model store on a full disk gave (issue 20, row 6): BentoML restarts the
+    worker for ever, and the port stays open; akhbar serve stops it after the third death.
+    Each worker is killed once it answers, as a crash in service would."""
+    import psutil
+
+    from akhbar.serving.http.supervision import DEATHS
+
+    def ready_worker(root: int, old: set[int]) -> int:
+        """The worker answering now, once a new one is ready."""
+        deadline = time.monotonic() + 180
+        while True:
+            assert time.monotonic() < deadline, "no worker came back"
+            try:
+                ready = httpx.get(server.url + "/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            fresh = set()
+            for p in psutil.Process(root).children(recursive=True):
+                try:
+                    if p.pid not in old and "_bentoml_impl.worker" in " ".join(p.cmdline()):
+                        fresh.add(p.pid)
+                except psutil.Error:  # a dead worker not yet reaped
+                    pass
+            if ready and fresh:
+                return next(iter(fresh))
+            time.sleep(0.2)
+
+    with live_server(tiny_bundle, tmp_path) as server:
+        port, killed = int(server.url.rsplit(":", 1)[1]), set()
+        for _ in range(DEATHS):
+            worker = ready_worker(server.process.pid, killed)
+            os.kill(worker, signal.SIGBUS)
+            killed.add(worker)
+        server.process.wait(timeout=60)
+        assert server.process.returncode == 1
+        log = server.log.read_text(encoding="utf-8", errors="replace")
+        mine = [line for line in log.splitlines() if line.startswith("akhbar serve:")]
+        assert len(mine) == 1, log[-3000:]
+        assert f"died {DEATHS} times" in mine[0] and "Bus error: SIGBUS" in mine[0], mine
+        with pytest.raises(OSError):  # nothing is left holding the port
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_a_model_store_on_a_full_disk_is_refused_before_start(tmp_path, monkeypatch):
+    from akhbar.serving.http import supervision
+
+    assert supervision.store_space_problem(tmp_path / "not-yet" / "bentoml") is None
+    monkeypatch.setattr(
+        supervision.shutil, "disk_usage", lambda _: type("U", (), {"free": 5 * 1024 * 1024})()
+    )
+    problem = supervision.store_space_problem(tmp_path / "not-yet" / "bentoml")
+    assert "has 5 MiB free" in problem and "BENTOML_HOME" in problem
+
+
 # ---------------------------------------------------------------------------------------
 # The live service: token on every route, overload, SIGTERM
 
