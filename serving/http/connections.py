@@ -17,6 +17,15 @@ timed out (issue 20). The guard is uvicorn's own HTTP/1.1 protocol (h11) with tw
   was taken. The limit is kept below the process's descriptor limit (``RLIMIT_NOFILE``),
   leaving :data:`DESCRIPTOR_RESERVE` for models, logs and the server's own sockets.
 
+It also owns shutdown. Plain ``bentoml serve`` (a Bento, a container) has a shutdown bound
+only as a command-line flag (``--timeout-graceful-shutdown``, which ``akhbar serve`` passes):
+without it uvicorn waits for requests in flight for ever after SIGTERM, so when the flag is
+absent the first connection sets uvicorn's bound to ``AKHBAR_SHUTDOWN_GRACE``. When the bound
+is reached uvicorn cancels the requests still running and answers them with a plain-text 500;
+BentoML's timeout layer keeps that cancellation from the service's middleware, so the
+protocol wraps the whole application (:func:`answer_on_shutdown`) and answers a JSON 503 with
+``Retry-After`` instead.
+
 BentoML builds uvicorn's configuration itself and offers no way to name the protocol class,
 so :func:`install` points uvicorn's ``auto`` protocol at this one; the service calls it when
 the serving process imports it, before BentoML starts uvicorn.
@@ -33,6 +42,8 @@ import h11
 import uvicorn.config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from akhbar.serving.http.settings import ServiceSettings
+
 DESCRIPTOR_RESERVE = 256
 logger = logging.getLogger("akhbar.connections")
 
@@ -43,6 +54,41 @@ def _response(status: int, reason: bytes, message: str, headers: bytes = b"") ->
         b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
         b"connection: close\r\n%s\r\n" % (status, reason, len(body), headers)
     ) + body
+
+
+def answer_on_shutdown(app, retry_after: int):
+    """``app``, answering a request cancelled before its answer started (uvicorn's shutdown
+    bound) with a JSON 503, ``Retry-After`` and ``Connection: close``."""
+
+    async def guarded(scope: dict, receive, send) -> None:
+        started = False
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await app(scope, receive, tracked)
+        except asyncio.CancelledError:
+            if scope["type"] != "http" or started:
+                raise
+            body = json.dumps(
+                {
+                    "error": "the service is shutting down and could not finish this request "
+                    "within its grace period (AKHBAR_SHUTDOWN_GRACE); retry later"
+                }
+            ).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(retry_after).encode()),
+                (b"connection", b"close"),
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+    return guarded
 
 
 def connection_limit(wanted: int) -> int:
@@ -60,9 +106,14 @@ class GuardedH11Protocol(H11Protocol):
     header_timeout: float = 10.0
     max_connections: int = 1000
     retry_after: int = 5
+    shutdown_grace: int = 30
 
     _deadline: asyncio.TimerHandle | None = None
     _refused = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = answer_on_shutdown(self.app, self.retry_after)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.max_connections:
@@ -79,6 +130,8 @@ class GuardedH11Protocol(H11Protocol):
             transport.close()
             return
         super().connection_made(transport)
+        if self.config.timeout_graceful_shutdown is None:  # plain `bentoml serve`
+            self.config.timeout_graceful_shutdown = self.shutdown_grace
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -125,19 +178,33 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
-def install(header_timeout: float, max_connections: int, retry_after: int) -> int:
+def listening_addresses() -> list[str]:
+    """The addresses this process's listening TCP sockets are bound to, as URLs. BentoML's
+    own start-up line says ``localhost`` whatever it binds (a Bento binds 0.0.0.0)."""
+    import psutil
+
+    urls = []
+    for c in psutil.Process().net_connections(kind="tcp"):
+        if c.status == psutil.CONN_LISTEN:
+            host = f"[{c.laddr.ip}]" if ":" in c.laddr.ip else c.laddr.ip
+            urls.append(f"http://{host}:{c.laddr.port}")
+    return sorted(set(urls))
+
+
+def install(settings: ServiceSettings) -> int:
     """Make uvicorn's ``auto`` HTTP protocol the guarded one in this process; returns the
     connection limit in force (``max_connections`` lowered to fit the descriptor limit)."""
-    limit = connection_limit(max_connections)
-    if limit < max_connections:
+    limit = connection_limit(settings.max_connections)
+    if limit < settings.max_connections:
         logger.warning(
             "AKHBAR_MAX_CONNECTIONS=%d lowered to %d: the descriptor limit (ulimit -n) is %d",
-            max_connections,
+            settings.max_connections,
             limit,
             resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         )
-    GuardedH11Protocol.header_timeout = header_timeout
+    GuardedH11Protocol.header_timeout = settings.header_timeout
     GuardedH11Protocol.max_connections = limit
-    GuardedH11Protocol.retry_after = retry_after
+    GuardedH11Protocol.retry_after = settings.retry_after
+    GuardedH11Protocol.shutdown_grace = settings.shutdown_grace
     uvicorn.config.HTTP_PROTOCOLS["auto"] = f"{__name__}:GuardedH11Protocol"
     return limit

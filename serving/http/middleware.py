@@ -27,8 +27,9 @@ itself, as JSON with the request id, and never raises:
   ``Retry-After``; its articles are dropped if their batch has not started, otherwise the
   batch finishes in the background, and the service stays up. A 503 or 504 from BentoML
   itself gets the same treatment.
-* Shutdown: a request still running when the graceful-shutdown time is up gets 503 with
-  ``Retry-After`` and the connection closes (uvicorn's own answer is a plain-text 500).
+* Shutdown: a request still running when the graceful-shutdown time is up is answered
+  outside this middleware, by :mod:`akhbar.serving.http.connections` (BentoML's timeout layer
+  keeps the cancellation from reaching here).
 * Log: one JSON line per request on the ``akhbar.access`` logger: request id, method,
   route, status, article count, latency. Never article text.
 """
@@ -329,26 +330,9 @@ class AkhbarMiddleware:
         task = asyncio.ensure_future(self.app(scope, receive, guarded))
         try:
             done, _ = await asyncio.wait({task}, timeout=settings.request_timeout)
-        except asyncio.CancelledError:
-            # uvicorn cancels the requests still running when its graceful-shutdown time is
-            # up, and answers a cancelled one with a plain-text 500. Answer it ourselves (the
-            # server is going away: nothing runs after this request but the shutdown).
+        except asyncio.CancelledError:  # the server is stopping or the client went away
             task.cancel()
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            if state["started"]:
-                raise
-            state["timed_out"] = True
-            await self._error(
-                send,
-                503,
-                "the service is shutting down and could not finish this request within its "
-                "grace period (AKHBAR_SHUTDOWN_GRACE); retry later",
-                request_id,
-                retry=True,
-                facts=facts,
-                extra=[(b"connection", b"close")],
-            )
-            return
+            raise
         if task in done or state["started"]:
             await task  # re-raises what the app raised, as without this middleware
             return

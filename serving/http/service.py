@@ -52,8 +52,9 @@ from akhbar.serving.http.ui import page_app
 # Server knobs BentoML takes from the decorators below; read when the serving process
 # imports this module (see akhbar.serving.http.settings for why that is start-up, not build).
 SERVER = ServiceSettings.from_env()
-# Header deadline and connection limit, in the uvicorn that BentoML starts in this process.
-connections.install(SERVER.header_timeout, SERVER.max_connections, SERVER.retry_after)
+# Header deadline, connection limit and shutdown bound, in the uvicorn that BentoML starts in
+# this process.
+connections.install(SERVER)
 # Under `akhbar serve`: this worker's start and any fatal signal, for its watch.
 record_crashes()
 # BentoML's own request timeout only backs ours up (AKHBAR_REQUEST_TIMEOUT, answered with
@@ -109,6 +110,15 @@ class Akhbar:
             runtime.precision,
             runtime.torch_threads,
             ", ".join(f"{t}={v}" for t, v in self.analyzer.versions.items()),
+        )
+        addresses = connections.listening_addresses()
+        everywhere = any(a.startswith(("http://0.0.0.0:", "http://[::]:")) for a in addresses)
+        logger.info(
+            "akhbar: listening on %s%s",
+            ", ".join(addresses) or "(no socket found)",
+            " (every interface, and no AKHBAR_API_TOKEN: anyone who can reach it can use it)"
+            if everywhere and not self.settings.api_token
+            else "",
         )
         self.ready = True
 

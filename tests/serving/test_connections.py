@@ -1,9 +1,12 @@
 """The connection guard on a live service (issue 20, rows 4 and 7): connections that send
 nothing, or their headers too slowly, are closed; beyond the connection limit a new one is
-refused at once; descriptors never run out, even under a lowered ``ulimit -n``."""
+refused at once; descriptors never run out, even under a lowered ``ulimit -n``. And the
+answer to a request cut off at shutdown (row 5; the live check is in test_faults.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import time
 from pathlib import Path
@@ -12,6 +15,7 @@ import httpx
 import pytest
 from serving_support import AKHBAR, server_env
 
+from akhbar.serving.http.connections import answer_on_shutdown
 from tools.localserver import local_server
 
 HEADER_TIMEOUT_S = 3
@@ -102,3 +106,32 @@ def test_beyond_the_connection_limit_new_connections_are_refused_at_once_and_ser
     log = Path(server.log).read_text(encoding="utf-8", errors="replace")
     assert "Too many open files" not in log and "Traceback" not in log
     assert f"lowered to {LIMIT}" in log
+
+
+@pytest.mark.anyio
+async def test_a_request_cut_off_by_shutdown_gets_a_json_503_with_retry_after_not_a_500():
+    """uvicorn cancels what still runs when its graceful-shutdown time is up."""
+    started, sent = asyncio.Event(), []
+
+    async def endless(scope, receive, send):
+        started.set()
+        await asyncio.sleep(3600)
+
+    async def send(message):
+        sent.append(message)
+
+    app = answer_on_shutdown(endless, retry_after=7)
+    request = asyncio.ensure_future(app({"type": "http"}, None, send))
+    await asyncio.wait_for(started.wait(), 5)
+    request.cancel()  # what uvicorn does to the request's task
+    await request
+    start, body = sent
+    headers = dict(start["headers"])
+    assert start["status"] == 503 and headers[b"retry-after"] == b"7"
+    assert headers[b"connection"] == b"close"
+    assert "AKHBAR_SHUTDOWN_GRACE" in json.loads(body["body"])["error"]
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"

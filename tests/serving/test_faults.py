@@ -366,6 +366,39 @@ def test_a_worker_that_keeps_dying_stops_the_server_with_one_sentence_naming_the
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
+def test_plain_bentoml_serve_logs_its_real_address_and_cuts_off_at_the_grace(tiny_bundle, tmp_path):
+    """What a container runs (issue 20, row 10): no ``--timeout-graceful-shutdown`` flag, yet
+    a request still running after AKHBAR_SHUTDOWN_GRACE gets a JSON 503 and the server ends."""
+    from tools.localserver import local_server
+
+    grace = 2
+    env = server_env(
+        tiny_bundle, tmp_path, AKHBAR_SHUTDOWN_GRACE=str(grace), AKHBAR_BODY_TIMEOUT="120"
+    )
+    command = [sys.executable, "-m", "bentoml", "serve", "akhbar.serving.http.service:Akhbar"]
+    with local_server(env, tmp_path / "server.log", command=command) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        assert f"akhbar: listening on http://127.0.0.1:{port}" in server.log_tail(20000)
+        stalled = socket.create_connection(("127.0.0.1", port))
+        stalled.sendall(
+            b"POST /analyze HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"articles"'
+        )  # a body that stops arriving: the request is in flight until the grace ends
+        time.sleep(1)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        stalled.settimeout(grace + 30)
+        answer = b""
+        while chunk := stalled.recv(65536):
+            answer += chunk
+        answered = time.monotonic() - started
+        server.process.wait(timeout=grace + 60)
+        exited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 503"), answer[:300]
+    assert b"retry-after: " in answer and b"AKHBAR_SHUTDOWN_GRACE" in answer
+    assert answered < grace + 10 and exited < grace + 30, (answered, exited)
+
+
 def test_a_model_store_on_a_full_disk_is_refused_before_start(tmp_path, monkeypatch):
     from akhbar.serving.http import supervision
 

@@ -148,26 +148,3 @@ async def test_only_json_bodies_reach_the_api(content_type: bytes | None, status
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-@pytest.mark.anyio
-async def test_a_request_cut_off_by_shutdown_gets_a_json_503_with_retry_after_not_a_500():
-    """uvicorn cancels what still runs when its graceful-shutdown time is up."""
-    started = asyncio.Event()
-
-    async def endless(request):
-        started.set()
-        await asyncio.sleep(3600)
-
-    wrapped = AkhbarMiddleware(
-        Starlette(routes=[Route("/echo", endless, methods=["POST"])]),
-        settings=lambda: ServiceSettings(retry_after=7),
-    )
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
-    answer = asyncio.ensure_future(_raw(wrapped, headers, [b"{}"]))
-    await asyncio.wait_for(started.wait(), 5)
-    answer.cancel()  # what uvicorn does to the request's task
-    status, sent_headers, body = await answer
-    assert status == 503 and sent_headers[b"retry-after"] == b"7"
-    assert sent_headers[b"connection"] == b"close"
-    assert "shutting down" in json.loads(body)["error"]
