@@ -153,6 +153,19 @@ class GuardedH11Protocol(H11Protocol):
         if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
             self._arm()  # idle on keep-alive: the next request's head has the same deadline
 
+    def send_400_response(self, msg: str) -> None:
+        """A request h11 cannot parse (``Content-Length: +5``, a bad request line): the
+        service's JSON error shape instead of uvicorn's plain text."""
+        self.transport.write(
+            _response(
+                400,
+                b"Bad Request",
+                "malformed HTTP request: the request line or a header (such as Content-Length) "
+                "is not valid HTTP/1.1",
+            )
+        )
+        self.transport.close()
+
     def _arm(self) -> None:
         self._disarm()
         self._deadline = self.loop.call_later(self.header_timeout, self._head_timed_out)

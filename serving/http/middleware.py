@@ -11,11 +11,14 @@ itself, as JSON with the request id, and never raises:
 * Auth: with ``AKHBAR_API_TOKEN`` set, every route except :data:`OPEN_PATHS` (health,
   metrics, the OpenAPI document, the reading page and its assets) needs
   ``Authorization: Bearer <token>``, compared in constant time; else 401.
-* Body size: 413 before the body is read, from ``Content-Length``; every body is then read
+* Body size: 413 before the body is parsed, from ``Content-Length``; every body is then read
   here up to the limit, counting the bytes that really arrive, and refused as soon as it
   passes it (a chunked body, or one longer than it declared). ``Content-Length`` together
   with ``Transfer-Encoding`` gets 400 (RFC 9112) and the connection closes. A body that takes
   longer than ``body_timeout`` to arrive gets 408; it never held a queue place.
+* Early refusals (401, 413) read and drop the unread body first (up to 64 MiB, within
+  ``body_timeout``): a client that sends its whole body before reading (Python's urllib)
+  otherwise gets a connection reset, as the server closes with unread data, not the answer.
 * Not found / wrong method: Starlette's plain-text 404 and 405 become JSON errors, so every
   refusal is JSON.
 * Media type: an API body that is not declared JSON (``application/json`` or a
@@ -124,6 +127,9 @@ class _TooLarge(Exception):
     pass
 
 
+DRAIN_BYTES = 64 * 1024 * 1024  # of a refused body, read and dropped before answering
+
+
 class AkhbarMiddleware:
     """Pure ASGI middleware; settings are read when it is built (server start-up).
 
@@ -220,6 +226,8 @@ class AkhbarMiddleware:
             await send(message)
 
         if not is_open(path) and settings.api_token and not self._authorized(scope):
+            if scope.get("method") in BODY_METHODS:
+                await self._drain(receive)
             await self._error(
                 send,
                 401,
@@ -258,7 +266,7 @@ class AkhbarMiddleware:
                     )
                     return
                 if int(length) > settings.max_body_bytes:
-                    await self._too_large(send, int(length), request_id, facts)
+                    await self._too_large(send, receive, int(length), request_id, facts)
                     return
             # Read the body here, up to the limit, counting the bytes that really arrive
             # (chunked or not), then replay it; the request takes a queue place only after.
@@ -267,7 +275,7 @@ class AkhbarMiddleware:
                     self._buffered(receive, settings.max_body_bytes), settings.body_timeout
                 )
             except _TooLarge:
-                await self._too_large(send, None, request_id, facts)
+                await self._too_large(send, receive, None, request_id, facts)
                 return
             except TimeoutError:
                 await self._error(
@@ -384,9 +392,27 @@ class AkhbarMiddleware:
 
         return replay
 
+    async def _drain(self, receive: Callable) -> None:
+        """Read and drop what remains of a refused body: at most :data:`DRAIN_BYTES`, within
+        ``body_timeout``."""
+
+        async def drain() -> None:
+            drained = 0
+            while drained < DRAIN_BYTES:
+                message = await receive()
+                drained += len(message.get("body", b""))
+                if message["type"] == "http.disconnect" or not message.get("more_body"):
+                    return
+
+        try:
+            await asyncio.wait_for(drain(), self.settings.body_timeout)
+        except TimeoutError:
+            pass
+
     async def _too_large(
-        self, send: Callable, length: int | None, request_id: str, facts: dict
+        self, send: Callable, receive: Callable, length: int | None, request_id: str, facts: dict
     ) -> None:
+        await self._drain(receive)
         limit = self.settings.max_body_bytes
         size = f"{length} bytes" if length is not None else "larger than that"
         await self._error(

@@ -522,6 +522,31 @@ def test_every_route_but_health_needs_the_token_even_by_way_of_odd_paths(server)
         assert httpx.get(server.url + path, timeout=10).status_code == 200, path
 
 
+def test_early_refusals_are_json_and_readable_by_clients_that_send_the_whole_body_first(server):
+    """Python's urllib sends all of a body before it reads: a 413 or 401 sent while 30 MB are
+    unread used to reach it as a connection reset (issue 20, row 11)."""
+    import urllib.error
+    import urllib.request
+
+    body = b'{"articles": [' + b" " * (30 * 1024 * 1024) + b"]}"
+    for token, status in ((TOKEN, 413), (None, 401)):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(server.url + "/analyze", data=body, headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        assert refused.value.code == status
+        assert "error" in json.loads(refused.value.read())
+    # A header h11 cannot parse gets the service's JSON shape, not uvicorn's plain text.
+    port = int(server.url.rsplit(":", 1)[1])
+    [(status, answer)] = _raw(
+        port, b"POST /analyze HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\n{}   "
+    )
+    assert status == 400 and b"application/json" in answer
+    assert b"Content-Length" in answer.split(b"\r\n\r\n", 1)[1]
+
+
 def test_beyond_its_queue_the_service_sheds_load_with_503_and_retry_after(server):
     body = _big_body()
 
