@@ -3,27 +3,33 @@
 It starts ``akhbar serve`` on a free port of 127.0.0.1 with the models the service would use
 (``AKHBAR_<TASK>_MODEL``, the promoted or the shipped ones) and its own settings, then:
 
-1. **Load**: locust (:mod:`tools.locustfile`), in a process of its own, runs
-   ``--users`` concurrent users (32) for ``--seconds`` (300), each posting real-length
-   articles to ``POST /analyze`` back to back. The server's resident memory (``akhbar
-   serve``, BentoML's process manager and its workers together) is sampled every second.
-2. **Overload**: twice ``AKHBAR_MAX_QUEUE`` plus ``--overload-extra`` (32) requests at once,
+1. **Lone request, before**: one article sent alone :data:`LONE_REPEATS` times (median).
+2. **Load levels**: for each of ``--users`` (8, 32 and 64 callers), locust
+   (:mod:`tools.locustfile`), in a process of its own, runs that many users for ``--seconds``
+   (60), each posting real-length articles to ``POST /analyze`` back to back. A 503 with
+   ``Retry-After`` is shedding doing its job: counted apart (its own latencies), not as a
+   failure. The server's resident memory (``akhbar serve``, BentoML's process manager and its
+   workers together) is sampled every second over all levels.
+3. **Overload**: twice ``AKHBAR_MAX_QUEUE`` plus ``--overload-extra`` (32) requests at once,
    more than the service holds: each must be answered: 200, 503 (or 429) with ``Retry-After``
    for those beyond the queue (at least one must be), or 504 with ``Retry-After`` for those
    admitted but not scored within ``AKHBAR_REQUEST_TIMEOUT``; never a dropped connection.
-3. **Afterwards**: ``/readyz`` must answer 200 and the server must still run.
+4. **Lone request, after**, and ``/readyz`` must answer 200 with the server still running.
 
-It reports requests/s, p50/p95/p99 latency, failures, memory after the warm-up
-(``--warmup`` seconds, default a fifth of the run up to 60 s) and at the end, and the
-overload answers; it exits 1 when a rule is broken: any failed request under load, memory
-at the end more than 10 % above the warmed-up value, an overload answer other than
-those above (or one without ``Retry-After``), or a server that is down or not ready
-afterwards.
+It reports, per level, the admitted requests (requests/s, p50/p95/p99) and the shed ones
+(count, p99), memory after the warm-up (``--warmup`` seconds, default a fifth of the first
+level up to 60 s) and at the end, the overload answers and the lone request before and after.
+It exits 1 when a rule is broken (:meth:`LoadReport.problems`): a failed request (anything but
+200, or 503 with ``Retry-After``); admitted p95 above :data:`MAX_ADMITTED_P95_MS`; shed p99
+above :data:`MAX_SHED_P99_MS`; the busiest level's throughput below
+:data:`MIN_THROUGHPUT_RATIO` of the quietest's; the lone request after the load slower than
+:data:`MAX_LONE_RATIO` times before; memory at the end more than 10 % above the warmed-up value;
+an overload answer other than those above; a server down or not ready afterwards.
 
 Articles: the topic test split of ``$AKHBAR_DATA`` (real articles, each with its title as a
 claim) when it is there, else project-written articles of 1,500-4,000 characters.
 
-    python -m tools.loadtest [--seconds 300] [--users 32] [--report PATH]
+    python -m tools.loadtest [--seconds 60] [--users 8,32,64] [--report PATH]
 """
 
 from __future__ import annotations
@@ -46,6 +52,13 @@ from akhbar.serving.http.settings import ServiceSettings
 
 TOPIC_TEST = "topic/ant_v2.1_multisource"
 MAX_MEMORY_GROWTH = 0.10
+MAX_ADMITTED_P95_MS = 2500.0
+MAX_SHED_P99_MS = 100.0
+MIN_THROUGHPUT_RATIO = 0.90  # the busiest level's admitted requests/s against the quietest's
+MAX_LONE_RATIO = 1.5  # a lone request after the load against before it
+LONE_REPEATS = 10
+ADMITTED = "/analyze"
+SHED = "/analyze shed"  # locust's name for requests refused with 503 + Retry-After
 SHED_STATUSES = (429, 503)
 TIMED_OUT = (
     504  # admitted, but not scored within AKHBAR_REQUEST_TIMEOUT: answered, with Retry-After
@@ -133,9 +146,10 @@ def percentile(histogram: dict[int, int], q: float) -> float | None:
     return float(max(histogram))
 
 
-def read_locust_json(path: Path) -> LoadFigures:
-    """Totals and percentiles from locust's ``--json-file`` (its CSV's last row undercounts)."""
-    entries = json.loads(path.read_text(encoding="utf-8"))
+def read_locust_json(path: Path, name: str) -> LoadFigures:
+    """Totals and percentiles of the requests called ``name`` in locust's ``--json-file`` (its
+    CSV's last row undercounts)."""
+    entries = [e for e in json.loads(path.read_text(encoding="utf-8")) if e["name"] == name]
     figures = LoadFigures()
     histogram: dict[int, int] = {}
     starts, ends = [], []
@@ -188,6 +202,16 @@ class MemorySampler(threading.Thread):
 # Phases
 
 
+@dataclass
+class Level:
+    """One load level: its callers, what was admitted and what was shed."""
+
+    users: int
+    admitted: LoadFigures
+    shed: LoadFigures
+    locust_exit: int
+
+
 def run_load(
     server,
     articles_file: Path,
@@ -196,8 +220,9 @@ def run_load(
     seconds: int,
     spawn_rate: int,
     env: dict[str, str],
-) -> tuple[LoadFigures, int, str]:
-    """locust against ``server`` for ``seconds``; its figures, exit status and output tail."""
+) -> tuple[Level, str]:
+    """locust against ``server`` for ``seconds``; the level's figures and locust's output tail."""
+    out.mkdir(parents=True, exist_ok=True)
     locustfile = Path(__file__).with_name("locustfile.py")
     command = [
         sys.executable,
@@ -236,18 +261,35 @@ def run_load(
             code = proc.wait()
     tail = (out / "locust.log").read_text(encoding="utf-8", errors="replace")[-3000:]
     stats = out / "stats.json"
-    figures = read_locust_json(stats) if stats.exists() else LoadFigures()
-    if stats.exists():
-        failures = out / "run_failures.csv"
-        if failures.exists():
-            import csv
+    if not stats.exists():
+        return Level(users, LoadFigures(), LoadFigures(), code), tail
+    admitted, shed = read_locust_json(stats, ADMITTED), read_locust_json(stats, SHED)
+    failures = out / "run_failures.csv"
+    if failures.exists():
+        import csv
 
-            with failures.open(encoding="utf-8") as f:
-                for row in csv.DictReader(f):
-                    figures.failure_kinds[row.get("Error", "?")[:120]] = int(
-                        row.get("Occurrences", 0) or 0
-                    )
-    return figures, code, tail
+        with failures.open(encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                admitted.failure_kinds[row.get("Error", "?")[:120]] = int(
+                    row.get("Occurrences", 0) or 0
+                )
+    return Level(users, admitted, shed, code), tail
+
+
+def lone_request_ms(url: str, article: dict[str, Any], token: str | None) -> float:
+    """The median latency of one article sent alone :data:`LONE_REPEATS` times (after one
+    unmeasured call)."""
+    import statistics
+
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    times = []
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        for i in range(LONE_REPEATS + 1):
+            started = time.perf_counter()
+            client.post("/analyze", json={"articles": [article]}).raise_for_status()
+            if i:
+                times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 @dataclass
@@ -297,11 +339,11 @@ def run_overload(
 @dataclass
 class LoadReport:
     articles: str
-    users: int
     seconds: int
     warmup: int
-    load: LoadFigures
-    locust_exit: int
+    levels: list[Level]
+    lone_before_ms: float | None
+    lone_after_ms: float | None
     rss_warm_mib: float | None
     rss_end_mib: float | None
     rss_peak_mib: float | None
@@ -318,13 +360,39 @@ class LoadReport:
 
     def problems(self) -> list[str]:
         out = []
-        if self.load.requests == 0:
-            out.append("no request was made under load")
-        if self.load.failures or self.locust_exit != 0:
-            out.append(
-                f"{self.load.failures} failed request(s) under load (locust exit "
-                f"{self.locust_exit}): {self.load.failure_kinds}"
+        for level in self.levels:
+            load, at = level.admitted, f"at {level.users} callers"
+            if load.requests == 0:
+                out.append(f"no request was admitted {at}")
+            if load.failures or level.locust_exit != 0:
+                out.append(
+                    f"{load.failures} failed request(s) {at} (locust exit {level.locust_exit}): "
+                    f"{load.failure_kinds}"
+                )
+            if load.p95_ms is not None and load.p95_ms > MAX_ADMITTED_P95_MS:
+                out.append(
+                    f"admitted p95 {load.p95_ms:.0f} ms {at} (at most {MAX_ADMITTED_P95_MS:.0f})"
+                )
+            if level.shed.p99_ms is not None and level.shed.p99_ms > MAX_SHED_P99_MS:
+                out.append(
+                    f"shed p99 {level.shed.p99_ms:.0f} ms {at} (under {MAX_SHED_P99_MS:.0f})"
+                )
+        if len(self.levels) > 1:
+            quiet, busy = (
+                min(self.levels, key=lambda v: v.users),
+                max(self.levels, key=lambda v: v.users),
             )
+            if quiet.admitted.rps and busy.admitted.rps < MIN_THROUGHPUT_RATIO * quiet.admitted.rps:
+                out.append(
+                    f"throughput at {busy.users} callers {busy.admitted.rps:.1f} requests/s, below "
+                    f"{MIN_THROUGHPUT_RATIO:.0%} of {quiet.admitted.rps:.1f} at {quiet.users}"
+                )
+        if self.lone_before_ms and self.lone_after_ms:
+            if self.lone_after_ms > MAX_LONE_RATIO * self.lone_before_ms:
+                out.append(
+                    f"a lone request took {self.lone_after_ms:.0f} ms after the load against "
+                    f"{self.lone_before_ms:.0f} ms before (at most {MAX_LONE_RATIO:g}x)"
+                )
         if self.memory_growth is None:
             out.append("no memory figures")
         elif self.memory_growth > MAX_MEMORY_GROWTH:
@@ -349,21 +417,26 @@ class LoadReport:
         return out
 
     def text(self) -> str:
-        load = self.load
-
         def ms(value):
             return "-" if value is None else f"{value:.0f} ms"
 
         growth = "-" if self.memory_growth is None else f"{self.memory_growth:+.1%}"
+        rows = [
+            f"| {v.users} | {v.admitted.requests} | {v.admitted.failures} | "
+            f"{v.admitted.rps:.1f} | {ms(v.admitted.p50_ms)} | {ms(v.admitted.p95_ms)} | "
+            f"{ms(v.admitted.p99_ms)} | {v.shed.requests} | {ms(v.shed.p99_ms)} |"
+            for v in self.levels
+        ]
         return "\n".join(
             [
-                f"load test: {self.users} users for {self.seconds} s on 127.0.0.1, {self.articles}",
+                f"load test: {self.seconds} s per level on 127.0.0.1, {self.articles}",
                 "",
-                "| requests | failed | requests/s | p50 | p95 | p99 | max |",
-                "|---:|---:|---:|---:|---:|---:|---:|",
-                f"| {load.requests} | {load.failures} | {load.rps:.1f} | {ms(load.p50_ms)} | "
-                f"{ms(load.p95_ms)} | {ms(load.p99_ms)} | {ms(load.max_ms)} |",
+                "| callers | admitted | failed | requests/s | p50 | p95 | p99 | shed | shed p99 |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                *rows,
                 "",
+                f"lone request (median of {LONE_REPEATS}): {ms(self.lone_before_ms)} before the "
+                f"load, {ms(self.lone_after_ms)} after",
                 f"resident memory: {self.rss_warm_mib or 0:.0f} MiB after {self.warmup} s of "
                 f"warm-up, {self.rss_end_mib or 0:.0f} MiB at the end ({growth}), peak "
                 f"{self.rss_peak_mib or 0:.0f} MiB",
@@ -376,61 +449,80 @@ class LoadReport:
 
 
 def run(args: argparse.Namespace, env: dict[str, str], settings: ServiceSettings) -> LoadReport:
-    """The load, then the burst, against ``akhbar serve`` started with ``env`` (whose settings
-    are ``settings``)."""
+    """The lone request, the load levels, the burst and the lone request again, against
+    ``akhbar serve`` started with ``env`` (whose settings are ``settings``)."""
     from tools.localserver import local_server
 
     articles, source = load_articles(args.articles, settings.scoring.max_text_chars)
     warmup = args.warmup if args.warmup is not None else min(60, args.seconds // 5)
+    token = settings.api_token
     with tempfile.TemporaryDirectory(prefix="akhbar-loadtest-") as tmp:
         out = Path(tmp)
         articles_file = out / "articles.json"
         articles_file.write_text(json.dumps(articles, ensure_ascii=False), encoding="utf-8")
         print(f"loadtest: starting akhbar serve; {source}", file=sys.stderr)
         with local_server(env, out / "server.log") as server:
-            print(
-                f"loadtest: {args.users} users for {args.seconds} s against {server.url}",
-                file=sys.stderr,
-            )
+            lone_before = lone_request_ms(server.url, articles[0], token)
             sampler = MemorySampler(server)
             sampler.start()
-            load, code, tail = run_load(
-                server, articles_file, out, args.users, args.seconds, args.spawn_rate, env
-            )
+            levels = []
+            for users in args.users:
+                print(f"loadtest: {users} users for {args.seconds} s", file=sys.stderr)
+                level, tail = run_load(
+                    server,
+                    articles_file,
+                    out / f"users-{users}",
+                    users,
+                    args.seconds,
+                    args.spawn_rate,
+                    env,
+                )
+                if level.locust_exit != 0 and not level.admitted.requests:
+                    print(tail, file=sys.stderr)
+                levels.append(level)
             sampler.stop()
-            if code != 0 and not load.requests:
-                print(tail, file=sys.stderr)
-            ends = [rss for t, rss in sampler.samples if t <= args.seconds]
             # Twice the queue: requests still in the socket backlog are not in the queue yet.
             count = 2 * settings.max_queue + args.overload_extra
             print(f"loadtest: overload, {count} requests at once", file=sys.stderr)
             overload = run_overload(
-                server.url, articles, count, settings.request_timeout + 30, settings.api_token
+                server.url, articles, count, settings.request_timeout + 30, token
             )
             try:
                 ready = httpx.get(server.url + "/readyz", timeout=30).status_code
+                lone_after = lone_request_ms(server.url, articles[0], token)
             except httpx.HTTPError:
-                ready = None
+                ready, lone_after = None, None
             alive = server.process.poll() is None
         mib = 1 << 20
         warm = sampler.at(warmup)
+        samples = [rss for _, rss in sampler.samples]
         return LoadReport(
             articles=source,
-            users=args.users,
             seconds=args.seconds,
             warmup=warmup,
-            load=load,
-            locust_exit=code,
+            levels=levels,
+            lone_before_ms=lone_before,
+            lone_after_ms=lone_after,
             rss_warm_mib=warm / mib if warm else None,
-            rss_end_mib=ends[-1] / mib if ends else None,
-            rss_peak_mib=max((r for _, r in sampler.samples), default=0) / mib,
+            rss_end_mib=samples[-1] / mib if samples else None,
+            rss_peak_mib=max(samples, default=0) / mib,
             overload=overload,
             ready_after=ready,
             alive_after=alive,
-            rss_every_10s_mib=[round(rss / mib) for t, rss in sampler.samples if t <= args.seconds][
-                ::10
-            ],
+            rss_every_10s_mib=[round(rss / mib) for rss in samples][::10],
         )
+
+
+def _user_levels(value: str) -> list[int]:
+    try:
+        levels = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be whole numbers of at least 1, separated by commas, got {value!r}"
+        )
+    return levels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -440,14 +532,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seconds",
         type=int,
-        default=_env_int("LOADTEST_SECONDS", 300),
-        help="How long the load runs (default 300, or $LOADTEST_SECONDS).",
+        default=_env_int("LOADTEST_SECONDS", 60),
+        help="How long each load level runs (default 60, or $LOADTEST_SECONDS).",
     )
     parser.add_argument(
         "--users",
-        type=int,
-        default=_env_int("LOADTEST_USERS", 32),
-        help="Concurrent users (default 32, or $LOADTEST_USERS).",
+        type=_user_levels,
+        default=_user_levels(os.environ.get("LOADTEST_USERS") or "8,32,64"),
+        help="Concurrent users of each level, in order (default 8,32,64, or $LOADTEST_USERS).",
     )
     parser.add_argument(
         "--spawn-rate", type=int, default=8, help="Users started per second (default 8)."
@@ -457,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="Seconds of load before the 'after warm-up' "
-        "memory figure (default: a fifth of the run, at most 60).",
+        "memory figure (default: a fifth of a level, at most 60).",
     )
     parser.add_argument(
         "--articles", type=int, default=200, help="Distinct articles to send (default 200)."
@@ -472,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         "--report", type=Path, default=None, help="Also write the figures here as JSON."
     )
     args = parser.parse_args(argv)
-    for name in ("seconds", "users", "spawn_rate", "articles", "overload_extra"):
+    for name in ("seconds", "spawn_rate", "articles", "overload_extra"):
         if getattr(args, name) < 1:
             parser.error(
                 f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}"

@@ -4,7 +4,8 @@ in a process of its own, against a server it started on 127.0.0.1.
 Each user posts one article at a time to ``POST /analyze`` (with its claims), picked at
 random from the articles the runner wrote to ``$AKHBAR_LOADTEST_ARTICLES``, then waits
 ``$AKHBAR_LOADTEST_WAIT`` seconds (default 0: the next request as soon as the answer is in).
-A non-2xx answer or a timeout counts as a failure.
+A 503 with ``Retry-After`` is shedding doing its job: it is counted apart, under the name
+:data:`tools.loadtest.SHED`, as a success; any other non-2xx answer or a timeout is a failure.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import random
 from pathlib import Path
 
 from locust import HttpUser, constant, task
+
+from tools.loadtest import SHED
 
 ARTICLES = json.loads(Path(os.environ["AKHBAR_LOADTEST_ARTICLES"]).read_text(encoding="utf-8"))
 TOKEN = os.environ.get("AKHBAR_API_TOKEN") or None
@@ -29,10 +32,14 @@ class Newsroom(HttpUser):
     @task
     def analyze(self) -> None:
         headers = {"authorization": f"Bearer {TOKEN}"} if TOKEN else {}
-        self.client.post(
+        with self.client.post(
             "/analyze",
             json={"articles": [random.choice(ARTICLES)]},
             headers=headers,
             timeout=TIMEOUT_S,
             name="/analyze",
-        )
+            catch_response=True,
+        ) as response:
+            if response.status_code == 503 and response.headers.get("retry-after"):
+                response.request_meta["name"] = SHED
+                response.success()

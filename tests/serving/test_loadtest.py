@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 from tools.loadtest import (
+    SHED,
+    Level,
     LoadFigures,
     LoadReport,
     OverloadFigures,
@@ -34,9 +36,20 @@ def test_figures_come_from_locusts_json_totals_and_histogram(tmp_path):
             "max_response_time": None,
             "response_times": {},
         },
+        {
+            "name": SHED,
+            "num_requests": 40,
+            "num_failures": 0,
+            "start_time": 20.0,
+            "last_request_timestamp": 60.0,
+            "max_response_time": 9.0,
+            "response_times": {"4": 30, "9": 10},
+        },
     ]
     (tmp_path / "stats.json").write_text(json.dumps(stats))
-    figures = read_locust_json(tmp_path / "stats.json")
+    figures = read_locust_json(tmp_path / "stats.json", "/analyze")
+    shed = read_locust_json(tmp_path / "stats.json", SHED)
+    assert (shed.requests, shed.p50_ms, shed.p99_ms) == (40, 4.0, 9.0)
     assert (figures.requests, figures.failures, figures.seconds, figures.rps) == (100, 0, 50.0, 2.0)
     assert (figures.p50_ms, figures.p95_ms, figures.p99_ms) == (
         1000.0,
@@ -46,19 +59,29 @@ def test_figures_come_from_locusts_json_totals_and_histogram(tmp_path):
     assert percentile({}, 0.5) is None
 
 
+def _level(users: int, rps: float = 5.0, p95: float = 2000.0, **changes) -> Level:
+    values = dict(
+        users=users,
+        admitted=LoadFigures(requests=300, rps=rps, p95_ms=p95),
+        shed=LoadFigures(requests=10, p99_ms=20.0),
+        locust_exit=0,
+    )
+    return Level(**{**values, **changes})
+
+
 def _report(**changes) -> LoadReport:
     values = dict(
         articles="a",
-        users=32,
-        seconds=300,
-        warmup=60,
-        locust_exit=0,
+        seconds=60,
+        warmup=12,
+        levels=[_level(8), _level(32), _level(64, rps=4.6)],
+        lone_before_ms=100.0,
+        lone_after_ms=140.0,
         rss_warm_mib=1000.0,
         rss_end_mib=1050.0,
         rss_peak_mib=1100.0,
         ready_after=200,
         alive_after=True,
-        load=LoadFigures(requests=1000, rps=5.0),
         overload=OverloadFigures(sent=160, statuses={"200": 64, "503": 96}),
     )
     return LoadReport(**{**values, **changes})
@@ -67,10 +90,15 @@ def _report(**changes) -> LoadReport:
 def test_the_rules():
     assert _report().problems() == []
     assert "grew 15.0%" in _report(rss_end_mib=1150.0).problems()[0]
-    assert (
-        "failed request"
-        in _report(load=LoadFigures(requests=10, failures=1), locust_exit=1).problems()[0]
-    )
+    failed = _level(32, admitted=LoadFigures(requests=10, failures=1), locust_exit=1)
+    assert "failed request(s) at 32 callers" in _report(levels=[failed]).problems()[0]
+    slow = _report(levels=[_level(8), _level(64, p95=2600.0)])
+    assert slow.problems() == ["admitted p95 2600 ms at 64 callers (at most 2500)"]
+    slow_shed = _level(64, shed=LoadFigures(requests=5, p99_ms=150.0))
+    assert "shed p99 150 ms" in _report(levels=[_level(8), slow_shed]).problems()[0]
+    collapsed = _report(levels=[_level(8, rps=10.0), _level(64, rps=8.9)])
+    assert "below 90% of 10.0 at 8" in collapsed.problems()[0]
+    assert "lone request took 151 ms" in _report(lone_after_ms=151.0).problems()[0]
     shed_nothing = OverloadFigures(sent=160, statuses={"200": 160})
     assert "not shed" in _report(overload=shed_nothing).problems()[0]
     dropped = OverloadFigures(sent=160, statuses={"200": 64, "503": 90, "ReadError": 6})
@@ -82,3 +110,4 @@ def test_the_rules():
     )
     assert "without Retry-After" in _report(overload=no_retry).problems()[0]
     assert "readyz" in _report(ready_after=None, alive_after=False).problems()[0]
+    assert "| 64 | 300 | 0 | 4.6 |" in _report().text()
