@@ -2,13 +2,16 @@
 together, and each article crosses the HTTP layer once.
 
 Every request puts one job (its validated articles and the parts to compute) on a queue and
-awaits its results. One consumer takes what is queued, up to ``max_batch_size`` articles (a
-larger request goes alone), and scores it on the scoring thread, one Analyzer call per set of
-parts. It never waits to fill a batch: a lone request is scored at once, and the requests that
-arrive while a batch runs form the next one, so batches grow with the load and the latency of
-a quiet service stays that of one request. A job whose caller has gone (its request timed out
-or disconnected, so its future was cancelled) before its batch starts is dropped unscored. When
-a batch fails, each of its jobs is scored again alone, so one bad request fails only itself.
+awaits its results. One consumer takes what is queued, up to ``max_batch_size`` articles, and
+scores it on the scoring thread, one Analyzer call per set of parts. A request larger than
+that is scored a piece of ``max_batch_size`` articles at a time, and each next piece queues
+behind the requests that came meanwhile, so a large request cannot hold small ones back for
+its whole duration. It never waits to fill a batch: a lone request is scored at once, and the
+requests that arrive while a batch runs form the next one, so batches grow with the load and
+the latency of a quiet service stays that of one request. A job whose caller has gone (its
+request timed out or disconnected, so its future was cancelled) before its next batch starts
+is dropped unscored. When a batch fails, each of its jobs is scored again alone, so one bad
+request fails only itself.
 
 This replaces a batchable BentoML route called over BentoML's in-process HTTP client, which
 parsed and validated every article a second time and kept the queue wait it had learned under
@@ -18,10 +21,11 @@ load for minutes after the load ended.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Score = Callable[[Sequence[Any], tuple[str, ...]], list[dict[str, Any]]]
@@ -29,9 +33,19 @@ Score = Callable[[Sequence[Any], tuple[str, ...]], list[dict[str, Any]]]
 
 @dataclass
 class _Job:
+    """A request's articles; ``start:stop`` is the piece to score next, ``done`` the results
+    of the pieces scored."""
+
     articles: Sequence[Any]
     tasks: tuple[str, ...]
     future: asyncio.Future
+    start: int = 0
+    stop: int = 0
+    done: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def piece(self) -> Sequence[Any]:
+        return self.articles[self.start : self.stop]
 
 
 def _answer(
@@ -53,16 +67,20 @@ class Batcher:
     ----------
     score: ``score(articles, tasks) -> results``, one result per article in order (the
         Analyzer's ``analyze``); it runs on one scoring thread, never on the event loop.
-    max_batch_size: articles per batch at most (a larger job is a batch of its own).
-    observe: called with each batch's article count before it is scored (a metric).
+    max_batch_size: articles per batch at most (a larger job is scored in pieces this size).
+    on_batch: called on the scoring thread after each batch scored, with its articles and the
+        seconds it took (the batch-size metric; admission's service rate).
     """
 
     def __init__(
-        self, score: Score, max_batch_size: int, observe: Callable[[int], None] | None = None
+        self,
+        score: Score,
+        max_batch_size: int,
+        on_batch: Callable[[list[Any], float], None] | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
-        self._score, self.max_batch_size, self._observe = score, max_batch_size, observe
+        self._score, self.max_batch_size, self._on_batch = score, max_batch_size, on_batch
         self._pending: deque[_Job] = deque()
         self._wake: asyncio.Event | None = None
         self._consumer: asyncio.Task | None = None
@@ -74,9 +92,19 @@ class Batcher:
             self._wake = asyncio.Event()
             self._consumer = asyncio.get_running_loop().create_task(self._consume())
         job = _Job(articles, tasks, asyncio.get_running_loop().create_future())
+        job.stop = min(len(articles), self.max_batch_size)
         self._pending.append(job)
         self._wake.set()
         return await job.future
+
+    def _scored(self, job: _Job, results: list[dict[str, Any]]) -> None:
+        """A piece is scored: queue the job's next piece behind the others, or answer it."""
+        job.done.extend(results)
+        if job.stop < len(job.articles):
+            job.start, job.stop = job.stop, min(len(job.articles), job.stop + self.max_batch_size)
+            self._pending.append(job)
+        else:
+            _answer(job, job.done)
 
     async def _consume(self) -> None:
         loop = asyncio.get_running_loop()
@@ -99,31 +127,32 @@ class Batcher:
                         except Exception as alone:
                             _answer(job, exception=alone)
                         else:
-                            _answer(job, result)
+                            self._scored(job, result)
                     continue
                 for job, result in zip(jobs, results, strict=True):
-                    _answer(job, result)
+                    self._scored(job, result)
 
     def _take(self) -> list[_Job]:
-        """The oldest job and those queued behind it that fit in ``max_batch_size``."""
+        """The oldest job's piece and those queued behind it that fit in ``max_batch_size``."""
         batch = [self._pending.popleft()]
-        size = len(batch[0].articles)
-        while self._pending and size + len(self._pending[0].articles) <= self.max_batch_size:
+        size = len(batch[0].piece)
+        while self._pending and size + len(self._pending[0].piece) <= self.max_batch_size:
             job = self._pending.popleft()
             batch.append(job)
-            size += len(job.articles)
+            size += len(job.piece)
         return batch
 
     def _run(self, jobs: list[_Job]) -> list[list[dict[str, Any]]]:
-        """One scoring call per set of parts asked for; each job's results in its order."""
-        if self._observe is not None:
-            self._observe(sum(len(job.articles) for job in jobs))
+        """One scoring call per set of parts asked for; each job's piece's results in order."""
+        started = time.perf_counter()
         groups: dict[tuple[str, ...], list[_Job]] = {}
         for job in jobs:
             groups.setdefault(job.tasks, []).append(job)
         results: dict[int, list[dict[str, Any]]] = {}
         for tasks, members in groups.items():
-            scored = iter(self._score([a for job in members for a in job.articles], tasks))
+            scored = iter(self._score([a for job in members for a in job.piece], tasks))
             for job in members:
-                results[id(job)] = [next(scored) for _ in job.articles]
+                results[id(job)] = [next(scored) for _ in job.piece]
+        if self._on_batch is not None:
+            self._on_batch([a for job in jobs for a in job.piece], time.perf_counter() - started)
         return [results[id(job)] for job in jobs]

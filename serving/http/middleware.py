@@ -25,7 +25,9 @@ itself, as JSON with the request id, and never raises:
   ``+json`` type) gets 415, a missing Content-Type included (the API takes JSON only;
   BentoML's form parser answers a malformed multipart body with a 500).
 * Queue: at most ``max_queue`` API requests in progress per worker; more get 503 with
-  ``Retry-After``.
+  ``Retry-After``. Within that, admission by cost (:mod:`akhbar.serving.http.admission`):
+  a request that would wait longer than ``max_wait`` gets 503 at once, with the expected
+  wait as ``Retry-After``; one that alone would outlast ``request_timeout`` gets 413.
 * Timeout: an API request with no answer after ``request_timeout`` seconds gets 504 with
   ``Retry-After``; its articles are dropped if their batch has not started, otherwise the
   batch finishes in the background, and the service stays up. A 503 or 504 from BentoML
@@ -51,6 +53,7 @@ from collections.abc import Callable
 from typing import Any
 
 from akhbar.serving.core.config import use
+from akhbar.serving.http.admission import ADMISSION, Admission, body_cost
 from akhbar.serving.http.settings import ServiceSettings
 
 OPEN_PATHS = frozenset(
@@ -137,13 +140,18 @@ class AkhbarMiddleware:
     ----------
     app: the ASGI app it wraps.
     settings: a callable returning :class:`ServiceSettings` (default: read the environment).
+    admission: the worker's work in flight and service rate (shared with its batcher).
     """
 
     def __init__(
-        self, app: Any, settings: Callable[[], ServiceSettings] = ServiceSettings.from_env
+        self,
+        app: Any,
+        settings: Callable[[], ServiceSettings] = ServiceSettings.from_env,
+        admission: Admission = ADMISSION,
     ):
         self.app = app
         self.settings = settings()
+        self.admission = admission
         self.in_progress = 0
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -240,6 +248,7 @@ class AkhbarMiddleware:
             )
             return
 
+        body = b""
         if scope.get("method") in BODY_METHODS:
             length = _header(scope, b"content-length")
             if length is not None and _header(scope, b"transfer-encoding") is not None:
@@ -271,7 +280,7 @@ class AkhbarMiddleware:
             # Read the body here, up to the limit, counting the bytes that really arrive
             # (chunked or not), then replay it; the request takes a queue place only after.
             try:
-                receive = await asyncio.wait_for(
+                receive, body = await asyncio.wait_for(
                     self._buffered(receive, settings.max_body_bytes), settings.body_timeout
                 )
             except _TooLarge:
@@ -318,11 +327,26 @@ class AkhbarMiddleware:
                 facts=facts,
             )
             return
+        cost = body_cost(body)
+        decision = self.admission.decide(cost, settings.max_wait, settings.request_timeout)
+        if not decision.admitted:
+            await self._error(
+                send,
+                decision.status,
+                decision.reason,
+                request_id,
+                retry=decision.status == 503,
+                retry_after=decision.retry_after,
+                facts=facts,
+            )
+            return
         self.in_progress += 1
+        self.admission.admit(cost)
         try:
             await self._with_timeout(scope, receive, send_with_id, send, request_id, facts)
         finally:
             self.in_progress -= 1
+            self.admission.release(cost)
 
     async def _with_timeout(self, scope, receive, send_with_id, send, request_id, facts) -> None:
         settings = self.settings
@@ -369,7 +393,8 @@ class AkhbarMiddleware:
         )
 
     @staticmethod
-    async def _buffered(receive: Callable, limit: int) -> Callable:
+    async def _buffered(receive: Callable, limit: int) -> tuple[Callable, bytes]:
+        """The body, read whole (up to ``limit`` bytes), and a ``receive`` that replays it."""
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -390,7 +415,7 @@ class AkhbarMiddleware:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        return replay
+        return replay, body
 
     async def _drain(self, receive: Callable) -> None:
         """Read and drop what remains of a refused body: at most :data:`DRAIN_BYTES`, within
@@ -432,6 +457,7 @@ class AkhbarMiddleware:
         request_id: str,
         *,
         retry: bool = False,
+        retry_after: int = 0,
         facts: dict,
         extra: list[tuple[bytes, bytes]] = (),
     ) -> None:
@@ -444,7 +470,8 @@ class AkhbarMiddleware:
             *extra,
         ]
         if retry:
-            headers.append((b"retry-after", str(self.settings.retry_after).encode()))
+            seconds = retry_after or self.settings.retry_after
+            headers.append((b"retry-after", str(seconds).encode()))
         if status == 413:
             headers.append(
                 (b"connection", b"close")

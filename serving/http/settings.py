@@ -17,6 +17,8 @@ header_timeout   AKHBAR_HEADER_TIMEOUT   10        seconds for a request line an
 max_connections  AKHBAR_MAX_CONNECTIONS  1000      open connections per worker (kept 256 below
                                                    ``ulimit -n``); more: 503 and closed at once
 max_queue        AKHBAR_MAX_QUEUE        64        API requests in progress per worker; more: 503
+max_wait         AKHBAR_MAX_WAIT         1         seconds of work a request may find ahead of it
+                                                   (measured rate); more: 503 at once
 retry_after      AKHBAR_RETRY_AFTER      5         seconds suggested in ``Retry-After`` on 503/504
 shutdown_grace   AKHBAR_SHUTDOWN_GRACE   30        seconds requests in flight get to finish
                                                    on SIGTERM
@@ -85,6 +87,8 @@ class ServiceSettings:
         (:mod:`akhbar.serving.http.connections`).
     max_connections: open connections one worker holds; more are refused with 503.
     max_queue: API requests one worker holds at once (running or queued); more get 503.
+    max_wait: seconds of admitted work (at the measured service rate) a request may find ahead
+        of it; more get 503 at once (:mod:`akhbar.serving.http.admission`).
     retry_after: seconds suggested in ``Retry-After`` on 503 and 504 answers.
     shutdown_grace: on SIGTERM, seconds the requests in flight get to finish before they are
         cut off (``akhbar serve`` passes it to ``bentoml serve --timeout-graceful-shutdown``).
@@ -100,6 +104,7 @@ class ServiceSettings:
     header_timeout: float = 10.0
     max_connections: int = 1000
     max_queue: int = 64
+    max_wait: float = 1.0
     retry_after: int = 5
     shutdown_grace: int = 30
     api_token: str | None = None

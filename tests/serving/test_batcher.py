@@ -36,7 +36,7 @@ async def until(event: threading.Event) -> None:
 @pytest.mark.anyio
 async def test_a_lone_request_is_scored_at_once_and_later_ones_share_the_next_batch():
     scorer, sizes = Scorer(), []
-    batcher = Batcher(scorer, max_batch_size=8, observe=sizes.append)
+    batcher = Batcher(scorer, 8, on_batch=lambda articles, _: sizes.append(len(articles)))
     first = asyncio.ensure_future(batcher.score(["a"], ("topic",)))
     await until(scorer.entered)  # scoring started with one article: nothing waited for more
     queued = [
@@ -56,10 +56,10 @@ async def test_a_lone_request_is_scored_at_once_and_later_ones_share_the_next_ba
 
 
 @pytest.mark.anyio
-async def test_batches_stay_within_max_batch_size_and_a_larger_request_goes_alone():
+async def test_batches_stay_within_max_batch_size_and_a_larger_request_is_scored_in_pieces():
     scorer, sizes = Scorer(), []
     scorer.gate.set()
-    batcher = Batcher(scorer, max_batch_size=3, observe=sizes.append)
+    batcher = Batcher(scorer, 3, on_batch=lambda articles, _: sizes.append(len(articles)))
     results = await asyncio.gather(
         batcher.score(["a", "b"], ("topic",)),
         batcher.score(["c", "d"], ("topic",)),
@@ -67,8 +67,23 @@ async def test_batches_stay_within_max_batch_size_and_a_larger_request_goes_alon
         batcher.score(["j"], ("topic",)),
     )
     assert [len(r) for r in results] == [2, 2, 5, 1]
-    assert all(size <= 3 or size == 5 for size in sizes) and sum(sizes) == 10
+    assert max(sizes) <= 3 and sum(sizes) == 10
     assert [r["article"] for r in results[2]] == list("efghi")
+
+
+@pytest.mark.anyio
+async def test_a_small_request_is_not_held_back_behind_a_large_one():
+    scorer = Scorer()
+    batcher = Batcher(scorer, 2)
+    large = asyncio.ensure_future(batcher.score(list("abcdef"), ("topic",)))
+    await until(scorer.entered)  # the large request's first piece is being scored
+    small = asyncio.ensure_future(batcher.score(["x"], ("topic",)))
+    await asyncio.sleep(0.05)
+    scorer.gate.set()
+    assert [r["article"] for r in await large] == list("abcdef")
+    assert await small == [{"article": "x", "tasks": ("topic",)}]
+    # The small one was scored right after the large one's first piece, not after its last.
+    assert [articles for articles, _ in scorer.calls] == [["a", "b"], ["x"], ["c", "d"], ["e", "f"]]
 
 
 @pytest.mark.anyio

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from akhbar.serving.http.admission import Admission, body_cost
 from akhbar.serving.http.middleware import AkhbarMiddleware
 from akhbar.serving.http.settings import ServiceSettings
 
@@ -70,7 +71,7 @@ async def _raw(wrapped, headers: list[tuple[bytes, bytes]], chunks: list[bytes])
     return start["status"], dict(start["headers"]), body
 
 
-def _echo(**settings) -> AkhbarMiddleware:
+def _echo(admission: Admission | None = None, **settings) -> AkhbarMiddleware:
     """The middleware around an app that answers how many body bytes it got."""
 
     async def echo(request):
@@ -79,6 +80,7 @@ def _echo(**settings) -> AkhbarMiddleware:
     return AkhbarMiddleware(
         Starlette(routes=[Route("/echo", echo, methods=["POST"])]),
         settings=lambda: ServiceSettings(**settings),
+        admission=admission or Admission(),
     )
 
 
@@ -148,3 +150,49 @@ async def test_only_json_bodies_reach_the_api(content_type: bytes | None, status
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+def _articles(chars: int, claims: int = 0, count: int = 1) -> bytes:
+    article = {"text": "خ" * chars, "claims": ["ادعاء"] * claims}
+    return json.dumps({"articles": [article] * count}).encode()
+
+
+def test_a_request_is_priced_by_its_characters_and_claims():
+    assert body_cost(_articles(500)) == 500
+    assert body_cost(_articles(500, claims=2, count=3)) == 3 * (500 + 2 * 1000)
+    assert body_cost(b"not json") == body_cost(b'{"articles": 5}') == 0
+
+
+def test_admission_refuses_by_expected_wait_and_by_the_requests_own_cost():
+    admission = Admission()
+    assert admission.decide(10**9, max_wait=1, timeout=60).admitted  # no rate yet: count only
+    admission.record_batch(10_000, 1.0)
+    admission.record_batch(30_000, 1.0)  # a moving average: 0.3 * 30,000 + 0.7 * 10,000
+    assert admission.rate == pytest.approx(16_000)
+    admission.admit(48_000)  # 3 s of work ahead
+    busy = admission.decide(1_000, max_wait=1, timeout=60)
+    assert (busy.status, busy.retry_after) == (503, 3) and "AKHBAR_MAX_WAIT" in busy.reason
+    assert admission.decide(1_000, max_wait=5, timeout=60).admitted
+    huge = admission.decide(16_000 * 61, max_wait=5, timeout=60)
+    assert huge.status == 413 and "AKHBAR_REQUEST_TIMEOUT" in huge.reason
+    admission.release(48_000)
+    assert admission.in_flight == 0 and admission.decide(1_000, max_wait=1, timeout=60).admitted
+
+
+@pytest.mark.anyio
+async def test_the_middleware_sheds_by_cost_with_the_expected_wait_as_retry_after():
+    admission = Admission()
+    admission.record_batch(1_000, 1.0)  # 1,000 units a second
+    wrapped = _echo(admission, max_wait=1.0)
+    json_type = (b"content-type", b"application/json")
+    small = _articles(500)
+    status, _, body = await _raw(wrapped, [json_type], [small])
+    assert status == 200 and admission.in_flight == 0  # released after the answer
+    admission.admit(2_500)  # another request's 2.5 s of work in flight
+    status, headers, body = await _raw(wrapped, [json_type], [small])
+    assert status == 503 and headers[b"retry-after"] == b"3"
+    assert "2.5 s of work" in json.loads(body)["error"]
+    admission.release(2_500)
+    status, headers, body = await _raw(wrapped, [json_type], [_articles(70_000, claims=16)])
+    assert status == 413 and "fewer or shorter" in json.loads(body)["error"]
+    assert wrapped.in_progress == 0 and admission.in_flight == 0
