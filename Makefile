@@ -8,7 +8,7 @@ PORT  ?= 3000
 AKHBAR_DATA ?= ../shared/data
 export AKHBAR_DATA
 
-.PHONY: setup browser serve test bento demo models eval eval-outlets bench bench-batch loadtest fuzz audit
+.PHONY: setup browser serve test bento demo models eval eval-outlets bench bench-batch loadtest soak fuzz audit
 
 # ---------------------------------------------------------------------------------------
 # setup: the virtual environment from the constraints file, then the browser the
@@ -183,6 +183,16 @@ LOADTEST_USERS   ?= 8,32,64
 LOADTEST_FLAGS   ?=
 loadtest: setup
 	$(PY) -m tools.loadtest --seconds $(LOADTEST_SECONDS) --users $(LOADTEST_USERS) $(LOADTEST_FLAGS)
+
+# Soak (serving/README.md): `akhbar serve`, its 8-caller capacity measured, then open-loop
+# arrivals at 70% of it for SOAK_MINUTES with articles of mixed lengths; resident memory per
+# minute to reports/soak/ (PNG and JSON); fails if memory at the end is more than 10% above
+# the end of the 5-minute warm-up. SOAK_MINUTES=3 SOAK_FLAGS="--warmup-minutes 1" to try it.
+SOAK_MINUTES ?= 30
+SOAK_FLAGS   ?=
+soak: setup
+	$(PY) -m tools.soak --minutes $(SOAK_MINUTES) --plot reports/soak/memory.png \
+	  --report reports/soak/soak.json $(SOAK_FLAGS)
 
 # Fuzz (serving/README.md): `akhbar serve` with small limits, FUZZ_PER_ROUTE
 # requests per API route generated from its OpenAPI document plus a battery of bad input;

@@ -1,5 +1,5 @@
-"""``make loadtest``'s arithmetic and rules (tools/loadtest.py), without a server: the run
-itself takes minutes (``make loadtest LOADTEST_SECONDS=30`` for a quick one)."""
+"""``make loadtest``'s and ``make soak``'s arithmetic and rules (tools/loadtest.py,
+tools/soak.py), without a server: the runs themselves take minutes."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tools.loadtest import (
     percentile,
     read_locust_json,
 )
+from tools.soak import SoakReport, per_minute
 
 
 def test_figures_come_from_locusts_json_totals_and_histogram(tmp_path):
@@ -111,3 +112,15 @@ def test_the_rules():
     assert "without Retry-After" in _report(overload=no_retry).problems()[0]
     assert "readyz" in _report(ready_after=None, alive_after=False).problems()[0]
     assert "| 64 | 300 | 0 | 4.6 |" in _report().text()
+
+
+def test_the_soak_takes_the_last_sample_of_each_minute_and_measures_from_the_warm_up():
+    samples = [(t, (1000 + t) * (1 << 20)) for t in range(0, 185, 5)]  # +1 MiB a second
+    assert per_minute(samples, 3) == [1060.0, 1120.0, 1180.0]
+    report = SoakReport(10.0, 7.0, 3, 1, {"200": 900, "503": 3}, [1000.0, 1050.0, 1080.0])
+    assert report.growth == 1080 / 1000 - 1 and report.problems() == []  # from minute 1's end
+    grown = SoakReport(10.0, 7.0, 3, 1, {"200": 900}, [1000.0, 1000.0, 1150.0])
+    assert "grew 15.0%" in grown.problems()[0]
+    refused = SoakReport(10.0, 7.0, 3, 1, {"503": 900, "200": 1}, [1000.0, 1000.0, 1000.0])
+    assert "too few requests answered 200" in refused.problems()[0]
+    assert "ended before its warm-up" in SoakReport(10.0, 7.0, 3, 1, {}, [1000.0]).problems()[0]
