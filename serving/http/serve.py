@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from akhbar.serving.http.settings import ServiceSettings
+from akhbar.serving.http.settings import ServiceSettings, unknown_variables
 from akhbar.serving.http.startup import STARTUP_ERROR_FILE_ENV
 from akhbar.serving.http.supervision import CRASH_FILE_ENV, WorkerWatch, store_space_problem
 
@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"akhbar serve: invalid setting: {exc}", file=sys.stderr)
         return 1
+    for line in unknown_variables(os.environ):
+        print(f"akhbar serve: warning: {line}", file=sys.stderr)
     problem = preflight(settings)
     if problem:
         print(f"akhbar serve: {problem}", file=sys.stderr)

@@ -48,9 +48,10 @@ imports it afresh in every server process, so these too follow the serving envir
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from akhbar.serving.core import config as core_config
 from akhbar.serving.core.config import Runtime, ScoringConfig, check_positive, env_values
@@ -70,6 +71,25 @@ MALLOC_SETTINGS = {
     "MALLOC_ARENA_MAX": "2",
     "MALLOC_MMAP_THRESHOLD_": str(4 << 20),
     "MALLOC_TRIM_THRESHOLD_": "131072",
+}
+
+
+# AKHBAR_* variables read elsewhere than these two tables: the data folder, the shipped models,
+# the ONNX cache, the files `akhbar serve` shares with its workers, and the developer tools'.
+OTHER_VARIABLES = frozenset(
+    {
+        "AKHBAR_DATA",
+        "AKHBAR_DEFAULT_MODELS",
+        "AKHBAR_CACHE",
+        "AKHBAR_STARTUP_ERROR_FILE",
+        "AKHBAR_CRASH_FILE",
+        "AKHBAR_UPDATE_SCREENSHOT",
+    }
+)
+TOOL_PREFIXES = ("AKHBAR_LOADTEST_",)
+RETIRED = {
+    "AKHBAR_THREADS": "torch's threads are AKHBAR_TORCH_THREADS",
+    "AKHBAR_MAX_LATENCY_MS": "the batcher never waits to fill a batch, so there is nothing to set",
 }
 
 
@@ -131,3 +151,24 @@ class ServiceSettings:
         """The scoring runtime of one worker: with ``AKHBAR_TORCH_THREADS`` 0, each of the
         ``workers`` gets an equal share of the usable cores (at least one)."""
         return self.scoring.runtime(cores=max(1, core_config.USABLE_CPUS // self.workers))
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One sentence for each ``AKHBAR_*`` variable in ``environ`` that nothing reads (retired,
+    or a typo that would otherwise leave its setting at the default without a word)."""
+    known = {
+        core_config.env_name(f.name)
+        for cls in (ServiceSettings, ScoringConfig)
+        for f in fields(cls)
+    } | OTHER_VARIABLES
+    out = []
+    for name in sorted(environ):
+        if not name.startswith("AKHBAR_") or name in known or name.startswith(TOOL_PREFIXES):
+            continue
+        if name in RETIRED:
+            out.append(f"{name} is no longer read: {RETIRED[name]}")
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        out.append(f"{name} is not a setting and is ignored{hint}")
+    return out

@@ -507,3 +507,20 @@ def test_onnx_precision_without_its_extra_names_the_install(monkeypatch):
     monkeypatch.setattr(extras, "missing", lambda extra: ["onnxruntime"] if extra == "onnx" else [])
     with pytest.raises(ValueError, match=r"pip install 'akhbar\[onnx\]'"):
         config.ScoringConfig(precision="onnx-int8")
+
+
+def test_retired_and_misspelt_variables_are_named_at_start_up():
+    from akhbar.serving.http.settings import unknown_variables
+
+    environ = {
+        "AKHBAR_THREADS": "2",
+        "AKHBAR_MAX_QEUE": "8",
+        "AKHBAR_MAX_QUEUE": "8",
+        "AKHBAR_DATA": "/data",
+        "AKHBAR_LOADTEST_WAIT": "0",
+        "HOME": "/root",
+    }
+    assert unknown_variables(environ) == [
+        "AKHBAR_MAX_QEUE is not a setting and is ignored; did you mean AKHBAR_MAX_QUEUE?",
+        "AKHBAR_THREADS is no longer read: torch's threads are AKHBAR_TORCH_THREADS",
+    ]
