@@ -5,7 +5,8 @@ Each user posts one article at a time to ``POST /analyze`` (with its claims), pi
 random from the articles the runner wrote to ``$AKHBAR_LOADTEST_ARTICLES``, then waits
 ``$AKHBAR_LOADTEST_WAIT`` seconds (default 0: the next request as soon as the answer is in).
 A 503 with ``Retry-After`` is shedding doing its job: it is counted apart, under the name
-:data:`tools.loadtest.SHED`, as a success; any other non-2xx answer or a timeout is a failure.
+:data:`tools.loadtest.SHED`, as a success, and the user waits the seconds it says, as a
+well-behaved client does; any other non-2xx answer or a timeout is a failure.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import random
 from pathlib import Path
 
+import gevent
 from locust import HttpUser, constant, task
 
 from tools.loadtest import SHED
@@ -40,6 +42,9 @@ class Newsroom(HttpUser):
             name="/analyze",
             catch_response=True,
         ) as response:
-            if response.status_code == 503 and response.headers.get("retry-after"):
+            retry_after = response.headers.get("retry-after")
+            if response.status_code == 503 and retry_after:
                 response.request_meta["name"] = SHED
                 response.success()
+        if response.status_code == 503 and retry_after:
+            gevent.sleep(float(retry_after))
