@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from akhbar.models.tasks import TASKS
-from akhbar.serving.batch.outputs import STDOUT, rejects_path
+from akhbar.serving.batch.outputs import RESULT_FIELDS, STDOUT, rejects_path
 from akhbar.serving.core.limits import (
     summary_max_words_problem,
     summary_sentences_problem,
@@ -62,6 +62,8 @@ class Job:
     engine: ``local`` or ``ray``; ray_address and concurrency apply to ``ray``.
     progress: show the progress bar.
     rejects: where bad records go; None: ``<output>.rejects.jsonl`` (needed with output ``-``).
+    keep_fields: input fields copied into each result as they are (null where a record lacks
+        one); they may not take a result's own names.
 
     Raises ValueError naming the flag for a combination the command line refuses.
     """
@@ -80,6 +82,7 @@ class Job:
     concurrency: int | None = None
     progress: bool = True
     rejects: Path | None = None
+    keep_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def at_least_one(value: object) -> str | None:
@@ -113,6 +116,11 @@ class Job:
             str(self.rejects) == STDOUT or self.rejects == self.output
         ):
             raise ValueError("--rejects must name a file of its own, not - or the --output file")
+        if taken := sorted(set(self.keep_fields) & set(RESULT_FIELDS)):
+            raise ValueError(
+                f"--keep-fields cannot carry {', '.join(taken)}: results have fields of that "
+                f"name ({', '.join(RESULT_FIELDS)})"
+            )
 
     def _check_stdout(self) -> None:
         if self.resume:
@@ -130,6 +138,11 @@ class Job:
                 "--output - needs --rejects PATH: standard output carries only the results, "
                 "so bad records need a file of their own"
             )
+
+    @property
+    def parquet(self) -> bool:
+        """Results go to a Parquet file."""
+        return self.output.name.lower().endswith(".parquet")
 
     @property
     def to_stdout(self) -> bool:
@@ -157,6 +170,7 @@ class Job:
             args.ray_address,
             args.concurrency,
             rejects=Path(args.rejects) if args.rejects else None,
+            keep_fields=tuple(args.keep_fields),
         )
 
 

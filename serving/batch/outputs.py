@@ -43,6 +43,8 @@ _PARQUET_ROWS = 1024  # rows per Parquet row group, and per conversion step
 
 # What IdIndex.claim answers.
 NEW, DONE, DUPLICATE = "new", "done", "duplicate"
+# The fields of a result (``POST /analyze``'s shape); --keep-fields may not reuse them.
+RESULT_FIELDS = ("id", "topic", "summary", "stances", "warnings", "model_versions")
 
 
 class OutputError(RuntimeError):
@@ -253,14 +255,15 @@ class ResultsOutput:
     def close(self) -> None:
         self.jsonl.close()
 
-    def finish(self) -> None:
-        """Close; for Parquet, convert the partial file, rename it into place, drop the partial."""
+    def finish(self, parts=None) -> None:
+        """Close; for Parquet, convert the partial file (``parts``: :func:`result_schema`),
+        rename it into place, drop the partial."""
         self.close()
         if not self.parquet:
             return
         temporary = self.output.with_name(f".{self.output.name}.tmp")
         try:
-            jsonl_to_parquet(self.jsonl.path, temporary)
+            jsonl_to_parquet(self.jsonl.path, temporary, parts)
             os.replace(temporary, self.output)
             _fsync_dir(self.output.parent)
         except OSError as exc:
@@ -302,7 +305,7 @@ class StdoutResults:
     def close(self) -> None:
         pass
 
-    def finish(self) -> None:
+    def finish(self, parts=None) -> None:
         pass
 
 
@@ -324,16 +327,77 @@ def _jsonl_chunks(path: Path, rows: int) -> Iterator[list[dict[str, Any]]]:
         yield chunk
 
 
-def jsonl_to_parquet(source: Path, target: Path) -> None:
+def result_schema(tasks: Iterable[str], labels: dict[str, tuple[str, ...]]):
+    """The Arrow types of a result's parts, fixed by the tasks run and the models' labels
+    (``{head: labels}``; ``stance_headline`` when the stance model has that head), never by
+    the data: ``warnings`` is a list of strings even when every list is empty."""
+    import pyarrow as pa
+
+    def scores(names: Iterable[str]):
+        return pa.struct([pa.field(name, pa.float64()) for name in dict.fromkeys(names)])
+
+    strings, ints = pa.list_(pa.string()), pa.list_(pa.int64())
+    parts = {
+        "topic": pa.struct(
+            [
+                ("label", pa.string()),
+                ("scores", scores(labels.get("topic", ()))),
+                ("low_confidence", pa.bool_()),
+            ]
+        ),
+        "summary": pa.struct(
+            [("sentences", strings), ("indices", ints), ("offsets", pa.list_(ints))]
+        ),
+        "stances": pa.list_(
+            pa.struct(
+                [
+                    ("claim", pa.string()),
+                    ("label", pa.string()),
+                    ("label_set", pa.string()),
+                    (
+                        "scores",
+                        scores((*labels.get("stance", ()), *labels.get("stance_headline", ()))),
+                    ),
+                    ("low_confidence", pa.bool_()),
+                    (
+                        "evidence",
+                        pa.list_(
+                            pa.struct(
+                                [("text", pa.string()), ("start", pa.int64()), ("end", pa.int64())]
+                            )
+                        ),
+                    ),
+                ]
+            )
+        ),
+    }
+    column = {"topic": "topic", "summary": "summary", "stance": "stances"}
+    return pa.schema(
+        [
+            *(
+                pa.field(column[t], parts[column[t]])
+                for t in ("topic", "summary", "stance")
+                if t in tasks
+            ),
+            pa.field("warnings", strings),
+            pa.field("model_versions", pa.struct([(t, pa.string()) for t in tasks])),
+        ]
+    )
+
+
+def jsonl_to_parquet(source: Path, target: Path, parts=None) -> None:
     """Stream results from JSON Lines into one Parquet file, ``_PARQUET_ROWS`` at a time.
 
-    Two passes, so memory stays flat: the first infers and unifies the column types of every
-    chunk (an empty ``stances`` list in one chunk and full ones in another), the second
+    ``parts``: the fixed types of the result's parts (:func:`result_schema`); the columns it
+    does not name (fields kept from the input) are inferred from the data, in two passes so
+    memory stays flat: the first infers and unifies the types of every chunk, the second
     writes. Nested parts stay nested (``topic.scores.economy``). ``id`` is an integer column
     when every id is an integer (line numbers), else text.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    fixed = {f.name: f for f in parts} if parts is not None else {}
 
     schemas = []
     all_int_ids = True
@@ -342,11 +406,13 @@ def jsonl_to_parquet(source: Path, target: Path) -> None:
             isinstance(r["id"], int) and not isinstance(r["id"], bool) for r in chunk
         )
         schemas.append(
-            pa.Table.from_pylist([{k: v for k, v in r.items() if k != "id"} for r in chunk]).schema
+            pa.Table.from_pylist(
+                [{k: v for k, v in r.items() if k != "id" and k not in fixed} for r in chunk]
+            ).schema
         )
     rest = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
     id_type = pa.int64() if all_int_ids and schemas else pa.string()
-    schema = pa.schema([pa.field("id", id_type), *rest])
+    schema = pa.schema([pa.field("id", id_type), *fixed.values(), *rest])
     with pq.ParquetWriter(target, schema) as writer:
         for chunk in _jsonl_chunks(source, _PARQUET_ROWS):
             if id_type == pa.string():

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ from akhbar.serving.batch.outputs import (
     ResultsOutput,
     StdoutResults,
     id_key,
+    result_schema,
     results_output,
 )
 from akhbar.serving.core.config import DEFAULT_SUMMARY_SENTENCES, Runtime, ScoringConfig, use
@@ -84,6 +85,13 @@ def _tasks(value: str) -> list[str]:
             f"expected a comma-separated subset of {','.join(TASKS)}, got {value!r}"
         )
     return list(dict.fromkeys(tasks))  # drop repeats, keep order
+
+
+def _field_names(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    if not names:
+        raise argparse.ArgumentTypeError(f"needs at least one field name, got {value!r}")
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: off).",
     )
     parser.add_argument(
+        "--keep-fields",
+        type=_field_names,
+        default=(),
+        metavar="LIST",
+        help="Comma-separated input fields to copy into each result as they are, e.g. "
+        "url,published (default: none).",
+    )
+    parser.add_argument(
         "--engine",
         choices=ENGINES,
         default="local",
@@ -248,6 +264,7 @@ class _Tally:
     bar: Any
     rejects: RejectsFile  # the batch scorer's own; the reader writes its own to the same file
     in_flight: int = 0  # accepted for scoring, not written yet
+    kept: dict[int, dict[str, Any]] = field(default_factory=dict)  # line -> --keep-fields
 
     def tick(self) -> None:
         """Move the bar to the records finished: read, less those still being scored."""
@@ -363,6 +380,8 @@ def good_articles(
             tally.report.skipped += 1
         else:
             tally.in_flight += 1
+            if job.keep_fields:
+                tally.kept[line] = {name: record.get(name) for name in job.keep_fields}
             yield line, article
         tally.tick()
 
@@ -375,11 +394,12 @@ def _writer(
     def write(outcomes: list[Outcome]) -> None:
         results = []
         for line, article_id, outcome in outcomes:
+            kept = tally.kept.pop(line, {})
             if isinstance(outcome, str):
                 # The reject names the record's own id; a line-number id is its line already.
                 _reject(tally, line, None if article_id == line else article_id, outcome)
             else:
-                results.append(outcome)
+                results.append({**outcome, **kept})
         output.append(results)
         tally.report.scored += len(results)
         tally.in_flight -= len(outcomes)
@@ -448,6 +468,25 @@ def _model_refs(job: Job, config: ScoringConfig) -> dict:
         raise BatchError(str(exc)) from None
 
 
+def _result_parts(job: Job, analyzer: Analyzer | None, models: dict | None):
+    """The fixed Parquet types of the results (:func:`result_schema`), from the labels of each
+    task's head and of the stance model's headline head, if it has one."""
+    if job.engine == "ray":
+        from akhbar.models.bundle import read_settings
+
+        settings = {t: read_settings(ref.path) for t, ref in models.items()}
+    else:
+        settings = {t: p.bundle.settings for t, p in analyzer.predictors.items()}
+    heads = {"topic": ("topic",), "stance": ("stance", "stance_headline"), "summary": ()}
+    labels = {
+        head: tuple(s.tasks[head].labels)
+        for task, s in settings.items()
+        for head in heads[task]
+        if head in s.tasks
+    }
+    return result_schema(job.tasks, labels)
+
+
 def _folder_problem(source: str) -> str | None:
     """An ``--input`` that is a folder: what to pass instead (one of its files, when it has any)."""
     folder = Path(source)
@@ -504,6 +543,7 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
     except (DataError, ValueError) as exc:
         raise BatchError(f"cannot read the input: {exc}") from None
 
+    models = None  # the ray engine's model references; the local engine loads an Analyzer
     if job.engine == "ray":
         from akhbar.serving.batch.ray_engine import check_ray
 
@@ -541,7 +581,7 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
             for chunk in chunks(articles, job.batch_size):
                 outcomes = score_chunk(analyzer, [a for _, a in chunk], job.tasks)
                 write([(line, a.id, o) for (line, a), o in zip(chunk, outcomes, strict=True)])
-        output.finish()
+        output.finish(_result_parts(job, analyzer, models) if job.parquet else None)
     except DataError as exc:
         raise BatchError(
             f"cannot read the input: {exc}; the results so far are kept, rerun with "

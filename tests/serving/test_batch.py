@@ -26,7 +26,7 @@ from serving_support import STORY, point_at
 from akhbar.models.tasks import TASKS
 from akhbar.serving.batch import score as batch
 from akhbar.serving.batch.outputs import repair_tail
-from akhbar.serving.batch.score import Job, score_file
+from akhbar.serving.batch.score import Job, parse_args, score_file
 from akhbar.serving.core.analyzer import Analyzer
 from akhbar.serving.core.config import ScoringConfig
 
@@ -278,6 +278,64 @@ def test_csv_parquet_stdin_and_gzip_inputs_agree(env, analyzer, monkeypatch):
     assert not (env / "out.parquet.partial.jsonl").exists()
 
 
+def test_the_parquet_schema_is_fixed_by_the_models_not_the_data(env, analyzer):
+    """Without a claim or a warning anywhere, stances and warnings still have their types, so
+    shards of one archive read as one table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = [{"id": f"q{i}", "text": STORY[i % len(STORY)]} for i in range(6)]
+    write_input(env / "plain.jsonl", good=records, bad=[])
+    score_file(Job(str(env / "plain.jsonl"), env / "plain.parquet", progress=False), analyzer)
+    schema = pq.read_schema(env / "plain.parquet")
+    assert schema.field("warnings").type == pa.list_(pa.string())
+    stance = schema.field("stances").type.value_type
+    assert stance.field("label_set").type == pa.string()
+    assert {f.name for f in stance.field("scores").type} == {
+        "agree",
+        "disagree",
+        "discuss",
+        "unrelated",
+        "other",
+    }
+    assert schema.field("topic").type.field("scores").type.num_fields == len(
+        analyzer.predictors["topic"].bundle.settings.tasks["topic"].labels
+    )
+    assert schema.field("summary").type.field("offsets").type == pa.list_(pa.list_(pa.int64()))
+
+
+def test_keep_fields_carry_input_columns_into_every_result(env, analyzer):
+    import pyarrow.parquet as pq
+
+    records = [
+        {"id": f"k{i}", "text": STORY[i % len(STORY)], "url": f"https://example.org/{i}"}
+        | ({"section": "اقتصاد"} if i % 2 else {})
+        for i in range(4)
+    ]
+    write_input(env / "kept.jsonl", good=records, bad=[])
+    for name in ("kept-out.jsonl", "kept-out.parquet"):
+        score_file(
+            Job(
+                str(env / "kept.jsonl"),
+                env / name,
+                tasks=("topic",),
+                progress=False,
+                keep_fields=("url", "section"),
+            ),
+            analyzer,
+        )
+    rows = read_jsonl(env / "kept-out.jsonl")
+    assert [(r["url"], r["section"]) for r in rows] == [
+        (f"https://example.org/{i}", "اقتصاد" if i % 2 else None) for i in range(4)
+    ]
+    parquet = pq.read_table(env / "kept-out.parquet").to_pylist()
+    assert [(r["url"], r["section"]) for r in parquet] == [(r["url"], r["section"]) for r in rows]
+    with pytest.raises(ValueError, match="--keep-fields cannot carry id, topic"):
+        Job("in.jsonl", Path("out.jsonl"), keep_fields=("topic", "id", "url"))
+    args = parse_args(["--input", "a.jsonl", "--output", "b.jsonl", "--keep-fields", "url, ,x"])
+    assert Job.from_args(args).keep_fields == ("url", "x")
+
+
 def test_exit_statuses_and_messages(env, capsys, monkeypatch):
     write_jsonl(env / "in.jsonl", GOOD[:5])
     args = [
@@ -429,6 +487,7 @@ class Interrupting:
 
     def __init__(self, analyzer: Analyzer, chunks: int) -> None:
         self.analyzer, self.left = analyzer, chunks
+        self.predictors = analyzer.predictors
 
     def analyze(self, articles, tasks=None):
         if self.left == 0:
