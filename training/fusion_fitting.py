@@ -9,7 +9,9 @@ class-balanced logistic regression over sentence-encoder pair features
 (``sentence_encoder``). The stacker (logistic regression over the encoder's pooled logits
 and the side scores) is fitted on validation; its validation figure is measured by 5-fold
 cross-validation on validation, so the comparison with the encoder alone is not flattered
-by fitting and scoring on the same rows.
+by fitting and scoring on the same rows. When the side model alone (fitted on train, so its
+validation figure is honest) beats that figure, the stacker passes its scores through, so a
+fusion never ships below its own side model.
 
 With ``decision_bias`` (stance: 37 unifiedfc ``disagree`` pairs in train), per-class biases
 added to the stacker's scores are tuned for macro-F1 on the cross-validated validation
@@ -36,6 +38,9 @@ from akhbar.training.finetune_config import FinetuneConfig
 from akhbar.training.metrics import classification_report, expected_calibration_error, macro_f1
 
 BIAS_GRID = np.linspace(-3.0, 3.0, 61)
+# How much the side model alone must beat the stack by before the stacker passes its raw
+# scores through (they are a linear model's margins, less well calibrated than the stack's).
+SIDE_MARGIN = 0.005
 
 
 def _per_class(coef: np.ndarray, intercept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,21 +119,31 @@ def fit_fusion(
 ) -> tuple[Fusion, dict]:
     """The fusion of ``cfg.fusion`` and a report: validation macro-F1 of each variant, the
     choice, and the cross-validated fused probabilities (``fused_cv_proba``) for calibration
-    figures. ``cfg.class_weighting`` balances the stacker's classes (for skewed tasks such as
-    stance); ``cfg.decision_bias`` tunes per-class biases (module docstring)."""
-    kind, balanced = cfg.fusion, cfg.class_weighting
+    figures. With ``cfg.class_weighting`` the stacker is fitted with and without balanced
+    class weights, and cross-validation keeps the better; ``cfg.decision_bias`` tunes
+    per-class biases (module docstring). Where the side model alone beats the stack, the
+    stacker passes the side model's scores through."""
+    kind = cfg.fusion
     fusion = _side_model(kind, train_texts, train_first, train_y, normalization, cfg.seed)
     val_scores = fusion.scores(val_texts, val_first)
     stacked = np.hstack([val_logits, val_scores])
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=cfg.seed)
-    fused_proba = cross_val_predict(
-        _stacker(balanced), stacked, val_y, cv=folds, method="predict_proba"
-    )
+    # Class weights help a skewed task's stacker, or hurt it (ANS: 16 `other` pairs in 755
+    # made the balanced stacker predict `other` far too often): cross-validation decides.
+    candidates = {
+        balanced: cross_val_predict(
+            _stacker(balanced), stacked, val_y, cv=folds, method="predict_proba"
+        )
+        for balanced in dict.fromkeys((cfg.class_weighting, False))
+    }
+    balanced = max(candidates, key=lambda b: macro_f1(val_y, candidates[b].argmax(1)))
+    fused_proba = candidates[balanced]
     report = {
         "kind": kind,
         "encoder": macro_f1(val_y, val_logits.argmax(1)),
         kind: macro_f1(val_y, val_scores.argmax(1)),
         "fused_cv": macro_f1(val_y, fused_proba.argmax(1)),
+        "stacker_balanced": balanced,
     }
     stacker = _stacker(balanced).fit(stacked, val_y)
     fusion.stack_weight, fusion.stack_bias = _per_class(stacker.coef_, stacker.intercept_)
@@ -145,6 +160,14 @@ def fit_fusion(
         if biased > report["fused_cv"]:
             report["fused_cv"], fused_proba = biased, biased_proba
             fusion.stack_bias = (fusion.stack_bias + bias).astype(np.float32)
+    if report[kind] > report["fused_cv"] + SIDE_MARGIN:
+        # The side model alone beats the stack: the stacker passes its scores through, so
+        # the fusion can at worst equal it (validation figures are its own, fitted on train).
+        n = val_logits.shape[1]
+        fusion.stack_weight = np.hstack([np.zeros((n, n)), np.eye(n)]).astype(np.float32)
+        fusion.stack_bias = np.zeros(n, dtype=np.float32)
+        report["fused_cv"], report["side_alone"] = report[kind], True
+        fused_proba = _softmax(val_scores)
     report["chosen"] = "fused" if report["fused_cv"] > report["encoder"] else "encoder"
     return fusion, report | {"fused_cv_proba": fused_proba}
 
