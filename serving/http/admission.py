@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from akhbar.serving.core.config import ScoringConfig
+
 CLAIM_COST = 1000  # work units per claim: its sentence-encoder pairs and stance windows
 RATE_WEIGHT = 0.3  # of the newest batch in the service rate's moving average
 
@@ -32,18 +34,23 @@ def article_cost(text: str, title: str | None, claims: int) -> int:
     return len(text) + len(title or "") + CLAIM_COST * claims
 
 
-def body_cost(body: bytes) -> int:
-    """Work units of a request body, as the routes will read it; 0 when it is not the API's
-    shape (validation answers those, at no cost)."""
+def body_cost(body: bytes, limits: ScoringConfig) -> int:
+    """Work units of a request body, as the routes will read it. What the limits would refuse
+    is priced at the limit (validation then answers it with a 400 naming the field), and a
+    body that is not the API's shape costs 0, nested too deep included."""
     try:
-        articles = json.loads(body)["articles"]
+        articles = json.loads(body)["articles"][: limits.max_articles]
         return sum(
             article_cost(
-                str(a.get("text") or ""), str(a.get("title") or ""), len(a.get("claims") or [])
+                str(a.get("text") or "")[: limits.max_text_chars],
+                str(a.get("title") or "")[: limits.max_text_chars],
+                min(len(a.get("claims") or []), limits.max_claims),
             )
             for a in articles
         )
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        # Never raise here: the middleware runs inside BentoML's timeout layer, which waits
+        # for an answer that an exception never sends (an hour, not a 500).
         return 0
 
 

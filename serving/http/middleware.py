@@ -327,7 +327,7 @@ class AkhbarMiddleware:
                 facts=facts,
             )
             return
-        cost = body_cost(body)
+        cost = body_cost(body, settings.scoring)
         decision = self.admission.decide(cost, settings.max_wait, settings.request_timeout)
         if not decision.admitted:
             await self._error(

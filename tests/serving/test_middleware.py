@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from akhbar.serving.core.config import ScoringConfig
 from akhbar.serving.http.admission import Admission, body_cost
 from akhbar.serving.http.middleware import AkhbarMiddleware
 from akhbar.serving.http.settings import ServiceSettings
@@ -158,9 +159,13 @@ def _articles(chars: int, claims: int = 0, count: int = 1) -> bytes:
 
 
 def test_a_request_is_priced_by_its_characters_and_claims():
-    assert body_cost(_articles(500)) == 500
-    assert body_cost(_articles(500, claims=2, count=3)) == 3 * (500 + 2 * 1000)
-    assert body_cost(b"not json") == body_cost(b'{"articles": 5}') == 0
+    limits = ScoringConfig(max_text_chars=1000, max_claims=4, max_articles=2)
+    assert body_cost(_articles(500), limits) == 500
+    assert body_cost(_articles(500, claims=2, count=2), limits) == 2 * (500 + 2 * 1000)
+    # Beyond the limits, priced at them: validation answers those with a 400 naming the field.
+    assert body_cost(_articles(5000, claims=10_000, count=9), limits) == 2 * (1000 + 4 * 1000)
+    assert body_cost(b"not json", limits) == body_cost(b'{"articles": 5}', limits) == 0
+    assert body_cost(b"[" * 100_000 + b"]" * 100_000, limits) == 0  # too deep: no exception
 
 
 def test_admission_refuses_by_expected_wait_and_by_the_requests_own_cost():
