@@ -14,7 +14,7 @@ from safetensors import safe_open
 
 from akhbar.models.bundle import NOT_A_CLASSIFIER, load_bundle
 from akhbar.models.predict import Predictor
-from akhbar.models.tasks import STANCE_LABELS, TOPIC_LABELS
+from akhbar.models.tasks import HEADLINE_STANCE_LABELS, STANCE_LABELS, TOPIC_LABELS
 
 DEFAULTS = Path(__file__).resolve().parents[2] / "models" / "default"
 SHARED = DEFAULTS / "shared"
@@ -40,9 +40,10 @@ def test_the_defaults_fit_the_size_budget():
 
 def test_one_bundle_with_every_head_in_fp16_safetensors():
     bundle = load_bundle(SHARED)
-    assert set(bundle.tasks) == {"topic", "stance", "summary"}
+    assert set(bundle.tasks) == {"topic", "stance", "stance_headline", "summary"}
     assert set(bundle.settings.tasks["topic"].labels) == set(TOPIC_LABELS)
     assert bundle.settings.tasks["stance"].labels == STANCE_LABELS
+    assert bundle.settings.tasks["stance_headline"].labels == HEADLINE_STANCE_LABELS
     with safe_open(str(SHARED / "model.safetensors"), "pt") as f:
         assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
     card = ModelCard.load(SHARED / "README.md")
