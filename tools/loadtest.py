@@ -580,18 +580,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loadtest: {exc}", file=sys.stderr)
         return 1
     print(report.text())
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        data = {
-            **asdict(report),
-            "memory_growth": report.memory_growth,
-            "problems": report.problems(),
-        }
-        args.report.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return verdict("loadtest", report, args.report, memory_growth=report.memory_growth)
+
+
+def verdict(tool: str, report: Any, path: Path | None, **derived: Any) -> int:
+    """Write ``report`` (a dataclass with ``problems()``) and ``derived`` figures as JSON to
+    ``path`` when given, print each broken rule, and return the exit status."""
     problems = report.problems()
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {**asdict(report), **derived, "problems": problems}
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for line in problems:
         print(f"FAIL {line}")
-    print("loadtest: " + ("passed" if not problems else f"{len(problems)} problem(s)"))
+    print(f"{tool}: " + ("passed" if not problems else f"{len(problems)} problem(s)"))
     return 1 if problems else 0
 
 

@@ -24,13 +24,13 @@ import random
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from akhbar.serving.http.settings import ServiceSettings
-from tools.loadtest import MemorySampler, load_articles, run_load
+from tools.loadtest import MemorySampler, load_articles, run_load, verdict
 
 MAX_GROWTH = 0.10
 MIB = 1 << 20
@@ -232,15 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.text())
     if args.plot:
         plot(report, args.plot)
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        data = {**asdict(report), "growth": report.growth, "problems": report.problems()}
-        args.report.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    problems = report.problems()
-    for line in problems:
-        print(f"FAIL {line}")
-    print("soak: " + ("passed" if not problems else f"{len(problems)} problem(s)"))
-    return 1 if problems else 0
+    return verdict("soak", report, args.report, growth=report.growth)
 
 
 if __name__ == "__main__":

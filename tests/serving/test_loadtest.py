@@ -124,3 +124,14 @@ def test_the_soak_takes_the_last_sample_of_each_minute_and_measures_from_the_war
     refused = SoakReport(10.0, 7.0, 3, 1, {"503": 900, "200": 1}, [1000.0, 1000.0, 1000.0])
     assert "too few requests answered 200" in refused.problems()[0]
     assert "ended before its warm-up" in SoakReport(10.0, 7.0, 3, 1, {}, [1000.0]).problems()[0]
+
+
+def test_the_verdict_writes_the_figures_and_fails_on_a_broken_rule(tmp_path, capsys):
+    from tools.loadtest import verdict
+
+    assert verdict("loadtest", _report(), tmp_path / "ok.json", memory_growth=0.05) == 0
+    broken = _report(ready_after=None, alive_after=False)
+    assert verdict("loadtest", broken, tmp_path / "r" / "bad.json") == 1
+    written = json.loads((tmp_path / "r" / "bad.json").read_text(encoding="utf-8"))
+    assert written["problems"] == broken.problems() and written["levels"][0]["users"] == 8
+    assert "FAIL afterwards" in capsys.readouterr().out
