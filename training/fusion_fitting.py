@@ -26,6 +26,7 @@ same honesty the stacker gets.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.svm import LinearSVC
@@ -91,18 +92,13 @@ def tune_bias(log_proba: np.ndarray, y: np.ndarray, rounds: int = 3) -> np.ndarr
     return bias
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
-def _nested_bias(proba: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+def _nested_bias(log_proba: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     """Probabilities after biases tuned on the other folds: an honest figure for tuning."""
-    log_proba, out = np.log(np.clip(proba, 1e-12, None)), np.empty_like(proba)
+    out = np.empty_like(log_proba)
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed + 1)
     for fit_rows, score_rows in folds.split(log_proba, y):
         bias = tune_bias(log_proba[fit_rows], y[fit_rows])
-        out[score_rows] = _softmax(log_proba[score_rows] + bias)
+        out[score_rows] = softmax(log_proba[score_rows] + bias, axis=1)
     return out
 
 
@@ -148,8 +144,9 @@ def fit_fusion(
     stacker = _stacker(balanced).fit(stacked, val_y)
     fusion.stack_weight, fusion.stack_bias = _per_class(stacker.coef_, stacker.intercept_)
     if cfg.decision_bias:
-        biased_proba = _nested_bias(fused_proba, val_y, cfg.seed)
-        bias = tune_bias(np.log(np.clip(fused_proba, 1e-12, None)), val_y)
+        log_proba = np.log(np.clip(fused_proba, 1e-12, None))
+        biased_proba = _nested_bias(log_proba, val_y, cfg.seed)
+        bias = tune_bias(log_proba, val_y)
         biased = macro_f1(val_y, biased_proba.argmax(1))
         report["decision_bias"] = {
             "bias": bias.round(3).tolist(),
@@ -167,7 +164,7 @@ def fit_fusion(
         fusion.stack_weight = np.hstack([np.zeros((n, n)), np.eye(n)]).astype(np.float32)
         fusion.stack_bias = np.zeros(n, dtype=np.float32)
         report["fused_cv"], report["side_alone"] = report[kind], True
-        fused_proba = _softmax(val_scores)
+        fused_proba = softmax(val_scores, axis=1)
     report["chosen"] = "fused" if report["fused_cv"] > report["encoder"] else "encoder"
     return fusion, report | {"fused_cv_proba": fused_proba}
 

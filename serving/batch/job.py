@@ -140,11 +140,6 @@ class Job:
             )
 
     @property
-    def parquet(self) -> bool:
-        """Results go to a Parquet file."""
-        return self.output.name.lower().endswith(".parquet")
-
-    @property
     def to_stdout(self) -> bool:
         """Results go to standard output (``--output -``)."""
         return str(self.output) == STDOUT

@@ -28,11 +28,15 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from akhbar.models.reader import Reject
+from akhbar.models.tasks import STANCE_HEADS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 STDOUT = "-"
 PARTIAL_SUFFIX = ".partial.jsonl"
@@ -255,15 +259,15 @@ class ResultsOutput:
     def close(self) -> None:
         self.jsonl.close()
 
-    def finish(self, parts=None) -> None:
-        """Close; for Parquet, convert the partial file (``parts``: :func:`result_schema`),
-        rename it into place, drop the partial."""
+    def finish(self, parts: Callable[[], pa.Schema] | None = None) -> None:
+        """Close; for Parquet, convert the partial file (with the result types ``parts()``
+        gives, :func:`result_schema`), rename it into place, drop the partial."""
         self.close()
         if not self.parquet:
             return
         temporary = self.output.with_name(f".{self.output.name}.tmp")
         try:
-            jsonl_to_parquet(self.jsonl.path, temporary, parts)
+            jsonl_to_parquet(self.jsonl.path, temporary, parts() if parts else None)
             os.replace(temporary, self.output)
             _fsync_dir(self.output.parent)
         except OSError as exc:
@@ -305,7 +309,7 @@ class StdoutResults:
     def close(self) -> None:
         pass
 
-    def finish(self, parts=None) -> None:
+    def finish(self, parts: Callable[[], pa.Schema] | None = None) -> None:
         pass
 
 
@@ -327,65 +331,62 @@ def _jsonl_chunks(path: Path, rows: int) -> Iterator[list[dict[str, Any]]]:
         yield chunk
 
 
-def result_schema(tasks: Iterable[str], labels: dict[str, tuple[str, ...]]):
+def result_schema(tasks: Iterable[str], labels: dict[str, tuple[str, ...]]) -> pa.Schema:
     """The Arrow types of a result's parts, fixed by the tasks run and the models' labels
     (``{head: labels}``; ``stance_headline`` when the stance model has that head), never by
     the data: ``warnings`` is a list of strings even when every list is empty."""
     import pyarrow as pa
 
-    def scores(names: Iterable[str]):
+    def scores(names: Iterable[str]) -> pa.DataType:
         return pa.struct([pa.field(name, pa.float64()) for name in dict.fromkeys(names)])
 
     strings, ints = pa.list_(pa.string()), pa.list_(pa.int64())
-    parts = {
-        "topic": pa.struct(
-            [
-                ("label", pa.string()),
-                ("scores", scores(labels.get("topic", ()))),
-                ("low_confidence", pa.bool_()),
-            ]
-        ),
-        "summary": pa.struct(
-            [("sentences", strings), ("indices", ints), ("offsets", pa.list_(ints))]
-        ),
-        "stances": pa.list_(
+    evidence = pa.struct([("text", pa.string()), ("start", pa.int64()), ("end", pa.int64())])
+    stance_scores = scores(name for head in STANCE_HEADS for name in labels.get(head, ()))
+    columns = [  # (task, column, type), in the order of a result's fields
+        (
+            "topic",
+            "topic",
             pa.struct(
                 [
-                    ("claim", pa.string()),
                     ("label", pa.string()),
-                    ("label_set", pa.string()),
-                    (
-                        "scores",
-                        scores((*labels.get("stance", ()), *labels.get("stance_headline", ()))),
-                    ),
+                    ("scores", scores(labels.get("topic", ()))),
                     ("low_confidence", pa.bool_()),
-                    (
-                        "evidence",
-                        pa.list_(
-                            pa.struct(
-                                [("text", pa.string()), ("start", pa.int64()), ("end", pa.int64())]
-                            )
-                        ),
-                    ),
                 ]
-            )
+            ),
         ),
-    }
-    column = {"topic": "topic", "summary": "summary", "stance": "stances"}
+        (
+            "summary",
+            "summary",
+            pa.struct([("sentences", strings), ("indices", ints), ("offsets", pa.list_(ints))]),
+        ),
+        (
+            "stance",
+            "stances",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("claim", pa.string()),
+                        ("label", pa.string()),
+                        ("label_set", pa.string()),
+                        ("scores", stance_scores),
+                        ("low_confidence", pa.bool_()),
+                        ("evidence", pa.list_(evidence)),
+                    ]
+                )
+            ),
+        ),
+    ]
     return pa.schema(
         [
-            *(
-                pa.field(column[t], parts[column[t]])
-                for t in ("topic", "summary", "stance")
-                if t in tasks
-            ),
+            *(pa.field(column, kind) for task, column, kind in columns if task in tasks),
             pa.field("warnings", strings),
             pa.field("model_versions", pa.struct([(t, pa.string()) for t in tasks])),
         ]
     )
 
 
-def jsonl_to_parquet(source: Path, target: Path, parts=None) -> None:
+def jsonl_to_parquet(source: Path, target: Path, parts: pa.Schema | None = None) -> None:
     """Stream results from JSON Lines into one Parquet file, ``_PARQUET_ROWS`` at a time.
 
     ``parts``: the fixed types of the result's parts (:func:`result_schema`); the columns it

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from akhbar.models.tasks import TASKS
+from akhbar.models.tasks import STANCE_HEADS, TASKS
 from akhbar.serving.batch.job import ENGINES, BatchError, Job, Outcome, chunks, score_chunk
 from akhbar.serving.batch.outputs import (
     DONE,
@@ -477,7 +477,7 @@ def _result_parts(job: Job, analyzer: Analyzer | None, models: dict | None):
         settings = {t: read_settings(ref.path) for t, ref in models.items()}
     else:
         settings = {t: p.bundle.settings for t, p in analyzer.predictors.items()}
-    heads = {"topic": ("topic",), "stance": ("stance", "stance_headline"), "summary": ()}
+    heads = {"topic": ("topic",), "stance": tuple(STANCE_HEADS), "summary": ()}
     labels = {
         head: tuple(s.tasks[head].labels)
         for task, s in settings.items()
@@ -581,7 +581,7 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
             for chunk in chunks(articles, job.batch_size):
                 outcomes = score_chunk(analyzer, [a for _, a in chunk], job.tasks)
                 write([(line, a.id, o) for (line, a), o in zip(chunk, outcomes, strict=True)])
-        output.finish(_result_parts(job, analyzer, models) if job.parquet else None)
+        output.finish(lambda: _result_parts(job, analyzer, models))
     except DataError as exc:
         raise BatchError(
             f"cannot read the input: {exc}; the results so far are kept, rerun with "

@@ -91,8 +91,8 @@ class Batcher:
         if self._consumer is None or self._consumer.done():
             self._wake = asyncio.Event()
             self._consumer = asyncio.get_running_loop().create_task(self._consume())
-        job = _Job(articles, tasks, asyncio.get_running_loop().create_future())
-        job.stop = min(len(articles), self.max_batch_size)
+        future = asyncio.get_running_loop().create_future()
+        job = _Job(articles, tasks, future, stop=min(len(articles), self.max_batch_size))
         self._pending.append(job)
         self._wake.set()
         return await job.future

@@ -55,6 +55,8 @@ from dataclasses import dataclass, field, fields
 
 from akhbar.serving.core import config as core_config
 from akhbar.serving.core.config import Runtime, ScoringConfig, check_positive, env_values
+from akhbar.serving.http.startup import STARTUP_ERROR_FILE_ENV
+from akhbar.serving.http.supervision import CRASH_FILE_ENV
 
 MAX_REQUEST_TIMEOUT = 3600  # BentoML's traffic timeout, set above it as a backstop
 
@@ -81,8 +83,8 @@ OTHER_VARIABLES = frozenset(
         "AKHBAR_DATA",
         "AKHBAR_DEFAULT_MODELS",
         "AKHBAR_CACHE",
-        "AKHBAR_STARTUP_ERROR_FILE",
-        "AKHBAR_CRASH_FILE",
+        STARTUP_ERROR_FILE_ENV,
+        CRASH_FILE_ENV,
         "AKHBAR_UPDATE_SCREENSHOT",
     }
 )

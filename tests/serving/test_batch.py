@@ -487,7 +487,6 @@ class Interrupting:
 
     def __init__(self, analyzer: Analyzer, chunks: int) -> None:
         self.analyzer, self.left = analyzer, chunks
-        self.predictors = analyzer.predictors
 
     def analyze(self, articles, tasks=None):
         if self.left == 0:
