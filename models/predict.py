@@ -38,6 +38,12 @@ from akhbar.models.windowing import (
     pool_logits,
 )
 
+# Inference pads each batch to a multiple of this many tokens. Every distinct input shape
+# costs memory in the CPU kernels' caches that is never given back: scoring batches of real
+# articles at any width, a process grew from 957 to 1,732 MiB in 400 batches and kept
+# growing; at multiples of 32 it stayed at 1,030 MiB after 125, for about 2 % more time.
+WIDTH_MULTIPLE = 32
+
 
 @dataclass
 class LabelPrediction:
@@ -133,7 +139,12 @@ class Predictor:
         )
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            batch = pad_features([features[i] for i in chunk], self.bundle.tokenizer.pad_token_id)
+            batch = pad_features(
+                [features[i] for i in chunk],
+                self.bundle.tokenizer.pad_token_id,
+                WIDTH_MULTIPLE,
+                self.model.encoder.config.max_position_embeddings,
+            )
             hidden = self.encode(batch)
             if states is not None:
                 states[chunk] = mean_pool(hidden, batch["attention_mask"]).numpy()

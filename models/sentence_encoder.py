@@ -49,7 +49,8 @@ class _ClaimCache:
             for text in known:
                 self.rows.move_to_end(text)
         missing = [t for t in dict.fromkeys(texts) if t not in known]
-        fresh = dict(zip(missing, encode(missing))) if missing else {}
+        # Copies: a row view would keep its whole batch's array alive while it is cached.
+        fresh = {t: row.copy() for t, row in zip(missing, encode(missing))} if missing else {}
         with self.lock:
             self.rows.update(fresh)
             while len(self.rows) > self.size:

@@ -179,10 +179,17 @@ def _title_prefixes(
 
 # Padding value per feature; labels of sentence tasks are lists padded with the loss's ignore index.
 _PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0, "sentence_ids": -1, "labels": -100}
+_TOKEN_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "sentence_ids"})
 
 
-def pad_features(features: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a batch of window features into tensors (training collator and inference)."""
+def pad_features(
+    features: list[dict], pad_token_id: int, multiple_of: int = 1, max_width: int | None = None
+) -> dict[str, torch.Tensor]:
+    """Right-pad a batch of window features into tensors (training collator and inference):
+    to the longest window, rounded up to a ``multiple_of`` tokens but not past ``max_width``
+    (the encoder's positions). Inference pads to a few widths because every new input shape
+    costs the CPU kernels' caches memory that is kept
+    (:data:`akhbar.models.predict.WIDTH_MULTIPLE`)."""
     batch: dict[str, torch.Tensor] = {}
     for key in features[0]:
         values = [f[key] for f in features]
@@ -190,6 +197,9 @@ def pad_features(features: list[dict], pad_token_id: int) -> dict[str, torch.Ten
             batch[key] = torch.tensor(values)
             continue
         width = max(len(v) for v in values)
+        if key in _TOKEN_KEYS:
+            rounded = -(-width // multiple_of) * multiple_of
+            width = max(width, min(rounded, max_width or rounded))
         pad = pad_token_id if key == "input_ids" else _PAD_VALUES.get(key, 0)
         batch[key] = torch.tensor([v + [pad] * (width - len(v)) for v in values])
     return batch

@@ -443,6 +443,14 @@ def test_pad_features_pads_every_key(tokenizer) -> None:
     assert scalar["labels"].tolist() == [2, 0]
     assert scalar["input_ids"].dtype == torch.int64
     assert scalar["input_ids"].tolist() == [[1, 2, 3], [1, 0, 0]]
+    # Inference rounds the width up (token keys only), never past the encoder's positions.
+    rounded = pad_features(features, tokenizer.pad_token_id, multiple_of=32, max_width=512)
+    assert rounded["input_ids"].shape == (2, -(-width // 32) * 32)
+    assert rounded["sentence_ids"].shape == rounded["attention_mask"].shape
+    assert rounded["labels"].tolist() == batch["labels"].tolist()
+    assert rounded["attention_mask"].sum() == batch["attention_mask"].sum()
+    capped = pad_features([{"input_ids": [1] * 130}], 0, multiple_of=32, max_width=140)
+    assert capped["input_ids"].shape == (1, 140)
 
 
 def test_lead_prior_moves_the_ranking_towards_lead_k():

@@ -34,3 +34,5 @@ def test_a_repeated_claim_is_encoded_once_and_the_cache_stays_bounded(monkeypatc
     cache.encode([CLAIMS[2]])  # a third claim evicts the least recently used (CLAIMS[1])
     assert list(cache.rows) == [CLAIMS[0], CLAIMS[2]]
     assert cache.encode([]).shape == (0, 512)
+    # Each cached row owns its memory: a view would keep its whole batch's array alive.
+    assert all(row.base is None for row in cache.rows.values())
