@@ -27,6 +27,7 @@ from akhbar.serving.core.config import ScoringConfig
 
 CLAIM_COST = 1000  # work units per claim: its sentence-encoder pairs and stance windows
 RATE_WEIGHT = 0.3  # of the newest batch in the service rate's moving average
+BATCH_SECONDS = 1.0  # of work in one batch at most, once the rate is known (the batcher's budget)
 
 
 def article_cost(text: str, title: str | None, claims: int) -> int:
@@ -103,6 +104,11 @@ class Admission:
             )
         return Decision()
 
+    def batch_budget(self) -> float | None:
+        """The work units of :data:`BATCH_SECONDS`, what the batcher puts in one batch at
+        most (so a caller who leaves stops its work within about that); None without a rate."""
+        return None if self.rate is None else self.rate * BATCH_SECONDS
+
     def admit(self, cost: int) -> None:
         self.in_flight += cost
 
@@ -113,8 +119,7 @@ class Admission:
 ADMISSION = Admission()
 
 
-def request_cost(articles: list[Any]) -> int:
-    """Work units of validated articles (objects with ``text``, ``title`` and ``claims``)."""
-    return sum(
-        article_cost(a.text, a.title, len(getattr(a, "claims", None) or [])) for a in articles
-    )
+def validated_cost(article: Any) -> int:
+    """Work units of a validated article (an object with ``text``, ``title`` and, for the
+    routes that take them, ``claims``)."""
+    return article_cost(article.text, article.title, len(getattr(article, "claims", None) or []))

@@ -32,6 +32,8 @@ itself, as JSON with the request id, and never raises:
   ``Retry-After``; its articles are dropped if their batch has not started, otherwise the
   batch finishes in the background, and the service stays up. A 503 or 504 from BentoML
   itself gets the same treatment.
+* Disconnect: the connection is watched while an API request runs; when its client leaves,
+  the request is cancelled the same way (nobody is answered; the log says 499).
 * Shutdown: a request still running when the graceful-shutdown time is up is answered
   outside this middleware, by :mod:`akhbar.serving.http.connections` (BentoML's timeout layer
   keeps the cancellation from reaching here).
@@ -49,6 +51,7 @@ import logging
 import re
 import time
 import uuid
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from typing import Any
 
@@ -127,7 +130,21 @@ def _is_json_type(content_type: str) -> bool:
 
 
 class _TooLarge(Exception):
-    pass
+    """The body passed the limit; ``more`` when the client has more of it to send."""
+
+    def __init__(self, more: bool) -> None:
+        self.more = more
+
+
+CLIENT_GONE = 499  # the access log's status for a request whose client left before its answer
+
+
+async def _disconnected(receive: Callable | None) -> None:
+    """Return once ``receive`` says the client has gone; never, without one."""
+    if receive is None:
+        await asyncio.Event().wait()
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 DRAIN_BYTES = 64 * 1024 * 1024  # of a refused body, read and dropped before answering
@@ -280,11 +297,11 @@ class AkhbarMiddleware:
             # Read the body here, up to the limit, counting the bytes that really arrive
             # (chunked or not), then replay it; the request takes a queue place only after.
             try:
-                receive, body = await asyncio.wait_for(
+                replay, body = await asyncio.wait_for(
                     self._buffered(receive, settings.max_body_bytes), settings.body_timeout
                 )
-            except _TooLarge:
-                await self._too_large(send, receive, None, request_id, facts)
+            except _TooLarge as exc:
+                await self._too_large(send, receive, None, request_id, facts, drain=exc.more)
                 return
             except TimeoutError:
                 await self._error(
@@ -297,6 +314,10 @@ class AkhbarMiddleware:
                     extra=[(b"connection", b"close")],
                 )
                 return
+            receive, gone = replay, receive  # after the body, the server's receive says only
+            # that the client has disconnected (or that the answer is complete)
+        else:
+            gone = None
 
         if is_open(path):
             await self.app(scope, receive, send_with_id)
@@ -343,12 +364,17 @@ class AkhbarMiddleware:
         self.in_progress += 1
         self.admission.admit(cost)
         try:
-            await self._with_timeout(scope, receive, send_with_id, send, request_id, facts)
+            await self._with_timeout(scope, receive, gone, send_with_id, send, request_id, facts)
         finally:
             self.in_progress -= 1
             self.admission.release(cost)
 
-    async def _with_timeout(self, scope, receive, send_with_id, send, request_id, facts) -> None:
+    async def _with_timeout(
+        self, scope, receive, gone, send_with_id, send, request_id, facts
+    ) -> None:
+        """Run the app; answer 504 past ``request_timeout``, and cancel it when the client
+        disconnects first (``gone``, the server's receive, returns ``http.disconnect``), so
+        that the work of a caller who has left is dropped, not finished."""
         settings = self.settings
         state = {"started": False, "timed_out": False}
 
@@ -360,13 +386,26 @@ class AkhbarMiddleware:
             await send_with_id(message)
 
         task = asyncio.ensure_future(self.app(scope, receive, guarded))
+        watch = asyncio.ensure_future(_disconnected(gone))
         try:
-            done, _ = await asyncio.wait({task}, timeout=settings.request_timeout)
-        except asyncio.CancelledError:  # the server is stopping or the client went away
+            done, _ = await asyncio.wait(
+                {task, watch}, timeout=settings.request_timeout, return_when=FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:  # the server is stopping
             task.cancel()
             raise
+        finally:
+            watch.cancel()
         if task in done or state["started"]:
             await task  # re-raises what the app raised, as without this middleware
+            return
+        if watch in done:  # nobody is left to answer
+            facts["status"] = CLIENT_GONE
+            task.cancel()
+            try:
+                await task
+            except BaseException:  # noqa: B036 - cancelled work may end in any way; nobody waits
+                pass
             return
         state["timed_out"] = True
         task.cancel()
@@ -402,10 +441,10 @@ class AkhbarMiddleware:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
             more = message.get("more_body", False)
+            if size > limit:
+                raise _TooLarge(more)
+            chunks.append(chunk)
         body, replayed = b"".join(chunks), False
 
         async def replay() -> dict:
@@ -435,9 +474,16 @@ class AkhbarMiddleware:
             pass
 
     async def _too_large(
-        self, send: Callable, receive: Callable, length: int | None, request_id: str, facts: dict
+        self,
+        send: Callable,
+        receive: Callable,
+        length: int | None,
+        request_id: str,
+        facts: dict,
+        drain: bool = True,
     ) -> None:
-        await self._drain(receive)
+        if drain:
+            await self._drain(receive)
         limit = self.settings.max_body_bytes
         size = f"{length} bytes" if length is not None else "larger than that"
         await self._error(

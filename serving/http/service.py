@@ -41,7 +41,7 @@ from akhbar.serving.core.articles import (
     TopicResponse,
 )
 from akhbar.serving.http import connections
-from akhbar.serving.http.admission import ADMISSION, request_cost
+from akhbar.serving.http.admission import ADMISSION, validated_cost
 from akhbar.serving.http.batcher import Batcher
 from akhbar.serving.http.bento_models import TaskModel
 from akhbar.serving.http.middleware import AkhbarMiddleware, note
@@ -105,7 +105,13 @@ class Akhbar:
         # The first call loads the sentence encoder and allocates buffers (seconds): not on a
         # caller's time.
         self.analyzer.analyze([SAMPLE_ARTICLE])
-        self.batcher = Batcher(self._analyze, self.settings.max_batch_size, self._on_batch)
+        self.batcher = Batcher(
+            self._analyze,
+            self.settings.max_batch_size,
+            self._on_batch,
+            cost=validated_cost,
+            budget=ADMISSION.batch_budget,
+        )
         logger.info(
             "akhbar: models loaded (%s, %d torch threads): %s",
             runtime.precision,
@@ -130,7 +136,7 @@ class Akhbar:
     def _on_batch(articles: list[Article], seconds: float) -> None:
         """After each batch: its size to /metrics, its work and time to admission's rate."""
         BATCH_ARTICLES.observe(len(articles))
-        ADMISSION.record_batch(request_cost(articles), seconds)
+        ADMISSION.record_batch(sum(map(validated_cost, articles)), seconds)
 
     def _analyze(self, articles: list[Article], tasks: tuple[str, ...]) -> list[dict[str, Any]]:
         """What the batcher runs on its scoring thread: one Analyzer call."""

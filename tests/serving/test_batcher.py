@@ -87,6 +87,32 @@ async def test_a_small_request_is_not_held_back_behind_a_large_one():
 
 
 @pytest.mark.anyio
+async def test_batches_hold_about_a_budget_of_work_and_at_least_one_article():
+    # An article's cost is its length; the budget is 10 units (a second of work, in service).
+    scorer, budget = Scorer(), {"units": None}
+    batcher = Batcher(scorer, 8, cost=len, budget=lambda: budget["units"])
+    first = asyncio.ensure_future(batcher.score(["aaaa"] * 6, ("topic",)))  # no rate yet
+    await until(scorer.entered)
+    budget["units"] = 10
+    later = [
+        asyncio.ensure_future(batcher.score(["bbbb"] * 5, ("topic",))),  # pieces of 2 (8 units)
+        asyncio.ensure_future(batcher.score(["c" * 30], ("topic",))),  # over budget: alone
+        asyncio.ensure_future(batcher.score(["dd"], ("topic",))),
+    ]
+    await asyncio.sleep(0.05)
+    scorer.gate.set()
+    assert len(await first) == 6
+    assert [len(r) for r in await asyncio.gather(*later)] == [5, 1, 1]
+    assert [articles for articles, _ in scorer.calls] == [
+        ["aaaa"] * 6,  # cut before the budget was known: max_batch_size only
+        ["bbbb"] * 2,  # the next pieces would pass 10 units: each waits for a batch of its own
+        ["c" * 30],
+        ["dd", "bbbb", "bbbb"],  # 2 + 8 units: the small request joins the large one's piece
+        ["bbbb"],
+    ]
+
+
+@pytest.mark.anyio
 async def test_a_caller_that_has_gone_before_its_batch_starts_is_not_scored():
     scorer = Scorer()
     batcher = Batcher(scorer, max_batch_size=8)

@@ -37,9 +37,16 @@ def test_a_downstream_503_gets_a_clear_body_retry_after_and_the_request_id():
     assert "busy" in response.json()["error"]
 
 
-async def _raw(wrapped, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple:
+async def _raw(
+    wrapped,
+    headers: list[tuple[bytes, bytes]],
+    chunks: list[bytes],
+    leave_after: float | None = None,
+) -> tuple:
     """One POST through the middleware as a server would hand it over: ``headers`` as sent,
-    the body in ``chunks`` (whatever Content-Length said). Returns (status, headers, body)."""
+    the body in ``chunks`` (whatever Content-Length said); after the body, ``receive`` says
+    ``http.disconnect`` once the answer is complete, or ``leave_after`` seconds after the body
+    when the client leaves. Returns (status, headers, body), or None when nothing was sent."""
     scope = {
         "type": "http",
         "http_version": "1.1",
@@ -56,17 +63,27 @@ async def _raw(wrapped, headers: list[tuple[bytes, bytes]], chunks: list[bytes])
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
         for i, c in enumerate(chunks)
     ]
-    sent = []
+    sent, answered = [], asyncio.Event()
 
     async def receive():
         if pending and pending[0]["body"] == STALL:
             await asyncio.sleep(3600)  # a client that stops sending mid-body
-        return pending.pop(0) if pending else {"type": "http.disconnect"}
+        if pending:
+            return pending.pop(0)
+        if leave_after is None:
+            await answered.wait()
+        else:
+            await asyncio.sleep(leave_after)
+        return {"type": "http.disconnect"}
 
     async def send(message):
         sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            answered.set()
 
     await wrapped(scope, receive, send)
+    if not sent:
+        return None
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], dict(start["headers"]), body
@@ -200,4 +217,32 @@ async def test_the_middleware_sheds_by_cost_with_the_expected_wait_as_retry_afte
     admission.release(2_500)
     status, headers, body = await _raw(wrapped, [json_type], [_articles(70_000, claims=16)])
     assert status == 413 and "fewer or shorter" in json.loads(body)["error"]
+    assert wrapped.in_progress == 0 and admission.in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_the_work_of_a_client_that_leaves_is_cancelled_and_its_place_freed():
+    admission, started, cancelled = Admission(), asyncio.Event(), asyncio.Event()
+
+    async def slow(request):
+        await request.body()
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return JSONResponse({})
+
+    wrapped = AkhbarMiddleware(
+        Starlette(routes=[Route("/echo", slow, methods=["POST"])]),
+        settings=lambda: ServiceSettings(),
+        admission=admission,
+    )
+    json_type = (b"content-type", b"application/json")
+    leaving = asyncio.ensure_future(_raw(wrapped, [json_type], [_articles(500)], leave_after=0.2))
+    await asyncio.wait_for(started.wait(), 5)
+    assert wrapped.in_progress == 1 and admission.in_flight == 500
+    assert await asyncio.wait_for(leaving, 5) is None  # nobody to answer
+    assert cancelled.is_set()
     assert wrapped.in_progress == 0 and admission.in_flight == 0
