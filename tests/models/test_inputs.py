@@ -152,3 +152,22 @@ def test_a_text_of_up_to_twenty_words_goes_to_the_headline_head_when_there_is_on
     assert stance_head(headline, both) == "stance_headline"
     assert stance_head(headline + " أخرى", both) == "stance"
     assert stance_head("المركزي يرفع الفائدة", ("stance",)) == "stance"
+
+
+def test_stance_inputs_read_each_article_once_and_choose_as_per_claim(monkeypatch) -> None:
+    from akhbar.models import inputs
+
+    calls: list[str] = []
+    split = inputs.candidate_sentences
+
+    def counting(text: str, *args, **kwargs):
+        calls.append(text)
+        return split(text, *args, **kwargs)
+
+    monkeypatch.setattr(inputs, "candidate_sentences", counting)
+    claims = [CLAIM, "انطلاق مهرجان الموسيقى العربية", CLAIM]
+    texts, evidence = inputs.stance_inputs(claims, [ARTICLE, ARTICLE, "نص قصير آخر."], k=2)
+    assert calls == [ARTICLE, "نص قصير آخر."]  # one split per distinct article
+    for claim, text, chosen in zip(claims[:2], texts, evidence, strict=False):
+        assert chosen == select_evidence(claim, split(ARTICLE), k=2)
+        assert text == chosen.text
