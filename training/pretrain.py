@@ -9,6 +9,7 @@ Face model directory with a model card (and the sentence projection when distill
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -185,6 +186,16 @@ class PretrainConfig:
             "their untrained values; 0: keep the base's rows."
         },
     )
+    head_warmup_steps: int = field(
+        default=100,
+        metadata={
+            "help": "With --init-from: the first N steps train only the parts the base lacks "
+            "(ELECTRA's generator and detector, a masked-LM head, the distillation projection) "
+            "with the base frozen, so their random start sends no noise into trained weights; "
+            "the learning rate then warms up again for the whole model. 0: train everything "
+            "from the first step. Unused without --init-from."
+        },
+    )
     bf16: bool = bf16_field()
     threads: int = field(default=0, metadata={"help": "torch threads; 0 keeps torch's default."})
     compile: bool = field(
@@ -245,6 +256,13 @@ class PretrainConfig:
             )
         if self.max_steps <= 0 and self.time_budget_minutes <= 0:
             raise ValueError("set --max-steps or a positive --time-budget-minutes")
+        if self.head_warmup_steps < 0 or (
+            self.init_from and 0 < self.max_steps <= self.head_warmup_steps
+        ):
+            raise ValueError(
+                "--head-warmup-steps must be 0 or more, and fewer than --max-steps, got "
+                f"{self.head_warmup_steps} (--max-steps {self.max_steps})"
+            )
         if self.copy_positions and (not self.init_from or self.copy_positions < 2):
             raise ValueError(
                 "--copy-positions needs --init-from and at least 2 trained positions, got "
@@ -343,16 +361,78 @@ class ThroughputCallback(TrainerCallback):
         return round(self.steps * self.tokens_per_step / self.seconds, 1) if self.seconds else None
 
 
+class HeadWarmup(TrainerCallback):
+    """Freezes the encoder for the first ``steps`` optimizer steps of a continued base.
+
+    A continued base brings only its encoder; ELECTRA's generator and detector (and a masked-LM
+    head, a distillation projection) start random. Trained jointly from the first step, their
+    random gradients (the detector's weighted 50 times) move every trained weight at the full
+    learning rate before the heads know anything: the first continuation arms fine-tuned worse
+    than the base they started from. Frozen after the optimizer is built, so the encoder's
+    parameters are in it, with no state until their first gradient.
+    """
+
+    def __init__(self, encoder: torch.nn.Module, steps: int):
+        self.encoder, self.steps = encoder, steps
+
+    def _set(self, state) -> None:
+        self.encoder.requires_grad_(state.global_step >= self.steps)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._set(state)  # a resumed run past the warm-up trains everything at once
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.steps:
+            self._set(state)
+
+
+def continuation_lr(step: int, head_steps: int, warmup: int, total: int) -> float:
+    """The learning-rate factor with a head warm-up: the fresh heads warm up and hold the peak
+    alone; from ``head_steps`` on, the whole model warms up again from 0 over ``warmup`` steps
+    and decays linearly to 0 at ``total`` (``get_linear_schedule_with_warmup`` shifted)."""
+    if step < head_steps:
+        return min(1.0, (step + 1) / max(1, min(warmup, head_steps)))
+    step, total = step - head_steps, total - head_steps
+    if step < warmup:
+        return step / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
 class PretrainTrainer(Trainer):
     """Trainer that adds each step's distillation sentences to its batch, logs the loss's parts
     (masked LM, ELECTRA's detection, distillation) and saves its tied generator/encoder pair."""
 
     LOSS_PARTS = ("mlm_loss", "rtd_loss", "distill_loss")
 
-    def __init__(self, *args, sentences: SentenceBatches | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        sentences: SentenceBatches | None = None,
+        head_warmup_steps: int = 0,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.sentences = sentences
+        self.head_warmup_steps = head_warmup_steps
         self._parts: dict[str, list[float]] = {}
+        if head_warmup_steps:
+            self.add_callback(HeadWarmup(encoder_of(self.model), head_warmup_steps))
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """The stock linear schedule, or :func:`continuation_lr` during a head warm-up."""
+        if not self.head_warmup_steps:
+            return super().create_scheduler(num_training_steps, optimizer)
+        if self.lr_scheduler is None:
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer or self.optimizer,
+                functools.partial(
+                    continuation_lr,
+                    head_steps=self.head_warmup_steps,
+                    warmup=self.args.warmup_steps,
+                    total=num_training_steps,
+                ),
+            )
+        return self.lr_scheduler
 
     def with_sentences(self, inputs: dict) -> dict:
         """The LM batch plus this step's distillation sentences (unchanged when not distilling);
@@ -643,6 +723,8 @@ def run_name(cfg: PretrainConfig) -> str:
         parts.append(cfg.embedding_init)
     if cfg.copy_positions:
         parts.append(f"copypos{cfg.copy_positions}")
+    if cfg.init_from and cfg.head_warmup_steps:
+        parts.append(f"headwarmup{cfg.head_warmup_steps}")
     if cfg.segments == "pairs":
         parts.append(f"pairs{cfg.seq_len}")
     if cfg.distill_weight:
@@ -888,6 +970,7 @@ def _run(cfg: PretrainConfig) -> dict:
         data_collator=examples.collator,
         callbacks=[throughput],
         sentences=sentences,
+        head_warmup_steps=cfg.head_warmup_steps if cfg.init_from else 0,
     )
     trainer.args.max_steps = plan_steps(cfg, trainer, work)
     start = time.time()
@@ -905,6 +988,7 @@ def _run(cfg: PretrainConfig) -> dict:
         embedding_init=cfg.embedding_init,
         init_from=cfg.init_from,
         copy_positions=cfg.copy_positions,
+        head_warmup_steps=cfg.head_warmup_steps if cfg.init_from else 0,
         layers=model.config.num_hidden_layers,
         hidden=model.config.hidden_size,
         segments=cfg.segments,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 from conftest import ARABIC_SENTENCES, write_jsonl
 from huggingface_hub import ModelCard
@@ -258,7 +259,7 @@ def test_electra_from_a_saved_base_keeps_the_generator_tied(tmp_path):
         objective="electra",
         init_from=str(tmp_path / "saved"),
         seq_len=32,
-        max_steps=1,
+        max_steps=200,
         compile=False,
     )
     model = build_model(cfg, tokenizer=None)
@@ -367,6 +368,7 @@ def test_continuing_with_pairs_trains_the_long_positions_and_segment_b(
         seq_len=64,
         max_steps=6,
         warmup_steps=1,
+        head_warmup_steps=2,
         weight_decay=0.0,
     )
     report = run(cfg)
@@ -387,13 +389,53 @@ def test_continuing_with_pairs_trains_the_long_positions_and_segment_b(
     assert "continued from the base at" in (Path(cfg.output_dir) / "README.md").read_text()
 
 
+def test_a_continued_base_stays_frozen_while_its_fresh_heads_warm_up(documents, tmp_path):
+    short = tiny(documents, tmp_path / "short", "electra", seq_len=16, max_steps=2)
+    run(short)
+    cfg = tiny(
+        documents,
+        tmp_path / "long",
+        "electra",
+        init_from=short.output_dir,
+        max_steps=5,
+        head_warmup_steps=3,
+        warmup_steps=1,
+        save_steps=3,
+    )
+    report = run(cfg)
+    base = AutoModel.from_pretrained(short.output_dir).state_dict()
+    checkpoint = next(Path(cfg.work_dir).glob("checkpoints-*headwarmup3*/checkpoint-3"))
+    at_3 = safetensors.torch.load_file(checkpoint / "model.safetensors")
+    # Saved after step 3: the encoder is the base's, the heads have trained.
+    for name, weight in base.items():
+        if not name.startswith("pooler."):
+            torch.testing.assert_close(at_3[f"encoder.{name}"], weight)
+    end = AutoModel.from_pretrained(cfg.output_dir).state_dict()
+    assert not torch.equal(
+        end["encoder.layer.0.attention.self.query.weight"],
+        base["encoder.layer.0.attention.self.query.weight"],
+    )
+    assert report["head_warmup_steps"] == 3
+
+
+def test_the_continuation_schedule_warms_the_heads_then_the_whole_model():
+    from akhbar.training.pretrain import continuation_lr
+
+    factors = [continuation_lr(s, head_steps=4, warmup=2, total=10) for s in range(10)]
+    assert factors == pytest.approx([0.5, 1.0, 1.0, 1.0, 0.0, 0.5, 1.0, 0.75, 0.5, 0.25])
+    with pytest.raises(ValueError, match="--head-warmup-steps"):
+        PretrainConfig(init_from="x", max_steps=100, head_warmup_steps=100)
+    with pytest.raises(ValueError, match="--head-warmup-steps"):
+        PretrainConfig(max_steps=1, head_warmup_steps=-1)
+
+
 def test_init_from_a_base_too_short_for_seq_len_is_refused(tmp_path):
     from transformers import BertModel
 
     from akhbar.training.pretrain import build_model
 
     BertModel(toy_config()).save_pretrained(tmp_path / "short")
-    cfg = PretrainConfig(init_from=str(tmp_path / "short"), seq_len=64, max_steps=1)
+    cfg = PretrainConfig(init_from=str(tmp_path / "short"), seq_len=64, max_steps=200)
     with pytest.raises(ValueError, match="--seq-len 64 is longer than the 32 positions"):
         build_model(cfg, tokenizer=None)
 
@@ -407,7 +449,7 @@ def test_copy_positions_gives_untrained_rows_the_shape_of_trained_ones(tmp_path)
     before = base.embeddings.position_embeddings.weight.detach().clone()
     base.save_pretrained(tmp_path / "base")
     cfg = PretrainConfig(
-        init_from=str(tmp_path / "base"), copy_positions=8, seq_len=32, max_steps=1
+        init_from=str(tmp_path / "base"), copy_positions=8, seq_len=32, max_steps=200
     )
     embeddings = build_model(cfg, tokenizer=None).encoder.embeddings
     after = embeddings.position_embeddings.weight.detach()
@@ -419,11 +461,11 @@ def test_copy_positions_gives_untrained_rows_the_shape_of_trained_ones(tmp_path)
     assert "copypos8" in run_name(cfg)
     for wrong in ({"copy_positions": 8}, {"copy_positions": 1, "init_from": "x"}):
         with pytest.raises(ValueError, match="--copy-positions needs --init-from"):
-            PretrainConfig(max_steps=1, **wrong)
+            PretrainConfig(max_steps=200, **wrong)
     with pytest.raises(ValueError, match="--copy-positions 32 leaves nothing to copy into"):
         build_model(
             PretrainConfig(
-                init_from=str(tmp_path / "base"), copy_positions=32, seq_len=32, max_steps=1
+                init_from=str(tmp_path / "base"), copy_positions=32, seq_len=32, max_steps=200
             ),
             tokenizer=None,
         )
