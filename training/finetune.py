@@ -39,6 +39,7 @@ from akhbar.models.modeling import AkhbarModel, HeadSpec, TaskModel
 from akhbar.models.normalize import NormalizerConfig
 from akhbar.models.tasks import SENTENCE, SEQUENCE, task_kind
 from akhbar.models.tokenization import ensure_normalization, stored_normalization
+from akhbar.training.distributed import is_main_process
 from akhbar.training.examples import sequence_dataset, sequence_inputs, summary_dataset
 from akhbar.training.finetune_config import FinetuneConfig
 from akhbar.training.fusion_fitting import choose, fit_fusion
@@ -72,11 +73,15 @@ class FinetuneResult:
     tasks: dict[str, TaskResult]
 
 
-def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult:
+def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult | None:
     """Fine-tune one encoder on one task or several at once, into one bundle.
 
     The first config's training settings (output, base, learning rate, steps, seed...)
     apply to the run; each task keeps its own data, inputs, batch size and epochs.
+
+    Under ``torchrun`` or ``accelerate launch`` every process trains on its share of the
+    batches (the ``Trainer``'s data-parallel path); the first alone calibrates, fits fusion
+    and writes the bundle, and the others return None after training.
     """
     cfgs = [cfgs] if isinstance(cfgs, FinetuneConfig) else cfgs
     if len({c.task for c in cfgs}) != len(cfgs):
@@ -87,7 +92,8 @@ def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult:
     set_seed(lead.seed)
     out = Path(lead.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train, val, labels = load_tasks(cfgs, out)
+    main = is_main_process()
+    train, val, labels = load_tasks(cfgs, out if main else None)
     model, tokenizer, normalization, base_name = build_model(lead, labels)
     parts = {
         c.task: prepare(c, tokenizer, train[c.task], val[c.task], labels[c.task]) for c in cfgs
@@ -104,8 +110,12 @@ def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult:
         callbacks=[EarlyStoppingCallback(lead.early_stopping_patience)],
     )
     start = time.time()
-    trainer.train(resume_from_checkpoint=resumable_checkpoint(cfgs, out / "checkpoints"))
+    trainer.train(
+        resume_from_checkpoint=resumable_checkpoint(cfgs, out / "checkpoints", record=main)
+    )
     train_seconds = time.time() - start
+    if not trainer.is_world_process_zero():
+        return None
 
     settings, results, fusions = {}, {}, {}
     for task, part in parts.items():
@@ -209,24 +219,29 @@ class CheckpointConflict(ValueError):
     """The output folder holds checkpoints of a run with other settings."""
 
 
-def resumable_checkpoint(cfgs: list[FinetuneConfig], folder: Path) -> str | None:
+def resumable_checkpoint(
+    cfgs: list[FinetuneConfig], folder: Path, record: bool = True
+) -> str | None:
     """The last checkpoint of a stopped run with these same settings, to resume from.
 
     Runs take hours on CPU, so a stopped one picks up where it left off. The settings are
     recorded beside the checkpoints; a folder that holds another run's checkpoints is an error
     rather than a silent resume of different work. A run that finished removes its checkpoints
-    (:func:`drop_checkpoints`), so running the same command again trains afresh.
+    (:func:`drop_checkpoints`), so running the same command again trains afresh. With
+    ``record`` false (the other processes of a distributed run) the settings are checked, not
+    written.
     """
-    record = folder / "run_settings.json"
+    settings_file = folder / "run_settings.json"
     settings = json.loads(json.dumps([asdict(c) for c in cfgs]))
     last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    if last and (not record.exists() or json.loads(record.read_text()) != settings):
+    if last and (not settings_file.exists() or json.loads(settings_file.read_text()) != settings):
         raise CheckpointConflict(
             f"{folder} holds checkpoints of a run with other settings; "
             "remove it or choose another --output-dir"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(settings, indent=1))
+    if record:
+        folder.mkdir(parents=True, exist_ok=True)
+        settings_file.write_text(json.dumps(settings, indent=1))
     if last:
         print(f"resuming from {last}", flush=True)
     return last
@@ -246,6 +261,10 @@ def class_weights(label_ids: list[int], n: int) -> torch.Tensor:
 
 
 def training_arguments(cfg: FinetuneConfig, out: Path) -> TrainingArguments:
+    """The ``Trainer``'s settings. On a GPU machine it trains there (bf16 on the CPU needs
+    ``use_cpu``). Under data parallelism some parameters get no gradient in a step (the
+    encoder's pooler, which the heads never read; the other tasks' heads, when a process's
+    batch is of one task), which DDP must be told to expect."""
     return TrainingArguments(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=1,  # one item = one whole task batch (TaskBatches)
@@ -266,7 +285,8 @@ def training_arguments(cfg: FinetuneConfig, out: Path) -> TrainingArguments:
         logging_steps=max(1, min(50, cfg.eval_steps)),
         report_to=["tensorboard"],
         bf16=cfg.bf16,
-        use_cpu=True,
+        use_cpu=not torch.cuda.is_available(),
+        ddp_find_unused_parameters=True,
         seed=cfg.seed,
         label_names=["labels"],
         remove_unused_columns=False,

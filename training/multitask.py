@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 from transformers import Trainer
+from transformers.trainer_pt_utils import nested_concat, nested_numpify
 
 from akhbar.models.windowing import pad_features
 from akhbar.training.finetune_config import FinetuneConfig
@@ -95,11 +96,23 @@ class MultiTaskTrainer(Trainer):
         self.parts = parts
 
     def task_logits(self, task: str) -> np.ndarray:
+        """The encoder's logits for a task's validation rows, in their order.
+
+        Every process scores the whole set on its own copy of the model, with no gather:
+        under torchrun the batches differ in shape, which a gather across processes cannot
+        take, and every process must reach the same early-stopping decision.
+        """
         part = self.parts[task]
         data = TaskBatches(
             eval_batches(task, part.evaluator.rows, part.cfg.batch_size * 2), self.pad_token_id
         )
-        return self.predict(data).predictions
+        model, logits = self.model.eval(), None
+        for i in range(len(data)):
+            _, batch, _ = self.prediction_step(
+                model, self._prepare_inputs(data[i]), prediction_loss_only=False
+            )
+            logits = batch if logits is None else nested_concat(logits, batch, padding_index=-100)
+        return nested_numpify(logits)
 
     @property
     def pad_token_id(self) -> int:

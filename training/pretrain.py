@@ -50,6 +50,7 @@ from akhbar.training.distillation import (
     save_projection,
     teacher_cache,
 )
+from akhbar.training.distributed import main_process_first
 from akhbar.training.flags import add_dataclass_flags, bf16_field, given
 from akhbar.training.pretraining_models import (
     ElectraPretrainer,
@@ -368,8 +369,9 @@ class HeadWarmup(TrainerCallback):
     head, a distillation projection) start random. Trained jointly from the first step, their
     random gradients (the detector's weighted 50 times) move every trained weight at the full
     learning rate before the heads know anything: the first continuation arms fine-tuned worse
-    than the base they started from. Frozen after the optimizer is built, so the encoder's
-    parameters are in it, with no state until their first gradient.
+    than the base they started from. Frozen at ``on_train_begin``, after the optimizer is
+    built and DDP has wrapped the model, so the encoder's parameters are in both (the optimizer
+    keeps no state for them until their first gradient).
     """
 
     def __init__(self, encoder: torch.nn.Module, steps: int):
@@ -436,10 +438,12 @@ class PretrainTrainer(Trainer):
 
     def with_sentences(self, inputs: dict) -> dict:
         """The LM batch plus this step's distillation sentences (unchanged when not distilling);
-        chosen by step number, so a resumed run continues the sequence."""
+        chosen by step number and process, so a resumed run continues the sequence and the
+        processes of a distributed run each take their own."""
         if self.sentences is None:
             return inputs
-        return {**inputs, **self.sentences.batch(self.state.global_step)}
+        index = self.state.global_step * self.args.world_size + self.args.process_index
+        return {**inputs, **self.sentences.batch(index)}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**self.with_sentences(inputs))
@@ -899,7 +903,10 @@ def model_card(cfg: PretrainConfig, report: dict) -> str:
     return card_text(base_card_data(datasets), "\n".join(lines))
 
 
-def run(cfg: PretrainConfig) -> dict:
+def run(cfg: PretrainConfig) -> dict | None:
+    """Pretrain and export; the report. Under ``torchrun`` or ``accelerate launch`` every
+    process trains on its share of the batches and only the first writes the model, the
+    report and the card; the others return None."""
     # Process-wide; restored afterwards so that a caller's own work
     # (tests, notebooks) is unaffected.
     flushing = cfg.flush_denormal and torch.set_flush_denormal(True)
@@ -910,32 +917,34 @@ def run(cfg: PretrainConfig) -> dict:
             torch.set_flush_denormal(False)
 
 
-def _run(cfg: PretrainConfig) -> dict:
+def _run(cfg: PretrainConfig) -> dict | None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     set_seed(cfg.seed)
     work, out = Path(cfg.work_dir), Path(cfg.output_dir)
     work.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(cfg, work)
-    tokenizer, report = data.tokenizer, data.report
-    model = build_model(cfg, tokenizer)
-    if cfg.embedding_init == "word2vec" and not cfg.init_from:
-        vectors = word2vec_embeddings(
-            data.ids,
-            tokenizer.sep_token_id,
-            len(tokenizer),
-            cfg.hidden,
-            data.tokens_dir / f"word2vec-{cfg.hidden}.npy",
-            cfg.seed,
-        )
-        warm_start_embeddings(model, vectors)
-    sentences = None
-    if cfg.distill_weight:
-        cache = teacher_cache(data.train_file, work / "teacher", cfg.distill_sentences)
-        sentences = SentenceBatches(cache, tokenizer, cfg.distill_batch_size, cfg.seed)
-        model = SentenceDistillation(model, TEACHER_DIM, cfg.distill_weight)
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.mlm_probability)
-    examples = training_set(cfg, data, collator)
+    # Under torchrun the first process builds each data stage; the others then find its files.
+    with main_process_first():
+        data = prepare_data(cfg, work)
+        tokenizer, report = data.tokenizer, data.report
+        model = build_model(cfg, tokenizer)
+        if cfg.embedding_init == "word2vec" and not cfg.init_from:
+            vectors = word2vec_embeddings(
+                data.ids,
+                tokenizer.sep_token_id,
+                len(tokenizer),
+                cfg.hidden,
+                data.tokens_dir / f"word2vec-{cfg.hidden}.npy",
+                cfg.seed,
+            )
+            warm_start_embeddings(model, vectors)
+        sentences = None
+        if cfg.distill_weight:
+            cache = teacher_cache(data.train_file, work / "teacher", cfg.distill_sentences)
+            sentences = SentenceBatches(cache, tokenizer, cfg.distill_batch_size, cfg.seed)
+            model = SentenceDistillation(model, TEACHER_DIM, cfg.distill_weight)
+        collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.mlm_probability)
+        examples = training_set(cfg, data, collator)
     heldout_set = PackedBlocks(data.heldout, cfg.seq_len, tokenizer.cls_token_id)
     ckpt_dir = work / f"checkpoints-{run_name(cfg)}"
     # transformers 5 takes the TensorBoard folder from the environment only.
@@ -953,14 +962,17 @@ def _run(cfg: PretrainConfig) -> dict:
         logging_steps=20,
         report_to=["tensorboard"],
         bf16=cfg.bf16,
-        use_cpu=True,
+        use_cpu=not torch.cuda.is_available(),  # bf16 on the CPU needs it
+        # A frozen encoder (the head warm-up) gets no gradients, which DDP must expect.
+        ddp_find_unused_parameters=bool(cfg.init_from and cfg.head_warmup_steps),
         dataloader_num_workers=0,
         seed=cfg.seed,
         remove_unused_columns=False,
         adam_beta2=0.98,
         max_grad_norm=1.0,
     )
-    throughput = ThroughputCallback(examples.tokens_per_step)
+    tokens_per_step = examples.tokens_per_step * args.world_size  # every process's batch
+    throughput = ThroughputCallback(tokens_per_step)
     if cfg.compile:
         compile_encoders(model)
     trainer = PretrainTrainer(
@@ -972,17 +984,21 @@ def _run(cfg: PretrainConfig) -> dict:
         sentences=sentences,
         head_warmup_steps=cfg.head_warmup_steps if cfg.init_from else 0,
     )
-    trainer.args.max_steps = plan_steps(cfg, trainer, work)
+    with main_process_first():  # one probe; the other processes read its plan
+        trainer.args.max_steps = plan_steps(cfg, trainer, work)
+    main = trainer.is_world_process_zero()
     start = time.time()
     loss_before = (
         heldout_mlm_loss(model, heldout_set, collator, cfg.batch_size, cfg.seed)
-        if not cfg.init_from
+        if main and not cfg.init_from
         else None
     )
     trainer.train(
         resume_from_checkpoint=get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
     )
     wall = time.time() - start
+    if not main:  # the first process reports and exports
+        return None
     report.update(
         objective=cfg.objective,
         embedding_init=cfg.embedding_init,
@@ -994,7 +1010,7 @@ def _run(cfg: PretrainConfig) -> dict:
         segments=cfg.segments,
         seq_len=cfg.seq_len,
         steps=trainer.state.global_step,
-        tokens_seen=round(trainer.state.global_step * examples.tokens_per_step),
+        tokens_seen=round(trainer.state.global_step * tokens_per_step),
         wall_seconds_this_run=round(wall, 1),
         tokens_per_second=throughput.tokens_per_second,
         first_step_seconds=throughput.first_step_seconds,
@@ -1044,5 +1060,6 @@ def parse_args(argv: list[str]) -> PretrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     report = run(parse_args(sys.argv[1:] if argv is None else argv))
-    print(json.dumps(report, indent=2), file=sys.stderr)
+    if report is not None:
+        print(json.dumps(report, indent=2), file=sys.stderr)
     return 0

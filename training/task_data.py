@@ -3,6 +3,7 @@ labels renamed by ``--label-map``, and the label set a run trains."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -28,11 +29,14 @@ def parse_label_map(text: str | None) -> dict[str, str]:
     return mapping
 
 
-def load_split(cfg: FinetuneConfig, which: str, labels: list[str] | None, out: Path) -> list[dict]:
+def load_split(
+    cfg: FinetuneConfig, which: str, labels: list[str] | None, out: Path | None
+) -> list[dict]:
     """Records of one split from every source in ``--data`` (comma-separated), labels mapped.
 
-    With ``--skip-bad``, bad records go to ``out/rejects-SPLIT.jsonl`` and each source's
-    counts to stderr; otherwise the first one stops the run, naming its file and line.
+    With ``--skip-bad``, bad records go to ``out/rejects-SPLIT.jsonl`` (``out`` None: to
+    nowhere, for a distributed run's other processes, whose first process writes them) and each
+    source's counts to stderr; otherwise the first one stops the run, naming its file and line.
     """
     given = cfg.validation if which == "validation" and cfg.validation else cfg.data
     label_map = parse_label_map(cfg.label_map)
@@ -46,7 +50,9 @@ def load_split(cfg: FinetuneConfig, which: str, labels: list[str] | None, out: P
                 f"--data {name} is a single file, "
                 "so pass --validation FILE for early stopping and calibration"
             )
-        rejects = out / f"rejects-{which}.jsonl" if cfg.skip_bad else None
+        rejects = None
+        if cfg.skip_bad:
+            rejects = out / f"rejects-{which}.jsonl" if out else Path(os.devnull)
         stream = read_records(
             source,
             cfg.task,
@@ -65,7 +71,7 @@ def load_split(cfg: FinetuneConfig, which: str, labels: list[str] | None, out: P
     return records[:limit] if limit else records
 
 
-def load_tasks(cfgs: list[FinetuneConfig], out: Path) -> tuple[dict, dict, dict]:
+def load_tasks(cfgs: list[FinetuneConfig], out: Path | None) -> tuple[dict, dict, dict]:
     """Every task's train and validation records, and its label list: ``--labels``, else the
     labels its train split holds (sequence tasks), or the one sentence label (summary)."""
     train, val, labels = {}, {}, {}

@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, CheckpointConflict) as exc:  # bad input: one line, not a traceback
         print(f"akhbar train: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result.metrics, indent=2))
-    print(f"bundle written to {result.bundle}", file=sys.stderr)
+    if result is not None:  # None: another process of a distributed run writes the bundle
+        print(json.dumps(result.metrics, indent=2))
+        print(f"bundle written to {result.bundle}", file=sys.stderr)
     return 0
