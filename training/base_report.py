@@ -11,7 +11,7 @@ Fusion is off: the encoder is what differs.
 The report gives macro-F1 with its bootstrap interval, the paired-bootstrap interval of each
 base's difference from the first base (the control), from random init and from the baseline,
 each base's pretraining figures, and every prediction, so that a base trained later can be
-paired with these runs without rerunning them.
+paired with these runs without rerunning them (``--reuse`` the earlier report).
 
 Run::
 
@@ -114,6 +114,14 @@ class BaseReportConfig:
             "help": "A README.md whose base-report section is replaced by this report's tables."
         },
     )
+    reuse: str | None = field(
+        default=None,
+        metadata={
+            "help": "The base_report.json of an earlier run with the same settings: its runs "
+            "of the same name and base directory are taken from it (figures and predictions) "
+            "instead of being fine-tuned again; none: fine-tune every base."
+        },
+    )
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.names) - set(EVALUATIONS))
@@ -155,17 +163,51 @@ def finetune_config(cfg: BaseReportConfig, name: str, base: str, run_name: str, 
     return ft
 
 
+# What decides a fine-tuning run's outcome besides its base: a run reused from an earlier
+# report must have had the same.
+RUN_SETTINGS = ("data", "max_steps", "max_length", "batch_size", "max_train_samples", "seed")
+
+
+def earlier_runs(cfg: BaseReportConfig, name: str) -> dict:
+    """The evaluation ``name`` of the ``--reuse`` report (``{}`` without one, or when it has
+    none), after checking that it was made with this run's settings."""
+    if not cfg.reuse:
+        return {}
+    report = json.loads(Path(cfg.reuse).read_text())
+    for key in RUN_SETTINGS:
+        if report["config"].get(key) != getattr(cfg, key):
+            raise ValueError(
+                f"--reuse {cfg.reuse} was made with --{key.replace('_', '-')} "
+                f"{report['config'].get(key)!r}, this run has {getattr(cfg, key)!r}"
+            )
+    return report["evaluations"].get(name, {})
+
+
 def evaluate_bases(cfg: BaseReportConfig, name: str, bases: list[str]) -> dict:
-    """Fine-tune every base (and the random-init control) on one evaluation; its figures."""
+    """Fine-tune every base (and the random-init control) on one evaluation, or take its run
+    from the ``--reuse`` report; the figures."""
     runs = [(Path(b).name, b, False) for b in bases]
     if cfg.random_init:
         runs.append((RANDOM, bases[0], True))
     rows: dict[str, dict] = {}
     preds: dict[str, np.ndarray] = {}
-    y = labels = None
+    earlier = earlier_runs(cfg, name)
+    y = np.asarray(earlier["gold"]) if earlier else None
+    labels = earlier.get("labels")
     for run_name, base, random_init in runs:
+        old = earlier.get("results", {}).get(run_name)
+        if old is not None and (old["base"], old["random_init"]) == (base, random_init):
+            keep = ("base", "random_init", "steps", "train_seconds", "pretraining")
+            rows[run_name] = {key: old[key] for key in keep} | {"reused_from": cfg.reuse}
+            preds[run_name] = np.asarray(earlier["predictions"][run_name])
+            continue
         result = run(finetune_config(cfg, name, base, run_name, random_init))
         part = result.tasks[EVALUATIONS[name].task]
+        if y is not None and not np.array_equal(y, part.true):
+            raise ValueError(
+                f"--reuse {cfg.reuse}: its {name} validation gold differs from this run's "
+                "(the split changed); rerun without --reuse"
+            )
         y, preds[run_name] = part.true, np.asarray(part.pred)
         labels = list(part.report["per_class"])
         pretrain_file = Path(base) / "pretrain_report.json"
@@ -258,8 +300,9 @@ def markdown(report: dict) -> str:
         ]
         for run_name, row in ev["results"].items():
             pre = row.get("pretraining") or {}
+            reused = " (earlier run)" if row.get("reused_from") else ""
             lines.append(
-                f"| {run_name} | {row['macro_f1']:.3f} | [{row['macro_f1_ci'][0]:.3f}, "
+                f"| {run_name}{reused} | {row['macro_f1']:.3f} | [{row['macro_f1_ci'][0]:.3f}, "
                 f"{row['macro_f1_ci'][1]:.3f}] | {_interval(row, 'diff_vs_control_ci')} | "
                 f"{_interval(row, 'diff_vs_random_ci')} | "
                 f"{_interval(row, 'diff_vs_baseline_ci')} | {row.get('steps', '-')} | "

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 from conftest import write_jsonl
 from test_finetune import topic_rows
 
 from akhbar.training.base_report import BaseReportConfig, parse_args, run_report
+from akhbar.training.finetune import run
 
 
 def test_report_pairs_each_base_with_the_control_random_init_and_the_baseline(
@@ -57,6 +59,29 @@ def test_report_pairs_each_base_with_the_control_random_init_and_the_baseline(
     text = card.read_text()
     assert text.startswith("# base\n") and "<!-- base-report -->" in text and "| tfidf |" in text
     assert "## topic (n = 15" in text
+
+    # A base trained later is paired with the control's earlier run, which is not fine-tuned again.
+    later = tmp_path / "later-base"
+    shutil.copytree(tiny_base, later)
+    trained = []
+    monkeypatch.setattr(
+        "akhbar.training.base_report.run", lambda ft: trained.append(ft.base_model) or run(ft)
+    )
+    again = replace(
+        cfg,
+        bases=f"{tiny_base},{later}",
+        random_init=False,
+        reuse=str(tmp_path / "report" / "base_report.json"),
+        output_dir=str(tmp_path / "report-later"),
+        model_card=None,
+    )
+    paired = run_report(again)["evaluations"]["topic"]
+    assert trained == [str(later)]
+    assert paired["predictions"][tiny_base.name] == topic["predictions"][tiny_base.name]
+    assert paired["results"][tiny_base.name]["reused_from"] == again.reuse
+    assert "diff_vs_control_ci" in paired["results"]["later-base"]
+    with pytest.raises(ValueError, match="--reuse .* was made with --max-steps 4, this run has 5"):
+        run_report(replace(again, max_steps=5))
 
 
 def test_command_line_takes_kebab_case_and_the_snake_case_alias(capsys):
