@@ -117,9 +117,10 @@ class BaseReportConfig:
     reuse: str | None = field(
         default=None,
         metadata={
-            "help": "The base_report.json of an earlier run with the same settings: its runs "
-            "of the same name and base directory are taken from it (figures and predictions) "
-            "instead of being fine-tuned again; none: fine-tune every base."
+            "help": "Comma-separated base_report.json files of earlier runs with the same "
+            "settings: their runs of the same name and base directory are taken from them "
+            "(figures and predictions) instead of being fine-tuned again; none: fine-tune "
+            "every base."
         },
     )
 
@@ -169,18 +170,27 @@ RUN_SETTINGS = ("data", "max_steps", "max_length", "batch_size", "max_train_samp
 
 
 def earlier_runs(cfg: BaseReportConfig, name: str) -> dict:
-    """The evaluation ``name`` of the ``--reuse`` report (``{}`` without one, or when it has
-    none), after checking that it was made with this run's settings."""
-    if not cfg.reuse:
-        return {}
-    report = json.loads(Path(cfg.reuse).read_text())
-    for key in RUN_SETTINGS:
-        if report["config"].get(key) != getattr(cfg, key):
-            raise ValueError(
-                f"--reuse {cfg.reuse} was made with --{key.replace('_', '-')} "
-                f"{report['config'].get(key)!r}, this run has {getattr(cfg, key)!r}"
-            )
-    return report["evaluations"].get(name, {})
+    """The evaluation ``name`` of the ``--reuse`` reports, merged (``{}`` without any), after
+    checking that each was made with this run's settings and on the same gold."""
+    merged: dict = {}
+    for path in filter(None, (cfg.reuse or "").split(",")):
+        report = json.loads(Path(path).read_text())
+        for key in RUN_SETTINGS:
+            if report["config"].get(key) != getattr(cfg, key):
+                raise ValueError(
+                    f"--reuse {path} was made with --{key.replace('_', '-')} "
+                    f"{report['config'].get(key)!r}, this run has {getattr(cfg, key)!r}"
+                )
+        evaluation = report["evaluations"].get(name)
+        if evaluation is None:
+            continue
+        if merged and merged["gold"] != evaluation["gold"]:
+            raise ValueError(f"--reuse {path}: its {name} gold differs from the other reports'")
+        merged.setdefault("gold", evaluation["gold"])
+        merged.setdefault("labels", evaluation["labels"])
+        merged.setdefault("results", {}).update(evaluation["results"])
+        merged.setdefault("predictions", {}).update(evaluation["predictions"])
+    return merged
 
 
 def evaluate_bases(cfg: BaseReportConfig, name: str, bases: list[str]) -> dict:
@@ -198,15 +208,15 @@ def evaluate_bases(cfg: BaseReportConfig, name: str, bases: list[str]) -> dict:
         old = earlier.get("results", {}).get(run_name)
         if old is not None and (old["base"], old["random_init"]) == (base, random_init):
             keep = ("base", "random_init", "steps", "train_seconds", "pretraining")
-            rows[run_name] = {key: old[key] for key in keep} | {"reused_from": cfg.reuse}
+            rows[run_name] = {key: old[key] for key in keep} | {"reused": True}
             preds[run_name] = np.asarray(earlier["predictions"][run_name])
             continue
         result = run(finetune_config(cfg, name, base, run_name, random_init))
         part = result.tasks[EVALUATIONS[name].task]
         if y is not None and not np.array_equal(y, part.true):
             raise ValueError(
-                f"--reuse {cfg.reuse}: its {name} validation gold differs from this run's "
-                "(the split changed); rerun without --reuse"
+                f"--reuse {cfg.reuse}: the {name} validation gold there differs from this "
+                "run's (the split changed); rerun without --reuse"
             )
         y, preds[run_name] = part.true, np.asarray(part.pred)
         labels = list(part.report["per_class"])
@@ -300,7 +310,7 @@ def markdown(report: dict) -> str:
         ]
         for run_name, row in ev["results"].items():
             pre = row.get("pretraining") or {}
-            reused = " (earlier run)" if row.get("reused_from") else ""
+            reused = " (earlier run)" if row.get("reused") else ""
             lines.append(
                 f"| {run_name}{reused} | {row['macro_f1']:.3f} | [{row['macro_f1_ci'][0]:.3f}, "
                 f"{row['macro_f1_ci'][1]:.3f}] | {_interval(row, 'diff_vs_control_ci')} | "

@@ -78,7 +78,7 @@ def test_report_pairs_each_base_with_the_control_random_init_and_the_baseline(
     paired = run_report(again)["evaluations"]["topic"]
     assert trained == [str(later)]
     assert paired["predictions"][tiny_base.name] == topic["predictions"][tiny_base.name]
-    assert paired["results"][tiny_base.name]["reused_from"] == again.reuse
+    assert paired["results"][tiny_base.name]["reused"] is True
     assert "diff_vs_control_ci" in paired["results"]["later-base"]
     with pytest.raises(ValueError, match="--reuse .* was made with --max-steps 4, this run has 5"):
         run_report(replace(again, max_steps=5))
@@ -101,3 +101,33 @@ def test_command_line_takes_kebab_case_and_the_snake_case_alias(capsys):
         with pytest.raises(SystemExit) as caught:
             parse_args(["--bases", "a", *wrong])
         assert caught.value.code == 2 and named in capsys.readouterr().err
+
+
+def test_reused_reports_are_merged_when_their_settings_and_gold_agree(tmp_path):
+    from akhbar.training.base_report import earlier_runs
+
+    cfg = BaseReportConfig(bases="a,b", max_steps=7)
+
+    def report(file: str, run_name: str, gold: list[int], **config) -> str:
+        evaluation = {
+            "gold": gold,
+            "labels": ["x", "y"],
+            "results": {run_name: {"base": run_name, "random_init": False}},
+            "predictions": {run_name: gold},
+        }
+        settings = {key: getattr(cfg, key) for key in ("data", "max_length", "batch_size")}
+        settings |= {"max_steps": 7, "max_train_samples": 0, "seed": 42, **config}
+        path = tmp_path / file
+        path.write_text(json.dumps({"config": settings, "evaluations": {"topic": evaluation}}))
+        return str(path)
+
+    first, second = report("1.json", "a", [0, 1]), report("2.json", "b", [0, 1])
+    merged = earlier_runs(replace(cfg, reuse=f"{first},{second}"), "topic")
+    assert set(merged["results"]) == set(merged["predictions"]) == {"a", "b"}
+    assert earlier_runs(replace(cfg, reuse=first), "ans") == {}
+    other_gold = report("3.json", "b", [1, 1])
+    with pytest.raises(ValueError, match="gold differs"):
+        earlier_runs(replace(cfg, reuse=f"{first},{other_gold}"), "topic")
+    other_seed = report("4.json", "b", [0, 1], seed=1)
+    with pytest.raises(ValueError, match="--seed 1, this run has 42"):
+        earlier_runs(replace(cfg, reuse=other_seed), "topic")
