@@ -175,8 +175,9 @@ bench: .venv/.stamp
 
 # Load test (serving/README.md): `akhbar serve` on 127.0.0.1 with the models `make serve`
 # would load; a lone request timed before and after; locust at each of LOADTEST_USERS callers
-# for LOADTEST_SECONDS each (503 + Retry-After counted apart, as shedding); a burst beyond
-# the queue; the largest legal request beside 8 callers, and a caller who leaves mid-request.
+# for LOADTEST_SECONDS each, the quietest level again at the end (503 + Retry-After counted
+# apart, as shedding); a burst beyond the queue; the largest legal request beside 8 callers,
+# and a caller who leaves mid-request.
 # Prints requests/s, p50/p95/p99, shed answers and memory, and fails on a broken rule.
 # LOADTEST_SECONDS=20 for a quick check; LOADTEST_FLAGS="--report FILE.json".
 LOADTEST_SECONDS ?= 60
