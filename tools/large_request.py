@@ -156,32 +156,13 @@ def post(
     return status, time.monotonic() - started
 
 
-def cpu_seconds(server) -> float:
-    """CPU time used so far by the server's processes (``akhbar serve`` and its children)."""
-    import psutil
-
-    try:
-        root = psutil.Process(server.process.pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for p in processes:
-        try:
-            times = p.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def seconds_until_idle(server, since: float, limit: float = 30.0) -> float | None:
     """Seconds from ``since`` (a ``time.monotonic()``) until the server used under
     :data:`IDLE_CORES` over a window of :data:`IDLE_WINDOW_S`; None within ``limit``."""
-    samples = [(time.monotonic(), cpu_seconds(server))]
+    samples = [(time.monotonic(), server.cpu_seconds())]
     while time.monotonic() - since < limit:
         time.sleep(0.1)
-        now, used = time.monotonic(), cpu_seconds(server)
+        now, used = time.monotonic(), server.cpu_seconds()
         samples.append((now, used))
         start = next(((t, u) for t, u in reversed(samples) if now - t >= IDLE_WINDOW_S), None)
         if start is not None and (used - start[1]) / (now - start[0]) < IDLE_CORES:

@@ -41,8 +41,9 @@ class LocalServer:
     process: subprocess.Popen
     log: Path
 
-    def rss_bytes(self) -> int:
-        """Resident memory of the server: ``akhbar serve``, BentoML's manager and its workers."""
+    def _total(self, measure) -> float:
+        """``measure(process)`` summed over the server's processes: ``akhbar serve``,
+        BentoML's manager and its workers (those that end meanwhile count 0)."""
         import psutil
 
         try:
@@ -53,10 +54,18 @@ class LocalServer:
         total = 0
         for p in processes:
             try:
-                total += p.memory_info().rss
+                total += measure(p)
             except psutil.NoSuchProcess:
                 pass
         return total
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server, all its processes together."""
+        return int(self._total(lambda p: p.memory_info().rss))
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server's processes have used so far."""
+        return float(self._total(lambda p: sum(p.cpu_times()[:2])))
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")[-chars:]
