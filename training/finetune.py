@@ -114,7 +114,7 @@ def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult | None:
         resume_from_checkpoint=resumable_checkpoint(cfgs, out / "checkpoints", record=main)
     )
     train_seconds = time.time() - start
-    if not trainer.is_world_process_zero():
+    if not main:
         return None
 
     settings, results, fusions = {}, {}, {}
