@@ -39,3 +39,15 @@ def main_process_first() -> Iterator[None]:
     state = PartialState(cpu=not torch.cuda.is_available(), timeout=WAIT)
     with state.main_process_first():
         yield
+
+
+def finish() -> None:
+    """The end of a distributed run: every process waits for the first to finish writing, then
+    all leave the process group. A process that exits while its peers still hold the group
+    aborts in gloo's threads ("terminate called without an active exception"). A plain run
+    has no group: nothing to do."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

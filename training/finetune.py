@@ -39,7 +39,7 @@ from akhbar.models.modeling import AkhbarModel, HeadSpec, TaskModel
 from akhbar.models.normalize import NormalizerConfig
 from akhbar.models.tasks import SENTENCE, SEQUENCE, task_kind
 from akhbar.models.tokenization import ensure_normalization, stored_normalization
-from akhbar.training.distributed import is_main_process
+from akhbar.training.distributed import WAIT, finish, is_main_process
 from akhbar.training.examples import sequence_dataset, sequence_inputs, summary_dataset
 from akhbar.training.finetune_config import FinetuneConfig
 from akhbar.training.fusion_fitting import choose, fit_fusion
@@ -115,6 +115,7 @@ def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult | None:
     )
     train_seconds = time.time() - start
     if not main:
+        finish()  # returns once the first process has written the bundle
         return None
 
     settings, results, fusions = {}, {}, {}
@@ -148,6 +149,7 @@ def run(cfgs: FinetuneConfig | list[FinetuneConfig]) -> FinetuneResult | None:
         if fusion is not None:
             fusion.save(bundle, task)
     drop_checkpoints(out / "checkpoints")
+    finish()
     return FinetuneResult(bundle, metrics, results)
 
 
@@ -287,6 +289,7 @@ def training_arguments(cfg: FinetuneConfig, out: Path) -> TrainingArguments:
         bf16=cfg.bf16,
         use_cpu=not torch.cuda.is_available(),
         ddp_find_unused_parameters=True,
+        ddp_timeout=int(WAIT.total_seconds()),  # the others wait while the first fits fusion
         seed=cfg.seed,
         label_names=["labels"],
         remove_unused_columns=False,

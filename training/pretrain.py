@@ -50,7 +50,7 @@ from akhbar.training.distillation import (
     save_projection,
     teacher_cache,
 )
-from akhbar.training.distributed import main_process_first
+from akhbar.training.distributed import finish, main_process_first
 from akhbar.training.flags import add_dataclass_flags, bf16_field, given
 from akhbar.training.pretraining_models import (
     ElectraPretrainer,
@@ -998,6 +998,7 @@ def _run(cfg: PretrainConfig) -> dict | None:
     )
     wall = time.time() - start
     if not main:  # the first process reports and exports
+        finish()
         return None
     report.update(
         objective=cfg.objective,
@@ -1036,6 +1037,7 @@ def _run(cfg: PretrainConfig) -> dict | None:
     export(trainer.model, tokenizer, out)
     (out / "pretrain_report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "README.md").write_text(model_card(cfg, report))
+    finish()
     return report
 
 
