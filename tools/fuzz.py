@@ -49,6 +49,7 @@ from typing import Any
 import httpx
 
 from akhbar.serving.http.settings import ServiceSettings
+from tools.localserver import bearer
 
 SMALL_LIMITS = {
     "AKHBAR_MAX_TEXT_CHARS": "2000",
@@ -779,7 +780,7 @@ def run_fuzz(
     """Fuzz the service at ``url`` (started with ``limits``): ``per_route`` generated requests
     per route plus the battery; then ``/readyz`` and, given the server's ``log``, the marker."""
     started = time.monotonic()
-    auth = {"authorization": f"Bearer {token}"} if token else {}
+    auth = bearer(token)
     report = FuzzReport({route: RouteReport(route) for route in routes})
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
         for route in routes:

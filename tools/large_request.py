@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from tools.localserver import bearer
+
 MAX_REFUSAL_S = 1.0
 LEAVE_AFTER_S = 3.0
 IDLE_CORES = 0.15
@@ -142,9 +144,7 @@ def post(
 ) -> tuple[str, float]:
     """POST ``articles`` to /analyze as compact UTF-8 JSON; the status (or the client error's
     name) and the seconds it took."""
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
+    headers = {"content-type": "application/json", **bearer(token)}
     body = json.dumps({"articles": articles}, ensure_ascii=False).encode()
     started = time.monotonic()
     try:

@@ -60,6 +60,7 @@ import httpx
 
 from akhbar.serving.http.settings import ServiceSettings
 from tools.large_request import LargeFigures, run_large
+from tools.localserver import bearer
 
 TOPIC_TEST = "topic/ant_v2.1_multisource"
 MAX_ADMITTED_P95_MS = 2500.0
@@ -309,7 +310,7 @@ def lone_request_ms(url: str, article: dict[str, Any], token: str | None) -> flo
     unmeasured call)."""
     import statistics
 
-    headers = {"authorization": f"Bearer {token}"} if token else {}
+    headers = bearer(token)
     times = []
     with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
         for i in range(LONE_REPEATS + 1):
@@ -334,7 +335,7 @@ def run_overload(
     """``count`` requests at once, each on its own connection; what came back."""
     import asyncio
 
-    headers = {"authorization": f"Bearer {token}"} if token else {}
+    headers = bearer(token)
     figures = OverloadFigures(sent=count)
 
     async def one(client: httpx.AsyncClient, i: int) -> None:

@@ -33,6 +33,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def bearer(token: str | None) -> dict[str, str]:
+    """The request headers that carry ``AKHBAR_API_TOKEN`` (none when the service has none)."""
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
 @dataclass
 class LocalServer:
     """A running ``akhbar serve``: its URL, process and log file."""

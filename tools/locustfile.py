@@ -20,6 +20,7 @@ import gevent
 from locust import FastHttpUser, constant, task
 
 from tools.loadtest import SHED
+from tools.localserver import bearer
 
 ARTICLES = json.loads(Path(os.environ["AKHBAR_LOADTEST_ARTICLES"]).read_text(encoding="utf-8"))
 TOKEN = os.environ.get("AKHBAR_API_TOKEN") or None
@@ -36,7 +37,7 @@ class Newsroom(FastHttpUser):
 
     @task
     def analyze(self) -> None:
-        headers = {"authorization": f"Bearer {TOKEN}"} if TOKEN else {}
+        headers = bearer(TOKEN)
         with self.client.post(
             "/analyze",
             json={"articles": [random.choice(ARTICLES)]},

@@ -31,6 +31,7 @@ import httpx
 
 from akhbar.serving.http.settings import ServiceSettings
 from tools.loadtest import MemorySampler, load_articles, run_load, verdict
+from tools.localserver import bearer
 
 MAX_GROWTH = 0.10
 MIB = 1 << 20
@@ -104,7 +105,7 @@ async def open_loop(
 ) -> dict[str, int]:
     """Requests at exponential intervals of mean 1/``rate`` for ``seconds``; answer counts."""
     rng, statuses, tasks = random.Random(seed), {}, set()
-    headers = {"authorization": f"Bearer {token}"} if token else {}
+    headers = bearer(token)
 
     async def one(client: httpx.AsyncClient) -> None:
         try:

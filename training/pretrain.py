@@ -50,7 +50,7 @@ from akhbar.training.distillation import (
     save_projection,
     teacher_cache,
 )
-from akhbar.training.distributed import finish, main_process_first
+from akhbar.training.distributed import finish, is_main_process, main_process_first
 from akhbar.training.flags import add_dataclass_flags, bf16_field, given
 from akhbar.training.pretraining_models import (
     ElectraPretrainer,
@@ -269,6 +269,12 @@ class PretrainConfig:
                 "--copy-positions needs --init-from and at least 2 trained positions, got "
                 f"{self.copy_positions}"
             )
+
+    @property
+    def head_warmup(self) -> int:
+        """The steps of head warm-up this run takes: ``--head-warmup-steps`` when it continues
+        a base, 0 otherwise (a fresh model has no trained part to protect)."""
+        return self.head_warmup_steps if self.init_from else 0
 
 
 def cxx_compiler() -> str | None:
@@ -727,8 +733,8 @@ def run_name(cfg: PretrainConfig) -> str:
         parts.append(cfg.embedding_init)
     if cfg.copy_positions:
         parts.append(f"copypos{cfg.copy_positions}")
-    if cfg.init_from and cfg.head_warmup_steps:
-        parts.append(f"headwarmup{cfg.head_warmup_steps}")
+    if cfg.head_warmup:
+        parts.append(f"headwarmup{cfg.head_warmup}")
     if cfg.segments == "pairs":
         parts.append(f"pairs{cfg.seq_len}")
     if cfg.distill_weight:
@@ -964,7 +970,7 @@ def _run(cfg: PretrainConfig) -> dict | None:
         bf16=cfg.bf16,
         use_cpu=not torch.cuda.is_available(),  # bf16 on the CPU needs it
         # A frozen encoder (the head warm-up) gets no gradients, which DDP must expect.
-        ddp_find_unused_parameters=bool(cfg.init_from and cfg.head_warmup_steps),
+        ddp_find_unused_parameters=bool(cfg.head_warmup),
         dataloader_num_workers=0,
         seed=cfg.seed,
         remove_unused_columns=False,
@@ -982,11 +988,11 @@ def _run(cfg: PretrainConfig) -> dict | None:
         data_collator=examples.collator,
         callbacks=[throughput],
         sentences=sentences,
-        head_warmup_steps=cfg.head_warmup_steps if cfg.init_from else 0,
+        head_warmup_steps=cfg.head_warmup,
     )
     with main_process_first():  # one probe; the other processes read its plan
         trainer.args.max_steps = plan_steps(cfg, trainer, work)
-    main = trainer.is_world_process_zero()
+    main = is_main_process()
     start = time.time()
     loss_before = (
         heldout_mlm_loss(model, heldout_set, collator, cfg.batch_size, cfg.seed)
@@ -1005,7 +1011,7 @@ def _run(cfg: PretrainConfig) -> dict | None:
         embedding_init=cfg.embedding_init,
         init_from=cfg.init_from,
         copy_positions=cfg.copy_positions,
-        head_warmup_steps=cfg.head_warmup_steps if cfg.init_from else 0,
+        head_warmup_steps=cfg.head_warmup,
         layers=model.config.num_hidden_layers,
         hidden=model.config.hidden_size,
         segments=cfg.segments,
