@@ -83,16 +83,23 @@ class Predictor:
     precision: the encoder's arithmetic, one of :data:`~akhbar.models.precision.COMPUTED`
         (``auto`` is resolved before, with :func:`~akhbar.models.precision.resolve_precision`);
         ``fp32`` = as trained.
+    device: where the model runs, ``cpu`` or a CUDA device (``cuda``, ``cuda:1``); int8 and
+        onnx-int8 run on the CPU only.
     """
 
-    def __init__(self, bundle: Bundle, batch_size: int = 32, precision: str = "fp32"):
+    def __init__(
+        self, bundle: Bundle, batch_size: int = 32, precision: str = "fp32", device: str = "cpu"
+    ):
         if precision not in COMPUTED:
             raise ValueError(
                 f"precision must be one of {', '.join(COMPUTED)} (resolve 'auto' with "
                 f"akhbar.models.precision.resolve_precision), got {precision!r}"
             )
+        self.device = torch.device(device)
+        if self.device.type != "cpu" and precision in ("int8", "onnx-int8"):
+            raise ValueError(f"precision {precision} runs on the CPU only, not on {device}")
         self.bundle, self.batch_size, self.precision = bundle, batch_size, precision
-        self.model = bundle.model.eval()
+        self.model = bundle.model.eval().to(self.device)
         self.ort_encoder = (
             OrtEncoder(bundle, torch.get_num_threads()) if precision == "onnx-int8" else None
         )
@@ -106,7 +113,7 @@ class Predictor:
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Hidden states in fp32, whatever precision the encoder computed in."""
         bf16 = (
-            torch.autocast("cpu", dtype=torch.bfloat16)
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
             if self.precision == "bf16"
             else nullcontext()
         )
@@ -145,16 +152,23 @@ class Predictor:
                 WIDTH_MULTIPLE,
                 self.model.encoder.config.max_position_embeddings,
             )
+            batch = {key: value.to(self.device) for key, value in batch.items()}
             hidden = self.encode(batch)
             if states is not None:
-                states[chunk] = mean_pool(hidden, batch["attention_mask"]).numpy()
+                states[chunk] = mean_pool(hidden, batch["attention_mask"]).cpu().numpy()
             for task in heads:
                 if self.bundle.settings.tasks[task].kind == SEQUENCE:
                     rows = list(
-                        self.model.sequence_logits(task, hidden, batch["attention_mask"]).numpy()
+                        self.model.sequence_logits(task, hidden, batch["attention_mask"])
+                        .cpu()
+                        .numpy()
                     )
                 else:
-                    logits = self.model.sentence_logits(task, hidden, batch["sentence_ids"]).numpy()
+                    logits = (
+                        self.model.sentence_logits(task, hidden, batch["sentence_ids"])
+                        .cpu()
+                        .numpy()
+                    )
                     rows = [
                         row[: int(s.max()) + 1]
                         for row, s in zip(logits.reshape(len(chunk), -1), batch["sentence_ids"])

@@ -26,6 +26,7 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import io
 import json
 import os
 import re
@@ -161,15 +162,34 @@ def read_records(
     unknown format or an unreachable hub, all before any record is read; bad records, and
     files that turn out corrupt (gzip, Parquet, CSV structure), surface while iterating.
     """
-    fields = _task_fields(task, labels, id_field, claims_field)
     _check_policy(policy, rejects_path)
+    schema = record_schema(
+        task,
+        labels=labels,
+        id_field=id_field,
+        claims_field=claims_field,
+        max_text_chars=max_text_chars,
+    )
+    name, rows = _resolve_source(source, split, schema.fields)
+    return RecordStream(name, rows, schema, Path(rejects_path) if rejects_path else None)
+
+
+def record_schema(
+    task: str,
+    *,
+    labels: Sequence[str] | None = None,
+    id_field: str = "id",
+    claims_field: str | None = None,
+    max_text_chars: int | None = None,
+) -> RecordSchema:
+    """The checks :func:`read_records` applies (same parameters), for a caller that parses
+    rows itself (:func:`stream_rows`) and handles rejects its own way (the Ray engine)."""
     if max_text_chars is not None and max_text_chars < 1:
         raise ValueError(f"max_text_chars must be at least 1, got {max_text_chars}")
-    schema = _Schema(
+    fields = _task_fields(task, labels, id_field, claims_field)
+    return RecordSchema(
         fields, id_field, tuple(labels) if labels is not None else None, max_text_chars
     )
-    name, rows = _resolve_source(source, split, fields)
-    return RecordStream(name, rows, schema, Path(rejects_path) if rejects_path else None)
 
 
 class RecordStream:
@@ -181,7 +201,7 @@ class RecordStream:
     """
 
     def __init__(
-        self, name: str, rows: RowSource, schema: _Schema, rejects_path: Path | None
+        self, name: str, rows: RowSource, schema: RecordSchema, rejects_path: Path | None
     ) -> None:
         self.name = name
         self.rejects_path = rejects_path
@@ -211,14 +231,13 @@ class RecordStream:
         try:
             for line, row in self._rows():
                 self.n_read += 1
-                reason = row.reason if isinstance(row, _Unparsed) else self._schema.problem(row)
-                if reason is None:
-                    yield self._schema.complete(row, line)  # type: ignore[arg-type]
+                checked = self._schema.check(line, row)
+                if not isinstance(checked, Reject):
+                    yield checked
                 elif self.rejects_path is None:
-                    raise DataError(self.name, reason, line=line, hint=STRICT_HINT)
+                    raise DataError(self.name, checked.reason, line=line, hint=STRICT_HINT)
                 else:
-                    reject = Reject(line, self._schema.record_id(row), reason)
-                    self._reject(self.rejects_path, reject)
+                    self._reject(self.rejects_path, checked)
         finally:
             if self._rejects is not None:
                 self._rejects.close()
@@ -234,13 +253,20 @@ class RecordStream:
 
 
 @dataclass(frozen=True)
-class _Schema:
+class RecordSchema:
     """The checks one record must pass, with the caller's field names and limits applied."""
 
     fields: TaskFields
     id_field: str
     labels: tuple[str, ...] | None
     max_text_chars: int | None
+
+    def check(self, line: int, row: Row) -> dict[str, Any] | Reject:
+        """The completed record (:meth:`complete`), or the :class:`Reject` that says why not."""
+        reason = row.reason if isinstance(row, _Unparsed) else self.problem(row)
+        if reason is None:
+            return self.complete(row, line)  # type: ignore[arg-type]
+        return Reject(line, self.record_id(row), reason)
 
     def problem(self, record: dict[str, Any]) -> str | None:
         """The first reason the record is bad, or None; never quotes article text."""
@@ -377,19 +403,46 @@ def _split_file(folder: Path, split: str | None) -> Path:
 
 
 def _file_rows(path: Path, fields: TaskFields) -> RowSource:
-    name = path.name.lower()
-    extension = next((ext for ext in SUPPORTED_EXTENSIONS if name.endswith(ext)), None)
+    _extension(str(path))  # an unknown type fails here, before reading
+
+    def rows() -> Iterator[tuple[int, Row]]:
+        with path.open("rb") as stream:
+            yield from stream_rows(stream, str(path), fields.list_fields)
+
+    return rows
+
+
+def _extension(name: str) -> str:
+    lowered = name.lower()
+    extension = next((ext for ext in SUPPORTED_EXTENSIONS if lowered.endswith(ext)), None)
+    if extension is None:
+        raise DataError(
+            name, f"unknown file type; supported extensions are {', '.join(SUPPORTED_EXTENSIONS)}"
+        )
+    return extension
+
+
+def stream_rows(
+    stream: IO[bytes], name: str, list_fields: Sequence[str] = ()
+) -> Iterator[tuple[int, Row]]:
+    """The numbered rows of one file's bytes, in the format its ``name``'s extension says.
+
+    A stream rather than a path, so that the Ray engine parses a file it opened on any
+    filesystem (``s3://``...) exactly as the local reader parses a local one. Parquet needs a
+    seekable stream.
+    """
+    extension = _extension(name)
     if extension == ".jsonl.gz":
-        return lambda: _gzip_rows(path)
-    if extension in (".jsonl", ".json"):
-        return lambda: _plain_jsonl_rows(path)
-    if extension == ".csv":
-        return lambda: _csv_rows(path, fields.list_fields)
-    if extension == ".parquet":
-        return lambda: _parquet_rows(path)
-    raise DataError(
-        str(path), f"unknown file type; supported extensions are {', '.join(SUPPORTED_EXTENSIONS)}"
-    )
+        try:
+            yield from _jsonl_rows(gzip.GzipFile(fileobj=stream, mode="rb"))  # type: ignore[arg-type]
+        except (OSError, EOFError, zlib.error) as error:
+            raise DataError(name, f"not a readable gzip file ({error})") from error
+    elif extension in (".jsonl", ".json"):
+        yield from _jsonl_rows(stream)
+    elif extension == ".csv":
+        yield from _csv_rows(stream, name, tuple(list_fields))
+    else:
+        yield from _parquet_rows(stream, name)
 
 
 def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Row]]:
@@ -420,24 +473,13 @@ def _parse_json_line(raw: bytes) -> Row:
     return value
 
 
-def _plain_jsonl_rows(path: Path) -> Iterator[tuple[int, Row]]:
-    with path.open("rb") as stream:
-        yield from _jsonl_rows(stream)
-
-
-def _gzip_rows(path: Path) -> Iterator[tuple[int, Row]]:
-    try:
-        with gzip.open(path, "rb") as stream:
-            yield from _jsonl_rows(stream)  # type: ignore[arg-type]
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataError(str(path), f"not a readable gzip file ({error})") from error
-
-
-def _csv_rows(path: Path, list_fields: tuple[str, ...]) -> Iterator[tuple[int, Row]]:
+def _csv_rows(raw: IO[bytes], name: str, list_fields: tuple[str, ...]) -> Iterator[tuple[int, Row]]:
     """Rows as records; a broken CSV structure stops the read under either policy."""
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_CELL_LIMIT))
     # surrogateescape keeps undecodable bytes visible per cell instead of failing the file.
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
+    with io.TextIOWrapper(
+        raw, encoding="utf-8-sig", errors="surrogateescape", newline=""
+    ) as stream:
         reader = csv.DictReader(stream)
         line = 1
         try:
@@ -445,7 +487,7 @@ def _csv_rows(path: Path, list_fields: tuple[str, ...]) -> Iterator[tuple[int, R
                 line += 1
                 yield line, _csv_record(row, list_fields)
         except csv.Error as error:
-            raise DataError(str(path), f"broken CSV ({error})", line=line + 1) from error
+            raise DataError(name, f"broken CSV ({error})", line=line + 1) from error
 
 
 def _csv_record(row: dict[str | None, str | None], list_fields: tuple[str, ...]) -> Row:
@@ -472,14 +514,14 @@ def _csv_list(cell: str) -> Any:
         return cell
 
 
-def _parquet_rows(path: Path) -> Iterator[tuple[int, Row]]:
+def _parquet_rows(stream: IO[bytes], name: str) -> Iterator[tuple[int, Row]]:
     import pyarrow as pa  # lazy: serving imports this module but never reads Parquet
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(stream)
     except (pa.ArrowException, OSError) as error:
-        raise DataError(str(path), f"not a readable Parquet file ({error})") from error
+        raise DataError(name, f"not a readable Parquet file ({error})") from error
     line = 0
     with parquet:
         for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS):

@@ -123,3 +123,41 @@ def tiny_bundle(tiny_base, tmp_path_factory) -> Path:
         BundleSettings(tasks=tasks, base_model=str(tiny_base)),
     )
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# Batch scoring (tests/serving/test_batch.py, test_batch_ray.py)
+
+
+@pytest.fixture(scope="session")
+def analyzer(tiny_bundle):
+    """The Analyzer on the tiny bundle for every task (modules may define their own)."""
+    from akhbar.models.tasks import TASKS
+    from akhbar.serving.core.analyzer import Analyzer
+
+    return Analyzer.from_bundles({t: tiny_bundle for t in TASKS})
+
+
+@pytest.fixture()
+def env(monkeypatch, tiny_bundle, tmp_path):
+    """Models on the tiny bundle (as the service resolves them), the test's limits."""
+    from serving_support import point_at  # tests/serving/, on the path for the tests there
+
+    point_at(
+        monkeypatch,
+        tiny_bundle,
+        tmp_path / "home",
+        AKHBAR_MAX_TEXT_CHARS="600",
+        AKHBAR_MAX_CLAIMS="4",
+    )
+    return tmp_path
+
+
+@pytest.fixture()
+def torch_threads():
+    """Put torch's thread count back after a test that lets akhbar set it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

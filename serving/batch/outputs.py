@@ -386,6 +386,42 @@ def result_schema(tasks: Iterable[str], labels: dict[str, tuple[str, ...]]) -> p
     )
 
 
+def _rest(results: list[dict[str, Any]], fixed: Iterable[str]) -> pa.Schema:
+    """The inferred types of the fields a result has beyond ``id`` and ``fixed`` (kept input
+    fields)."""
+    import pyarrow as pa
+
+    skip = {"id", *fixed}
+    return pa.Table.from_pylist(
+        [{k: v for k, v in r.items() if k not in skip} for r in results]
+    ).schema
+
+
+def _no_nulls(schema: pa.Schema) -> pa.Schema:
+    """A field that never had a value is text rather than Arrow's null type."""
+    import pyarrow as pa
+
+    return pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema])
+
+
+def _text_ids(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ids in a text column: strings as they are, anything else as its JSON (``5`` -> ``"5"``)."""
+    return [{**r, "id": r["id"] if isinstance(r["id"], str) else id_key(r["id"])} for r in results]
+
+
+def results_table(
+    results: list[dict[str, Any]], parts: pa.Schema | None, id_type: pa.DataType
+) -> pa.Table:
+    """One Arrow table of results: ``id`` of ``id_type`` (int64 or text), the result's parts
+    with their fixed types (:func:`result_schema`), then the kept fields, inferred."""
+    import pyarrow as pa
+
+    fixed = list(parts) if parts is not None else []
+    schema = pa.schema([pa.field("id", id_type), *fixed, *_rest(results, (f.name for f in fixed))])
+    rows = results if pa.types.is_integer(id_type) else _text_ids(results)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def jsonl_to_parquet(source: Path, target: Path, parts: pa.Schema | None = None) -> None:
     """Stream results from JSON Lines into one Parquet file, ``_PARQUET_ROWS`` at a time.
 
@@ -398,30 +434,23 @@ def jsonl_to_parquet(source: Path, target: Path, parts: pa.Schema | None = None)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    fixed = {f.name: f for f in parts} if parts is not None else {}
-
+    fixed = list(parts) if parts is not None else []
     schemas = []
     all_int_ids = True
     for chunk in _jsonl_chunks(source, _PARQUET_ROWS):
         all_int_ids &= all(
             isinstance(r["id"], int) and not isinstance(r["id"], bool) for r in chunk
         )
-        schemas.append(
-            pa.Table.from_pylist(
-                [{k: v for k, v in r.items() if k != "id" and k not in fixed} for r in chunk]
-            ).schema
-        )
-    rest = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+        schemas.append(_rest(chunk, (f.name for f in fixed)))
+    rest = _no_nulls(
+        pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+    )
     id_type = pa.int64() if all_int_ids and schemas else pa.string()
-    schema = pa.schema([pa.field("id", id_type), *fixed.values(), *rest])
+    schema = pa.schema([pa.field("id", id_type), *fixed, *rest])
     with pq.ParquetWriter(target, schema) as writer:
         for chunk in _jsonl_chunks(source, _PARQUET_ROWS):
-            if id_type == pa.string():
-                chunk = [
-                    {**r, "id": r["id"] if isinstance(r["id"], str) else id_key(r["id"])}
-                    for r in chunk
-                ]
-            writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+            rows = chunk if id_type == pa.int64() else _text_ids(chunk)
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
         if not schemas:
             writer.write_table(schema.empty_table())
     with open(target, "rb") as f:

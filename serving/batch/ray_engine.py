@@ -1,27 +1,33 @@
-"""``akhbar score --engine ray``: the same scoring on a Ray cluster (the ``akhbar[ray]`` extra).
+"""``akhbar score --engine ray``: the same scoring as a Ray Data job (the ``akhbar[ray]`` extra).
 
-How the work is split, and why:
+The job is one streaming Ray Data pipeline, so nothing passes through this process (the
+driver) but the plan and the counts:
 
-* This process (the driver) reads the input with the foundation's reader, exactly as the
-  local engine does, so rejects, line numbers, duplicate ids and ``--resume`` behave the
-  same. Reading and checking JSON runs at tens of thousands of records a second, scoring at
-  tens to hundreds, so the driver is never the bottleneck. The records to score are put
-  into Ray's object store in blocks of ``4 x --batch-size`` (spilled to disk when large),
-  which every node of a cluster can read: the input file need not be on shared storage.
-* Those blocks form the Ray Dataset; ``map_batches`` runs :class:`RayScorer`, a stateful
-  class that loads the models once per actor, on an ``ActorPoolStrategy`` of
-  ``--concurrency`` actors, ``--batch-size`` articles per call, each call the same
-  :func:`akhbar.serving.batch.job.score_chunk` the local engine makes.
-* Results come back to the driver in input order and go through the local engine's writer,
-  so the output, its crash safety and ``--resume`` are one implementation.
-* Configuration: the driver reads the scoring configuration (``AKHBAR_*``) and hands it to
-  every actor, so the driver's settings apply on every node; each actor resolves it for its
-  own machine (``auto`` precision for its CPU; ``AKHBAR_TORCH_THREADS`` 0: the one CPU Ray
-  reserves for it) and applies it before loading the models.
-* Models: the driver resolves them as the service does. When it joins a cluster
-  (``--ray-address``), it also ships each bundle's files through the object store, so an
-  actor on a node without the driver's model store unpacks them into its temp folder
-  (once per node and bundle, keyed by content).
+1. **Read** (:class:`~akhbar.serving.batch.ray_io.ArticleSource`): read tasks open the input
+   files where they run, from a local path, a folder of shards, a glob or a URI (``s3://``...),
+   and turn rows into checked records or rejects, numbered by file and line.
+2. **Score** (:class:`RayScorer`): ``map_batches`` on an ``ActorPoolStrategy`` of
+   ``--concurrency`` actors (``N``, or ``MIN-MAX`` to autoscale), each with ``--actor-cpus``
+   CPUs and ``--actor-gpus`` GPUs; an actor loads the models once, makes each record the
+   service's Article with the driver's limits, and scores ``--batch-size`` of them per call with
+   :func:`~akhbar.serving.batch.job.score_chunk`, as the local engine does.
+3. **Write** (:class:`~akhbar.serving.batch.ray_io.ResultsSink`): write tasks commit shards of
+   results and rejects to the ``--output`` folder exactly once, with a manifest of the input
+   rows each holds; ``--resume`` skips what is committed.
+
+Configuration: the driver reads the scoring configuration (``AKHBAR_*``) and hands it to every
+actor, so the driver's settings apply on every node; each actor resolves it for its own
+machine (``auto`` precision for its CPU; ``AKHBAR_TORCH_THREADS`` 0: one thread per CPU Ray
+reserves for it).
+
+Models: the driver resolves them as the service does. When it joins a cluster
+(``--ray-address``), it also puts each bundle's files into the object store once, and an actor
+on a node without the driver's model store unpacks them into its temp folder (once per node
+and bundle, keyed by content).
+
+What differs from the local engine: the output is a folder of shards in no particular order;
+a record is known by its file and line, so ids are not checked for repeats across the archive
+(that would take a shuffle of every id); rejects carry their ``source`` file.
 """
 
 from __future__ import annotations
@@ -29,24 +35,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
+import pickle
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from akhbar.serving.batch.job import BatchError, Job, Outcome, score_chunk
-from akhbar.serving.core.config import ScoringConfig
+from akhbar.serving.batch.job import BatchError, Job, make_reject, score_chunk, to_article
+from akhbar.serving.core.config import ScoringConfig, use
 
 if TYPE_CHECKING:
-    from akhbar.serving.core.articles import Article
+    import pyarrow as pa
 
-BLOCK_BATCHES = 4  # batches per object-store block: a multiple, so batches never straddle blocks
-LOCAL_CPUS = 2  # a local Ray gets max(this, --concurrency) CPUs
-ACTOR_CPUS = (
-    1  # CPUs Ray reserves per scoring actor: its torch threads when AKHBAR_TORCH_THREADS is 0
-)
+logger = logging.getLogger("akhbar.batch")
+
+# A local Ray gets the actors' CPUs plus this many for read and write tasks.
+SPARE_CPUS = 1
+# Read and write tasks are light (parsing JSON, writing files): a quarter of a CPU each, so
+# they fit beside actors that hold every whole CPU.
+IO_CPUS = 0.25
 
 
 def check_ray() -> None:
@@ -78,6 +89,10 @@ def pack_bundle(path: str | Path) -> tuple[str, dict[str, bytes]]:
     return digest.hexdigest()[:16], files
 
 
+def _model_cache() -> Path:
+    return Path(tempfile.gettempdir()) / "akhbar-models"
+
+
 def unpack_bundle(packed: tuple[str, dict[str, bytes]], cache: Path | None = None) -> Path:
     """Write a packed bundle under ``cache`` (default: the temp folder) once; its directory.
 
@@ -85,7 +100,7 @@ def unpack_bundle(packed: tuple[str, dict[str, bytes]], cache: Path | None = Non
     node neither read a half-written bundle nor write it twice.
     """
     digest, files = packed
-    cache = cache or Path(tempfile.gettempdir()) / "akhbar-models"
+    cache = cache or _model_cache()
     target = cache / digest
     if target.is_dir():
         return target
@@ -101,21 +116,29 @@ def unpack_bundle(packed: tuple[str, dict[str, bytes]], cache: Path | None = Non
     return target
 
 
+@dataclass(frozen=True)
+class Shipped:
+    """A bundle put into the object store: its digest (the node cache's key) and its ref."""
+
+    digest: str
+    ref: Any
+
+
 # ---------------------------------------------------------------------------------------
 # The actor
 
 
 class RayScorer:
-    """Score blocks of articles; Ray makes one per actor, so models load once per actor.
+    """Score batches of checked records; Ray makes one per actor, so models load once per actor.
 
     Parameters
     ----------
     bundles: ``{task: bundle directory}`` as resolved on the driver.
     versions: ``{task: store tag or path}``, reported as ``model_versions``.
-    tasks: the tasks to run.
+    job: the job (tasks, field names, summary settings, ``--keep-fields``, actor CPUs).
     config: the driver's scoring configuration; resolved and applied here, on the actor.
-    shipped: ``{bundle directory: object ref of pack_bundle(...)}`` for directories this
-        node may lack; None when every node sees the driver's paths.
+    shipped: ``{bundle directory: Shipped}`` for directories this node may lack; None when
+        every node sees the driver's paths.
 
     Called directly (without Ray) in the tests, as the Ray Data docs recommend.
     """
@@ -124,84 +147,161 @@ class RayScorer:
         self,
         bundles: Mapping[str, str],
         versions: Mapping[str, str],
-        tasks: Sequence[str],
+        job: Job,
         config: ScoringConfig,
-        shipped: Mapping[str, Any] | None = None,
+        shipped: Mapping[str, Shipped] | None = None,
     ) -> None:
         from akhbar.serving.core.analyzer import Analyzer
 
-        paths = {}
-        for task, path in bundles.items():
-            if not Path(path).is_dir() and shipped and path in shipped:
-                packed = shipped[path]
-                if not isinstance(packed, tuple):  # an object ref (a plain tuple in tests)
-                    import ray
-
-                    packed = ray.get(packed)
-                path = str(unpack_bundle(packed))
-            paths[task] = path
-        self.tasks = tuple(tasks)
-        runtime = config.runtime(cores=ACTOR_CPUS)
+        paths = {task: self._local(path, shipped) for task, path in bundles.items()}
+        self.job, self.config = job, config
+        self.node, self.gpus = _placement()
+        runtime = config.runtime(
+            cores=max(1, math.floor(job.cpus_per_actor)), device=_device(self.gpus)
+        )
         runtime.apply()
         self.analyzer = Analyzer.from_bundles(paths, versions, runtime)
 
-    def __call__(self, batch: Any) -> Any:
-        """``line``, ``article`` (JSON) columns in; ``line``, ``outcome`` (JSON) columns out.
+    @staticmethod
+    def _local(path: str, shipped: Mapping[str, Shipped] | None) -> str:
+        """``path`` if this node has it, else the node's unpacked copy of the shipped bundle
+        (fetched from the object store only by the first actor of the node)."""
+        if Path(path).is_dir() or not shipped or path not in shipped:
+            return path
+        bundle = shipped[path]
+        cached = _model_cache() / bundle.digest
+        if cached.is_dir():
+            return str(cached)
+        packed = bundle.ref
+        if not isinstance(packed, tuple):  # an object ref (a plain tuple in tests)
+            import ray
 
-        JSON text rather than Arrow structs keeps ids' types (``5`` and ``"5"``) and the
-        result exactly as the local engine writes it.
-        """
+            packed = ray.get(packed)
+        return str(unpack_bundle(packed))
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        """``source``, ``line``, ``record``, ``reject`` in; ``source``, ``line``, ``result``
+        (the result as JSON, kept fields included), ``reject`` (JSON), and the ``node`` and
+        ``gpus`` that scored it out."""
         import pyarrow as pa
 
-        from akhbar.serving.core.articles import Article
+        from akhbar.serving.batch.ray_io import GPUS, NODE, RECORD, REJECT, RESULT, reject_json
 
-        # Validated on the driver, against its limits: taken as they are.
-        articles = [
-            Article.model_construct(**json.loads(a)) for a in batch.column("article").to_pylist()
-        ]
-        outcomes = score_chunk(self.analyzer, articles, self.tasks)
-        encoded = [
-            json.dumps(o if isinstance(o, dict) else {"id": a.id, "error": o}, ensure_ascii=False)
-            for a, o in zip(articles, outcomes, strict=True)
-        ]
-        return pa.table({"line": batch.column("line"), "outcome": pa.array(encoded, pa.string())})
+        sources = batch.column("source").to_pylist()
+        lines = batch.column("line").to_pylist()
+        rejects: list[str | None] = batch.column(REJECT).to_pylist()
+        results: list[str | None] = [None] * len(lines)
+        articles, slots = [], []
+        limits = use(self.config)  # the Article rules check records against the driver's limits
+        try:
+            for i, blob in enumerate(batch.column(RECORD).to_pylist()):
+                if blob is None:
+                    continue  # the reader rejected it
+                record = pickle.loads(blob)
+                article, own_id, problem = to_article(self.job, record)
+                if article is None:
+                    rejects[i] = reject_json(sources[i], make_reject(lines[i], own_id, problem))
+                    continue
+                kept = {name: record.get(name) for name in self.job.keep_fields}
+                articles.append(article)
+                slots.append((i, own_id, kept))
+        finally:
+            limits.var.reset(limits)
+        outcomes = score_chunk(self.analyzer, articles, self.job.tasks) if articles else []
+        for (i, own_id, kept), outcome in zip(slots, outcomes, strict=True):
+            if isinstance(outcome, str):
+                rejects[i] = reject_json(sources[i], make_reject(lines[i], own_id, outcome))
+            else:
+                results[i] = json.dumps({**outcome, **kept}, ensure_ascii=False)
+        return pa.table(
+            {
+                "source": batch.column("source"),
+                "line": batch.column("line"),
+                RESULT: pa.array(results, pa.string()),
+                REJECT: pa.array(rejects, pa.string()),
+                NODE: pa.array([self.node] * len(lines), pa.string()),
+                GPUS: pa.array([self.gpus] * len(lines), pa.string()),
+            }
+        )
+
+
+def _placement() -> tuple[str | None, str | None]:
+    """The Ray node this actor runs on and the GPUs Ray gave it (``"0,1"``), recorded in each
+    shard's manifest; None outside Ray or without GPUs."""
+    import ray
+
+    if not ray.is_initialized():
+        return None, None
+    gpus = ray.get_gpu_ids()
+    return ray.get_runtime_context().get_node_id(), ",".join(map(str, gpus)) or None
+
+
+def _device(gpus: str | None) -> str:
+    """``cuda`` when Ray gave this actor GPUs that torch can use, else ``cpu``."""
+    import torch
+
+    if gpus is None:
+        return "cpu"
+    if not torch.cuda.is_available():
+        logger.warning(
+            "akhbar score: Ray gave this actor GPU %s, but torch here has no CUDA; scoring on "
+            "the CPU",
+            gpus,
+        )
+        return "cpu"
+    return "cuda"
 
 
 # ---------------------------------------------------------------------------------------
 # The driver
 
 
-def _init(address: str | None, concurrency: int) -> None:
+@dataclass
+class RayRun:
+    """What a Ray job did: this run's results and rejects, and what earlier runs had done."""
+
+    scored: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    complete_before: bool = False
+    nodes: tuple[str, ...] = ()
+
+
+def _init(job: Job) -> None:
     import ray
 
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+    if job.ray_address:
+        ray.init(address=job.ray_address, logging_level=logging.WARNING)
         return
     # A private local Ray: no token file in the home folder, no dashboard (known traps).
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    _, most = job.actors
     ray.init(
-        num_cpus=max(LOCAL_CPUS, concurrency),
+        num_cpus=math.ceil(most * job.cpus_per_actor) + SPARE_CPUS,
         include_dashboard=False,
         logging_level=logging.WARNING,
     )
 
 
-def _blocks(articles: Iterator[tuple[int, Article]], rows: int) -> Iterator[Any]:
-    import pyarrow as pa
+def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of ``kind`` in the chain Ray wraps a task's error in."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return None
 
-    lines: list[int] = []
-    encoded: list[str] = []
-    for line, article in articles:
-        lines.append(line)
-        encoded.append(article.model_dump_json())
-        if len(lines) == rows:
-            yield pa.table(
-                {"line": pa.array(lines, pa.int64()), "article": pa.array(encoded, pa.string())}
-            )
-            lines, encoded = [], []
-    if lines:
-        yield pa.table(
-            {"line": pa.array(lines, pa.int64()), "article": pa.array(encoded, pa.string())}
+
+def _check_gpus(job: Job) -> None:
+    """Actors that ask for GPUs a cluster lacks would wait for ever: say so instead."""
+    import ray
+
+    have = ray.cluster_resources().get("GPU", 0)
+    if job.actor_gpus and have < job.actor_gpus:
+        raise BatchError(
+            f"--actor-gpus {job.actor_gpus:g}: the Ray cluster has {have:g} GPUs; join one that "
+            "has them with --ray-address, or leave --actor-gpus at 0"
         )
 
 
@@ -209,70 +309,110 @@ def score_with_ray(
     job: Job,
     config: ScoringConfig,
     models: Mapping[str, Any],
-    articles: Iterator[tuple[int, Article]],
-    write: Callable[[list[Outcome]], None],
-) -> None:
-    """Score ``articles`` on Ray and hand each returned batch to ``write``, in input order.
+    parts: pa.Schema | None,
+) -> RayRun:
+    """Run ``job`` as a Ray Data job; raises :class:`BatchError` for fatal problems.
 
     Parameters
     ----------
-    job: the job (tasks, batch size, ``ray_address``, ``concurrency``).
+    job: the job (``--output`` is a folder or URI).
     config: the scoring configuration, handed to every actor.
     models: ``{task: ModelRef}`` from :meth:`ScoringConfig.resolve_models`.
-    articles: ``(line, article)`` pairs to score, validated.
-    write: the local engine's writer.
+    parts: the fixed Arrow types of results (Parquet output), or None.
     """
     import ray
     import ray.data
 
-    concurrency = job.concurrency or 1
+    from akhbar.models.reader import DataError, record_schema
+    from akhbar.serving.batch.ray_io import (
+        ArticleSource,
+        OutputFolderError,
+        ResultsSink,
+        input_files,
+        mark_complete,
+        recover,
+    )
+
     try:
-        _init(job.ray_address, concurrency)
+        done = recover(job.output_uri, job.resume)
+        fs, files = input_files(job.input)
+    except (OutputFolderError, DataError) as exc:
+        raise BatchError(str(exc)) from None
+    except OSError as exc:  # pyarrow's filesystems: unreachable storage, no permission
+        raise BatchError(f"cannot open the input or the output: {exc}") from None
+    if done.complete:
+        return RayRun(skipped=done.results + done.rejects, complete_before=True)
+    try:
+        _init(job)
     except Exception as exc:  # noqa: BLE001 - Ray raises many kinds when a cluster is unreachable
         raise BatchError(f"cannot start or join Ray ({type(exc).__name__}: {exc})") from None
     try:
-        # akhbar score prints its own progress and summary; Ray Data's notes would interleave.
+        _check_gpus(job)
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True  # results in input order, as local
-        context.enable_progress_bars = False  # akhbar score has its own bar
+        context.enable_progress_bars = job.progress
         context.print_on_execution_start = False
-        refs = [ray.put(block) for block in _blocks(articles, job.batch_size * BLOCK_BATCHES)]
-        if not refs:
-            return
+        schema = record_schema(
+            "score",
+            id_field=job.id_field,
+            claims_field=job.claims_field if "stance" in job.tasks else None,
+        )
         bundles = {t: str(r.path) for t, r in models.items()}
         shipped = None
         if job.ray_address:  # other nodes may not see this machine's model store
-            shipped = {path: ray.put(pack_bundle(path)) for path in set(bundles.values())}
-        dataset = ray.data.from_arrow_refs(refs).map_batches(
-            RayScorer,
-            fn_constructor_args=(
-                bundles,
-                {t: r.version for t, r in models.items()},
-                job.tasks,
-                config,
-                shipped,
-            ),
-            compute=ray.data.ActorPoolStrategy(size=concurrency),
-            num_cpus=ACTOR_CPUS,
-            batch_size=job.batch_size,
-            batch_format="pyarrow",
+            shipped = {}
+            for path in set(bundles.values()):
+                digest, files_ = pack_bundle(path)
+                shipped[path] = Shipped(digest, ray.put((digest, files_)))
+        least, most = job.actors
+        sink = ResultsSink(job.output_uri, job.parquet_shards, parts, job.rows_per_shard)
+        (
+            ray.data.read_datasource(ArticleSource(files, fs, schema, done.rows), num_cpus=IO_CPUS)
+            .map_batches(
+                RayScorer,
+                fn_constructor_args=(
+                    bundles,
+                    {t: r.version for t, r in models.items()},
+                    job,
+                    config,
+                    shipped,
+                ),
+                compute=ray.data.ActorPoolStrategy(min_size=least, max_size=most),
+                num_cpus=job.cpus_per_actor,
+                num_gpus=job.actor_gpus or None,
+                batch_size=job.batch_size,
+                batch_format="pyarrow",
+            )
+            .write_datasink(sink, ray_remote_args={"num_cpus": IO_CPUS})
         )
-        for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-            outcomes: list[Outcome] = []
-            for line, encoded in zip(
-                batch.column("line").to_pylist(), batch.column("outcome").to_pylist(), strict=True
-            ):
-                outcome = json.loads(encoded)
-                error = outcome.get("error") if set(outcome) == {"id", "error"} else None
-                outcomes.append((line, outcome["id"], error if error is not None else outcome))
-            write(outcomes)
+        run = RayRun(
+            scored=sink.totals.results,
+            rejected=sink.totals.rejects,
+            skipped=done.results + done.rejects,
+            nodes=tuple(sorted(sink.totals.nodes)),
+        )
+        mark_complete(
+            job.output_uri,
+            {
+                "results": done.results + run.scored,
+                "rejects": done.rejects + run.rejected,
+                "nodes": list(run.nodes),
+            },
+        )
+        return run
     except BatchError:
         raise
-    except ray.exceptions.RayError as exc:
+    except Exception as exc:
+        if (unreadable := _cause(exc, DataError)) is not None:
+            raise BatchError(
+                f"cannot read the input: {unreadable}; the shards committed so far are kept, "
+                "rerun with --resume once the input is fixed"
+            ) from None
+        if not isinstance(exc, ray.exceptions.RayError | ray.data.exceptions.SystemException):
+            raise
         raise BatchError(
-            f"the Ray job failed ({type(exc).__name__}: {str(exc)[:500]}); results so far "
-            "are kept, rerun with --resume"
+            f"the Ray job failed ({type(exc).__name__}: {str(exc)[:500]}); the shards "
+            "committed so far are kept, rerun with --resume"
         ) from None
     finally:
         ray.shutdown()

@@ -36,19 +36,28 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import math
 import os
 import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from akhbar.models.tasks import STANCE_HEADS, TASKS
-from akhbar.serving.batch.job import ENGINES, BatchError, Job, Outcome, chunks, score_chunk
+from akhbar.serving.batch.job import (
+    ENGINES,
+    SHARD_ROWS,
+    BatchError,
+    Job,
+    Outcome,
+    chunks,
+    make_reject,
+    score_chunk,
+    to_article,
+)
 from akhbar.serving.batch.outputs import (
     DONE,
     DUPLICATE,
@@ -66,7 +75,7 @@ from akhbar.serving.core.config import DEFAULT_SUMMARY_SENTENCES, Runtime, Scori
 from akhbar.serving.core.limits import MAX_SUMMARY_SENTENCES
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
+    import pyarrow as pa
 
     from akhbar.models.reader import RecordStream
     from akhbar.serving.core.analyzer import Analyzer
@@ -85,6 +94,17 @@ def _tasks(value: str) -> list[str]:
             f"expected a comma-separated subset of {','.join(TASKS)}, got {value!r}"
         )
     return list(dict.fromkeys(tasks))  # drop repeats, keep order
+
+
+def _actor_count(value: str) -> int | tuple[int, int]:
+    """``4`` or ``2-8``; the numbers themselves are checked by :class:`Job`."""
+    least, dash, most = value.partition("-")
+    try:
+        return (int(least), int(most)) if dash else int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number N or a range MIN-MAX, got {value!r}"
+        ) from None
 
 
 def _field_names(value: str) -> tuple[str, ...]:
@@ -106,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="PATH",
         help="Articles: one .jsonl, .jsonl.gz, .json, .csv or .parquet file, or - for JSON Lines "
-        "on standard input (required).",
+        "on standard input; with --engine ray also a folder of such files, a glob, or a URI "
+        "(s3://bucket/archive/, gs://..., file://...) (required).",
     )
     parser.add_argument(
         "--output",
@@ -114,15 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="Results: .jsonl (or .parquet), one record per good input record, or - for JSON "
         "Lines on standard output (progress and the summary stay on standard error; needs "
-        "--rejects; not with --resume or --engine ray). An existing file is never "
-        "overwritten: use --resume to continue it (required).",
+        "--rejects; not with --resume or --engine ray). With --engine ray, a folder or URI "
+        "that the workers fill with shards (Parquet when its name ends in .parquet, else JSON "
+        "Lines), rejects in OUTPUT/_rejects/. An existing output is never overwritten: use "
+        "--resume to continue it (required).",
     )
     parser.add_argument(
         "--rejects",
         default=None,
         metavar="PATH",
         help="Bad records, one JSON line each (line, id, reason) (default: OUTPUT.rejects.jsonl; "
-        "required with --output -).",
+        "required with --output -; not with --engine ray).",
     )
     parser.add_argument(
         "--tasks",
@@ -199,10 +222,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--concurrency",
+        type=_actor_count,
+        default=None,
+        metavar="N|MIN-MAX",
+        help="Ray scoring actors, each loading the models once: N, or MIN-MAX for a pool that "
+        "grows and shrinks with the work (default: 1). Only with --engine ray.",
+    )
+    parser.add_argument(
+        "--actor-cpus",
+        type=float,
+        default=None,
+        metavar="N",
+        help="CPUs Ray reserves per scoring actor, its torch threads when AKHBAR_TORCH_THREADS "
+        "is 0 (default: 1). Only with --engine ray.",
+    )
+    parser.add_argument(
+        "--actor-gpus",
+        type=float,
+        default=None,
+        metavar="N",
+        help="GPUs per scoring actor, e.g. 1, or 0.5 for two actors per GPU (default: 0). "
+        "Only with --engine ray.",
+    )
+    parser.add_argument(
+        "--shard-rows",
         type=int,
         default=None,
         metavar="N",
-        help="Ray scoring actors; each loads the models once (default: 1). Only with --engine ray.",
+        help="Input rows per output shard, at least: each shard is committed at once, so a "
+        "killed job redoes at most the shards in flight; smaller means more files "
+        f"(default: {SHARD_ROWS}). Only with --engine ray.",
     )
     return parser
 
@@ -274,58 +323,11 @@ class _Tally:
 
 
 def _reject(tally: _Tally, line: int, record_id: Any, reason: str) -> None:
-    from akhbar.models.reader import Reject
-
-    shown = (
-        record_id if isinstance(record_id, str | int) and not isinstance(record_id, bool) else None
-    )
-    if isinstance(shown, str) and _unicode_problem({"id": shown}, ("id",)):
-        shown = None  # a lone surrogate cannot go into the UTF-8 rejects file
-    tally.rejects.add(Reject(line, shown, reason))
+    tally.rejects.add(make_reject(line, record_id, reason))
 
 
 def _shown(key: str) -> str:
     return key if len(key) <= _SHOWN_ID_CHARS else key[:_SHOWN_ID_CHARS] + "…"
-
-
-def _unicode_problem(record: dict[str, Any], fields: Sequence[str]) -> str | None:
-    """A field holding a lone surrogate (JSON ``"\\ud800"``), which no UTF-8 file can hold.
-
-    Python's JSON reader accepts it, but the models' tokenizer and the UTF-8 output cannot;
-    the service's JSON parser refuses such a request as invalid JSON.
-    """
-    for name in fields:
-        value = record.get(name)
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str):
-                try:
-                    item.encode("utf-8")
-                except UnicodeEncodeError:
-                    return f"field '{name}': invalid Unicode (a lone surrogate such as \\ud800)"
-    return None
-
-
-def _own_setting(record: dict[str, Any], name: str) -> object:
-    """A record's own summary setting as the service would get it: absent → None.
-
-    Digits in a string (a CSV cell) and a whole float (a Parquet column with gaps, NaN where
-    absent) become the integer; anything else is left for the Article's rule to refuse."""
-    value = record.get(name)
-    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _first_problem(error: ValidationError, names: dict[str, str]) -> str:
-    """The first problem the Article's rules found, in their words, naming the input field."""
-    first = error.errors(include_url=False)[0]
-    field = str(first["loc"][0]) if first["loc"] else "record"
-    cause = first.get("ctx", {}).get("error")
-    return f"field '{names.get(field, field)}': {cause if cause is not None else first['msg']}"
 
 
 def good_articles(
@@ -338,41 +340,14 @@ def good_articles(
     over the job's, and is validated with the service's rules and the current configuration's
     limits (set by :func:`score_file`); then come duplicate ids and ids already in the output.
     """
-    from pydantic import ValidationError
-
-    from akhbar.serving.core.articles import Article
-
-    stance = "stance" in job.tasks
-    names = {"id": job.id_field, "claims": job.claims_field}
     for record in stream:
         line = record["_line"]
-        own_id = record.get(job.id_field)
-        if isinstance(own_id, str) and not own_id.strip():
-            own_id = None  # an empty CSV cell: no id, as when the column is absent
-        article_id = line if own_id is None else own_id
-        k, words = (
-            _own_setting(record, "summary_sentences"),
-            _own_setting(record, "summary_max_words"),
-        )
-        fields = {
-            "id": article_id,
-            "text": record["text"],
-            "title": record.get("title"),
-            "claims": (record.get(job.claims_field) or []) if stance else [],
-            "summary_sentences": job.summary_sentences if k is None else k,
-            "summary_max_words": job.summary_max_words if words is None else words,
-        }
-        problem = _unicode_problem(record, (job.id_field, "text", "title", job.claims_field))
-        if problem is None:
-            try:
-                article = Article.model_validate(fields)
-            except ValidationError as exc:
-                problem = _first_problem(exc, names)
-        if problem:
+        article, own_id, problem = to_article(job, record)
+        if article is None:
             _reject(tally, line, own_id, problem)
             tally.tick()
             continue
-        key = id_key(article_id)
+        key = id_key(article.id)
         state = index.claim(key)
         if state == DUPLICATE:
             _reject(tally, line, own_id, f"duplicate id {_shown(key)} (an earlier record has it)")
@@ -468,15 +443,10 @@ def _model_refs(job: Job, config: ScoringConfig) -> dict:
         raise BatchError(str(exc)) from None
 
 
-def _result_parts(job: Job, analyzer: Analyzer | None, models: dict | None):
+def _result_parts(job: Job, settings: dict) -> pa.Schema:
     """The fixed Parquet types of the results (:func:`result_schema`), from the labels of each
-    task's head and of the stance model's headline head, if it has one."""
-    if job.engine == "ray":
-        from akhbar.models.bundle import read_settings
-
-        settings = {t: read_settings(ref.path) for t, ref in models.items()}
-    else:
-        settings = {t: p.bundle.settings for t, p in analyzer.predictors.items()}
+    task's head and of the stance model's headline head, if it has one (``settings``: each
+    task's bundle settings)."""
     heads = {"topic": ("topic",), "stance": tuple(STANCE_HEADS), "summary": ()}
     labels = {
         head: tuple(s.tasks[head].labels)
@@ -520,7 +490,9 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
         config = ScoringConfig.from_env()
     except ValueError as exc:
         raise BatchError(f"invalid setting: {exc}") from None
-    output = results_output(job.output, job.resume)
+    if job.engine == "ray":
+        return _score_on_ray(job, config, started)
+    output = results_output(job.output_path, job.resume)
     report = Report(rejects=job.rejects_file)
     try:
         if output.finished():
@@ -543,17 +515,10 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
     except (DataError, ValueError) as exc:
         raise BatchError(f"cannot read the input: {exc}") from None
 
-    models = None  # the ray engine's model references; the local engine loads an Analyzer
-    if job.engine == "ray":
-        from akhbar.serving.batch.ray_engine import check_ray
-
-        check_ray()
-        models = _model_refs(job, config)
-    else:
-        runtime = config.runtime()
-        runtime.apply()
-        if analyzer is None:
-            analyzer = load_analyzer(job, config, runtime)
+    runtime = config.runtime()
+    runtime.apply()
+    if analyzer is None:
+        analyzer = load_analyzer(job, config, runtime)
 
     index: IdIndex | None = None
     try:
@@ -573,15 +538,14 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
     write = _writer(output, tally)
     limits = use(config)  # the Article rules check records against this job's limits
     try:
-        if job.engine == "ray":
-            from akhbar.serving.batch.ray_engine import score_with_ray
-
-            score_with_ray(job, config, models, articles, write)
-        else:
-            for chunk in chunks(articles, job.batch_size):
-                outcomes = score_chunk(analyzer, [a for _, a in chunk], job.tasks)
-                write([(line, a.id, o) for (line, a), o in zip(chunk, outcomes, strict=True)])
-        output.finish(lambda: _result_parts(job, analyzer, models))
+        for chunk in chunks(articles, job.batch_size):
+            outcomes = score_chunk(analyzer, [a for _, a in chunk], job.tasks)
+            write([(line, a.id, o) for (line, a), o in zip(chunk, outcomes, strict=True)])
+        output.finish(
+            lambda: _result_parts(
+                job, {t: p.bundle.settings for t, p in analyzer.predictors.items()}
+            )
+        )
     except DataError as exc:
         raise BatchError(
             f"cannot read the input: {exc}; the results so far are kept, rerun with "
@@ -611,11 +575,33 @@ def score_file(job: Job, analyzer: Analyzer | None = None) -> Report:
     return report
 
 
+def _score_on_ray(job: Job, config: ScoringConfig, started: float) -> Report:
+    """The Ray engine's run (:mod:`akhbar.serving.batch.ray_engine`), as a :class:`Report`."""
+    from akhbar.models.bundle import read_settings
+    from akhbar.serving.batch.ray_engine import check_ray, score_with_ray
+
+    check_ray()
+    models = _model_refs(job, config)
+    parts = None
+    if job.parquet_shards:
+        parts = _result_parts(job, {t: read_settings(ref.path) for t, ref in models.items()})
+    run = score_with_ray(job, config, models, parts)
+    return Report(
+        read=run.scored + run.rejected,
+        scored=run.scored,
+        rejected=run.rejected,
+        skipped=run.skipped,
+        elapsed=time.monotonic() - started,
+        rejects=Path(job.output_uri.rstrip("/")) / "_rejects",
+        already_complete=run.complete_before,
+    )
+
+
 def _index_path(job: Job) -> Path:
     """The id index: beside the output file, or in the temp folder for standard output."""
     if job.to_stdout:
         return Path(tempfile.gettempdir()) / f"akhbar-score-{os.getpid()}{INDEX_SUFFIX}"
-    return job.output.with_name(job.output.name + INDEX_SUFFIX)
+    return job.output_path.with_name(job.output_path.name + INDEX_SUFFIX)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -632,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     if report.already_complete:
         print(
             f"akhbar score: {job.output} is already complete; nothing to resume "
-            "(a Parquet output is written once, when its job ends)",
+            "(a Parquet output, and a Ray job's folder, is complete once its job ends)",
             file=sys.stderr,
         )
         return 0

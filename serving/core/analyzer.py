@@ -181,6 +181,7 @@ class Analyzer:
                         load_bundle(key),
                         batch_size=runtime.model_batch_size,
                         precision=runtime.precision,
+                        device=runtime.device,
                     )
                 if task not in loaded[key].bundle.settings.tasks:
                     have = ", ".join(loaded[key].bundle.tasks)

@@ -152,18 +152,24 @@ class ScoringConfig:
         a bad value raises ValueError naming it."""
         return cls(**env_values(cls, os.environ if environ is None else environ))
 
-    def runtime(self, cores: int | None = None) -> Runtime:
+    def runtime(self, cores: int | None = None, device: str = "cpu") -> Runtime:
         """This configuration as a process on this machine runs it.
 
         ``cores``: the cores this process may use (default: every usable core); with
-        ``torch_threads`` 0 it gets one torch thread per core.
+        ``torch_threads`` 0 it gets one torch thread per core. ``device``: where the encoders
+        run (``cuda`` for a Ray actor given a GPU); on a GPU, ``auto`` precision is bf16 where
+        the GPU has it, and the CPU-only int8 precisions fall back to fp32.
         """
         cores = USABLE_CPUS if cores is None else cores
+        precision = resolve_precision(self.precision)
+        if device != "cpu":
+            precision = _gpu_precision(self.precision, precision)
         return Runtime(
             summary_sentences=self.summary_sentences,
             model_batch_size=self.model_batch_size,
-            precision=resolve_precision(self.precision),
+            precision=precision,
             torch_threads=self.torch_threads or max(1, cores),
+            device=device,
         )
 
     def resolve_models(self, tasks: Iterable[str] = TASKS) -> dict[str, ModelRef]:
@@ -174,6 +180,16 @@ class ScoringConfig:
 
         tasks = tuple(tasks)
         return resolve_models(tasks, {t: getattr(self, f"{t}_model") for t in tasks})
+
+
+def _gpu_precision(asked: str, resolved: str) -> str:
+    """The precision on a GPU: bf16 for ``auto`` where the GPU has it; fp32 for what runs on
+    CPUs only (int8, onnx-int8)."""
+    import torch
+
+    if asked == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "fp32" if resolved in ("int8", "onnx-int8") else resolved
 
 
 @dataclass(frozen=True)
@@ -187,12 +203,14 @@ class Runtime:
     precision: what the encoders compute in, ``fp32``, ``bf16``, ``int8`` or ``onnx-int8``
         (``auto`` resolved for this CPU).
     torch_threads: torch's intra-op threads in this process.
+    device: where the encoders run, ``cpu`` or ``cuda``.
     """
 
     summary_sentences: int
     model_batch_size: int
     precision: str
     torch_threads: int
+    device: str = "cpu"
 
     def apply(self) -> None:
         """Give torch this process's threads; call it before the models first run."""

@@ -1,5 +1,5 @@
 """``akhbar score`` (serving/batch/): results equal the service's, rejects, formats, exit
-statuses, crash safety under a real SIGKILL, flat memory, and the Ray engine.
+statuses, crash safety under a real SIGKILL and flat memory (the Ray engine: test_batch_ray.py).
 
 Every test runs on the tiny random-weight bundle of tests/conftest.py, or, for memory, on a
 trivially cheap stand-in for the Analyzer.
@@ -21,14 +21,12 @@ from pathlib import Path
 
 import pytest
 from conftest import ARABIC_SENTENCES, wait_for, write_jsonl
-from serving_support import STORY, point_at
+from serving_support import STORY
 
-from akhbar.models.tasks import TASKS
 from akhbar.serving.batch import score as batch
 from akhbar.serving.batch.outputs import repair_tail
 from akhbar.serving.batch.score import Job, parse_args, score_file
 from akhbar.serving.core.analyzer import Analyzer
-from akhbar.serving.core.config import ScoringConfig
 
 SENTENCES = ARABIC_SENTENCES + STORY
 
@@ -96,24 +94,6 @@ def assert_same_results(got: list[dict], expected: list[dict], tol: float = 1e-6
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
         same(g, e, str(e.get("id")))
-
-
-@pytest.fixture(scope="module")
-def analyzer(tiny_bundle):
-    return Analyzer.from_bundles({t: tiny_bundle for t in TASKS})
-
-
-@pytest.fixture()
-def env(monkeypatch, tiny_bundle, tmp_path):
-    """Models on the tiny bundle (as the service resolves them), the test's limits."""
-    point_at(
-        monkeypatch,
-        tiny_bundle,
-        tmp_path / "home",
-        AKHBAR_MAX_TEXT_CHARS="600",
-        AKHBAR_MAX_CLAIMS="4",
-    )
-    return tmp_path
 
 
 def service_results(
@@ -436,16 +416,6 @@ def test_output_dash_writes_json_lines_to_standard_output_and_the_rest_elsewhere
     assert not list(env.glob("-*"))  # no file named after "-", no id index left behind
 
 
-@pytest.fixture()
-def torch_threads():
-    """Put torch's thread count back after a test that lets akhbar set it."""
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 def test_the_batch_scorer_applies_the_services_scoring_configuration(
     env, monkeypatch, torch_threads
 ):
@@ -464,22 +434,6 @@ def test_the_batch_scorer_applies_the_services_scoring_configuration(
     assert torch.get_num_threads() == 1
     got = {r["id"]: len(r["summary"]["sentences"]) for r in read_jsonl(env / "out.jsonl")}
     assert got == {"default": 3, "own": 1}
-
-
-def test_a_ray_actor_applies_the_drivers_configuration(tiny_bundle, torch_threads):
-    """Called directly, as Ray would on a node: the driver's torch threads and k, not the node's."""
-    import torch
-
-    from akhbar.serving.batch.ray_engine import ACTOR_CPUS, RayScorer
-
-    bundles, versions = {t: str(tiny_bundle) for t in TASKS}, {t: "v1" for t in TASKS}
-    torch.set_num_threads(2)
-    scorer = RayScorer(
-        bundles, versions, TASKS, ScoringConfig(torch_threads=3, summary_sentences=4)
-    )
-    assert torch.get_num_threads() == 3 and scorer.analyzer.summary_sentences == 4
-    RayScorer(bundles, versions, TASKS, ScoringConfig())
-    assert torch.get_num_threads() == ACTOR_CPUS  # 0: the CPU Ray reserves for the actor
 
 
 class Interrupting:
@@ -664,65 +618,4 @@ def test_memory_stays_flat_however_large_the_input(tmp_path):
     large = _peak_bytes(tmp_path, 24_000)
     assert large < small * 1.25 + (1 << 20), (
         f"peak {small / 2**20:.1f} MiB for 6,000, {large / 2**20:.1f} MiB for 24,000"
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# Ray engine
-
-
-def test_ray_scorer_called_directly_with_a_shipped_bundle(
-    tiny_bundle, analyzer, tmp_path, monkeypatch
-):
-    """The actor class without Ray: a bundle path this node lacks is unpacked from its payload."""
-    import tempfile
-
-    pa = pytest.importorskip("pyarrow")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the node's temp folder
-    from akhbar.serving.batch.ray_engine import RayScorer, pack_bundle, unpack_bundle
-
-    packed = pack_bundle(tiny_bundle)
-    scorer = RayScorer(
-        {t: "/elsewhere/bundle" for t in TASKS},
-        {t: "v1" for t in TASKS},
-        TASKS,
-        ScoringConfig(),
-        shipped={"/elsewhere/bundle": packed},
-    )
-    assert unpack_bundle(packed) == unpack_bundle(packed) == tmp_path / "akhbar-models" / packed[0]
-    articles = [{**r, "summary_sentences": 2} for r in GOOD[:6]]
-    table = pa.table(
-        {
-            "line": [1, 2, 3, 4, 5, 6],
-            "article": [json.dumps(a, ensure_ascii=False) for a in articles],
-        }
-    )
-    out = scorer(table)
-    got = [json.loads(s) for s in out.column("outcome").to_pylist()]
-    expected = service_results(analyzer, GOOD[:6], 6)
-    for e in expected:
-        e["model_versions"] = {t: "v1" for t in TASKS}
-    assert_same_results(got, expected, tol=0)
-
-
-@pytest.mark.slow
-def test_ray_engine_gives_the_local_engines_results(env, analyzer, monkeypatch):
-    pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'akhbar[ray]'")
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    source = write_input(env / "in.jsonl", good=GOOD[:64], bad=BAD_LINES[:3], every=20)
-    local = score_file(Job(str(source), env / "local.jsonl", batch_size=8, progress=False))
-    remote = score_file(
-        Job(
-            str(source),
-            env / "ray.jsonl",
-            batch_size=8,
-            engine="ray",
-            concurrency=2,
-            progress=False,
-        )
-    )
-    assert (remote.scored, remote.rejected) == (local.scored, local.rejected) == (64, 3)
-    assert_same_results(read_jsonl(env / "ray.jsonl"), read_jsonl(env / "local.jsonl"))
-    assert read_jsonl(env / "ray.jsonl.rejects.jsonl") == read_jsonl(
-        env / "local.jsonl.rejects.jsonl"
     )

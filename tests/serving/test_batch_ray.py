@@ -1,0 +1,317 @@
+"""``akhbar score --engine ray`` (serving/batch/ray_engine.py, ray_io.py): the pipeline's parts
+called directly, then real Ray jobs: the local engine's results from a folder of shards, exactly
+once after a SIGKILL, a multi-node cluster with a node lost mid-job, and object storage on an
+S3-compatible server.
+
+Every job scores with the tiny random-weight bundle of tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import wait_for, write_jsonl
+from hypothesis import given
+from hypothesis import strategies as st
+from test_batch import (
+    BAD_LINES,
+    GOOD,
+    article,
+    assert_same_results,
+    read_jsonl,
+    service_results,
+    write_input,
+)
+
+from akhbar.models.reader import DataError, record_schema
+from akhbar.models.tasks import TASKS
+from akhbar.serving.batch import ray_io
+from akhbar.serving.batch.job import Job
+from akhbar.serving.batch.ray_engine import RayScorer, Shipped, pack_bundle, unpack_bundle
+from akhbar.serving.batch.score import score_file
+from akhbar.serving.core.config import ScoringConfig
+
+AKHBAR = Path(sys.executable).parent / "akhbar"
+JOB_TIMEOUT_S = 300
+
+
+def ray_results(folder: Path) -> list[dict]:
+    """Every result in a Ray output folder, ordered by id."""
+    rows = [r for part in sorted(folder.glob("part-*.jsonl")) for r in read_jsonl(part)]
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def ray_rejects(folder: Path) -> list[dict]:
+    rows = [r for part in sorted((folder / "_rejects").glob("*.jsonl")) for r in read_jsonl(part)]
+    return sorted(rows, key=lambda r: (r["source"], r["line"]))
+
+
+def local_run(source: Path, out: Path, **job) -> tuple[list[dict], list[dict]]:
+    """The local engine's results (by id) and rejects for one file."""
+    score_file(Job(str(source), out, progress=False, **job))
+    results = sorted(read_jsonl(out), key=lambda r: r["id"])
+    rejects_file = out.with_name(out.name + ".rejects.jsonl")
+    return results, read_jsonl(rejects_file) if rejects_file.exists() else []
+
+
+def scored_table(records: list[dict], source: str = "in.jsonl") -> pa.Table:
+    """What the source hands the scorer for records that passed the reader's checks."""
+    schema = record_schema("score", claims_field="claims")
+    return pa.table(
+        {
+            "source": [source] * len(records),
+            "line": list(range(1, len(records) + 1)),
+            "record": [pickle.dumps(schema.check(i, r)) for i, r in enumerate(records, 1)],
+            "reject": pa.array([None] * len(records), pa.string()),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The parts, without Ray
+
+
+@given(st.sets(st.integers(1, 300)))
+def test_line_ranges_hold_exactly_the_lines_they_were_made_of(lines):
+    ranges = ray_io.to_ranges(lines)
+    starts = [first for first, _ in ranges]
+    assert all(a[1] + 1 < b[0] for a, b in zip(ranges, ranges[1:]))  # disjoint, not touching
+    assert {n for n in range(0, 302) if ray_io.in_ranges(n, ranges, starts)} == lines
+    half = ray_io.to_ranges(n for n in lines if n % 2)
+    assert ray_io.merge_ranges(half + ray_io.to_ranges(n for n in lines if not n % 2)) == ranges
+
+
+def test_input_files_takes_a_file_a_folder_of_shards_or_a_glob(tmp_path):
+    for name in ("a.jsonl", "b/c.jsonl.gz", "b/d.parquet", "b/notes.txt", "_tmp/e.jsonl", ".f.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+
+    def found(uri: str) -> list[str]:
+        return [Path(p).relative_to(tmp_path).as_posix() for p in ray_io.input_files(uri)[1]]
+
+    assert found(str(tmp_path / "a.jsonl")) == ["a.jsonl"]
+    assert found(str(tmp_path)) == ["a.jsonl", "b/c.jsonl.gz", "b/d.parquet"]
+    assert found(f"file://{tmp_path}/b/*.parquet") == ["b/d.parquet"]
+    with pytest.raises(DataError, match="does not exist"):
+        ray_io.input_files(str(tmp_path / "missing"))
+    with pytest.raises(DataError, match="holds no file of articles"):
+        ray_io.input_files(str(tmp_path / "_tmp" / "*.csv"))
+
+
+def test_ray_scorer_called_directly_with_a_shipped_bundle(
+    tiny_bundle, analyzer, tmp_path, monkeypatch
+):
+    """The actor class without Ray: a bundle path this node lacks is unpacked from its payload,
+    and a record the Article rules refuse becomes a reject naming its file and line."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the node's temp folder
+    packed = pack_bundle(tiny_bundle)
+    job = Job("in.jsonl", "out", keep_fields=("url",), summary_sentences=2, engine="ray")
+    scorer = RayScorer(
+        {t: "/elsewhere/bundle" for t in TASKS},
+        {t: "v1" for t in TASKS},
+        job,
+        ScoringConfig(max_claims=4),
+        shipped={"/elsewhere/bundle": Shipped(packed[0], packed)},
+    )
+    assert unpack_bundle(packed) == tmp_path / "akhbar-models" / packed[0]
+    records = [{**r, "url": f"u{i}"} for i, r in enumerate(GOOD[:5])]
+    records.append({"id": "many-claims", "text": GOOD[0]["text"], "claims": ["أ"] * 5})
+    out = scorer(scored_table(records)).to_pylist()
+
+    expected = service_results(analyzer, GOOD[:5], 6)
+    for i, e in enumerate(expected):
+        e["model_versions"] = {t: "v1" for t in TASKS}
+        e["url"] = f"u{i}"
+    assert_same_results([json.loads(r["result"]) for r in out[:5]], expected, tol=0)
+    assert out[5]["result"] is None
+    assert json.loads(out[5]["reject"]) == {
+        "source": "in.jsonl",
+        "line": 6,
+        "id": "many-claims",
+        "reason": json.loads(out[5]["reject"])["reason"],
+    }
+    assert "the limit is 4 per article" in json.loads(out[5]["reject"])["reason"]
+
+
+def test_a_ray_actor_applies_the_drivers_configuration(tiny_bundle, torch_threads):
+    """Called directly, as Ray would on a node: the driver's torch threads and k, not the node's;
+    with AKHBAR_TORCH_THREADS 0, one thread per CPU Ray reserves for the actor."""
+    import torch
+
+    bundles, versions = {t: str(tiny_bundle) for t in TASKS}, {t: "v1" for t in TASKS}
+    job = Job("in.jsonl", "out", engine="ray", actor_cpus=2)
+    torch.set_num_threads(1)
+    scorer = RayScorer(bundles, versions, job, ScoringConfig(torch_threads=3, summary_sentences=4))
+    assert torch.get_num_threads() == 3 and scorer.analyzer.summary_sentences == 4
+    RayScorer(bundles, versions, job, ScoringConfig())
+    assert torch.get_num_threads() == 2
+
+
+def _scored_rows(lines: range, source: str = "/data/in.jsonl") -> pa.Table:
+    return pa.table(
+        {
+            "source": [source] * len(lines),
+            "line": list(lines),
+            "result": [json.dumps({"id": f"r{n}", "warnings": []}) for n in lines],
+            "reject": pa.array([None] * len(lines), pa.string()),
+            "node": ["n1"] * len(lines),
+            "gpus": pa.array([None] * len(lines), pa.string()),
+        }
+    )
+
+
+def test_a_shard_is_committed_once_and_recover_finishes_a_publish_cut_short(tmp_path, monkeypatch):
+    """The sink's three steps, with a kill between the commit and the move into place."""
+    out = tmp_path / "out"
+    sink = ray_io.ResultsSink(str(out), parquet=False)
+    first = sink.write([_scored_rows(range(1, 11))], None)
+    assert (first.results, first.rejects) == (10, 0)
+    again = sink.write([_scored_rows(range(1, 11))], None)  # a write task Ray retried
+    assert again.results == 10 and len(list(out.glob("part-*.jsonl"))) == 1
+
+    def killed(*args):
+        raise SystemExit("killed between the commit and the move")
+
+    monkeypatch.setattr(ray_io, "_publish", killed)
+    with pytest.raises(SystemExit):
+        sink.write([_scored_rows(range(11, 16))], None)
+    (out / "_staging" / "part-never-committed.jsonl").write_text('{"id": "ghost"}\n')
+    monkeypatch.undo()
+    assert len(list(out.glob("part-*.jsonl"))) == 1  # the second shard is still staged
+
+    with pytest.raises(ray_io.OutputFolderError, match="pass --resume"):
+        ray_io.recover(str(out), resume=False)
+    done = ray_io.recover(str(out), resume=True)
+    assert done.rows == {"/data/in.jsonl": [(1, 15)]} and done.results == 15
+    assert [r["id"] for r in ray_results(out)] == sorted(f"r{n}" for n in range(1, 16))
+    assert not list((out / "_staging").iterdir())  # the uncommitted file is gone
+
+
+def test_ray_job_arguments_are_checked_before_anything_runs():
+    with pytest.raises(ValueError, match="--actor-gpus needs --engine ray"):
+        Job("in.jsonl", "out.jsonl", actor_gpus=1)
+    with pytest.raises(ValueError, match="MIN <= MAX"):
+        Job("in.jsonl", "out", engine="ray", concurrency=(4, 2))
+    with pytest.raises(ValueError, match="OUTPUT/_rejects"):
+        Job("in.jsonl", "out", engine="ray", rejects=Path("r.jsonl"))
+    assert Job("in", "s3://bucket/out.parquet/", engine="ray").parquet_shards
+    assert Job("in", "out", engine="ray", concurrency=(1, 4)).actors == (1, 4)
+
+
+# ---------------------------------------------------------------------------------------
+# Real Ray jobs
+
+
+@pytest.fixture()
+def ray_env(env, monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    return env
+
+
+def shards(folder: Path) -> Path:
+    """A folder of input shards: JSON Lines with bad lines, gzipped JSON Lines, Parquet."""
+    folder.mkdir()
+    write_input(folder / "a.jsonl", good=GOOD[:30], bad=BAD_LINES[:3], every=10)
+    import gzip
+
+    with gzip.open(folder / "b.jsonl.gz", "wt", encoding="utf-8") as f:
+        for record in GOOD[30:50]:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    rows = [{**r, "claims": r.get("claims", [])} for r in GOOD[50:60]]
+    pq.write_table(pa.Table.from_pylist(rows), folder / "c.parquet")
+    return folder
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_local_engines_results_from_a_folder_of_shards(ray_env):
+    source = shards(ray_env / "in")
+    expected, expected_rejects = [], []
+    for name in ("a.jsonl", "b.jsonl.gz", "c.parquet"):
+        results, rejects = local_run(
+            source / name, ray_env / f"local-{name}.jsonl", batch_size=8, keep_fields=("title",)
+        )
+        expected += results
+        expected_rejects += [{"source": str(source / name), **r} for r in rejects]
+    report = score_file(
+        Job(
+            str(source),
+            ray_env / "out",
+            batch_size=8,
+            engine="ray",
+            concurrency=(1, 2),
+            keep_fields=("title",),
+            progress=False,
+        )
+    )
+    assert (report.scored, report.rejected) == (60, 3)
+    assert_same_results(ray_results(ray_env / "out"), sorted(expected, key=lambda r: r["id"]))
+    assert ray_rejects(ray_env / "out") == sorted(
+        expected_rejects, key=lambda r: (r["source"], r["line"])
+    )
+    summary = json.loads((ray_env / "out" / "_SUCCESS").read_text())
+    assert (summary["results"], summary["rejects"]) == (60, 3)
+
+
+def score_command(source: Path | str, output: Path | str, *extra: str) -> list[str]:
+    return [str(AKHBAR), "score", "--engine", "ray", "--input", str(source), "--output",
+            str(output), "--batch-size", "4", *extra]  # fmt: skip
+
+
+def manifests(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "_manifest").glob("*.json"))]
+
+
+@pytest.mark.slow
+def test_a_job_killed_mid_way_resumes_to_every_record_exactly_once(ray_env, analyzer):
+    """SIGKILL to the whole job (driver, Ray and its workers, as a lost machine), then
+    --resume: every good record is in the output once, and what was committed is not redone."""
+    records = [article(i) for i in range(800)]
+    write_jsonl(ray_env / "in.jsonl", records)
+    out = ray_env / "out"
+    job = subprocess.Popen(
+        score_command(ray_env / "in.jsonl", out, "--concurrency", "2", "--shard-rows", "40"),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: len(manifests(out)) >= 1, job, timeout=JOB_TIMEOUT_S)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    committed = sum(m["results"] for m in manifests(out))
+    assert 0 < committed < len(records)
+
+    resumed = subprocess.run(
+        score_command(
+            ray_env / "in.jsonl", out, "--concurrency", "2", "--shard-rows", "40", "--resume"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"{committed} already in the output" in resumed.stderr
+    got = ray_results(out)
+    assert [r["id"] for r in got] == sorted(r["id"] for r in records)  # each exactly once
+    by_id = {r["id"]: r for r in got}
+    sample = records[:: len(records) // 20]
+    expected = service_results(analyzer, sample, 4)
+    for result in expected:
+        result.pop("model_versions")
+    assert_same_results(
+        [{k: v for k, v in by_id[r["id"]].items() if k != "model_versions"} for r in sample],
+        expected,
+        tol=1e-5,
+    )
