@@ -19,13 +19,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import ARABIC_SENTENCES, wait_for
-from serving_support import STORY, live_server, point_at, server_env
+from serving_support import AKHBAR, START_TIMEOUT_S, STORY, live_server, point_at, server_env
 
 from akhbar.models.tasks import TASKS
 from akhbar.serving.batch import outputs as batch_io
@@ -286,8 +288,6 @@ def _broken_copies(bundle: Path, tmp: Path) -> dict[str, Path]:
 
 
 def test_a_missing_truncated_or_mislabelled_model_stops_start_up_in_one_line(tiny_bundle, tmp_path):
-    from serving_support import AKHBAR
-
     started, procs, outputs = time.monotonic(), {}, {}
     for case, path in _broken_copies(tiny_bundle, tmp_path).items():
         env = server_env(tiny_bundle, tmp_path / case, AKHBAR_TOPIC_MODEL=str(path))
@@ -366,19 +366,85 @@ def test_a_worker_that_keeps_dying_stops_the_server_with_one_sentence_naming_the
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
-def test_plain_bentoml_serve_logs_its_real_address_and_cuts_off_at_the_grace(tiny_bundle, tmp_path):
-    """What a container runs (issue 20, row 10): no ``--timeout-graceful-shutdown`` flag, yet
-    a request still running after AKHBAR_SHUTDOWN_GRACE gets a JSON 503 and the server ends."""
-    from tools.localserver import local_server
+@contextmanager
+def plain_bentoml_serve(env: dict[str, str], log: Path, port: int) -> Iterator[subprocess.Popen]:
+    """``bentoml serve akhbar.serving.http.service:Akhbar --port PORT`` as a container runs it:
+    no ``--host`` (tools.localserver always passes one), so BentoML's default bind applies.
+    Yields once /readyz answers 200 on 127.0.0.1; stops the server's process group after."""
+    from tools.localserver import stop
 
-    grace = 2
+    command = [sys.executable, "-m", "bentoml", "serve", "akhbar.serving.http.service:Akhbar"]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            text = log.read_text(encoding="utf-8", errors="replace")
+            assert process.poll() is None, f"the server exited: {text[-3000:]}"
+            assert time.monotonic() < deadline, f"not ready in time: {text[-3000:]}"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        yield process
+    finally:
+        stop(process, 30)
+
+
+def _listening(root: int, port: int) -> set[str]:
+    """The addresses that process ``root`` and its children listen on at TCP ``port``."""
+    import psutil
+
+    found = set()
+    for p in [psutil.Process(root), *psutil.Process(root).children(recursive=True)]:
+        try:
+            found |= {
+                c.laddr.ip
+                for c in p.net_connections(kind="tcp")
+                if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+            }
+        except psutil.Error:
+            pass
+    return found
+
+
+def _other_address() -> str | None:
+    """An IPv4 address of this machine that is not a loopback one, if it has one."""
+    import psutil
+
+    for addresses in psutil.net_if_addrs().values():
+        for a in addresses:
+            if a.family == socket.AF_INET and not a.address.startswith("127."):
+                return a.address
+    return None
+
+
+def test_plain_bentoml_serve_logs_its_real_address_and_cuts_off_at_the_grace(tiny_bundle, tmp_path):
+    """What a container runs (issue 20, row 10): plain ``bentoml serve`` without ``--host``
+    binds 0.0.0.0 while BentoML's own line says localhost; the service's line names the
+    address it really binds, and warns that it has no token. And with no
+    ``--timeout-graceful-shutdown`` flag, a request still running after
+    AKHBAR_SHUTDOWN_GRACE gets a JSON 503 and the server ends."""
+    grace, port, log = 2, free_port(), tmp_path / "server.log"
     env = server_env(
         tiny_bundle, tmp_path, AKHBAR_SHUTDOWN_GRACE=str(grace), AKHBAR_BODY_TIMEOUT="120"
     )
-    command = [sys.executable, "-m", "bentoml", "serve", "akhbar.serving.http.service:Akhbar"]
-    with local_server(env, tmp_path / "server.log", command=command) as server:
-        port = int(server.url.rsplit(":", 1)[1])
-        assert f"akhbar: listening on http://127.0.0.1:{port}" in server.log_tail(20000)
+    with plain_bentoml_serve(env, log, port) as process:
+        text = log.read_text(encoding="utf-8", errors="replace")
+        assert _listening(process.pid, port) == {"0.0.0.0"}  # what it really binds
+        assert f"akhbar: listening on http://0.0.0.0:{port} (every interface, and no " in text
+        assert "AKHBAR_API_TOKEN: anyone who can reach it can use it" in text
+        assert "akhbar: listening on http://127.0.0.1" not in text
+        if other := _other_address():  # reachable beyond loopback, as the line says
+            assert httpx.get(f"http://{other}:{port}/livez", timeout=10).status_code == 200
         stalled = socket.create_connection(("127.0.0.1", port))
         stalled.sendall(
             b"POST /analyze HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
@@ -386,17 +452,132 @@ def test_plain_bentoml_serve_logs_its_real_address_and_cuts_off_at_the_grace(tin
         )  # a body that stops arriving: the request is in flight until the grace ends
         time.sleep(1)
         started = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
         stalled.settimeout(grace + 30)
         answer = b""
         while chunk := stalled.recv(65536):
             answer += chunk
         answered = time.monotonic() - started
-        server.process.wait(timeout=grace + 60)
+        process.wait(timeout=grace + 60)
         exited = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 503"), answer[:300]
     assert b"retry-after: " in answer and b"AKHBAR_SHUTDOWN_GRACE" in answer
     assert answered < grace + 10 and exited < grace + 30, (answered, exited)
+
+
+@contextmanager
+def small_filesystem(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``mount -o size=``) mounted at ``path``, unmounted afterwards. Fails,
+    naming what is missing, where it cannot be mounted: mounting needs root (CAP_SYS_ADMIN)."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except FileNotFoundError:
+        pytest.fail("this test mounts a small tmpfs to fill it, and there is no mount command")
+    if mounted.returncode != 0:
+        pytest.fail(
+            f"this test mounts a small tmpfs to fill it and could not ({mounted.stderr.strip()}): "
+            "it needs root (CAP_SYS_ADMIN), as on the CI machine"
+        )
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], check=True)  # busy: detach it now
+
+
+def fill(path: Path) -> None:
+    """Write a file in ``path`` until its file system says ENOSPC."""
+    fd = os.open(path / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for block in (1 << 20, 4096, 1):
+            with pytest.raises(OSError) as full:
+                while True:
+                    os.write(fd, b"\0" * block)
+            assert full.value.errno == errno.ENOSPC, full.value
+    finally:
+        os.close(fd)
+    assert os.statvfs(path).f_bavail == 0
+
+
+def test_akhbar_serve_with_its_model_store_on_a_full_disk_exits_in_one_sentence(
+    tiny_bundle, tmp_path
+):
+    """Issue 20, row 6, end to end: BENTOML_HOME on a real full file system (a 2 MiB tmpfs
+    written to ENOSPC), not a faked free-space figure. ``akhbar serve`` exits 1 before it
+    starts a server, with one sentence naming the disk, and nothing holds the port."""
+    env = server_env(tiny_bundle, tmp_path)
+    home = Path(env["BENTOML_HOME"])
+    port = free_port()
+    with small_filesystem(home, "2m"):
+        fill(home)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [str(AKHBAR), "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            output, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # a server it started too, before unmounting
+            proc.wait()
+            raise AssertionError("akhbar serve still running after 120 s") from None
+        took = time.monotonic() - started
+    assert proc.returncode == 1, output[-3000:]
+    mine = [line for line in output.splitlines() if line.startswith("akhbar serve:")]
+    assert len(mine) == 1, output[-3000:]
+    assert f"the disk of the model store {home} has 0 MiB free" in mine[0], mine
+    assert "set BENTOML_HOME to another disk" in mine[0], mine
+    assert "Traceback" not in output, output[-3000:]
+    with pytest.raises(OSError):  # no server was left behind on the port
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    print(f"refused in {took:.1f} s")
+
+
+def test_a_model_store_disk_that_fills_while_serving_stops_akhbar_serve_in_one_sentence(
+    tiny_bundle, tmp_path
+):
+    """Issue 20, row 6, as it happened: the disk of BENTOML_HOME fills after start (a tmpfs
+    just over the start-up minimum, written to ENOSPC while the server runs). BentoML's
+    metrics are memory-mapped sparse files there; a GET to an unknown path adds a metric
+    and the worker dies of SIGBUS, and so does each restarted one. ``akhbar serve`` stops
+    after the third death, exits 1 with one sentence naming SIGBUS and BENTOML_HOME, and
+    nothing holds the port."""
+    from akhbar.serving.http.supervision import DEATHS, MIN_FREE_BYTES
+
+    home = tmp_path / "bentoml"  # live_server's BENTOML_HOME
+    size = f"{MIN_FREE_BYTES // (1024 * 1024) + 8}m"
+    with small_filesystem(home, size), live_server(tiny_bundle, tmp_path) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        fill(home)
+        filled, outcomes = time.monotonic(), []
+        while server.process.poll() is None:
+            assert time.monotonic() - filled < 180, f"still running: {outcomes}"
+            try:
+                answer = httpx.get(f"{server.url}/no-such-path-{len(outcomes)}", timeout=2)
+                outcomes.append(answer.status_code)
+            except httpx.HTTPError as exc:  # the worker died under it, or is restarting
+                outcomes.append(type(exc).__name__)
+            time.sleep(0.5)
+        stopped = time.monotonic() - filled
+        assert server.process.returncode == 1, server.log_tail()
+        log = server.log.read_text(encoding="utf-8", errors="replace")
+    mine = [line for line in log.splitlines() if line.startswith("akhbar serve:")]
+    assert len(mine) == 1, log[-3000:]
+    assert f"died {DEATHS} times" in mine[0] and "Bus error: SIGBUS" in mine[0], mine
+    assert "the model store (BENTOML_HOME)" in mine[0], mine
+    with pytest.raises(OSError):  # nothing is left holding the port
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    print(f"stopped {stopped:.0f} s after the disk filled; answers meanwhile: {outcomes}")
 
 
 def test_a_model_store_on_a_full_disk_is_refused_before_start(tmp_path, monkeypatch):
