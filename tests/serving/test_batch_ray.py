@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -264,8 +265,19 @@ def test_ray_engine_gives_the_local_engines_results_from_a_folder_of_shards(ray_
 
 
 def score_command(source: Path | str, output: Path | str, *extra: str) -> list[str]:
-    return [str(AKHBAR), "score", "--engine", "ray", "--input", str(source), "--output",
-            str(output), "--batch-size", "4", *extra]  # fmt: skip
+    return [
+        str(AKHBAR),
+        "score",
+        "--engine",
+        "ray",
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--batch-size",
+        "4",
+        *extra,
+    ]
 
 
 def manifests(out: Path) -> list[dict]:
@@ -315,3 +327,156 @@ def test_a_job_killed_mid_way_resumes_to_every_record_exactly_once(ray_env, anal
         expected,
         tol=1e-5,
     )
+
+
+@pytest.fixture()
+def cluster(ray_env):
+    """A Ray cluster of three nodes on this machine: a head that runs nothing (no CPUs), and two
+    workers, one of them declaring a GPU, each with a small object store."""
+    from ray.cluster_utils import Cluster
+
+    store = 100 * 2**20
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "object_store_memory": store, "include_dashboard": False},
+    )
+    try:
+        gpu_node = cluster.add_node(num_cpus=2, num_gpus=1, object_store_memory=store)
+        cpu_node = cluster.add_node(num_cpus=2, object_store_memory=store)
+        cluster.wait_for_nodes()
+        yield cluster, gpu_node, cpu_node
+    finally:
+        cluster.shutdown()
+
+
+def without_versions(results: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "model_versions"} for r in results]
+
+
+@pytest.mark.slow
+def test_a_multi_node_cluster_scores_on_its_workers_and_survives_losing_one(cluster, ray_env):
+    """Actors run on worker nodes, where --actor-gpus sends them; results equal the local
+    engine's; a worker node lost mid-job leaves, after --resume, every record exactly once."""
+    cluster, gpu_node, cpu_node = cluster
+    write_input(ray_env / "small.jsonl", good=GOOD[:24], bad=BAD_LINES[:2], every=10)
+    expected, _ = local_run(ray_env / "small.jsonl", ray_env / "local.jsonl", batch_size=4)
+    first = subprocess.run(
+        score_command(
+            ray_env / "small.jsonl",
+            ray_env / "gpu-out",
+            "--ray-address",
+            cluster.address,
+            "--actor-gpus",
+            "0.5",
+            "--concurrency",
+            "2",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "scored 24, rejected 2" in first.stderr
+    assert_same_results(
+        without_versions(ray_results(ray_env / "gpu-out")), without_versions(expected)
+    )
+    placed = manifests(ray_env / "gpu-out")
+    assert {n for m in placed for n in m["nodes"]} == {gpu_node.node_id}  # not the head
+    assert {g for m in placed for g in m["gpus"]} == {"0"}  # the GPU Ray gave the actors
+
+    records = [article(i) for i in range(600)]
+    write_jsonl(ray_env / "big.jsonl", records)
+    command = score_command(
+        ray_env / "big.jsonl",
+        ray_env / "out",
+        "--ray-address",
+        cluster.address,
+        "--concurrency",
+        "2",
+        "--shard-rows",
+        "40",
+    )
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: manifests(ray_env / "out"), job, timeout=JOB_TIMEOUT_S)
+    busy = manifests(ray_env / "out")[0]["nodes"][0]
+    lost = next(n for n in (gpu_node, cpu_node) if n.node_id == busy)
+    assert job.poll() is None  # mid-job
+    cluster.remove_node(lost)  # the node whose actor just committed a shard
+    try:
+        job.wait(timeout=JOB_TIMEOUT_S)  # it may finish on the other node, or fail
+    finally:
+        job.kill()
+    resumed = subprocess.run(
+        [*command, "--resume"], capture_output=True, text=True, timeout=JOB_TIMEOUT_S
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [r["id"] for r in ray_results(ray_env / "out")] == sorted(r["id"] for r in records)
+    nodes = {n for m in manifests(ray_env / "out") for n in m["nodes"]}
+    assert nodes <= {gpu_node.node_id, cpu_node.node_id}
+
+
+@pytest.fixture()
+def s3(ray_env, monkeypatch):
+    """An S3-compatible server (moto) on the loopback with a bucket ``news``; the AWS variables
+    point every client at it (pyarrow reads AWS_ENDPOINT_URL), as they would at real S3."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    for key, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="news")
+    try:
+        yield client
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_archives_in_object_storage_are_read_and_written_there(s3, ray_env):
+    """Input shards in s3://, Parquet shards out to s3://, through the code path real S3 takes;
+    the Parquet schema is fixed (warnings a list of strings though every list is empty)."""
+    source = shards(ray_env / "in")
+    expected = []
+    for path in sorted(source.iterdir()):
+        s3.upload_file(str(path), "news", f"archive/2026/{path.name}")
+        expected += local_run(path, ray_env / f"local-{path.name}.jsonl", batch_size=8)[0]
+    report = score_file(
+        Job(
+            "s3://news/archive/",
+            "s3://news/scored.parquet",
+            batch_size=8,
+            engine="ray",
+            concurrency=2,
+            progress=False,
+        )
+    )
+    assert (report.scored, report.rejected) == (60, 3)
+
+    import pyarrow.fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri("s3://news/scored.parquet")
+    parts = [
+        f.path for f in fs.get_file_info(pafs.FileSelector(root)) if f.path.endswith(".parquet")
+    ]
+    tables = [pq.read_table(p, filesystem=fs) for p in parts]
+    assert len({t.schema for t in tables}) == 1
+    assert tables[0].schema.field("warnings").type == pa.list_(pa.string())
+    got = sorted(pa.concat_tables(tables).to_pylist(), key=lambda r: r["id"])
+    assert [r["id"] for r in got] == sorted(r["id"] for r in expected)
+    by_id = {r["id"]: r for r in expected}
+    for row in got:
+        assert row["topic"]["label"] == by_id[row["id"]]["topic"]["label"]
+        assert row["summary"]["offsets"] == by_id[row["id"]]["summary"]["offsets"]
+    rejects = fs.get_file_info(pafs.FileSelector(f"{root}/_rejects"))
+    assert sum(len(fs.open_input_stream(r.path).read().splitlines()) for r in rejects) == 3
