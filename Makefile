@@ -207,10 +207,16 @@ FUZZ_FLAGS     ?=
 fuzz: setup
 	$(PY) -m tools.fuzz --per-route $(FUZZ_PER_ROUTE) $(FUZZ_FLAGS)
 
-# Batch scoring benchmark: `akhbar score` against a loop that scores one article at
-# a time, on the 2,938 topic test articles with all three tasks; each in its own process, so
-# peak memory is its own. Uses the models the service would. BENCH_BATCH_FLAGS=--limit 30
-# for a quick check.
-BENCH_BATCH_FLAGS ?=
+# Batch scoring benchmark: `akhbar score`, local engine and Ray engine (2 actors), against a
+# loop that scores one article at a time, on the 2,938 topic test articles with all three
+# tasks; each in its own process, so peak memory is its own (reports/batch/bench.md). Then the
+# Ray engine's driver and object-store memory at BENCH_BATCH_MEMORY generated records with a
+# tiny model (reports/batch/memory.md; flat: at most 50 MB more at the largest size).
+# Uses the models the service would. BENCH_BATCH_FLAGS=--limit 30
+# BENCH_BATCH_MEMORY=2000,20000 for a quick check.
+BENCH_BATCH_FLAGS  ?=
+BENCH_BATCH_MEMORY ?= 100000,1000000
 bench-batch: .venv/.stamp
 	$(PY) -m tools.batch_bench --report reports/batch/bench.md $(BENCH_BATCH_FLAGS)
+	$(PY) -m tools.batch_bench --memory $(BENCH_BATCH_MEMORY) --batch-size 256 \
+	  --report reports/batch/memory.md

@@ -15,21 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from tools import tiny_models
+
 # Tests never reach a model hub: fail fast instead of retrying for a minute.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-ARABIC_SENTENCES = [
-    "قال وزير المالية إن الحكومة سترفع ميزانية التعليم في العام المقبل.",
-    "سجل المهاجم هدفين في المباراة النهائية وفاز فريقه بالكأس.",
-    "ارتفعت أسعار النفط في الأسواق العالمية بعد اجتماع المنتجين.",
-    "افتتح المهرجان السينمائي دورته الجديدة بعرض فيلم وثائقي عن البحر.",
-    "أعلنت الشركة عن هاتف جديد يعمل بالذكاء الاصطناعي وبطارية أطول عمرا.",
-    "التقى الرئيس نظيره في العاصمة لبحث العلاقات الثنائية والأمن الإقليمي.",
-    "تراجعت البورصة المحلية بنسبة ٢٫٥ في المئة مع نهاية جلسة التداول.",
-    "أكد المدرب أن اللاعبين جاهزون للمواجهة المقبلة رغم الإصابات.",
-    "نظمت وزارة الثقافة معرضا للكتاب شارك فيه مئات الناشرين العرب.",
-    "حذرت الأمم المتحدة من تفاقم الأزمة الإنسانية في المنطقة.",
-]
+ARABIC_SENTENCES = tiny_models.ARABIC_SENTENCES  # the tests' own sentences, shared with tools
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -69,60 +60,14 @@ def isolated(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     """A 1-layer, hidden-32 BERT with a WordPiece tokenizer trained on the sentences above."""
-    from transformers import BertConfig, BertModel
-
-    from akhbar.models.normalize import NormalizerConfig
-    from akhbar.training.tokenizer_training import save_tokenizer, train_tokenizer
-
-    out = tmp_path_factory.mktemp("tiny_base")
-    tokenizer = train_tokenizer(ARABIC_SENTENCES * 20, vocab_size=400, min_frequency=1)
-    save_tokenizer(tokenizer, out, NormalizerConfig())
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    BertModel(config).save_pretrained(out)
-    return out
+    return tiny_models.tiny_base(tmp_path_factory.mktemp("tiny_base"))
 
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_base, tmp_path_factory) -> Path:
     """A random-weight bundle over the tiny base with the shipped bundle's heads: topic, both
     stance heads (article and headline) and summary."""
-    from transformers import AutoModel, AutoTokenizer
-
-    from akhbar.models.bundle import BundleSettings, TaskSettings, save_bundle
-    from akhbar.models.modeling import AkhbarModel
-    from akhbar.models.tasks import (
-        HEADLINE_STANCE_LABELS,
-        SENTENCE,
-        SEQUENCE,
-        STANCE_LABELS,
-        TOPIC_LABELS,
-    )
-
-    tasks = {
-        "topic": TaskSettings(SEQUENCE, TOPIC_LABELS, max_length=64, stride=16),
-        "stance": TaskSettings(SEQUENCE, STANCE_LABELS, max_length=64, stride=16),
-        "stance_headline": TaskSettings(
-            SEQUENCE, HEADLINE_STANCE_LABELS, max_length=64, stride=16, evidence_sentences=1
-        ),
-        "summary": TaskSettings(SENTENCE, ("selected",), max_length=64, stride=0),
-    }
-    model = AkhbarModel(AutoModel.from_pretrained(tiny_base), {t: s.head for t, s in tasks.items()})
-    out = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
-    save_bundle(
-        out,
-        model,
-        AutoTokenizer.from_pretrained(tiny_base),
-        BundleSettings(tasks=tasks, base_model=str(tiny_base)),
-    )
-    return out
+    return tiny_models.tiny_bundle(tiny_base, tmp_path_factory.mktemp("tiny_bundle") / "bundle")
 
 
 # ---------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,11 +182,21 @@ class RayScorer:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         """``source``, ``line``, ``record``, ``reject`` in; ``source``, ``line``, ``result``
-        (the result as JSON, kept fields included), ``reject`` (JSON), and the ``node`` and
-        ``gpus`` that scored it out."""
+        (the result as JSON, kept fields included), ``reject`` (JSON), the ``node`` and
+        ``gpus`` that scored it, and its share of the call's ``seconds`` out."""
         import pyarrow as pa
 
-        from akhbar.serving.batch.ray_io import GPUS, NODE, RECORD, REJECT, RESULT, reject_json
+        from akhbar.serving.batch.ray_io import (
+            GPUS,
+            NODE,
+            RECORD,
+            REJECT,
+            RESULT,
+            SECONDS,
+            reject_json,
+        )
+
+        started = time.perf_counter()
 
         sources = batch.column("source").to_pylist()
         lines = batch.column("line").to_pylist()
@@ -221,6 +232,11 @@ class RayScorer:
                 REJECT: pa.array(rejects, pa.string()),
                 NODE: pa.array([self.node] * len(lines), pa.string()),
                 GPUS: pa.array([self.gpus] * len(lines), pa.string()),
+                # The call's time, shared among its rows: summed per shard in the manifest.
+                SECONDS: pa.array(
+                    [(time.perf_counter() - started) / max(1, len(lines))] * len(lines),
+                    pa.float64(),
+                ),
             }
         )
 
@@ -265,6 +281,7 @@ class RayRun:
     skipped: int = 0
     complete_before: bool = False
     nodes: tuple[str, ...] = ()
+    score_seconds: float = 0.0  # the actors' time in scoring calls, summed
 
 
 def _init(job: Job) -> None:
@@ -390,6 +407,7 @@ def score_with_ray(
             rejected=sink.totals.rejects,
             skipped=done.results + done.rejects,
             nodes=tuple(sorted(sink.totals.nodes)),
+            score_seconds=sink.totals.score_seconds,
         )
         mark_complete(
             job.output_uri,

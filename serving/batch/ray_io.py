@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.fs as pafs
 from ray.data.block import BlockAccessor
 from ray.data.datasource import Datasink
@@ -63,7 +64,7 @@ _GLOB_CHARS = "*?["
 
 # The columns between the stages: the row's file and line, then what became of it.
 SOURCE, LINE, RECORD, RESULT, REJECT = "source", "line", "record", "result", "reject"
-NODE, GPUS = "node", "gpus"
+NODE, GPUS, SECONDS = "node", "gpus", "seconds"
 
 Ranges = list[tuple[int, int]]  # inclusive (first, last) line ranges, sorted, disjoint
 
@@ -249,11 +250,13 @@ class ShardCounts:
     results: int = 0
     rejects: int = 0
     nodes: set[str] = field(default_factory=set)
+    score_seconds: float = 0.0
 
     def add(self, other: ShardCounts) -> None:
         self.results += other.results
         self.rejects += other.rejects
         self.nodes |= other.nodes
+        self.score_seconds += other.score_seconds
 
 
 class ResultsSink(Datasink[ShardCounts]):
@@ -303,6 +306,7 @@ class ResultsSink(Datasink[ShardCounts]):
         rejects = [r for r in table.column(REJECT).to_pylist() if r is not None]
         nodes = set(table.column(NODE).to_pylist()) - {None}
         gpus = set(table.column(GPUS).to_pylist()) - {None}
+        seconds = pa.compute.sum(table.column(SECONDS)).as_py() or 0.0
         files = {}  # staged -> final, relative to the output folder, so it can move
         fs.create_dir(f"{root}/{STAGING}", recursive=True)
         if results:
@@ -325,13 +329,14 @@ class ResultsSink(Datasink[ShardCounts]):
             "rows": coverage,
             "nodes": sorted(nodes),
             "gpus": sorted(gpus),
+            "score_seconds": round(seconds, 3),  # the actors' time on these rows
         }
         staged_manifest = f"{root}/{STAGING}/{name}.manifest.json"
         _write_text(fs, staged_manifest, json.dumps(manifest, ensure_ascii=False))
         fs.create_dir(f"{root}/{MANIFEST}", recursive=True)
         fs.move(staged_manifest, f"{root}/{MANIFEST}/{name}.json")  # the commit
         _publish(fs, root, files)
-        return ShardCounts(len(results), len(rejects), nodes)
+        return ShardCounts(len(results), len(rejects), nodes, seconds)
 
     def on_write_complete(self, write_result: WriteResult[ShardCounts]) -> None:
         for counts in write_result.write_returns:
