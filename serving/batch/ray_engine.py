@@ -188,18 +188,20 @@ class RayScorer:
 
         from akhbar.serving.batch.ray_io import (
             GPUS,
+            LINE,
             NODE,
             RECORD,
             REJECT,
             RESULT,
             SECONDS,
+            SOURCE,
             reject_json,
         )
 
         started = time.perf_counter()
 
-        sources = batch.column("source").to_pylist()
-        lines = batch.column("line").to_pylist()
+        sources = batch.column(SOURCE).to_pylist()
+        lines = batch.column(LINE).to_pylist()
         rejects: list[str | None] = batch.column(REJECT).to_pylist()
         results: list[str | None] = [None] * len(lines)
         articles, slots = [], []
@@ -226,8 +228,8 @@ class RayScorer:
                 results[i] = json.dumps({**outcome, **kept}, ensure_ascii=False)
         return pa.table(
             {
-                "source": batch.column("source"),
-                "line": batch.column("line"),
+                SOURCE: batch.column(SOURCE),
+                LINE: batch.column(LINE),
                 RESULT: pa.array(results, pa.string()),
                 REJECT: pa.array(rejects, pa.string()),
                 NODE: pa.array([self.node] * len(lines), pa.string()),
@@ -281,7 +283,6 @@ class RayRun:
     skipped: int = 0
     complete_before: bool = False
     nodes: tuple[str, ...] = ()
-    score_seconds: float = 0.0  # the actors' time in scoring calls, summed
 
 
 def _init(job: Job) -> None:
@@ -379,8 +380,8 @@ def score_with_ray(
         if job.ray_address:  # other nodes may not see this machine's model store
             shipped = {}
             for path in set(bundles.values()):
-                digest, files_ = pack_bundle(path)
-                shipped[path] = Shipped(digest, ray.put((digest, files_)))
+                packed = pack_bundle(path)
+                shipped[path] = Shipped(packed[0], ray.put(packed))
         least, most = job.actors
         sink = ResultsSink(job.output_uri, job.parquet_shards, parts, job.rows_per_shard)
         (
@@ -407,7 +408,6 @@ def score_with_ray(
             rejected=sink.totals.rejects,
             skipped=done.results + done.rejects,
             nodes=tuple(sorted(sink.totals.nodes)),
-            score_seconds=sink.totals.score_seconds,
         )
         mark_complete(
             job.output_uri,

@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401 - pa.compute
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
+import ray
 from ray.data.block import BlockAccessor
 from ray.data.datasource import Datasink
 from ray.data.datasource.file_based_datasource import FileBasedDatasource
@@ -173,8 +174,6 @@ class ArticleSource(FileBasedDatasource):
     ) -> None:
         super().__init__(files, filesystem=fs)
         self._schema = schema
-        import ray
-
         self._done_ref = ray.put(dict(done or {}))  # read tasks fetch it, not each a copy
 
     def _open_input_source(self, filesystem: Any, path: str, **open_args: Any) -> Any:
@@ -184,8 +183,6 @@ class ArticleSource(FileBasedDatasource):
         return io.BufferedReader(filesystem.open_input_file(path), buffer_size=READ_BUFFER)
 
     def _read_stream(self, f: Any, path: str) -> Iterator[pa.Table]:
-        import ray
-
         done = ray.get(self._done_ref).get(path, [])
         starts = [first for first, _ in done]
         block = _Block(path)
@@ -250,13 +247,11 @@ class ShardCounts:
     results: int = 0
     rejects: int = 0
     nodes: set[str] = field(default_factory=set)
-    score_seconds: float = 0.0
 
     def add(self, other: ShardCounts) -> None:
         self.results += other.results
         self.rejects += other.rejects
         self.nodes |= other.nodes
-        self.score_seconds += other.score_seconds
 
 
 class ResultsSink(Datasink[ShardCounts]):
@@ -306,7 +301,7 @@ class ResultsSink(Datasink[ShardCounts]):
         rejects = [r for r in table.column(REJECT).to_pylist() if r is not None]
         nodes = set(table.column(NODE).to_pylist()) - {None}
         gpus = set(table.column(GPUS).to_pylist()) - {None}
-        seconds = pa.compute.sum(table.column(SECONDS)).as_py() or 0.0
+        seconds = pc.sum(table.column(SECONDS)).as_py() or 0.0
         files = {}  # staged -> final, relative to the output folder, so it can move
         fs.create_dir(f"{root}/{STAGING}", recursive=True)
         if results:
@@ -336,7 +331,7 @@ class ResultsSink(Datasink[ShardCounts]):
         fs.create_dir(f"{root}/{MANIFEST}", recursive=True)
         fs.move(staged_manifest, f"{root}/{MANIFEST}/{name}.json")  # the commit
         _publish(fs, root, files)
-        return ShardCounts(len(results), len(rejects), nodes, seconds)
+        return ShardCounts(len(results), len(rejects), nodes)
 
     def on_write_complete(self, write_result: WriteResult[ShardCounts]) -> None:
         for counts in write_result.write_returns:
