@@ -16,7 +16,9 @@ default for each task" in one read, with no model left holding a stale "default"
 Which model a task uses (:func:`resolve_models`, which the service, the batch scorer and the
 benchmarks reach through :meth:`akhbar.serving.core.config.ScoringConfig.resolve_models`):
 
-1. ``AKHBAR_<TASK>_MODEL`` when set: a store tag, or a bundle directory used in place;
+1. ``AKHBAR_<TASK>_MODEL`` when set: a store tag, a bundle directory used in place, or the URI
+   of a bundle folder on any filesystem pyarrow opens (``s3://models/topic-v3/``), copied
+   once into ``$BENTOML_HOME/akhbar/fetched/`` (:func:`fetch_bundle`);
 2. else, inside a built Bento, the model it was built with (:func:`bento_models`);
 3. else the promoted tag;
 4. else, on first start, the shipped default is imported and promoted: ``models/default/<task>/``,
@@ -505,6 +507,50 @@ def _shipped_default(task: str, tag: str | None, digests: dict[Path, str]) -> st
     return promoted()[task]
 
 
+def fetch_bundle(uri: str) -> Path:
+    """A local copy of the bundle folder at ``uri`` (``s3://``, ``gs://``, ``hdfs://``...),
+    fetched once: kept under ``$BENTOML_HOME/akhbar/fetched/``, keyed by the URI and the size
+    and modification time of every file, so a changed bundle is fetched again. Written to a
+    private folder and renamed into place, so processes fetching together never see half a
+    bundle. Raises :class:`ModelStoreError` naming the URI when it cannot be listed or read.
+    """
+    import pyarrow.fs as pafs
+
+    try:
+        fs, root = pafs.FileSystem.from_uri(uri)
+        listed = [
+            f
+            for f in fs.get_file_info(pafs.FileSelector(root, recursive=True))
+            if f.type == pafs.FileType.File
+        ]
+    except (OSError, ValueError) as exc:
+        raise ModelStoreError(f"cannot read the model at {uri}: {exc}") from None
+    if not listed:
+        raise ModelStoreError(f"the model at {uri} holds no files; point at a bundle folder")
+    digest = hashlib.sha256(uri.encode())
+    for f in sorted(listed, key=lambda f: f.path):
+        digest.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\0".encode())
+    cache = bentoml_home() / "akhbar" / "fetched"
+    target = cache / digest.hexdigest()[:20]
+    if target.is_dir():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=cache))
+    try:
+        for f in listed:
+            local = staging / f.path[len(root) :].lstrip("/")
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with fs.open_input_stream(f.path) as source, local.open("wb") as out:
+                shutil.copyfileobj(source, out)
+        os.rename(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if target.is_dir():  # another process fetched it first
+            return target
+        raise ModelStoreError(f"cannot fetch the model at {uri}: {exc}") from None
+    return target
+
+
 def resolve_models(
     tasks: Iterable[str] = TASKS, overrides: dict[str, str | None] | None = None
 ) -> dict[str, ModelRef]:
@@ -526,7 +572,9 @@ def resolve_models(
     digests: dict[Path, str] = {}
     for task in tasks:
         chosen = overrides.get(task)
-        if chosen and Path(chosen).expanduser().is_dir():
+        if chosen and "://" in chosen:
+            path, version, tag = fetch_bundle(chosen), chosen, None
+        elif chosen and Path(chosen).expanduser().is_dir():
             path = Path(chosen).expanduser().resolve()
             version, tag = str(path), None
         elif not chosen and task in pinned:

@@ -444,9 +444,17 @@ def s3(ray_env, monkeypatch):
 
 
 @pytest.mark.slow
-def test_archives_in_object_storage_are_read_and_written_there(s3, ray_env):
-    """Input shards in s3://, Parquet shards out to s3://, through the code path real S3 takes;
-    the Parquet schema is fixed (warnings a list of strings though every list is empty)."""
+def test_archives_in_object_storage_are_read_and_written_there(
+    s3, ray_env, tiny_bundle, monkeypatch
+):
+    """Input shards in s3://, Parquet shards out to s3://, the models from an s3:// URI, through
+    the code path real S3 takes; the Parquet schema is fixed (warnings a list of strings though
+    every list is empty)."""
+    for file in tiny_bundle.rglob("*"):
+        if file.is_file():
+            s3.upload_file(str(file), "news", f"models/v1/{file.relative_to(tiny_bundle)}")
+    for task in TASKS:
+        monkeypatch.setenv(f"AKHBAR_{task.upper()}_MODEL", "s3://news/models/v1")
     source = shards(ray_env / "in")
     expected = []
     for path in sorted(source.iterdir()):
@@ -474,6 +482,7 @@ def test_archives_in_object_storage_are_read_and_written_there(s3, ray_env):
     assert len({t.schema for t in tables}) == 1
     assert tables[0].schema.field("warnings").type == pa.list_(pa.string())
     got = sorted(pa.concat_tables(tables).to_pylist(), key=lambda r: r["id"])
+    assert {r["model_versions"]["topic"] for r in got} == {"s3://news/models/v1"}
     assert [r["id"] for r in got] == sorted(r["id"] for r in expected)
     by_id = {r["id"]: r for r in expected}
     for row in got:
