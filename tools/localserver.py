@@ -97,18 +97,22 @@ def local_server(
     stop_timeout: float = STOP_TIMEOUT_S,
     command: list[str] | None = None,
     cwd: Path | None = None,
+    bind: bool = True,
 ) -> Iterator[LocalServer]:
     """``akhbar serve`` on 127.0.0.1 with exactly ``env``; yields once ``/readyz`` answers 200.
 
     ``command`` starts another server that takes ``--host`` and ``--port`` (``bentoml serve
-    TAG``), run in ``cwd``. Raises RuntimeError, with the end of the server's log, when the
-    server exits or is not ready within ``start_timeout`` seconds. Stops the server on exit.
+    TAG``), run in ``cwd``; ``bind=False`` leaves ``--host`` out, so the server binds where it
+    would by default (as a container runs it), and is still reached on 127.0.0.1. Raises
+    RuntimeError, with the end of the server's log, when the server exits or is not ready
+    within ``start_timeout`` seconds. Stops the server on exit.
     """
     port = port or free_port()
     command = command or [str(Path(sys.executable).parent / "akhbar"), "serve"]
+    host = ["--host", HOST] if bind else []
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [*command, "--host", HOST, "--port", str(port)],
+            [*command, *host, "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ARABIC_SENTENCES, wait_for
-from serving_support import AKHBAR, START_TIMEOUT_S, STORY, live_server, point_at, server_env
+from serving_support import AKHBAR, STORY, live_server, point_at, server_env
 
 from akhbar.models.tasks import TASKS
 from akhbar.serving.batch import outputs as batch_io
@@ -366,39 +366,6 @@ def test_a_worker_that_keeps_dying_stops_the_server_with_one_sentence_naming_the
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
-@contextmanager
-def plain_bentoml_serve(env: dict[str, str], log: Path, port: int) -> Iterator[subprocess.Popen]:
-    """``bentoml serve akhbar.serving.http.service:Akhbar --port PORT`` as a container runs it:
-    no ``--host`` (tools.localserver always passes one), so BentoML's default bind applies.
-    Yields once /readyz answers 200 on 127.0.0.1; stops the server's process group after."""
-    from tools.localserver import stop
-
-    command = [sys.executable, "-m", "bentoml", "serve", "akhbar.serving.http.service:Akhbar"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            text = log.read_text(encoding="utf-8", errors="replace")
-            assert process.poll() is None, f"the server exited: {text[-3000:]}"
-            assert time.monotonic() < deadline, f"not ready in time: {text[-3000:]}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        yield process
-    finally:
-        stop(process, 30)
-
-
 def _listening(root: int, port: int) -> set[str]:
     """The addresses that process ``root`` and its children listen on at TCP ``port``."""
     import psutil
@@ -433,11 +400,15 @@ def test_plain_bentoml_serve_logs_its_real_address_and_cuts_off_at_the_grace(tin
     address it really binds, and warns that it has no token. And with no
     ``--timeout-graceful-shutdown`` flag, a request still running after
     AKHBAR_SHUTDOWN_GRACE gets a JSON 503 and the server ends."""
+    from tools.localserver import local_server
+
     grace, port, log = 2, free_port(), tmp_path / "server.log"
     env = server_env(
         tiny_bundle, tmp_path, AKHBAR_SHUTDOWN_GRACE=str(grace), AKHBAR_BODY_TIMEOUT="120"
     )
-    with plain_bentoml_serve(env, log, port) as process:
+    command = [sys.executable, "-m", "bentoml", "serve", "akhbar.serving.http.service:Akhbar"]
+    with local_server(env, log, port=port, command=command, bind=False) as server:
+        process = server.process
         text = log.read_text(encoding="utf-8", errors="replace")
         assert _listening(process.pid, port) == {"0.0.0.0"}  # what it really binds
         assert f"akhbar: listening on http://0.0.0.0:{port} (every interface, and no " in text
