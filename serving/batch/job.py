@@ -135,6 +135,11 @@ class Job:
         if self.to_stdout:
             self._check_stdout()
         elif self.engine == "ray":
+            if self.input == "-":
+                raise ValueError(
+                    "--input - does not work with --engine ray: Ray's workers read the input "
+                    "where they run; pass a file, a folder of shards, a glob or a URI"
+                )
             if self.rejects is not None:
                 raise ValueError(
                     "--rejects does not apply to --engine ray: its rejects go to "

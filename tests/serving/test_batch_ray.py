@@ -205,6 +205,8 @@ def test_ray_job_arguments_are_checked_before_anything_runs():
         Job("in.jsonl", "out.jsonl", actor_gpus=1)
     with pytest.raises(ValueError, match="MIN <= MAX"):
         Job("in.jsonl", "out", engine="ray", concurrency=(4, 2))
+    with pytest.raises(ValueError, match="--input - does not work with --engine ray"):
+        Job("-", "out", engine="ray")
     with pytest.raises(ValueError, match="OUTPUT/_rejects"):
         Job("in.jsonl", "out", engine="ray", rejects=Path("r.jsonl"))
     assert Job("in", "s3://bucket/out.parquet/", engine="ray").parquet_shards
