@@ -115,8 +115,8 @@ def test_score_output_needs_a_known_extension(capsys):
 def test_score_parses_the_full_flag_list():
     args = batch.parse_args(
         [
-            "--input", "-",
-            "--output", "out.parquet",
+            "--input", "s3://news/archive/",
+            "--output", "s3://news/scored.parquet",
             "--tasks", "stance,topic,stance",
             "--claims-field", "claims_ar",
             "--id-field", "doc_id",
@@ -124,15 +124,21 @@ def test_score_parses_the_full_flag_list():
             "--summary-max-words", "60",
             "--batch-size", "8",
             "--resume",
+            "--keep-fields", "url,published",
             "--engine", "ray",
             "--ray-address", "ray://head:10001",
-            "--concurrency", "4",
+            "--concurrency", "4-16",
+            "--actor-cpus", "2",
+            "--actor-gpus", "0.5",
+            "--shard-rows", "100",
         ]
     )  # fmt: skip
     assert args.tasks == ["stance", "topic"]
     assert (args.claims_field, args.id_field) == ("claims_ar", "doc_id")
     assert (args.summary_sentences, args.summary_max_words, args.batch_size) == (20, 60, 8)
-    assert args.resume and args.engine == "ray" and args.concurrency == 4
+    assert args.resume and args.engine == "ray" and args.concurrency == (4, 16)
+    assert (args.actor_cpus, args.actor_gpus, args.shard_rows) == (2.0, 0.5, 100)
+    assert args.keep_fields == ("url", "published")
 
 
 def test_score_defaults():

@@ -37,7 +37,6 @@ import json
 import logging
 import math
 import os
-import pickle
 import shutil
 import tempfile
 import time
@@ -207,10 +206,10 @@ class RayScorer:
         articles, slots = [], []
         limits = use(self.config)  # the Article rules check records against the driver's limits
         try:
-            for i, blob in enumerate(batch.column(RECORD).to_pylist()):
-                if blob is None:
+            for i, encoded in enumerate(batch.column(RECORD).to_pylist()):
+                if encoded is None:
                     continue  # the reader rejected it
-                record = pickle.loads(blob)
+                record = json.loads(encoded)
                 article, own_id, problem = to_article(self.job, record)
                 if article is None:
                     rejects[i] = reject_json(sources[i], make_reject(lines[i], own_id, problem))
@@ -301,6 +300,13 @@ def _init(job: Job) -> None:
     )
 
 
+def record_fields(job: Job) -> tuple[str, ...]:
+    """The fields of an input record the job reads (:func:`to_article`, ``--keep-fields``)."""
+    own = ("_line", "text", "title", job.id_field, job.claims_field)
+    summary = ("summary_sentences", "summary_max_words")
+    return tuple(dict.fromkeys((*own, *summary, *job.keep_fields)))
+
+
 def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
     """The first exception of ``kind`` in the chain Ray wraps a task's error in."""
     seen: BaseException | None = exc
@@ -385,7 +391,9 @@ def score_with_ray(
         least, most = job.actors
         sink = ResultsSink(job.output_uri, job.parquet_shards, parts, job.rows_per_shard)
         (
-            ray.data.read_datasource(ArticleSource(files, fs, schema, done.rows), num_cpus=IO_CPUS)
+            ray.data.read_datasource(
+                ArticleSource(files, fs, schema, record_fields(job), done.rows), num_cpus=IO_CPUS
+            )
             .map_batches(
                 RayScorer,
                 fn_constructor_args=(

@@ -33,7 +33,6 @@ import fnmatch
 import hashlib
 import io
 import json
-import pickle
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,14 +153,16 @@ def in_ranges(line: int, ranges: Ranges, starts: list[int]) -> bool:
 
 class ArticleSource(FileBasedDatasource):
     """The input files as rows of ``source``, ``line`` and either ``record`` (the checked
-    record, pickled so that its values keep their Python types: ``5`` and ``"5"`` stay two
-    ids) or ``reject`` (JSON: source, line, id, reason).
+    record's ``fields`` as JSON, which keeps ``5`` and ``"5"`` two ids; a value JSON cannot
+    hold, such as a Parquet timestamp, as its text) or ``reject`` (JSON: source, line, id,
+    reason).
 
     Parameters
     ----------
     files: the files to read (:func:`input_files`), on ``fs``.
     fs: their filesystem.
     schema: the reader's checks for ``score`` records, with the job's field names.
+    fields: the fields of a record the job reads (the rest stay behind).
     done: ``{file: Ranges}`` already in the output (``--resume``); those rows are skipped.
     """
 
@@ -170,10 +171,12 @@ class ArticleSource(FileBasedDatasource):
         files: list[str],
         fs: pafs.FileSystem,
         schema: RecordSchema,
+        fields: tuple[str, ...],
         done: Mapping[str, Ranges] | None = None,
     ) -> None:
         super().__init__(files, filesystem=fs)
         self._schema = schema
+        self._fields = fields
         self._done_ref = ray.put(dict(done or {}))  # read tasks fetch it, not each a copy
 
     def _open_input_source(self, filesystem: Any, path: str, **open_args: Any) -> Any:
@@ -185,7 +188,7 @@ class ArticleSource(FileBasedDatasource):
     def _read_stream(self, f: Any, path: str) -> Iterator[pa.Table]:
         done = ray.get(self._done_ref).get(path, [])
         starts = [first for first, _ in done]
-        block = _Block(path)
+        block = _Block(path, self._fields)
         for line, row in stream_rows(f, path, self._schema.fields.list_fields):
             if done and in_ranges(line, done, starts):
                 continue
@@ -193,7 +196,7 @@ class ArticleSource(FileBasedDatasource):
             block.add(line, checked)
             if len(block) == READ_ROWS:
                 yield block.table()
-                block = _Block(path)
+                block = _Block(path, self._fields)
         if len(block):
             yield block.table()
 
@@ -201,8 +204,9 @@ class ArticleSource(FileBasedDatasource):
 @dataclass
 class _Block:
     source: str
+    fields: tuple[str, ...]
     lines: list[int] = field(default_factory=list)
-    records: list[bytes | None] = field(default_factory=list)
+    records: list[str | None] = field(default_factory=list)
     rejects: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -214,7 +218,8 @@ class _Block:
             self.records.append(None)
             self.rejects.append(reject_json(self.source, checked))
         else:
-            self.records.append(pickle.dumps(checked, protocol=pickle.HIGHEST_PROTOCOL))
+            kept = {name: checked.get(name) for name in self.fields}
+            self.records.append(json.dumps(kept, ensure_ascii=False, default=str))
             self.rejects.append(None)
 
     def table(self) -> pa.Table:
@@ -222,7 +227,7 @@ class _Block:
             {
                 SOURCE: pa.array([self.source] * len(self), pa.string()),
                 LINE: pa.array(self.lines, pa.int64()),
-                RECORD: pa.array(self.records, pa.binary()),
+                RECORD: pa.array(self.records, pa.string()),
                 REJECT: pa.array(self.rejects, pa.string()),
             }
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -71,7 +70,7 @@ def scored_table(records: list[dict], source: str = "in.jsonl") -> pa.Table:
         {
             "source": [source] * len(records),
             "line": list(range(1, len(records) + 1)),
-            "record": [pickle.dumps(schema.check(i, r)) for i, r in enumerate(records, 1)],
+            "record": [json.dumps(schema.check(i, r)) for i, r in enumerate(records, 1)],
             "reject": pa.array([None] * len(records), pa.string()),
         }
     )
