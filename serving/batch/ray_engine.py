@@ -37,7 +37,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Mapping
@@ -94,26 +93,19 @@ def _model_cache() -> Path:
 
 
 def unpack_bundle(packed: tuple[str, dict[str, bytes]], cache: Path | None = None) -> Path:
-    """Write a packed bundle under ``cache`` (default: the temp folder) once; its directory.
+    """Write a packed bundle under ``cache`` (default: the temp folder) once; its directory
+    (:func:`~akhbar.serving.core.store.folder_once`: actors starting together on one node
+    neither read a half-written bundle nor write it twice)."""
+    from akhbar.serving.core.store import folder_once
 
-    Written to a private folder and renamed into place, so actors starting together on one
-    node neither read a half-written bundle nor write it twice.
-    """
     digest, files = packed
-    cache = cache or _model_cache()
-    target = cache / digest
-    if target.is_dir():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=cache))
-    for name, data in files.items():
-        (staging / name).parent.mkdir(parents=True, exist_ok=True)
-        (staging / name).write_bytes(data)
-    try:
-        os.rename(staging, target)
-    except OSError:  # another actor got there first
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+    def write(staging: Path) -> None:
+        for name, data in files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_bytes(data)
+
+    return folder_once((cache or _model_cache()) / digest, write)
 
 
 @dataclass(frozen=True)

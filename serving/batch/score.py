@@ -281,7 +281,7 @@ class Report:
     rejected: int = 0
     skipped: int = 0  # already in the output (--resume)
     elapsed: float = 0.0
-    rejects: Path | None = None
+    rejects: Path | str | None = None  # a file, or the Ray engine's folder or URI
     already_complete: bool = False
 
     @property
@@ -592,7 +592,7 @@ def _score_on_ray(job: Job, config: ScoringConfig, started: float) -> Report:
         rejected=run.rejected,
         skipped=run.skipped,
         elapsed=time.monotonic() - started,
-        rejects=Path(job.output_uri.rstrip("/")) / "_rejects",
+        rejects=f"{job.output_uri.rstrip('/')}/_rejects",
         already_complete=run.complete_before,
     )
 

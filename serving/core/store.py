@@ -42,7 +42,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -510,9 +510,9 @@ def _shipped_default(task: str, tag: str | None, digests: dict[Path, str]) -> st
 def fetch_bundle(uri: str) -> Path:
     """A local copy of the bundle folder at ``uri`` (``s3://``, ``gs://``, ``hdfs://``...),
     fetched once: kept under ``$BENTOML_HOME/akhbar/fetched/``, keyed by the URI and the size
-    and modification time of every file, so a changed bundle is fetched again. Written to a
-    private folder and renamed into place, so processes fetching together never see half a
-    bundle. Raises :class:`ModelStoreError` naming the URI when it cannot be listed or read.
+    and modification time of every file, so a changed bundle is fetched again
+    (:func:`folder_once`: processes fetching together never see half a bundle). Raises
+    :class:`ModelStoreError` naming the URI when it cannot be listed or read.
     """
     import pyarrow.fs as pafs
 
@@ -530,24 +530,37 @@ def fetch_bundle(uri: str) -> Path:
     digest = hashlib.sha256(uri.encode())
     for f in sorted(listed, key=lambda f: f.path):
         digest.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\0".encode())
-    cache = bentoml_home() / "akhbar" / "fetched"
-    target = cache / digest.hexdigest()[:20]
-    if target.is_dir():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=cache))
-    try:
+
+    def copy(staging: Path) -> None:
         for f in listed:
             local = staging / f.path[len(root) :].lstrip("/")
             local.parent.mkdir(parents=True, exist_ok=True)
             with fs.open_input_stream(f.path) as source, local.open("wb") as out:
                 shutil.copyfileobj(source, out)
-        os.rename(staging, target)
+
+    target = bentoml_home() / "akhbar" / "fetched" / digest.hexdigest()[:20]
+    try:
+        return folder_once(target, copy)
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if target.is_dir():  # another process fetched it first
-            return target
         raise ModelStoreError(f"cannot fetch the model at {uri}: {exc}") from None
+
+
+def folder_once(target: Path, fill: Callable[[Path], None]) -> Path:
+    """``target``, unless it exists already, filled by ``fill`` in a private folder beside it
+    and renamed into place: processes doing this together never see half a folder, and the
+    first one's copy stays. Raises the ``OSError`` of a fill or rename that failed while
+    ``target`` is still missing (the private folder is removed)."""
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        fill(staging)
+        os.rename(staging, target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not target.is_dir():
+            raise
     return target
 
 
