@@ -32,7 +32,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal, TextIO
@@ -423,13 +423,13 @@ def _extension(name: str) -> str:
 
 
 def stream_rows(
-    stream: IO[bytes], name: str, list_fields: Sequence[str] = ()
+    stream: IO[bytes] | Iterable[bytes], name: str, list_fields: Sequence[str] = ()
 ) -> Iterator[tuple[int, Row]]:
     """The numbered rows of one file's bytes, in the format its ``name``'s extension says.
 
     A stream rather than a path, so that the Ray engine parses a file it opened on any
     filesystem (``s3://``...) exactly as the local reader parses a local one. Parquet needs a
-    seekable stream.
+    seekable stream; JSON Lines takes any iterable of lines (the Ray engine's byte ranges).
     """
     extension = _extension(name)
     if extension == ".jsonl.gz":
@@ -445,7 +445,7 @@ def stream_rows(
         yield from _parquet_rows(stream, name)
 
 
-def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Row]]:
+def _jsonl_rows(stream: Iterable[bytes]) -> Iterator[tuple[int, Row]]:
     """Parse bytes line by line, so one undecodable line is one bad record, not a crash."""
     for line, raw in enumerate(stream, start=1):
         raw = raw.rstrip(b"\r\n")  # so JSON error columns count within the line

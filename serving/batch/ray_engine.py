@@ -5,7 +5,8 @@ driver) but the plan and the counts:
 
 1. **Read** (:class:`~akhbar.serving.batch.ray_io.ArticleSource`): read tasks open the input
    files where they run, from a local path, a folder of shards, a glob or a URI (``s3://``...),
-   and turn rows into checked records or rejects, numbered by file and line.
+   a task per file or per 16 MiB range of a large JSON Lines file, and turn rows into checked
+   records or rejects, numbered by file (or range) and line.
 2. **Score** (:class:`RayScorer`): ``map_batches`` on an ``ActorPoolStrategy`` of
    ``--concurrency`` actors (``N``, or ``MIN-MAX`` to autoscale), each with ``--actor-cpus``
    CPUs and ``--actor-gpus`` GPUs; an actor loads the models once, makes each record the
@@ -57,6 +58,10 @@ SPARE_CPUS = 1
 # Read and write tasks are light (parsing JSON, writing files): a quarter of a CPU each, so
 # they fit beside actors that hold every whole CPU.
 IO_CPUS = 0.25
+# The object store Ray Data may fill, per actor. Its default is a share of the whole store
+# (gigabytes), so reading runs ahead of scoring and the store's use grows with the input; a
+# few blocks per actor keep it flat, and a block of 1,024 articles is minutes of an actor's work.
+STORE_BYTES_PER_ACTOR = 16 << 20
 
 
 def check_ray() -> None:
@@ -368,6 +373,10 @@ def score_with_ray(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = job.progress
         context.print_on_execution_start = False
+        least, most = job.actors
+        context.execution_options.resource_limits = context.execution_options.resource_limits.copy(
+            object_store_memory=most * STORE_BYTES_PER_ACTOR
+        )
         schema = record_schema(
             "score",
             id_field=job.id_field,
@@ -380,7 +389,6 @@ def score_with_ray(
             for path in set(bundles.values()):
                 packed = pack_bundle(path)
                 shipped[path] = Shipped(packed[0], ray.put(packed))
-        least, most = job.actors
         sink = ResultsSink(job.output_uri, job.parquet_shards, parts, job.rows_per_shard)
         (
             ray.data.read_datasource(

@@ -1,12 +1,13 @@
 """Ray Data's ends of ``akhbar score --engine ray``: the archive in, the results folder out.
 
-**In** (:class:`ArticleSource`): a ``FileBasedDatasource``, so Ray's read tasks open every
-file on the worker that reads it, on any filesystem pyarrow opens (local, ``s3://``,
-``gs://``, ``abfs://``, ``hdfs://``), and stream it. Each file is parsed by the foundation's
-own :func:`~akhbar.models.reader.stream_rows` and checked by its
+**In** (:class:`ArticleSource`): a ``Datasource`` whose read tasks open their file on the
+worker that reads it, on any filesystem pyarrow opens (local, ``s3://``, ``gs://``,
+``abfs://``, ``hdfs://``), and stream it; a large JSON Lines file is read as byte ranges, one
+task each (:class:`Unit`). Rows are parsed by the foundation's own
+:func:`~akhbar.models.reader.stream_rows` and checked by its
 :class:`~akhbar.models.reader.RecordSchema`, as the local engine's reader does, so a bad record
-becomes a reject row naming its file and line instead of stopping the read (Ray's stock JSON
-and CSV readers stop at a bad line and do not number rows).
+becomes a reject row naming its file (or range) and line instead of stopping the read (Ray's
+stock JSON and CSV readers stop at a bad line and do not number rows).
 
 **Out** (:class:`ResultsSink`): a ``Datasink`` whose write tasks, on the workers, each commit
 one shard of results (and one of rejects) exactly once:
@@ -30,21 +31,21 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
+import functools
 import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import ray
-from ray.data.block import BlockAccessor
-from ray.data.datasource import Datasink
-from ray.data.datasource.file_based_datasource import FileBasedDatasource
+from ray.data.block import BlockAccessor, BlockMetadata
+from ray.data.datasource import Datasink, Datasource, ReadTask
 
 from akhbar.models.reader import SUPPORTED_EXTENSIONS, DataError, Reject, stream_rows
 from akhbar.serving.batch.job import SHARD_ROWS
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 # Rows the source yields per block.
 READ_ROWS = 1024
 READ_BUFFER = 1 << 20  # bytes per read from the input file (object storage: per request)
+# A JSON Lines file larger than this is read by several tasks, one per range of this size.
+SPLIT_BYTES = 16 << 20
 STAGING, MANIFEST, REJECTS, SUCCESS = "_staging", "_manifest", "_rejects", "_SUCCESS"
 _GLOB_CHARS = "*?["
 
@@ -151,19 +154,78 @@ def in_ranges(line: int, ranges: Ranges, starts: list[int]) -> bool:
 # Reading
 
 
-class ArticleSource(FileBasedDatasource):
-    """The input files as rows of ``source``, ``line`` and either ``record`` (the checked
-    record's ``fields`` as JSON, which keeps ``5`` and ``"5"`` two ids; a value JSON cannot
-    hold, such as a Parquet timestamp, as its text) or ``reject`` (JSON: source, line, id,
-    reason).
+@dataclass(frozen=True)
+class Unit:
+    """One read task's share of the input: a whole file, or a byte range of a JSON Lines file
+    larger than :data:`SPLIT_BYTES`.
+
+    A range holds the lines that *start* inside it (the first is skipped if it began in the
+    range before), so the ranges of a file hold each of its lines once. Its lines are numbered
+    from 1 within the range, and its rows' ``source`` is :attr:`name`
+    (``big.jsonl#bytes=16777216-33554431``), so a reject says where to look without the job
+    counting the lines of everything before it. Ranges follow from the file's size alone, so a
+    resumed job cuts the same ones.
+    """
+
+    path: str
+    start: int = 0
+    end: int | None = None  # exclusive; None: the whole file
+
+    @property
+    def name(self) -> str:
+        return self.path if self.end is None else f"{self.path}#bytes={self.start}-{self.end - 1}"
+
+
+def read_units(
+    fs: pafs.FileSystem, files: list[str], split_bytes: int | None = None
+) -> list[tuple[Unit, int]]:
+    """The units of ``files`` with their sizes in bytes: whole files, except that a JSON Lines
+    file (``.jsonl``, ``.json``) of more than ``split_bytes`` (default :data:`SPLIT_BYTES`) is
+    cut into ranges of that size. Compressed files, CSV (a quoted field may hold a line break)
+    and Parquet stay whole."""
+    split_bytes = split_bytes or SPLIT_BYTES
+    units: list[tuple[Unit, int]] = []
+    for info in fs.get_file_info(files):
+        splittable = info.path.lower().endswith((".jsonl", ".json"))
+        if not splittable or info.size <= split_bytes:
+            units.append((Unit(info.path), info.size))
+            continue
+        for start in range(0, info.size, split_bytes):
+            end = min(start + split_bytes, info.size)
+            units.append((Unit(info.path, start, end), end - start))
+    return units
+
+
+def range_lines(f: IO[bytes], start: int, end: int) -> Iterator[bytes]:
+    """The lines of a seekable file that start at a byte in ``[start, end)``."""
+    f.seek(max(start - 1, 0))
+    if start > 0 and f.read(1) != b"\n":
+        f.readline()  # the line under way at ``start`` belongs to the range before
+    position = f.tell()
+    while position < end:
+        line = f.readline()
+        if not line:
+            return
+        position += len(line)
+        yield line
+
+
+class ArticleSource(Datasource):
+    """The input as rows of ``source``, ``line`` and either ``record`` (the checked record's
+    ``fields`` as JSON, which keeps ``5`` and ``"5"`` two ids; a value JSON cannot hold, such as a
+    Parquet timestamp, as its text) or ``reject`` (JSON: source, line, id, reason). One read
+    task per :class:`Unit`, so no task reads more than :data:`SPLIT_BYTES` of JSON Lines: Ray
+    Data starts a read task only when the object store budget allows, and a task that ran for
+    a whole large file would read ahead of the actors for as long as it ran.
 
     Parameters
     ----------
     files: the files to read (:func:`input_files`), on ``fs``.
-    fs: their filesystem.
+    fs: their filesystem (pyarrow's, so read tasks open files where they run).
     schema: the reader's checks for ``score`` records, with the job's field names.
     fields: the fields of a record the job reads (the rest stay behind).
-    done: ``{file: Ranges}`` already in the output (``--resume``); those rows are skipped.
+    done: ``{unit name: Ranges}`` already in the output (``--resume``); those rows are skipped.
+    split_bytes: the size of a JSON Lines file's ranges (default :data:`SPLIT_BYTES`).
     """
 
     def __init__(
@@ -173,32 +235,62 @@ class ArticleSource(FileBasedDatasource):
         schema: RecordSchema,
         fields: tuple[str, ...],
         done: Mapping[str, Ranges] | None = None,
+        split_bytes: int | None = None,
     ) -> None:
-        super().__init__(files, filesystem=fs)
+        super().__init__()
+        self._units = read_units(fs, files, split_bytes)
+        self._fs = fs
         self._schema = schema
         self._fields = fields
         self._done_ref = ray.put(dict(done or {}))  # read tasks fetch it, not each a copy
 
-    def _open_input_source(self, filesystem: Any, path: str, **open_args: Any) -> Any:
-        # Raw bytes from a seekable file: Parquet needs to seek, and gzip is the reader's to
-        # undo, so a corrupt file fails with the reader's message. Buffered, because Arrow's
-        # file cannot read lines.
-        return io.BufferedReader(filesystem.open_input_file(path), buffer_size=READ_BUFFER)
+    def estimate_inmemory_data_size(self) -> int:
+        return sum(size for _, size in self._units)
 
-    def _read_stream(self, f: Any, path: str) -> Iterator[pa.Table]:
-        done = ray.get(self._done_ref).get(path, [])
-        starts = [first for first, _ in done]
-        block = _Block(path, self._fields)
-        for line, row in stream_rows(f, path, self._schema.fields.list_fields):
-            if done and in_ranges(line, done, starts):
+    def get_read_tasks(self, parallelism: int, **_: Any) -> list[ReadTask]:
+        # One task per unit whatever ``parallelism`` asks: a unit's rows are numbered within
+        # it, and the number of units already bounds each task's work.
+        return [
+            ReadTask(
+                functools.partial(
+                    read_unit, unit, self._fs, self._schema, self._fields, self._done_ref
+                ),
+                BlockMetadata(
+                    num_rows=None, size_bytes=size, exec_stats=None, input_files=(unit.path,)
+                ),
+            )
+            for unit, size in self._units
+        ]
+
+
+def read_unit(
+    unit: Unit,
+    fs: pafs.FileSystem,
+    schema: RecordSchema,
+    fields: tuple[str, ...],
+    done: Any,
+) -> Iterator[pa.Table]:
+    """One read task: the unit's rows in blocks of :data:`READ_ROWS`, skipping those ``done``
+    (``{unit name: Ranges}``, or its object ref) holds. Called directly in the tests."""
+    if isinstance(done, ray.ObjectRef):
+        done = ray.get(done)
+    skip = done.get(unit.name, [])
+    starts = [first for first, _ in skip]
+    block = _Block(unit.name, fields)
+    # Raw bytes from a seekable file: Parquet needs to seek, and gzip is the reader's to undo,
+    # so a corrupt file fails with the reader's message. Buffered, because Arrow's file cannot
+    # read lines.
+    with io.BufferedReader(fs.open_input_file(unit.path), buffer_size=READ_BUFFER) as f:
+        lines = f if unit.end is None else range_lines(f, unit.start, unit.end)
+        for line, row in stream_rows(lines, unit.path, schema.fields.list_fields):
+            if skip and in_ranges(line, skip, starts):
                 continue
-            checked = self._schema.check(line, row)
-            block.add(line, checked)
+            block.add(line, schema.check(line, row))
             if len(block) == READ_ROWS:
                 yield block.table()
-                block = _Block(path, self._fields)
-        if len(block):
-            yield block.table()
+                block = _Block(unit.name, fields)
+    if len(block):
+        yield block.table()
 
 
 @dataclass

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -105,6 +106,54 @@ def test_input_files_takes_a_file_a_folder_of_shards_or_a_glob(tmp_path):
         ray_io.input_files(str(tmp_path / "missing"))
     with pytest.raises(DataError, match="holds no file of articles"):
         ray_io.input_files(str(tmp_path / "_tmp" / "*.csv"))
+
+
+@given(
+    lines=st.lists(
+        st.one_of(st.text(alphabet="ابت ثج\u0640", max_size=12), st.just(""), st.just("{bad")),
+        max_size=30,
+    ),
+    split=st.integers(1, 120),
+)
+def test_a_json_lines_file_read_in_byte_ranges_holds_each_line_once(tmp_path_factory, lines, split):
+    """Whatever the range size, the ranges of a file give its rows in order, each once, and a
+    row's line within its range plus the lines before the range is its line in the file."""
+    path = tmp_path_factory.mktemp("ranges") / "in.jsonl"
+    encoded = [
+        raw if raw in ("", "{bad") else json.dumps({"id": i, "text": raw}, ensure_ascii=False)
+        for i, raw in enumerate(lines)
+    ]
+    data = ("\n".join(encoded) + "\n").encode() if encoded else b""
+    path.write_bytes(data)
+    fs, files = ray_io.input_files(str(path))
+    schema, fields = record_schema("score"), ("id", "text")
+
+    def rows(units) -> list[tuple[int, str | None, str | None]]:
+        found = []
+        for unit, _ in units:
+            before = 0
+            if unit.end is not None and unit.start > 0:
+                first = (
+                    unit.start
+                    if data[unit.start - 1 : unit.start] == b"\n"
+                    else (data.find(b"\n", unit.start) + 1 or len(data))
+                )
+                before = data[:first].count(b"\n")
+            for table in ray_io.read_unit(unit, fs, schema, fields, {}):
+                assert set(table.column("source").to_pylist()) == {unit.name}
+                for line, record, reject in zip(
+                    table.column("line").to_pylist(),
+                    table.column("record").to_pylist(),
+                    table.column("reject").to_pylist(),
+                    strict=True,
+                ):
+                    reason = json.loads(reject)["reason"] if reject else None
+                    found.append((before + line, record, reason))
+        return found
+
+    units = ray_io.read_units(fs, files, split)
+    assert len(units) == (1 if len(data) <= split else -(-len(data) // split))
+    assert rows(units) == rows(ray_io.read_units(fs, files, len(data) + 1))
 
 
 def test_ray_scorer_called_directly_with_a_shipped_bundle(
@@ -264,6 +313,48 @@ def test_ray_engine_gives_the_local_engines_results_from_a_folder_of_shards(ray_
     )
     summary = json.loads((ray_env / "out" / "_SUCCESS").read_text())
     assert (summary["results"], summary["rejects"]) == (60, 3)
+
+
+@pytest.mark.slow
+def test_a_large_file_is_read_in_byte_ranges_and_resumes_by_them(ray_env, monkeypatch):
+    """One JSON Lines file cut into byte ranges (a task each) gives the local engine's results
+    and rejects (lines counted within the range they name); shards lost before their commit
+    are scored again on --resume, and nothing else is."""
+    source = write_input(ray_env / "in.jsonl", good=GOOD[:60], bad=BAD_LINES[:3], every=20)
+    monkeypatch.setattr(ray_io, "SPLIT_BYTES", 2048)
+    expected, expected_rejects = local_run(source, ray_env / "local.jsonl", batch_size=8)
+    out = ray_env / "out"
+    job = Job(
+        str(source), out, batch_size=8, engine="ray", concurrency=2, shard_rows=8, progress=False
+    )
+    report = score_file(job)
+    assert (report.scored, report.rejected) == (60, 3)
+    assert_same_results(ray_results(out), expected)
+    data = source.read_bytes()
+    rejects = []
+    for reject in ray_rejects(out):
+        path, _, span = reject.pop("source").partition("#bytes=")
+        assert path == str(source) and span, "a range names its bytes"
+        start = int(span.split("-")[0])
+        first = start if data[start - 1 : start] == b"\n" else data.index(b"\n", start) + 1
+        rejects.append({**reject, "line": data[:first].count(b"\n") + reject["line"]})
+    assert sorted(rejects, key=lambda r: r["line"]) == expected_rejects
+    sources = {source for m in manifests(out) for source in m["rows"]}
+    assert len(sources) >= len(data) // 2048 and all("#bytes=" in s for s in sources)
+
+    lost = manifests(out)[::2]  # as if killed before these shards were committed
+    for manifest in lost:
+        (out / "_manifest" / f"{manifest['shard']}.json").unlink()
+        for final in manifest["files"].values():
+            (out / final).unlink()
+    (out / "_SUCCESS").unlink()
+    report = score_file(replace(job, resume=True))
+    assert (report.scored, report.rejected) == (
+        sum(m["results"] for m in lost),
+        sum(m["rejects"] for m in lost),
+    )
+    assert [r["id"] for r in ray_results(out)] == sorted(r["id"] for r in expected)
+    assert len(ray_rejects(out)) == len(expected_rejects)
 
 
 def score_command(source: Path | str, output: Path | str, *extra: str) -> list[str]:
