@@ -165,7 +165,8 @@ eval-outlets: setup
 
 # Every performance figure side by side in one run on one machine (benchmarks/README.md), since
 # figures from different runs or machines do not compare:
-# the service at concurrency 1 and 16 against a naive one-article loop, the GEMM compute limit,
+# the service at concurrency 1 and 16 (and 16 with two workers) against a naive one-article
+# loop, the GEMM compute limit,
 # the accuracy guard of faster variants (full validation splits) and pretraining throughput.
 # Writes benchmarks/results/latest.json and latest.md; about 6 minutes on 2 idle cores. Knobs
 # (environment or make variables): BENCH_ARTICLES (320), BENCH_C1_ARTICLES (100),

@@ -10,13 +10,24 @@ run's models) on a free port, waits for ``/readyz``, then runs the load generato
 * ``c1_median``: the median-length test article, ``median_repeats`` times, one at a time;
 * ``c16``: every article of the sample at concurrency 16.
 
+Then it starts the server again with ``AKHBAR_WORKERS=2`` and, once both workers have loaded,
+runs ``warmup`` and ``c16`` again (reported as ``c16_2_workers``).
+
 Each worker's precision and torch threads are resolved here from the environment the server
 gets (:func:`common.service_settings`), with the same code each worker runs at start-up.
 
-Around each phase it reads ``/metrics`` (the service's ``akhbar_batch_articles`` histogram:
-how many articles each batch held, requests that arrived together sharing one) and the CPU
-time of the server's process tree (``/proc``), and reports both as differences over the
-phase.
+Around each phase it reads the service's own series on ``/metrics``
+(:mod:`akhbar.serving.http.metrics`) and the CPU time of the server's process tree
+(``/proc``), and reports differences over the phase:
+
+* ``batches``: how many articles each batch held (requests that arrived together share one);
+* ``requests_per_worker``: the requests each worker served;
+* ``time_split``: milliseconds per request in each stage (``http``, ``preprocess``,
+  ``encoder``, ``side_models``, ``postprocess``), their sum, the mean latency the load
+  generator saw, and the rest of it (``rest_ms``: waiting for a batch to start, the hand-offs
+  between the event loop and the scoring thread, BentoML's layers outside the service's
+  middleware, the network and the client). A batch's scoring time is shared by its
+  requests.
 """
 
 from __future__ import annotations
@@ -39,6 +50,10 @@ from akhbar.models.tasks import TASKS  # noqa: E402
 
 READY_TIMEOUT_S = 300
 METRIC = "akhbar_batch_articles"
+REQUESTS_METRIC = "akhbar_requests_total"
+STAGES_METRIC = "akhbar_stage_seconds_total"
+STAGES = ("http", "preprocess", "encoder", "side_models", "postprocess")
+COMPARED_WORKERS = 2
 _SAMPLE = re.compile(
     r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)"
 )
@@ -96,26 +111,65 @@ def _workers(server_env: dict[str, str]) -> list[dict]:
     ] * settings.workers
 
 
-def batch_histogram(url: str) -> dict[str, float]:
-    """Cumulative bucket counts, ``sum`` and ``count`` of the batch-size histogram, summed
-    over workers; empty when /metrics does not answer."""
+def scrape(url: str) -> dict[str, dict[str, float]]:
+    """The service's own series on /metrics, each summed over workers unless labelled by
+    worker: ``batch`` (cumulative bucket counts, ``sum`` and ``count`` of the batch-size
+    histogram), ``requests`` (per worker) and ``stages`` (seconds per stage); empty dicts
+    when /metrics does not answer."""
+    out: dict[str, dict[str, float]] = {"batch": {}, "requests": {}, "stages": {}}
     try:
         text = httpx.get(url + "/metrics", timeout=10).text
     except httpx.HTTPError:
-        return {}
-    out: dict[str, float] = {}
+        return out
     for line in text.splitlines():
         match = _SAMPLE.match(line)
-        if not match or not match["name"].startswith(METRIC):
+        if not match:
             continue
+        name, value = match["name"], float(match["value"])
         labels = dict(_LABEL.findall(match["labels"] or ""))
-        suffix = match["name"][len(METRIC) :]
-        key = {"_sum": "sum", "_count": "count"}.get(suffix) or (
-            f"le={labels.get('le')}" if suffix == "_bucket" else None
-        )
+        if name == REQUESTS_METRIC:
+            part, key = out["requests"], labels.get("worker")
+        elif name == STAGES_METRIC:
+            part, key = out["stages"], labels.get("stage")
+        elif name.startswith(METRIC):
+            suffix = name[len(METRIC) :]
+            part = out["batch"]
+            key = {"_sum": "sum", "_count": "count"}.get(suffix) or (
+                f"le={labels.get('le')}" if suffix == "_bucket" else None
+            )
+        else:
+            continue
         if key:
-            out[key] = out.get(key, 0.0) + float(match["value"])
+            part[key] = part.get(key, 0.0) + value
     return out
+
+
+def per_worker(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Requests each worker served between two readings (by worker index)."""
+    return {w: int(round(after[w] - before.get(w, 0))) for w in sorted(after, key=int)}
+
+
+def time_split(before: dict, after: dict, latency_mean_ms: float | None) -> dict:
+    """Milliseconds per request in each stage between two readings (``scrape``), their sum,
+    and the rest of the mean latency (``rest_ms``)."""
+    requests = sum(per_worker(before["requests"], after["requests"]).values())
+    if not requests or not after["stages"]:
+        return {"available": False}
+    ms = {
+        stage: round(
+            (after["stages"].get(stage, 0) - before["stages"].get(stage, 0)) * 1000 / requests, 2
+        )
+        for stage in STAGES
+    }
+    total = round(sum(ms.values()), 2)
+    return {
+        "available": True,
+        "requests": requests,
+        "ms_per_request": ms,
+        "stages_ms": total,
+        "latency_mean_ms": latency_mean_ms,
+        "rest_ms": None if latency_mean_ms is None else round(latency_mean_ms - total, 2),
+    }
 
 
 def batch_sizes(before: dict[str, float], after: dict[str, float]) -> dict:
@@ -145,8 +199,11 @@ def batch_sizes(before: dict[str, float], after: dict[str, float]) -> dict:
 
 
 def start_server(
-    models: dict, log_path: Path, extra_env: dict[str, str]
+    models: dict, log_path: Path, extra_env: dict[str, str], workers: int = 1
 ) -> tuple[subprocess.Popen, str]:
+    """``akhbar serve`` with ``models``, started and ready: every one of its ``workers`` has
+    loaded (``/readyz`` answers for whichever worker took the connection; each worker's
+    request count appears on /metrics once it has loaded)."""
     env = dict(os.environ)
     env.update({f"AKHBAR_{t.upper()}_MODEL": models[t]["path"] for t in TASKS})
     env.update(extra_env)
@@ -173,10 +230,11 @@ def start_server(
                 f"service: not ready after {READY_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}"
             )
         try:  # while models load, the port accepts but does not answer: short timeouts
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return process, url
+            ready = httpx.get(url + "/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
+            ready = False
+        if ready and (workers == 1 or len(scrape(url)["requests"]) >= workers):
+            return process, url
         time.sleep(0.5)
 
 
@@ -198,9 +256,10 @@ def run_phase(
     work: Path,
     server_pid: int,
     repeat: int = 1,
+    server_log: str = "server.log",
 ) -> dict:
     out = work / f"loadgen-{name}.json"
-    before_hist, before_cpu = batch_histogram(url), _cpu_seconds(_tree(server_pid))
+    before, before_cpu = scrape(url), _cpu_seconds(_tree(server_pid))
     command = [
         sys.executable,
         str(BENCH_DIR / "loadgen.py"),
@@ -220,9 +279,11 @@ def run_phase(
         raise SystemExit(
             f"service: the load generator failed in phase {name}:\n{done.stderr[-3000:]}"
         )
-    after_cpu, after_hist = _cpu_seconds(_tree(server_pid)), batch_histogram(url)
+    after_cpu, after = _cpu_seconds(_tree(server_pid)), scrape(url)
     result = read_json(out)
-    result["batches"] = batch_sizes(before_hist, after_hist)
+    result["batches"] = batch_sizes(before["batch"], after["batch"])
+    result["requests_per_worker"] = per_worker(before["requests"], after["requests"])
+    result["time_split"] = time_split(before, after, result["latency_ms"].get("mean"))
     result["server_cpu_s"] = round(after_cpu - before_cpu, 2)
     result["server_cpu_cores"] = (
         round((after_cpu - before_cpu) / result["wall_s"], 2) if result["wall_s"] else None
@@ -230,8 +291,14 @@ def run_phase(
     log(
         "service",
         f"{name}: {result['ok']}/{result['requests']} ok, {result['articles_per_s']} articles/s, "
-        f"p50 {result['latency_ms']['p50']} ms, batches {result['batches'].get('mean_batch_size')}",
+        f"p50 {result['latency_ms']['p50']} ms, batches {result['batches'].get('mean_batch_size')},"
+        f" requests per worker {result['requests_per_worker']}",
     )
+    if result["errors"]:  # a rate over the answered part of a phase would flatter the service
+        raise SystemExit(
+            f"service: phase {name}: {result['requests'] - result['ok']} requests failed "
+            f"(by status: {result['errors']}); server log {work / server_log}"
+        )
     return result
 
 
@@ -246,8 +313,10 @@ def main() -> int:
     warm_file.write_text("".join(lines[: config["warmup_articles"]]), encoding="utf-8")
 
     log_path = work / "server.log"
+    server_env = config.get("server_env", {})
     started = time.monotonic()
-    process, url = start_server(config["models"], log_path, config.get("server_env", {}))
+    workers = _workers(server_env)
+    process, url = start_server(config["models"], log_path, server_env, len(workers))
     startup_s = time.monotonic() - started
     log("service", f"ready at {url} after {startup_s:.1f} s")
     try:
@@ -264,7 +333,24 @@ def main() -> int:
             repeat=config["median_repeats"],
         )
         phases["c16"] = run_phase("c16", url, sample, 16, work, process.pid)
-        metrics_ok = bool(batch_histogram(url))
+        metrics_ok = bool(scrape(url)["batch"])
+    finally:
+        stop_server(process)
+
+    # The same c16 phase with two workers: whether both serve, and what that gives.
+    env_2 = {**server_env, "AKHBAR_WORKERS": str(COMPARED_WORKERS)}
+    started = time.monotonic()
+    log_2 = "server-2-workers.log"
+    process, url = start_server(config["models"], work / log_2, env_2, COMPARED_WORKERS)
+    startup_2_s = time.monotonic() - started
+    log("service", f"{COMPARED_WORKERS} workers ready at {url} after {startup_2_s:.1f} s")
+    try:
+        run_phase("warmup_2_workers", url, warm_file, 16, work, process.pid, server_log=log_2)
+        phases["c16_2_workers"] = run_phase(
+            "c16_2_workers", url, sample, 16, work, process.pid, server_log=log_2
+        )
+        phases["c16_2_workers"]["workers"] = _workers(env_2)
+        phases["c16_2_workers"]["startup_s"] = round(startup_2_s, 1)
     finally:
         stop_server(process)
     write_json(
@@ -272,7 +358,7 @@ def main() -> int:
         {
             "url_kind": "akhbar serve (BentoML), one worker process per AKHBAR_WORKERS",
             "startup_s": round(startup_s, 1),
-            "workers": _workers(config.get("server_env", {})),
+            "workers": workers,
             "metrics_available": metrics_ok,
             "phases": phases,
         },

@@ -29,6 +29,7 @@ from akhbar.models.modeling import mean_pool
 from akhbar.models.ort_encoder import OrtEncoder
 from akhbar.models.precision import COMPUTED
 from akhbar.models.sentences import Sentence
+from akhbar.models.stages import stage
 from akhbar.models.tasks import SENTENCE, SEQUENCE, STANCE_HEADS
 from akhbar.models.windowing import (
     SentenceWindows,
@@ -146,35 +147,37 @@ class Predictor:
         )
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            batch = pad_features(
-                [features[i] for i in chunk],
-                self.bundle.tokenizer.pad_token_id,
-                WIDTH_MULTIPLE,
-                self.model.encoder.config.max_position_embeddings,
-            )
-            batch = {key: value.to(self.device) for key, value in batch.items()}
-            hidden = self.encode(batch)
-            if states is not None:
-                states[chunk] = mean_pool(hidden, batch["attention_mask"]).cpu().numpy()
-            for task in heads:
-                if self.bundle.settings.tasks[task].kind == SEQUENCE:
-                    rows = list(
-                        self.model.sequence_logits(task, hidden, batch["attention_mask"])
-                        .cpu()
-                        .numpy()
-                    )
-                else:
-                    logits = (
-                        self.model.sentence_logits(task, hidden, batch["sentence_ids"])
-                        .cpu()
-                        .numpy()
-                    )
-                    rows = [
-                        row[: int(s.max()) + 1]
-                        for row, s in zip(logits.reshape(len(chunk), -1), batch["sentence_ids"])
-                    ]
-                for i, row in zip(chunk, rows):
-                    out[i][task] = row
+            with stage("preprocess"):
+                batch = pad_features(
+                    [features[i] for i in chunk],
+                    self.bundle.tokenizer.pad_token_id,
+                    WIDTH_MULTIPLE,
+                    self.model.encoder.config.max_position_embeddings,
+                )
+            with stage("encoder"):  # and the heads, which read its hidden states
+                batch = {key: value.to(self.device) for key, value in batch.items()}
+                hidden = self.encode(batch)
+                if states is not None:
+                    states[chunk] = mean_pool(hidden, batch["attention_mask"]).cpu().numpy()
+                for task in heads:
+                    if self.bundle.settings.tasks[task].kind == SEQUENCE:
+                        rows = list(
+                            self.model.sequence_logits(task, hidden, batch["attention_mask"])
+                            .cpu()
+                            .numpy()
+                        )
+                    else:
+                        logits = (
+                            self.model.sentence_logits(task, hidden, batch["sentence_ids"])
+                            .cpu()
+                            .numpy()
+                        )
+                        rows = [
+                            row[: int(s.max()) + 1]
+                            for row, s in zip(logits.reshape(len(chunk), -1), batch["sentence_ids"])
+                        ]
+                    for i, row in zip(chunk, rows):
+                        out[i][task] = row
         return out, states
 
     def window_states(self, features: list[dict]) -> np.ndarray:
@@ -193,14 +196,15 @@ class Predictor:
                 f"task {task!r} reads the {settings.reads} windows of the article; score it with "
                 "topic() or sentence_pass()"
             )
-        windows = encode_windows(
-            self.bundle.tokenizer,
-            texts,
-            settings.max_length,
-            settings.stride,
-            settings.max_windows,
-            first,
-        )
+        with stage("preprocess"):
+            windows = encode_windows(
+                self.bundle.tokenizer,
+                texts,
+                settings.max_length,
+                settings.stride,
+                settings.max_windows,
+                first,
+            )
         rows, _ = self._forward(windows.features, (task,))
         logits = np.stack([r[task] for r in rows]) if rows else np.zeros((0, len(settings.labels)))
         return pool_logits(logits, windows.doc_index, len(texts)), list(windows.truncated)
@@ -214,15 +218,16 @@ class Predictor:
         """Each text's candidate sentences and the windows the sentence task ``task`` reads
         (starting with the title where the task reads one: ``title_tokens``)."""
         settings = self._settings(task, SENTENCE)
-        docs = [candidate_sentences(t) for t in texts]
-        windows = encode_sentence_windows(
-            self.bundle.tokenizer,
-            [[s.text for s in d] for d in docs],
-            settings.max_length,
-            settings.max_windows,
-            titles=titles,
-            title_tokens=settings.title_tokens,
-        )
+        with stage("preprocess"):
+            docs = [candidate_sentences(t) for t in texts]
+            windows = encode_sentence_windows(
+                self.bundle.tokenizer,
+                [[s.text for s in d] for d in docs],
+                settings.max_length,
+                settings.max_windows,
+                titles=titles,
+                title_tokens=settings.title_tokens,
+            )
         return docs, windows
 
     def sentence_pass(
@@ -269,7 +274,8 @@ class Predictor:
         settings = self._settings(task, SEQUENCE)
         fusion = self.bundle.fusions.get(task)
         if fusion is not None:
-            logits = fusion.fuse(logits, texts, first)
+            with stage("side_models"):
+                logits = fusion.fuse(logits, texts, first)
         probs = softmax(logits / settings.temperature, axis=1)
         results = []
         for row, truncated in zip(probs, truncation):
@@ -308,7 +314,8 @@ class Predictor:
         (:meth:`sentence_scores`); one encoder pass serves both when the topic head reads that
         task's windows (``reads`` in its settings)."""
         titles = titles or [None] * len(texts)
-        inputs = topic_inputs(texts, titles)
+        with stage("preprocess"):
+            inputs = topic_inputs(texts, titles)
         reads = self._settings(task, SEQUENCE).reads
         if not texts:
             return [], []
@@ -338,7 +345,8 @@ class Predictor:
             rows = [i for i, h in enumerate(heads) if h == head]
             pair_claims = [claims[i] for i in rows]
             k = self._settings(head, SEQUENCE).evidence_sentences
-            inputs, evidence = stance_inputs(pair_claims, [texts[i] for i in rows], k)
+            with stage("preprocess"):
+                inputs, evidence = stance_inputs(pair_claims, [texts[i] for i in rows], k)
             preds = self._classify(head, inputs, pair_claims)
             for i, p, c, e in zip(rows, preds, pair_claims, evidence, strict=True):
                 answers[i] = StancePrediction(

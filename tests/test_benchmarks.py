@@ -130,3 +130,66 @@ def test_the_service_stage_resolves_each_workers_runtime_from_the_servers_enviro
     assert service._workers({"AKHBAR_PRECISION": "fp32"}) == [
         {"precision": "fp32", "torch_threads": cores}
     ]
+
+
+def test_requests_per_worker_and_the_time_split_are_differences_over_a_phase():
+    before = {
+        "requests": {"1": 5.0},
+        "stages": {"http": 0.1, "preprocess": 1.0, "encoder": 2.0, "postprocess": 0.5},
+    }
+    after = {  # worker 2 loaded later: absent before
+        "requests": {"1": 7.0, "2": 2.0},
+        "stages": {
+            "http": 0.14,
+            "preprocess": 1.2,
+            "encoder": 2.4,
+            "side_models": 0.08,
+            "postprocess": 0.58,
+        },
+    }
+    assert service.per_worker(before["requests"], after["requests"]) == {"1": 2, "2": 2}
+    split = service.time_split(before, after, latency_mean_ms=250.0)
+    assert split["requests"] == 4
+    assert split["ms_per_request"] == {
+        "http": 10.0,
+        "preprocess": 50.0,
+        "encoder": 100.0,
+        "side_models": 20.0,
+        "postprocess": 20.0,
+    }
+    assert (split["stages_ms"], split["rest_ms"]) == (200.0, 50.0)
+    assert service.time_split(before, before, 1.0) == {"available": False}  # no requests
+    lines = run._time_split_markdown({"c16": {"time_split": split}, "c1": {}})
+    assert lines[-1] == "| c16 | 4 | 10.0 | 50.0 | 100.0 | 20.0 | 20.0 | 200.0 | 250.0 | 50.0 |"
+
+
+def test_two_workers_against_one_is_a_headline_figure_with_its_target():
+    def phase(rate: float, served: dict) -> dict:
+        return {
+            "articles_per_s": rate,
+            "latency_ms": {"p50": 10.0},
+            "results": [],
+            "requests_per_worker": served,
+        }
+
+    service_result = {
+        "workers": [{"precision": "fp32", "torch_threads": 2}],
+        "phases": {
+            "c1_median": phase(1.0, {"1": 1}),
+            "c16": phase(10.0, {"1": 32}),
+            "c16_2_workers": phase(12.0, {"1": 17, "2": 15}),
+        },
+    }
+    summary = run.summarize({"service": service_result}, "fp32")
+    assert summary["two_workers_vs_one"] == 1.2
+    assert run.targets(summary)["two_workers_vs_one"] == {
+        "value": 1.2,
+        "target": ">= 1.0",
+        "met": True,
+    }
+    service_result["phases"]["c16_2_workers"]["workers"] = [
+        {"precision": "fp32", "torch_threads": 1}
+    ] * 2
+    service_result["phases"]["c16_2_workers"]["startup_s"] = 9.0
+    [_, line] = run._workers_markdown(service_result, summary["two_workers_vs_one"])
+    assert "(worker 1: 17, worker 2: 15): **1.2×**" in line

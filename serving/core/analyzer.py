@@ -44,6 +44,7 @@ from typing import Any
 from akhbar.models.bundle import BundleError, load_bundle
 from akhbar.models.normalize import arabic_ratio
 from akhbar.models.predict import Predictor, pick_sentences
+from akhbar.models.stages import stage
 from akhbar.models.tasks import TASKS
 from akhbar.serving.core.articles import Article
 from akhbar.serving.core.config import DEFAULT_SUMMARY_SENTENCES, Runtime, ScoringConfig
@@ -235,7 +236,8 @@ class Analyzer:
                 f"no model loaded for {', '.join(missing)}; loaded: "
                 f"{', '.join(self.tasks) or 'none'}"
             )
-        docs = [_coerce(a, i, self.summary_sentences) for i, a in enumerate(articles)]
+        with stage("preprocess"):
+            docs = [_coerce(a, i, self.summary_sentences) for i, a in enumerate(articles)]
         results: list[dict[str, Any]] = [{"id": d.id} for d in docs]
         truncated = [False] * len(docs)
         if not docs:

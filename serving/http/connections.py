@@ -5,7 +5,7 @@ Neither uvicorn nor BentoML bounds these. uvicorn has no header-read timeout, it
 timer starts only after a first response, and BentoML passes no connection limit; so 500
 silent connections, or 300 sending a header line every 5 s, were held for as long as their
 clients liked, and 20,400 idle ones exhausted the worker's descriptors until normal requests
-timed out (issue 20). The guard is uvicorn's own HTTP/1.1 protocol (h11) with two additions:
+timed out (issue 20). The guard is uvicorn's own HTTP/1.1 protocol (h11) with these additions:
 
 * **Deadline for the head.** A timer starts when a connection opens, when a keep-alive
   connection has answered a request, and when the first byte of a new request arrives; it
@@ -16,6 +16,13 @@ timed out (issue 20). The guard is uvicorn's own HTTP/1.1 protocol (h11) with tw
   JSON 503 with ``Retry-After`` and closed at once, so its descriptor is freed as soon as it
   was taken. The limit is kept below the process's descriptor limit (``RLIMIT_NOFILE``),
   leaving :data:`DESCRIPTOR_RESERVE` for models, logs and the server's own sockets.
+* **Requests per connection.** A connection carries at most ``keepalive_requests`` requests:
+  the answer to the last says ``Connection: close``, and the client opens a new connection
+  for its next request, which may go to another worker. So a long-lived connection (a
+  proxy's pool, opened while a second worker was still loading) does not stay on one worker
+  for good (:mod:`akhbar.serving.http.reuseport`). A reconnection costs well under a
+  millisecond on a local network, against tens of milliseconds or more of scoring for each
+  of the requests before it.
 
 It also owns shutdown. Plain ``bentoml serve`` (a Bento, a container) has a shutdown bound
 only as a command-line flag (``--timeout-graceful-shutdown``, which ``akhbar serve`` passes):
@@ -42,6 +49,7 @@ import h11
 import uvicorn.config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from akhbar.serving.http import reuseport
 from akhbar.serving.http.settings import ServiceSettings
 
 DESCRIPTOR_RESERVE = 256
@@ -100,11 +108,13 @@ def connection_limit(wanted: int) -> int:
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for each request's head and a connection
-    limit; the class attributes are set by :func:`install`."""
+    """uvicorn's h11 protocol with a deadline for each request's head, a connection limit and
+    a cap on the requests one connection carries; the class attributes are set by
+    :func:`install`."""
 
     header_timeout: float = 10.0
     max_connections: int = 1000
+    keepalive_requests: int = 100
     retry_after: int = 5
     shutdown_grace: int = 30
 
@@ -113,7 +123,30 @@ class GuardedH11Protocol(H11Protocol):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.app = answer_on_shutdown(self.app, self.retry_after)
+        self.app = self._counted(answer_on_shutdown(self.app, self.retry_after))
+        self.requests = 0
+
+    def _counted(self, app):
+        """``app``, answering this connection's ``keepalive_requests``-th request with
+        ``Connection: close`` (uvicorn then closes the connection after it)."""
+
+        async def counted(scope: dict, receive, send) -> None:
+            self.requests += 1
+            if scope["type"] != "http" or self.requests < self.keepalive_requests:
+                await app(scope, receive, send)
+                return
+
+            async def closing(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    headers = [
+                        h for h in message.get("headers", []) if h[0].lower() != b"connection"
+                    ]
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
+                await send(message)
+
+            await app(scope, receive, closing)
+
+        return counted
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.max_connections:
@@ -193,8 +226,13 @@ class GuardedH11Protocol(H11Protocol):
 
 def listening_addresses() -> list[str]:
     """The addresses this process's listening TCP sockets are bound to, as URLs. BentoML's
-    own start-up line says ``localhost`` whatever it binds (a Bento binds 0.0.0.0)."""
+    own start-up line says ``localhost`` whatever it binds (a Bento binds 0.0.0.0). Under
+    ``akhbar serve`` with several workers, the address each worker listens on with a socket of
+    its own (BentoML's socket is then on a loopback port that nobody is told about)."""
     import psutil
+
+    if address := reuseport.worker_address():
+        return [reuseport.url(address)]
 
     urls = []
     for c in psutil.Process().net_connections(kind="tcp"):
@@ -205,8 +243,10 @@ def listening_addresses() -> list[str]:
 
 
 def install(settings: ServiceSettings) -> int:
-    """Make uvicorn's ``auto`` HTTP protocol the guarded one in this process; returns the
-    connection limit in force (``max_connections`` lowered to fit the descriptor limit)."""
+    """Make uvicorn's ``auto`` HTTP protocol the guarded one in this process, and under
+    ``akhbar serve`` with several workers give this worker a listening socket of its own
+    (:func:`akhbar.serving.http.reuseport.install`); returns the connection limit in force
+    (``max_connections`` lowered to fit the descriptor limit)."""
     limit = connection_limit(settings.max_connections)
     if limit < settings.max_connections:
         logger.warning(
@@ -217,7 +257,9 @@ def install(settings: ServiceSettings) -> int:
         )
     GuardedH11Protocol.header_timeout = settings.header_timeout
     GuardedH11Protocol.max_connections = limit
+    GuardedH11Protocol.keepalive_requests = settings.keepalive_requests
     GuardedH11Protocol.retry_after = settings.retry_after
     GuardedH11Protocol.shutdown_grace = settings.shutdown_grace
     uvicorn.config.HTTP_PROTOCOLS["auto"] = f"{__name__}:GuardedH11Protocol"
+    reuseport.install()
     return limit

@@ -39,6 +39,8 @@ itself, as JSON with the request id, and never raises:
   keeps the cancellation from reaching here).
 * Log: one JSON line per request on the ``akhbar.access`` logger: request id, method,
   route, status, article count, latency. Never article text.
+* Metrics: a request that reached the scorer is counted for this worker, and its time
+  outside the scorer is the ``http`` stage (:mod:`akhbar.serving.http.metrics`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from typing import Any
 
 from akhbar.serving.core.config import use
 from akhbar.serving.http.admission import ADMISSION, Admission, body_cost
+from akhbar.serving.http.metrics import observe_request
 from akhbar.serving.http.settings import ServiceSettings
 
 OPEN_PATHS = frozenset(
@@ -190,13 +193,16 @@ class AkhbarMiddleware:
         finally:
             for token in reversed(tokens):
                 token.var.reset(token)
+            seconds = time.perf_counter() - started
+            if "scorer_s" in facts:  # the route handed its articles to the scorer
+                observe_request(seconds, facts["scorer_s"])
             line = {
                 "request_id": request_id,
                 "method": scope.get("method"),
                 "route": path,
                 "status": facts["status"],
                 "articles": facts["articles"],
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                "latency_ms": round(seconds * 1000, 1),
             }
             access_log.log(logging.DEBUG if is_open(path) else logging.INFO, json.dumps(line))
 

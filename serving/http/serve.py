@@ -29,6 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from akhbar.serving.http import reuseport
 from akhbar.serving.http.settings import ServiceSettings, unknown_variables
 from akhbar.serving.http.startup import STARTUP_ERROR_FILE_ENV
 from akhbar.serving.http.supervision import CRASH_FILE_ENV, WorkerWatch, store_space_problem
@@ -112,10 +113,11 @@ def _stop(child: subprocess.Popen, timeout: float = 15) -> None:
             pass
 
 
-def run_server(host: str, port: int, grace: int) -> int:
+def run_server(host: str, port: int, grace: int, workers: int = 1) -> int:
     """Run ``bentoml serve`` in a child process until it ends; its exit status (1 when the
     service stopped its own start-up, after printing why). ``grace``: seconds requests in
-    flight get after SIGTERM."""
+    flight get after SIGTERM. With several ``workers``, each listens on ``host:port`` with a
+    socket of its own (:mod:`akhbar.serving.http.reuseport`)."""
     with tempfile.TemporaryDirectory(prefix="akhbar-serve-") as tmp:
         status_file, crash_file = Path(tmp) / "startup-error", Path(tmp) / "crashes"
         # glibc's malloc settings reach the server processes through the service's own
@@ -125,6 +127,24 @@ def run_server(host: str, port: int, grace: int) -> int:
             STARTUP_ERROR_FILE_ENV: str(status_file),
             CRASH_FILE_ENV: str(crash_file),
         }
+        env.pop(reuseport.WORKER_ADDRESS_ENV, None)
+        if workers > 1 and reuseport.supported():
+            address = f"{host}:{port}"
+            try:
+                reuseport.check_free(address)
+            except OSError as exc:
+                print(
+                    f"akhbar serve: cannot listen on {reuseport.url(address)}: {exc.strerror}",
+                    file=sys.stderr,
+                )
+                return 1
+            env[reuseport.WORKER_ADDRESS_ENV] = address
+            host, port = "127.0.0.1", reuseport.free_loopback_port()  # BentoML's own socket
+            print(
+                f"akhbar serve: {workers} workers, each listening on {reuseport.url(address)} "
+                f"itself (BentoML's start-up line names its internal socket, {host}:{port})",
+                file=sys.stderr,
+            )
         # Without a graceful-shutdown timeout, uvicorn waits for requests in flight forever
         # (and BentoML's process manager for a day) after SIGTERM.
         command = [
@@ -185,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"akhbar serve: {problem}", file=sys.stderr)
         return 1
-    return run_server(args.host, args.port, settings.shutdown_grace)
+    return run_server(args.host, args.port, settings.shutdown_grace, settings.workers)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ Routes (JSON; the OpenAPI document is at ``/docs.json``):
 All four routes hand their validated articles to one in-process batcher
 (:mod:`akhbar.serving.http.batcher`), so articles from concurrent callers are scored in shared
 batches (windows sorted by length inside :class:`~akhbar.models.predict.Predictor`) while each
-article crosses the HTTP layer, and validation, once. ``/metrics`` adds
-``akhbar_batch_articles``, a histogram of the articles per batch.
+article crosses the HTTP layer, and validation, once. ``/metrics`` adds the articles per
+batch, the requests each worker served and where their time went
+(:mod:`akhbar.serving.http.metrics`).
 
 Settings: ``AKHBAR_*`` variables, in two tables: the server's own knobs in
 :mod:`akhbar.serving.http.settings`, what decides a score in :mod:`akhbar.serving.core.config`;
@@ -26,10 +27,12 @@ BentoML (:mod:`akhbar.serving.http.bento_models`), so a built Bento carries its 
 from __future__ import annotations
 
 import gc
+import time
 from typing import Any
 
 import bentoml
 
+from akhbar.models.stages import clock
 from akhbar.models.tasks import TASKS
 from akhbar.serving.core.articles import (
     SAMPLE_ARTICLE,
@@ -45,6 +48,7 @@ from akhbar.serving.http import connections
 from akhbar.serving.http.admission import ADMISSION, validated_cost
 from akhbar.serving.http.batcher import Batcher
 from akhbar.serving.http.bento_models import TaskModel
+from akhbar.serving.http.metrics import BATCH_ARTICLES, observe_batch, worker_ready
 from akhbar.serving.http.middleware import AkhbarMiddleware, note
 from akhbar.serving.http.settings import MALLOC_SETTINGS, MAX_REQUEST_TIMEOUT, ServiceSettings
 from akhbar.serving.http.startup import logger, setup_logging, stop_startup
@@ -62,11 +66,6 @@ record_crashes()
 # BentoML's own request timeout only backs ours up (AKHBAR_REQUEST_TIMEOUT, answered with
 # Retry-After by the middleware): BentoML's 504 carries no Retry-After and no request id.
 BACKSTOP_TIMEOUT_S = MAX_REQUEST_TIMEOUT + 60
-BATCH_ARTICLES = bentoml.metrics.Histogram(
-    name="akhbar_batch_articles",
-    documentation="Articles per batch scored (requests that arrive together share a batch).",
-    buckets=(1, 2, 4, 8, 16, 32, 64, float("inf")),
-)
 
 
 @bentoml.service(
@@ -135,6 +134,7 @@ class Akhbar:
             else "",
         )
         self.ready = True
+        worker_ready()
 
     def __is_ready__(self) -> bool:
         return self.ready
@@ -146,12 +146,20 @@ class Akhbar:
         ADMISSION.record_batch(sum(map(validated_cost, articles)), seconds)
 
     def _analyze(self, articles: list[Article], tasks: tuple[str, ...]) -> list[dict[str, Any]]:
-        """What the batcher runs on its scoring thread: one Analyzer call."""
-        return self.analyzer.analyze(articles, tasks)
+        """What the batcher runs on its scoring thread: one Analyzer call, its time by stage
+        to /metrics."""
+        with clock() as seconds:
+            results = self.analyzer.analyze(articles, tasks)
+        observe_batch(seconds)
+        return results
 
     async def _score(self, articles: list[Article], tasks: tuple[str, ...]) -> list[dict[str, Any]]:
         note(articles=len(articles))
-        return await self.batcher.score(articles, tasks)
+        started = time.perf_counter()
+        try:
+            return await self.batcher.score(articles, tasks)
+        finally:  # the middleware counts the request, and its time outside the scorer
+            note(scorer_s=time.perf_counter() - started)
 
     @bentoml.api
     async def analyze(self, articles: Articles) -> AnalyzeResponse:

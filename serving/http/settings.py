@@ -4,36 +4,45 @@ These are the knobs only a server has; what decides a score (limits, k, models, 
 size, precision, torch threads) is the scoring core's configuration,
 :mod:`akhbar.serving.core.config`, which :class:`ServiceSettings` carries as ``scoring``.
 
-===============  ======================  ========  ===============================================
-field            environment variable    default   meaning
-===============  ======================  ========  ===============================================
-max_body_bytes   AKHBAR_MAX_BODY_BYTES   16777216  request body size (16 MiB); larger: 413
-request_timeout  AKHBAR_REQUEST_TIMEOUT  60        seconds before a request is answered 504
-body_timeout     AKHBAR_BODY_TIMEOUT     10        seconds to receive a request's body; slower:
-                                                   408, and the connection closes
-header_timeout   AKHBAR_HEADER_TIMEOUT   10        seconds for a request line and headers to
-                                                   arrive (and a connection to stay idle);
-                                                   slower: the connection closes
-max_connections  AKHBAR_MAX_CONNECTIONS  1000      open connections per worker (kept 256 below
-                                                   ``ulimit -n``); more: 503 and closed at once
-max_queue        AKHBAR_MAX_QUEUE        64        API requests in progress per worker; more: 503
-max_wait         AKHBAR_MAX_WAIT         1         seconds of work a request may find ahead of it
-                                                   (measured rate); more: 503 at once
-retry_after      AKHBAR_RETRY_AFTER      5         seconds suggested in ``Retry-After`` on 503/504
-shutdown_grace   AKHBAR_SHUTDOWN_GRACE   30        seconds requests in flight get to finish
-                                                   on SIGTERM
-api_token        AKHBAR_API_TOKEN        (unset)   when set, API routes need
-                                                   ``Authorization: Bearer``
-workers          AKHBAR_WORKERS          1         server processes, each with its own models
-max_batch_size   AKHBAR_MAX_BATCH_SIZE   32        articles per batch (concurrent requests
-                                                   share one; a larger request goes alone)
-===============  ======================  ========  ===============================================
+==================  =========================  ========  ===========================================
+field               environment variable       default   meaning
+==================  =========================  ========  ===========================================
+max_body_bytes      AKHBAR_MAX_BODY_BYTES      16777216  request body size (16 MiB); larger: 413
+request_timeout     AKHBAR_REQUEST_TIMEOUT     60        seconds before a request is answered 504
+body_timeout        AKHBAR_BODY_TIMEOUT        10        seconds to receive a request's body;
+                                                         slower: 408, and the connection closes
+header_timeout      AKHBAR_HEADER_TIMEOUT      10        seconds for a request line and headers to
+                                                         arrive (and a connection to stay idle);
+                                                         slower: the connection closes
+max_connections     AKHBAR_MAX_CONNECTIONS     1000      open connections per worker (kept 256 below
+                                                         ``ulimit -n``); more: 503 and closed at
+                                                         once
+keepalive_requests  AKHBAR_KEEPALIVE_REQUESTS  100       requests one connection carries; the last
+                                                         answer says ``Connection: close``, and the
+                                                         client's next connection may go to another
+                                                         worker
+max_queue           AKHBAR_MAX_QUEUE           64        API requests in progress per worker; more:
+                                                         503
+max_wait            AKHBAR_MAX_WAIT            1         seconds of work a request may find ahead of
+                                                         it (measured rate); more: 503 at once
+retry_after         AKHBAR_RETRY_AFTER         5         seconds suggested in ``Retry-After`` on
+                                                         503/504
+shutdown_grace      AKHBAR_SHUTDOWN_GRACE      30        seconds requests in flight get to finish on
+                                                         SIGTERM
+api_token           AKHBAR_API_TOKEN           (unset)   when set, API routes need ``Authorization:
+                                                         Bearer``
+workers             AKHBAR_WORKERS             1         server processes, each with its own models
+max_batch_size      AKHBAR_MAX_BATCH_SIZE      32        articles per batch (concurrent requests
+                                                         share one; a larger request goes alone)
+==================  =========================  ========  ===========================================
 
 The defaults suit 2 CPU cores: one worker scores one batch at a time with both cores, and
 32 concurrent callers queue (up to ``max_queue``) instead of being refused. A second worker
-did not help there: BentoML handed it no requests at 16 concurrent callers (``make bench``,
-2 workers x 1 torch thread: the server used 1.0 core, 14.4-14.9 articles/s, against 18.8-19.3
-for one worker with 2 threads).
+got no requests at 16 concurrent callers while the workers shared BentoML's listening socket
+(``make bench``, 2 workers x 1 torch thread: the server used 1.0 core, 14.4-14.9 articles/s,
+against 18.8-19.3 for one worker with 2 threads); under ``akhbar serve`` each worker now
+listens on a socket of its own and both serve (:mod:`akhbar.serving.http.reuseport`).
+Whether two workers beat one on a machine is ``make bench``'s ``two_workers_vs_one``.
 
 When the values are read. :meth:`ServiceSettings.from_env` reads the environment each time
 it is called. The service calls it at start-up (in ``Akhbar.__init__`` and when the ASGI
@@ -55,6 +64,7 @@ from dataclasses import dataclass, field, fields
 
 from akhbar.serving.core import config as core_config
 from akhbar.serving.core.config import Runtime, ScoringConfig, check_positive, env_values
+from akhbar.serving.http.reuseport import WORKER_ADDRESS_ENV
 from akhbar.serving.http.startup import STARTUP_ERROR_FILE_ENV
 from akhbar.serving.http.supervision import CRASH_FILE_ENV
 
@@ -77,7 +87,8 @@ MALLOC_SETTINGS = {
 
 
 # AKHBAR_* variables read elsewhere than these two tables: the data folder, the shipped models,
-# the ONNX cache, the files `akhbar serve` shares with its workers, and the developer tools'.
+# the ONNX cache, the files and address `akhbar serve` gives its workers, and the developer
+# tools'.
 OTHER_VARIABLES = frozenset(
     {
         "AKHBAR_DATA",
@@ -85,6 +96,7 @@ OTHER_VARIABLES = frozenset(
         "AKHBAR_CACHE",
         STARTUP_ERROR_FILE_ENV,
         CRASH_FILE_ENV,
+        WORKER_ADDRESS_ENV,
         "AKHBAR_UPDATE_SCREENSHOT",
     }
 )
@@ -108,6 +120,9 @@ class ServiceSettings:
     header_timeout: seconds a connection may take to send a request's head, or stay idle
         (:mod:`akhbar.serving.http.connections`).
     max_connections: open connections one worker holds; more are refused with 503.
+    keepalive_requests: requests one connection carries before the server closes it, so that
+        a client's connections are spread over the workers again
+        (:mod:`akhbar.serving.http.connections`).
     max_queue: API requests one worker holds at once (running or queued); more get 503.
     max_wait: seconds of admitted work (at the measured service rate) a request may find ahead
         of it; more get 503 at once (:mod:`akhbar.serving.http.admission`).
@@ -125,6 +140,7 @@ class ServiceSettings:
     body_timeout: float = 10.0
     header_timeout: float = 10.0
     max_connections: int = 1000
+    keepalive_requests: int = 100
     max_queue: int = 64
     max_wait: float = 1.0
     retry_after: int = 5

@@ -87,3 +87,20 @@ def test_missing_task_and_unloadable_bundle_are_named(analyzer, tiny_bundle, tmp
         ModelLoadError, match=r"the summary model .* cannot be loaded .*akhbar models import"
     ):
         Analyzer.from_bundles({"summary": tmp_path / "nowhere"})
+
+
+def test_scoring_time_splits_into_the_stages_it_marks(analyzer):
+    """The service's time split (akhbar.models.stages): every stage the tiny bundle has runs
+    for some time, and the stages add up to at most the call's own time."""
+    import time
+
+    from akhbar.models.stages import clock
+
+    started = time.perf_counter()
+    with clock() as seconds:
+        analyzer.analyze([ARTICLE, {"text": ARTICLE_TEXT, "claims": CLAIMS}])
+    wall = time.perf_counter() - started
+    for name in ("preprocess", "encoder", "postprocess"):
+        assert seconds[name] > 0, name
+    assert seconds["side_models"] == 0  # the tiny bundle fuses no side model
+    assert sum(seconds.values()) <= wall

@@ -143,6 +143,36 @@ def test_auth_health_metrics_and_docs(server):
     assert batches["akhbar_batch_articles_sum"] >= 3
 
 
+def _own_series(server) -> dict[str, float]:
+    """The service's request count and stage seconds on /metrics, by series."""
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    return {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith(("akhbar_requests_total{", "akhbar_stage_seconds_total{"))
+    }
+
+
+def test_each_scored_request_is_counted_for_its_worker_with_its_time_by_stage(server):
+    """What make bench reads (issue 19): requests per worker, and where their time went. A
+    refused request (401, 400) never reached the scorer and is not counted."""
+    before = _own_series(server)
+    assert before['akhbar_requests_total{worker="1"}'] >= 0  # shown once the worker loaded
+    assert httpx.post(server.url + "/analyze", json={"articles": [ARTICLE]}).status_code == 401
+    assert server.post("/analyze", {"articles": []}).status_code == 400
+    started = time.perf_counter()
+    for _ in range(3):
+        assert server.post("/analyze", {"articles": [ARTICLE]}).status_code == 200
+    elapsed = time.perf_counter() - started
+    after = _own_series(server)
+    delta = {k: after[k] - before.get(k, 0) for k in after}
+    assert delta['akhbar_requests_total{worker="1"}'] == 3
+    stages = {k.split('"')[1]: v for k, v in delta.items() if k.startswith("akhbar_stage")}
+    for stage in ("http", "preprocess", "encoder", "postprocess"):
+        assert stages[stage] > 0, stage
+    assert sum(stages.values()) <= elapsed  # the client waited for all of it, and more
+
+
 def test_concurrent_callers_are_all_answered(server):
     bodies = [{"articles": [{"text": STORY[i % 5], "claims": [CLAIMS[i % 2]]}]} for i in range(12)]
     with ThreadPoolExecutor(12) as pool:
