@@ -83,6 +83,10 @@ def run_akhbar(objective: str, corpus: Path, base: str, steps: int, work: Path) 
         str(SEQ_LEN),
         "--warmup_steps",
         "10",
+        # Every step trains the whole model, as the stock loop's do (a continued base would
+        # otherwise stay frozen for the first 100 steps while fresh heads warm up).
+        "--head_warmup_steps",
+        "0",
         "--save_steps",
         "1000000",
         "--work_dir",

@@ -110,8 +110,9 @@ class ScoringConfig:
     topic_model, summary_model, stance_model: a store tag or a bundle directory; None takes
         the promoted (else shipped default) model from the store.
     model_batch_size: token windows per forward pass.
-    precision: the encoders' arithmetic (:mod:`akhbar.models.precision`): ``auto`` is bf16
-        on a CPU with bf16 instructions, else fp32; ``int8`` quantises the linear layers;
+    precision: the encoders' arithmetic (:mod:`akhbar.models.precision`): ``auto`` is int8
+        on a CPU with AVX2, else bf16 on one with bf16 instructions, else fp32; ``int8``
+        quantises the linear layers;
         ``onnx-int8`` runs the encoder on ONNX Runtime, fused and int8 (the ``onnx`` extra).
         ``make bench`` measures each against fp32 on the validation splits.
     torch_threads: torch's intra-op threads per scoring process; 0 gives the process its

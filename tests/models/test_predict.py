@@ -508,6 +508,22 @@ def test_lower_precisions_score_like_fp32_and_leave_the_bundle_alone(
     )
 
 
+@pytest.mark.parametrize("precision", ["int8", "onnx-int8"])
+def test_an_int8_answer_does_not_depend_on_the_articles_scored_beside_it(
+    bundle, precision, tmp_path, monkeypatch
+) -> None:
+    """int8 scales a pass's activations by its largest value, so windows get a pass each: an
+    article scores the same alone as in a batch with longer ones."""
+    monkeypatch.setenv("AKHBAR_CACHE", str(tmp_path))
+    fast = Predictor(bundle, batch_size=8, precision=precision)
+    [alone] = fast.topic([MEDIUM])
+    beside = fast.topic([LONG, MEDIUM, SHORT])[1]
+    assert alone.scores == beside.scores
+    ((_, alone_scores, _),) = fast.sentence_scores([MEDIUM])
+    beside_scores = fast.sentence_scores([LONG, MEDIUM])[1][1]
+    assert np.array_equal(alone_scores, beside_scores)
+
+
 def test_the_onnx_graph_is_built_once_and_reused(bundle, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("AKHBAR_CACHE", str(tmp_path))
     first = Predictor(bundle, precision="onnx-int8").ort_encoder.path
@@ -523,10 +539,15 @@ def test_auto_precision_follows_the_cpu_and_the_predictor_takes_only_resolved_on
 ) -> None:
     from akhbar.models import precision
 
-    monkeypatch.setattr(precision, "native_bf16", lambda: True)
-    assert precision.resolve_precision("auto") == "bf16"
-    monkeypatch.setattr(precision, "native_bf16", lambda: False)
-    assert precision.resolve_precision("auto") == "fp32"
+    for flags, expected in (
+        ({"avx2", "avx512_bf16"}, "int8"),
+        ({"avx512_bf16"}, "bf16"),
+        ({"amx_bf16"}, "bf16"),
+        ({"sse4_2"}, "fp32"),
+        (set(), "fp32"),
+    ):
+        monkeypatch.setattr(precision, "_cpu_flags", lambda flags=flags: flags)
+        assert precision.resolve_precision("auto") == expected, flags
     assert precision.resolve_precision("int8") == "int8"
     for unresolved in ("auto", "fp16"):
         with pytest.raises(
