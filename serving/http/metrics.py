@@ -23,17 +23,31 @@ figure wanted per worker carries a ``worker`` label.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import bentoml
 
 from akhbar.models.stages import STAGES
 
 HTTP_STAGE = "http"
 
-BATCH_ARTICLES = bentoml.metrics.Histogram(
-    name="akhbar_batch_articles",
-    documentation="Articles per batch scored (requests that arrive together share a batch).",
-    buckets=(1, 2, 4, 8, 16, 32, 64, float("inf")),
-)
+
+@functools.cache
+def _batch_articles() -> Any:
+    """The batch-size histogram, made on first use rather than at import: a metric without
+    labels is a memory-mapped file in BENTOML_HOME from the moment it exists, and on a full disk
+    touching it kills the worker with SIGBUS. Made at import, it killed each restarted worker
+    before the worker had told ``akhbar serve``'s watch it started
+    (:func:`~akhbar.serving.http.supervision.record_crashes`), so the deaths went uncounted and
+    the port stayed open with nothing behind it."""
+    return bentoml.metrics.Histogram(
+        name="akhbar_batch_articles",
+        documentation="Articles per batch scored (requests that arrive together share a batch).",
+        buckets=(1, 2, 4, 8, 16, 32, 64, float("inf")),
+    )
+
+
 REQUESTS = bentoml.metrics.Counter(
     name="akhbar_requests",
     documentation="API requests that reached the scorer, by worker (BentoML's worker index).",
@@ -64,6 +78,11 @@ def observe_request(seconds: float, scorer_seconds: float) -> None:
     of them waiting for the scorer's answer."""
     REQUESTS.labels(worker=worker()).inc()
     STAGE_SECONDS.labels(stage=HTTP_STAGE).inc(max(0.0, seconds - scorer_seconds))
+
+
+def observe_batch_size(articles: int) -> None:
+    """A batch of ``articles`` was scored."""
+    _batch_articles().observe(articles)
 
 
 def observe_batch(seconds: dict[str, float]) -> None:

@@ -48,7 +48,7 @@ from akhbar.serving.http import connections
 from akhbar.serving.http.admission import ADMISSION, validated_cost
 from akhbar.serving.http.batcher import Batcher
 from akhbar.serving.http.bento_models import TaskModel
-from akhbar.serving.http.metrics import BATCH_ARTICLES, observe_batch, worker_ready
+from akhbar.serving.http.metrics import observe_batch, observe_batch_size, worker_ready
 from akhbar.serving.http.middleware import AkhbarMiddleware, note
 from akhbar.serving.http.settings import MALLOC_SETTINGS, MAX_REQUEST_TIMEOUT, ServiceSettings
 from akhbar.serving.http.startup import logger, setup_logging, stop_startup
@@ -142,7 +142,7 @@ class Akhbar:
     @staticmethod
     def _on_batch(articles: list[Article], seconds: float) -> None:
         """After each batch: its size to /metrics, its work and time to admission's rate."""
-        BATCH_ARTICLES.observe(len(articles))
+        observe_batch_size(len(articles))
         ADMISSION.record_batch(sum(map(validated_cost, articles)), seconds)
 
     def _analyze(self, articles: list[Article], tasks: tuple[str, ...]) -> list[dict[str, Any]]:
