@@ -46,13 +46,14 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH_DIR, log, read_json, service_settings, stage_args, write_json  # noqa: E402
 
+from akhbar.models import stages  # noqa: E402
 from akhbar.models.tasks import TASKS  # noqa: E402
 
 READY_TIMEOUT_S = 300
 METRIC = "akhbar_batch_articles"
 REQUESTS_METRIC = "akhbar_requests_total"
 STAGES_METRIC = "akhbar_stage_seconds_total"
-STAGES = ("http", "preprocess", "encoder", "side_models", "postprocess")
+STAGES = ("http", *stages.STAGES)  # the service adds http to the scoring stages
 COMPARED_WORKERS = 2
 _SAMPLE = re.compile(
     r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)"

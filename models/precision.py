@@ -30,6 +30,8 @@ from __future__ import annotations
 from pathlib import Path
 
 COMPUTED = ("fp32", "bf16", "int8", "onnx-int8")
+# The int8 precisions: CPU kernels only, with one activation scale per forward pass.
+INT8 = ("int8", "onnx-int8")
 PRECISIONS = ("auto", *COMPUTED)
 
 

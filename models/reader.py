@@ -43,6 +43,8 @@ from .tasks import TASK_FIELDS, TaskFields
 
 SUPPORTED_EXTENSIONS = (".jsonl", ".jsonl.gz", ".json", ".csv", ".parquet")
 SPLIT_EXTENSIONS = (".jsonl.gz", ".jsonl")
+# Plain JSON Lines: one record per line, so any line break starts a record.
+JSON_LINES_EXTENSIONS = (".jsonl", ".json")
 STDIN = "-"
 STRICT_HINT = "strict mode stops at the first bad record; use --skip-bad to set bad records aside"
 TEXT_FIELD = "text"
@@ -437,7 +439,7 @@ def stream_rows(
             yield from _jsonl_rows(gzip.GzipFile(fileobj=stream, mode="rb"))  # type: ignore[arg-type]
         except (OSError, EOFError, zlib.error) as error:
             raise DataError(name, f"not a readable gzip file ({error})") from error
-    elif extension in (".jsonl", ".json"):
+    elif extension in JSON_LINES_EXTENSIONS:
         yield from _jsonl_rows(stream)
     elif extension == ".csv":
         yield from _csv_rows(stream, name, tuple(list_fields))

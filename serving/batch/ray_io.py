@@ -47,7 +47,13 @@ import ray
 from ray.data.block import BlockAccessor, BlockMetadata
 from ray.data.datasource import Datasink, Datasource, ReadTask
 
-from akhbar.models.reader import SUPPORTED_EXTENSIONS, DataError, Reject, stream_rows
+from akhbar.models.reader import (
+    JSON_LINES_EXTENSIONS,
+    SUPPORTED_EXTENSIONS,
+    DataError,
+    Reject,
+    stream_rows,
+)
 from akhbar.serving.batch.job import SHARD_ROWS
 from akhbar.serving.batch.outputs import results_table
 
@@ -186,7 +192,7 @@ def read_units(
     split_bytes = split_bytes or SPLIT_BYTES
     units: list[tuple[Unit, int]] = []
     for info in fs.get_file_info(files):
-        splittable = info.path.lower().endswith((".jsonl", ".json"))
+        splittable = info.path.lower().endswith(JSON_LINES_EXTENSIONS)
         if not splittable or info.size <= split_bytes:
             units.append((Unit(info.path), info.size))
             continue

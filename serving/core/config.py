@@ -54,7 +54,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from akhbar import extras
-from akhbar.models.precision import PRECISIONS, resolve_precision
+from akhbar.models.precision import INT8, PRECISIONS, resolve_precision
 from akhbar.models.tasks import TASKS
 from akhbar.serving.core.limits import summary_sentences_problem
 
@@ -190,7 +190,7 @@ def _gpu_precision(asked: str, resolved: str) -> str:
 
     if asked == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "fp32" if resolved in ("int8", "onnx-int8") else resolved
+    return "fp32" if resolved in INT8 else resolved
 
 
 @dataclass(frozen=True)
