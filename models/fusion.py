@@ -17,7 +17,7 @@ validation (:mod:`akhbar.training.fusion_fitting`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,8 +26,14 @@ from safetensors.numpy import load_file, save_file
 
 from akhbar.models.hashed_tfidf import HashedTfidf, TfidfSettings
 from akhbar.models.normalize import NormalizerConfig
+from akhbar.models.sentence_encoder import (
+    DIM,
+    RELATEDNESS,
+    embed_pairs,
+    products,
+    relatedness,
+)
 from akhbar.models.sentence_encoder import NAME as SENTENCE_ENCODER_NAME
-from akhbar.models.sentence_encoder import pair_features
 from akhbar.models.tfidf import NgramSettings, NgramTfidf
 
 
@@ -108,22 +114,70 @@ class TfidfFusion(Fusion):
         return self.tfidf.arrays()
 
 
+# The sentence-encoder side model's feature sets: ``pairs``, the baseline's products of the
+# claim and evidence embeddings; ``pairs_relatedness``, the products without the claim's own
+# embedding, plus :func:`relatedness` standardised (unifiedfc has 254 claims in train: a
+# claim's embedding lets a model learn which claims, not which stances).
+PAIRS, PAIRS_RELATEDNESS = "pairs", "pairs_relatedness"
+WIDTHS = {PAIRS: 4 * DIM, PAIRS_RELATEDNESS: 3 * DIM + len(RELATEDNESS)}
+
+
+def pair_matrix(
+    feature_set: str,
+    scale: np.ndarray,
+    first: list[str],
+    second: list[str],
+    u: np.ndarray,
+    v: np.ndarray,
+) -> np.ndarray:
+    """The side model's features of (claim, evidence) pairs from their embeddings ``u``, ``v``;
+    ``scale`` holds the relatedness figures' mean and standard deviation on train."""
+    if feature_set == PAIRS:
+        return products(u, v)
+    if feature_set == PAIRS_RELATEDNESS:
+        figures = (relatedness(first, second, u, v) - scale[0]) / scale[1]
+        return np.hstack([v, np.abs(u - v), u * v, figures])
+    raise ValueError(f"feature set must be one of {', '.join(WIDTHS)}, got {feature_set!r}")
+
+
 @dataclass
 class SentenceEncoderFusion(Fusion):
     """Sentence-encoder pair features of (claim, evidence)
-    (see :mod:`akhbar.models.sentence_encoder`)."""
+    (see :mod:`akhbar.models.sentence_encoder`), in one of two feature sets (above)."""
 
+    feature_set: str = PAIRS
+    scale: np.ndarray = field(default_factory=lambda: np.zeros((2, 0), np.float32))
     kind: ClassVar[str] = "sentence_encoder"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # A mismatch would otherwise surface as a shape error on the first request.
+        width = WIDTHS.get(self.feature_set)
+        if width is None:
+            raise ValueError(
+                f"feature set must be one of {', '.join(WIDTHS)}, got {self.feature_set!r}"
+            )
+        if self.weight.shape[1] != width:
+            raise ValueError(
+                f"its weights read {self.weight.shape[1]} features, "
+                f"and feature set {self.feature_set} has {width}"
+            )
 
     def features(self, texts: list[str], first: list[str] | None):
         if first is None:
             raise ValueError(
                 "sentence-encoder fusion scores (claim, evidence) pairs and needs the claims"
             )
-        return pair_features(first, texts)
+        return pair_matrix(self.feature_set, self.scale, first, texts, *embed_pairs(first, texts))
 
     def _meta(self) -> dict:
-        return {"encoder": SENTENCE_ENCODER_NAME}
+        meta = {"encoder": SENTENCE_ENCODER_NAME}
+        if self.feature_set == PAIRS_RELATEDNESS:
+            meta |= {"features": self.feature_set, "relatedness": list(RELATEDNESS)}
+        return meta
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"scale": self.scale} if self.feature_set == PAIRS_RELATEDNESS else {}
 
 
 KINDS = {cls.kind: cls for cls in (TfidfFusion, SentenceEncoderFusion)}
@@ -163,4 +217,11 @@ def load_fusion(bundle: Path, task: str, normalization: NormalizerConfig) -> Fus
                 TfidfSettings.from_dict(meta["settings"]), normalization, arrays["idf"]
             ),
         )
+    if meta.get("features", PAIRS) == PAIRS_RELATEDNESS:
+        if meta.get("relatedness") != list(RELATEDNESS):
+            raise ValueError(
+                f"{kind}_{task}.json was fitted on relatedness figures {meta.get('relatedness')},"
+                f" and this version computes {list(RELATEDNESS)}"
+            )
+        return SentenceEncoderFusion(**parts, feature_set=PAIRS_RELATEDNESS, scale=arrays["scale"])
     return SentenceEncoderFusion(**parts)

@@ -48,6 +48,14 @@ def what_ships(task: str, validation: dict) -> str:
     fusion = validation.get("fusion")
     if fusion:
         kind = fusion["kind"] if "kind" in fusion else "tfidf"
+        side = f" ({fusion['side_model']})" if "side_model" in fusion else ""
+        if fusion.get("side_alone"):
+            stacked = f", both stacked {fusion['stacked_cv']:.3f}" if "stacked_cv" in fusion else ""
+            return (
+                f"the {kind} side model{side} alone, which beat the head and the stack on "
+                f"validation (macro-F1: head {fusion['encoder']:.3f}, {kind} "
+                f"{fusion[kind]:.3f}{stacked})"
+            )
         if fusion["chosen"] == "fused":
             return (
                 f"encoder head fused with the {kind} side model (validation macro-F1, "

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 from conftest import ARABIC_SENTENCES
 
-from akhbar.models.fusion import SentenceEncoderFusion, TfidfFusion, load_fusion
+from akhbar.models.fusion import (
+    PAIRS_RELATEDNESS,
+    SentenceEncoderFusion,
+    TfidfFusion,
+    load_fusion,
+)
 from akhbar.models.hashed_tfidf import HashedTfidf, TfidfSettings
 from akhbar.models.normalize import NormalizerConfig
 from akhbar.models.tfidf import NgramSettings, NgramTfidf, ngram_features
@@ -92,6 +97,47 @@ def test_sentence_encoder_fusion_round_trip_needs_claims(tmp_path):
         fusion.scores(evidence, None)
 
 
+def _relatedness_fusion(rng: np.random.Generator) -> SentenceEncoderFusion:
+    return SentenceEncoderFusion(
+        rng.normal(size=(4, 1540)).astype(np.float32),
+        np.zeros(4, np.float32),
+        rng.normal(size=(4, 8)).astype(np.float32),
+        np.zeros(4, np.float32),
+        feature_set=PAIRS_RELATEDNESS,
+        scale=np.array([[0.2, 0.5, 3.0, 0.3], [0.1, 0.3, 1.0, 0.2]], np.float32),
+    )
+
+
+def test_a_relatedness_fusion_keeps_its_scale_and_its_figures_change_the_scores(tmp_path):
+    claims, evidence = ARABIC_SENTENCES[:3], ARABIC_SENTENCES[3:6]
+    fusion = _relatedness_fusion(np.random.default_rng(0))
+    fusion.save(tmp_path, "stance")
+    loaded = load_fusion(tmp_path, "stance", NormalizerConfig())
+    assert loaded.feature_set == PAIRS_RELATEDNESS
+    np.testing.assert_array_equal(loaded.scale, fusion.scale)
+    assert np.allclose(loaded.scores(evidence, claims), fusion.scores(evidence, claims), atol=1e-2)
+    # The standardised figures are read: another scale, other scores.
+    fusion.scale = fusion.scale * 2
+    assert not np.allclose(loaded.scores(evidence, claims), fusion.scores(evidence, claims))
+
+
+def test_a_sentence_encoder_part_that_does_not_fit_its_feature_set_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="1540"):
+        SentenceEncoderFusion(
+            rng.normal(size=(4, 2048)).astype(np.float32),
+            np.zeros(4, np.float32),
+            np.zeros((4, 8), np.float32),
+            np.zeros(4, np.float32),
+            feature_set=PAIRS_RELATEDNESS,
+        )
+    _relatedness_fusion(rng).save(tmp_path, "stance")
+    meta = tmp_path / "sentence_encoder_stance.json"
+    meta.write_text(meta.read_text().replace("cosine", "dot"))
+    with pytest.raises(ValueError, match="relatedness figures"):
+        load_fusion(tmp_path, "stance", NormalizerConfig())
+
+
 def test_a_bundle_without_fusion_part_has_none_and_two_parts_are_refused(tmp_path):
     assert load_fusion(tmp_path, "topic", NormalizerConfig()) is None
     (tmp_path / "tfidf_stance.json").write_text("{}")
@@ -153,3 +199,26 @@ def test_decision_bias_is_reported_and_only_moves_the_stacker_when_kept():
     assert "decision_bias" not in reports[False] and len(tuned["bias"]) == 3
     moved = not np.allclose(reports[True]["stack_bias"], reports[False]["stack_bias"])
     assert moved == tuned["kept"] == (tuned["fused_cv_biased_nested"] > tuned["fused_cv_unbiased"])
+
+
+def test_the_sentence_encoder_side_model_is_the_best_on_validation_of_those_tried():
+    from akhbar.training.finetune_config import FinetuneConfig
+    from akhbar.training.fusion_fitting import SENTENCE_SIDE_MODELS, fit_fusion
+
+    # Related pairs repeat the claim's words, unrelated ones are another sentence.
+    claims = ARABIC_SENTENCES * 4
+    n = len(claims)
+    y = np.arange(n) % 2
+    evidence = [
+        c if label else ARABIC_SENTENCES[(i + 3) % 8] for i, (c, label) in enumerate(zip(claims, y))
+    ]
+    logits = np.random.default_rng(3).normal(size=(n, 2))
+    cfg = FinetuneConfig(task="stance", data="d", fusion="sentence_encoder")
+    fusion, report = fit_fusion(
+        cfg, evidence, claims, y, evidence, claims, y, logits, NormalizerConfig()
+    )
+    tried = report["side_models"]
+    assert list(tried) == [f"{name} C={c}" for name, c in SENTENCE_SIDE_MODELS]
+    assert report["side_model"] == max(tried, key=tried.get)
+    assert report["side_model"].startswith(fusion.feature_set + " ")
+    assert report["sentence_encoder"] == pytest.approx(tried[report["side_model"]])

@@ -99,6 +99,22 @@ def test_a_head_reading_another_tasks_windows_says_so():
     )
 
 
+def test_a_side_model_that_answers_alone_is_not_called_a_fusion():
+    fusion = {
+        "kind": "sentence_encoder",
+        "encoder": 0.26,
+        "sentence_encoder": 0.43,
+        "stacked_cv": 0.386,
+        "fused_cv": 0.43,
+        "side_alone": True,
+        "side_model": "pairs_relatedness C=0.1",
+        "chosen": "fused",
+    }
+    line = shipped_card.what_ships("stance", {"fusion": fusion})
+    assert line.startswith("the sentence_encoder side model (pairs_relatedness C=0.1) alone")
+    assert "head 0.260, sentence_encoder 0.430, both stacked 0.386" in line
+
+
 def test_slices_are_listed_with_the_labels_they_average_over(tmp_path):
     bundle = tmp_path / "bundle"
     write(bundle / "metrics.json", {"tasks": {}})
