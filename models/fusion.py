@@ -55,6 +55,13 @@ class Fusion:
         # scipy copy the whole (2^20 × labels) matrix on every call.
         self.weight_t = np.ascontiguousarray(self.weight.T)
 
+    @property
+    def reads_encoder(self) -> bool:
+        """False where the stacker passes the side model's scores through (training found the
+        side model alone better: the encoder's columns are zero), so the encoder's logits
+        need not be computed at all."""
+        return bool(np.any(self.stack_weight[:, : self.stack_weight.shape[0]]))
+
     def scores(self, texts: list[str], first: list[str] | None = None) -> np.ndarray:
         # Features in the weights' dtype: a float64 sparse row times float32 weights made
         # scipy upcast the whole weight matrix first.

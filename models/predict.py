@@ -33,6 +33,7 @@ from akhbar.models.stages import stage
 from akhbar.models.tasks import SENTENCE, SEQUENCE, STANCE_HEADS
 from akhbar.models.windowing import (
     SentenceWindows,
+    Windows,
     encode_sentence_windows,
     encode_windows,
     pad_features,
@@ -196,6 +197,10 @@ class Predictor:
     ) -> tuple[np.ndarray, list[bool]]:
         """The encoder's logits per text (windows pooled; before any fusion), and which texts
         were truncated, for a task that reads its own windows of ``texts``."""
+        windows = self._windows(task, texts, first)
+        return self._pooled_logits(task, windows, len(texts)), list(windows.truncated)
+
+    def _windows(self, task: str, texts: list[str], first: list[str] | None) -> Windows:
         settings = self._settings(task, SEQUENCE)
         if settings.reads:
             raise ValueError(
@@ -203,7 +208,7 @@ class Predictor:
                 "topic() or sentence_pass()"
             )
         with stage("preprocess"):
-            windows = encode_windows(
+            return encode_windows(
                 self.bundle.tokenizer,
                 texts,
                 settings.max_length,
@@ -211,9 +216,12 @@ class Predictor:
                 settings.max_windows,
                 first,
             )
+
+    def _pooled_logits(self, task: str, windows: Windows, n_texts: int) -> np.ndarray:
         rows, _ = self._forward(windows.features, (task,))
-        logits = np.stack([r[task] for r in rows]) if rows else np.zeros((0, len(settings.labels)))
-        return pool_logits(logits, windows.doc_index, len(texts)), list(windows.truncated)
+        n_labels = len(self.bundle.settings.tasks[task].labels)
+        logits = np.stack([r[task] for r in rows]) if rows else np.zeros((0, n_labels))
+        return pool_logits(logits, windows.doc_index, n_texts)
 
     def sentence_windows(
         self,
@@ -301,8 +309,13 @@ class Predictor:
     ) -> list[LabelPrediction]:
         if not texts:
             return []
-        logits, truncation = self.encoder_logits(task, texts, first)
-        return self._labels(task, logits, truncation, texts, first)
+        windows = self._windows(task, texts, first)
+        fusion = self.bundle.fusions.get(task)
+        if fusion is None or fusion.reads_encoder:
+            logits = self._pooled_logits(task, windows, len(texts))
+        else:  # the side model answers alone: the encoder pass would be thrown away
+            logits = np.zeros((len(texts), len(self._settings(task, SEQUENCE).labels)), np.float32)
+        return self._labels(task, logits, list(windows.truncated), texts, first)
 
     def topic(
         self, texts: Sequence[str], titles: Sequence[str | None] | None = None, task: str = "topic"

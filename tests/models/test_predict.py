@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from akhbar.models.bundle import load_bundle, save_bundle
+from akhbar.models.fusion import SentenceEncoderFusion
 from akhbar.models.inputs import candidate_sentences
 from akhbar.models.predict import Predictor, SummaryPrediction, pick_sentences
 from akhbar.models.sentences import Sentence, split_sentences
@@ -166,6 +167,41 @@ def test_stance_one_result_per_claim_with_exact_evidence(predictor: Predictor) -
     assert all(s.text in BOILERPLATE_CONTENT for s in preds[2].evidence)
     # The claim's words pull the matching sentence in.
     assert any("افتتحت البلدية حديقة" in s.text for s in preds[1].evidence)
+
+
+def test_a_side_model_that_answers_alone_spares_the_encoder_pass(
+    tiny_bundle: Path, monkeypatch
+) -> None:
+    bundle = load_bundle(tiny_bundle)
+    n = len(STANCE_LABELS)
+    side = SentenceEncoderFusion(
+        np.random.default_rng(0).normal(size=(n, 2048)).astype(np.float32),
+        np.zeros(n, np.float32),
+        np.hstack([np.zeros((n, n)), np.eye(n)]).astype(np.float32),  # encoder columns zero
+        np.zeros(n, np.float32),
+    )
+    bundle.fusions["stance"] = side
+    predictor = Predictor(bundle)
+    passes: list[tuple[str, ...]] = []
+    forward = predictor._forward
+
+    def counted(features, heads, **kwargs):
+        passes.append(tuple(heads))
+        return forward(features, heads, **kwargs)
+
+    monkeypatch.setattr(predictor, "_forward", counted)
+    claims, texts = [CLAIM, "البلدية افتتحت حديقة جديدة"], [MEDIUM, LONG]
+    alone = predictor.stance(claims, texts)
+    assert passes == []
+    evidence = ["\n".join(s.text for s in p.evidence) for p in alone]
+    temperature = bundle.settings.tasks["stance"].temperature
+    expected = torch.softmax(torch.from_numpy(side.scores(evidence, claims)) / temperature, 1)
+    for p, row in zip(alone, expected.numpy()):
+        assert list(p.scores.values()) == pytest.approx(row.tolist(), abs=1e-5)
+    # A stacker that reads the encoder's logits still gets them.
+    side.stack_weight = np.hstack([np.eye(n), np.eye(n)]).astype(np.float32)
+    predictor.stance(claims, texts)
+    assert passes == [("stance",)]
 
 
 # --- summary -------------------------------------------------------------------------------
