@@ -3,7 +3,9 @@
 For every article of the sample (and the median-length article) it builds the same token
 windows the service builds (topic windows, summary sentence windows, the claim's stance
 windows; :mod:`akhbar.models.windowing`; no topic windows when the topic head reads the
-summary windows, as the shipped bundle's does: then topic costs only its head) and counts,
+summary windows, as the shipped bundle's does: then topic costs only its head; no stance
+windows when the stance side model answers alone, as the shipped one does since 2026-12-07,
+for the service then runs no encoder pass for stance) and counts,
 per window of ``L`` real tokens, with ``h`` the hidden size, ``i`` the feed-forward size and
 ``n`` the layers::
 
@@ -61,7 +63,9 @@ def article_cost(article: dict, predictors: dict) -> dict:
     topic = predictors["topic"].bundle.settings.tasks["topic"]
     shared = topic.reads == "summary" and predictors["topic"] is predictors["summary"]
     passes = [] if shared else [("topic", topic_inputs([text], [title]), None)]
-    passes += [("stance", stance_inputs([c], [text], stance_k)[0], [c]) for c in claims]
+    stance_fusion = predictors["stance"].bundle.fusions.get("stance")
+    if stance_fusion is None or stance_fusion.reads_encoder:
+        passes += [("stance", stance_inputs([c], [text], stance_k)[0], [c]) for c in claims]
     for task, inputs, first in passes:
         predictor = predictors[task]
         settings = predictor.bundle.settings.tasks[task]

@@ -12,7 +12,9 @@ forward pass over many windows). For each article of the sample, in order:
   separately would;
 * summary: its candidate sentences packed into sentence windows, one forward pass each,
   the top ``k`` sentences (the service's default, ``AKHBAR_SUMMARY_SENTENCES``);
-* stance: the claim (the title) with its evidence sentences, one pass per window, fusion.
+* stance: the claim (the title) with its evidence sentences, one pass per window, fusion;
+  no pass where the side model answers alone (the shipped article stance since 2026-12-07),
+  which the service skips too: that pass is not part of the model's answer.
 
 The inputs (windows and their tokens) are built by the same functions the service's
 :class:`~akhbar.models.predict.Predictor` calls, so both compute the same thing: most
@@ -74,6 +76,13 @@ def _label(
     ``reads`` them scores."""
     settings = predictor.bundle.settings.tasks[task]
     model, tokenizer = predictor.model, predictor.bundle.tokenizer
+    fusion = predictor.bundle.fusions.get(task)
+    if fusion is not None and not fusion.reads_encoder:
+        # The side model answers alone (the shipped article stance): the model has no encoder
+        # pass to run, naive or not.
+        logits = fusion.fuse(np.zeros((1, len(settings.labels))), texts, first)
+        probs = softmax(logits / settings.temperature, axis=1)[0]
+        return settings.labels[int(probs.argmax())], 0
     if settings.reads:
         _, windows = predictor.sentence_windows([article], settings.reads, [title])
     else:
@@ -86,7 +95,6 @@ def _label(
         hidden = predictor.encode(t)
         rows.append(model.sequence_logits(task, hidden, t["attention_mask"]).numpy()[0])
     logits = pool_logits(np.stack(rows), windows.doc_index, len(texts))
-    fusion = predictor.bundle.fusions.get(task)
     if fusion is not None:
         logits = fusion.fuse(logits, texts, first)
     probs = softmax(logits / settings.temperature, axis=1)[0]
