@@ -39,7 +39,7 @@ from akhbar.models.modeling import AkhbarModel, HeadSpec, TaskModel
 from akhbar.models.normalize import NormalizerConfig
 from akhbar.models.tasks import SENTENCE, SEQUENCE, task_kind
 from akhbar.models.tokenization import ensure_normalization, stored_normalization
-from akhbar.training.distributed import WAIT, finish, is_main_process
+from akhbar.training.distributed import finish, is_main_process, wait
 from akhbar.training.examples import sequence_dataset, sequence_inputs, summary_dataset
 from akhbar.training.finetune_config import FinetuneConfig
 from akhbar.training.fusion_fitting import choose, fit_fusion
@@ -289,7 +289,7 @@ def training_arguments(cfg: FinetuneConfig, out: Path) -> TrainingArguments:
         bf16=cfg.bf16,
         use_cpu=not torch.cuda.is_available(),
         ddp_find_unused_parameters=True,
-        ddp_timeout=int(WAIT.total_seconds()),  # the others wait while the first fits fusion
+        ddp_timeout=int(wait().total_seconds()),  # the others wait while the first fits fusion
         seed=cfg.seed,
         label_names=["labels"],
         remove_unused_columns=False,

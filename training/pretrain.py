@@ -469,6 +469,10 @@ class PretrainTrainer(Trainer):
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         if isinstance(self.model, PreTrainedModel):
             return super()._save(output_dir, state_dict)
+        if not self.args.should_save:
+            # The first process writes, as the stock _save does; under torchrun every process
+            # got here and wrote the same checkpoint file at once (a torn checkpoint to resume).
+            return
         output_dir = output_dir or self.args.output_dir
         os.makedirs(output_dir, exist_ok=True)
         safetensors.torch.save_model(self.model, os.path.join(output_dir, "model.safetensors"))

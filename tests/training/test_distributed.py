@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,20 +18,37 @@ from transformers import AutoModel
 
 from akhbar.models.bundle import load_bundle
 from akhbar.models.predict import Predictor
+from akhbar.training.distributed import TIMEOUT_ENV
 
 PROCESSES = 2
+# The process group's timeout in these runs: a collective that only some processes reach fails
+# in this time (the default is 6 hours), well before the runs' own limit of 600 s.
+GROUP_TIMEOUT_S = 120
 
 
-def torchrun(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    """``torchrun --standalone`` (a free port of its own) with ``PROCESSES`` CPU processes."""
+def run_torchrun(
+    command: list[str], tmp_path: Path, group_timeout_s: float, timeout: float
+) -> subprocess.CompletedProcess:
+    """``torchrun --standalone`` (a free port of its own) with ``PROCESSES`` CPU processes; a
+    run still going after ``timeout`` fails with the end of its standard error."""
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
         "TENSORBOARD_LOGGING_DIR": str(tmp_path / "tensorboard"),
+        TIMEOUT_ENV: str(group_timeout_s),
     }
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += [f"--nproc_per_node={PROCESSES}", "-m", "akhbar.cli", *args]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    launcher += [f"--nproc_per_node={PROCESSES}", *command]
+    try:
+        return subprocess.run(launcher, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        stderr = exc.stderr or b""
+        stderr = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+        pytest.fail(f"torchrun still running after {timeout} s; its stderr ends:\n{stderr[-3000:]}")
+
+
+def torchrun(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    done = run_torchrun(["-m", "akhbar.cli", *args], tmp_path, GROUP_TIMEOUT_S, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -74,3 +92,24 @@ def test_pretrain_under_torchrun_builds_the_data_once_and_exports_once(tmp_path)
     report = json.loads((out / "pretrain_report.json").read_text())
     assert report["steps"] == 4 and report["tokens_seen"] == 4 * 8 * 32 * PROCESSES
     assert AutoModel.from_pretrained(out).config.hidden_size == 32
+
+
+def test_a_process_left_waiting_at_the_end_fails_within_the_group_timeout(tmp_path):
+    """The first process never reaches the end of the run (as if stuck in its export): the
+    other fails after the group's timeout with an error that says so, and torchrun stops the
+    run, instead of everyone waiting for hours."""
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import os, time\n"
+        "from akhbar.training.distributed import finish, main_process_first\n"
+        "with main_process_first():  # starts the process group, as pretraining does\n"
+        "    pass\n"
+        "if os.environ['RANK'] == '0':\n"
+        "    time.sleep(300)\n"
+        "finish()\n"
+    )
+    start = time.monotonic()
+    done = run_torchrun([str(script)], tmp_path, group_timeout_s=3, timeout=200)
+    assert done.returncode != 0
+    assert time.monotonic() - start < 150  # the group's 3 s, not process 0's 300 s
+    assert "waited at the end of the run" in done.stderr, done.stderr[-3000:]
