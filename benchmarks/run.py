@@ -7,10 +7,11 @@ Stages, each a script of this folder run in a process of its own, one after anot
    percentiles, the adaptive batch sizes the service formed, the requests each worker served,
    the time per request by stage, the client's own CPU;
 2. ``naive``    the same models one article at a time, no batching, no padding;
-3. ``gemm``     the machine's sustained fp32 / bf16 / int8 matrix-multiply rate;
-4. ``flops``    the model FLOPs of every benchmark article, from the configs;
-5. ``accuracy`` faster variants (int8, bf16, onnx-int8) against fp32 on the validation splits;
-6. ``pretrain`` ``akhbar pretrain`` against a stock ``BertForMaskedLM`` loop, tokens/s.
+3. ``batch``    ``akhbar score``'s local engine over the same articles (no HTTP);
+4. ``gemm``     the machine's sustained fp32 / bf16 / int8 matrix-multiply rate;
+5. ``flops``    the model FLOPs of every benchmark article, from the configs;
+6. ``accuracy`` faster variants (int8, bf16, onnx-int8) against fp32 on the validation splits;
+7. ``pretrain`` ``akhbar pretrain`` against a stock ``BertForMaskedLM`` loop, tokens/s.
 
 Articles: a seeded random sample of ``--articles`` articles of the topic test split
 (``$AKHBAR_DATA/topic/ant_v2.1_multisource/test.jsonl.gz``), each with one claim, its own
@@ -52,10 +53,11 @@ from common import (  # noqa: E402
     write_json,
 )
 
-STAGES = ("service", "naive", "gemm", "flops", "accuracy", "pretrain")
+STAGES = ("service", "naive", "batch", "gemm", "flops", "accuracy", "pretrain")
 SCRIPTS = {
     "service": "service.py",
     "naive": "naive.py",
+    "batch": "batch.py",
     "gemm": "gemm.py",
     "flops": "flops.py",
     "accuracy": "accuracy.py",
@@ -248,6 +250,9 @@ def summarize(r: dict, precision: str) -> dict:
             c16 and c16["articles_per_s"], same["articles_per_s"]
         )
     out["p50_ms_c1"] = service["phases"]["c1_median"]["latency_ms"]["p50"] if service else None
+    batch = r.get("batch")
+    if batch:
+        out["batch_vs_service"] = _ratio(batch["articles_per_s"], c16 and c16["articles_per_s"])
     two = service and service["phases"].get("c16_2_workers")
     out["two_workers_vs_one"] = _ratio(two and two["articles_per_s"], c16 and c16["articles_per_s"])
     compute = {"precision": precision}
@@ -485,6 +490,17 @@ def markdown(report: dict) -> str:
                 f"{agreement['summary']} (they differ by padding, summation order and the "
                 "service's precision)."
             )
+    batch = r.get("batch")
+    if batch:
+        lines += [
+            "",
+            "## Batch scoring (`akhbar score`, local engine, no HTTP)",
+            "",
+            f"{batch['articles']} articles in {batch['wall_s']} s (models loaded in "
+            f"{batch['load_s']} s, apart): **{batch['articles_per_s']} articles/s**, "
+            f"{batch['batch_size']} articles per call, {batch['precision']}; "
+            f"÷ the service at concurrency 16: {_fmt(s.get('batch_vs_service'), '×')}.",
+        ]
     compute = s.get("compute", {})
     gemm = r.get("gemm")
     if gemm or compute:

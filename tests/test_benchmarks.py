@@ -101,9 +101,19 @@ def test_headline_figures_and_table():
             ],
             "median_article": {"flops": 20e9},
         },
+        "batch": {
+            "articles": 2,
+            "rejected": 0,
+            "batch_size": 32,
+            "precision": "fp32",
+            "load_s": 3.0,
+            "wall_s": 0.5,
+            "articles_per_s": 4.0,
+        },
     }
     summary = run.summarize(results, "fp32")
     assert summary["service_vs_naive"] == 4.0
+    assert summary["batch_vs_service"] == 2.0
     assert summary["p50_ms_c1"] == 50.0
     assert summary["fraction_of_limit"] == 0.4  # 40 GFLOP in 1 s against 100 GFLOP/s
     assert summary["service_naive_agreement"] == {
