@@ -231,10 +231,17 @@ def _left_out(bundle: Bundle, task: str) -> list[str]:
     if task in PAIRED:
         lines.append(
             "- **Evidence.** akhbar pairs the claim with the article's "
-            f"{settings.evidence_sentences} sentences closest to it (a multilingual sentence "
-            "encoder chooses them), not the whole article."
+            f"{settings.evidence_sentences} sentences that share most (idf-weighted) words "
+            "with it, not the whole article."
         )
-    if fusion:
+    if fusion and fusion.get("side_alone"):
+        lines.append(
+            f"- **Side model.** akhbar answers {task} with its {fusion['kind']} side model alone: "
+            f"on validation it beat this head ({fusion[fusion['kind']]:.3f} against "
+            f"{fusion['encoder']:.3f} macro-F1) and every stack of the two, so this head is "
+            "not what akhbar's answers come from."
+        )
+    elif fusion:
         kind = fusion.get("kind", "tfidf")
         lines.append(
             f"- **Side model.** akhbar fuses the head with a {kind} side model "

@@ -130,3 +130,22 @@ def test_a_sentence_head_or_an_unnamed_one_is_refused_in_one_line(tiny_bundle, t
         assert store.main(["export", str(tiny_bundle), str(target), "--format", "hf", *args]) == 1
         err = capsys.readouterr().err
         assert problem in err and err.count("\n") == 1
+
+
+def test_a_head_whose_side_model_answers_alone_says_the_export_is_not_what_akhbar_answers(
+    tiny_bundle,
+):
+    from akhbar.models.exports import _left_out
+
+    bundle = load_bundle(tiny_bundle)
+    validation = bundle.metrics.setdefault("tasks", {}).setdefault("stance", {})
+    validation.setdefault("validation", {})["fusion"] = {
+        "kind": "sentence_encoder",
+        "encoder": 0.26,
+        "sentence_encoder": 0.43,
+        "side_alone": True,
+        "chosen": "fused",
+    }
+    [side] = [line for line in _left_out(bundle, "stance") if "**Side model.**" in line]
+    assert "side model alone" in side and "0.430 against 0.260" in side
+    assert "not what akhbar's answers come from" in side
