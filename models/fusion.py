@@ -169,6 +169,12 @@ class SentenceEncoderFusion(Fusion):
                 f"its weights read {self.weight.shape[1]} features, "
                 f"and feature set {self.feature_set} has {width}"
             )
+        figures = len(RELATEDNESS) if self.feature_set == PAIRS_RELATEDNESS else 0
+        if self.scale.shape != (2, figures):
+            raise ValueError(
+                f"its scale has shape {self.scale.shape}, and feature set {self.feature_set} "
+                f"needs {(2, figures)} (mean and deviation of each relatedness figure)"
+            )
 
     def features(self, texts: list[str], first: list[str] | None):
         if first is None:

@@ -46,7 +46,12 @@ from akhbar.models.normalize import NormalizerConfig
 from akhbar.models.sentence_encoder import embed_pairs, relatedness
 from akhbar.models.tfidf import NgramSettings, NgramTfidf
 from akhbar.training.finetune_config import FinetuneConfig
-from akhbar.training.metrics import classification_report, expected_calibration_error, macro_f1
+from akhbar.training.metrics import (
+    classification_report,
+    expected_calibration_error,
+    fit_temperature,
+    macro_f1,
+)
 
 BIAS_GRID = np.linspace(-3.0, 3.0, 61)
 # How much the side model alone must beat the stack by before the stacker passes its raw
@@ -203,12 +208,17 @@ def fit_fusion(
     if report[kind] > report["fused_cv"] + SIDE_MARGIN:
         # The side model alone beats the stack: the stacker passes its scores through, so
         # the fusion can at worst equal it (validation figures are its own, fitted on train).
+        # Its scores are a linear model's margins (a class-balanced one's for stance): one
+        # temperature, fitted on validation, calibrates them without moving any argmax.
         n = val_logits.shape[1]
-        fusion.stack_weight = np.hstack([np.zeros((n, n)), np.eye(n)]).astype(np.float32)
+        temperature = fit_temperature(val_scores, val_y)
+        fusion.stack_weight = np.hstack([np.zeros((n, n)), np.eye(n) / temperature]).astype(
+            np.float32
+        )
         fusion.stack_bias = np.zeros(n, dtype=np.float32)
         report["stacked_cv"], report["side_alone"] = report["fused_cv"], True
-        report["fused_cv"] = report[kind]
-        fused_proba = softmax(val_scores, axis=1)
+        report["fused_cv"], report["side_temperature"] = report[kind], temperature
+        fused_proba = softmax(val_scores / temperature, axis=1)
     report["chosen"] = "fused" if report["fused_cv"] > report["encoder"] else "encoder"
     return fusion, report | {"fused_cv_proba": fused_proba}
 

@@ -131,6 +131,15 @@ def test_a_sentence_encoder_part_that_does_not_fit_its_feature_set_is_refused(tm
             np.zeros(4, np.float32),
             feature_set=PAIRS_RELATEDNESS,
         )
+    with pytest.raises(ValueError, match="scale"):
+        SentenceEncoderFusion(
+            rng.normal(size=(4, 1540)).astype(np.float32),
+            np.zeros(4, np.float32),
+            np.zeros((4, 8), np.float32),
+            np.zeros(4, np.float32),
+            feature_set=PAIRS_RELATEDNESS,
+            scale=np.ones((2, 3), np.float32),
+        )
     _relatedness_fusion(rng).save(tmp_path, "stance")
     meta = tmp_path / "sentence_encoder_stance.json"
     meta.write_text(meta.read_text().replace("cosine", "dot"))
@@ -222,3 +231,31 @@ def test_the_sentence_encoder_side_model_is_the_best_on_validation_of_those_trie
     assert report["side_model"] == max(tried, key=tried.get)
     assert report["side_model"].startswith(fusion.feature_set + " ")
     assert report["sentence_encoder"] == pytest.approx(tried[report["side_model"]])
+
+
+def test_a_side_model_that_beats_the_stack_answers_alone_at_a_fitted_temperature(monkeypatch):
+    from akhbar.training import fusion_fitting
+    from akhbar.training.finetune_config import FinetuneConfig
+    from akhbar.training.metrics import fit_temperature
+
+    claims = ARABIC_SENTENCES * 4
+    n = len(claims)
+    y = np.arange(n) % 2
+    evidence = [
+        c if label else ARABIC_SENTENCES[(i + 3) % 8] for i, (c, label) in enumerate(zip(claims, y))
+    ]
+    logits = np.random.default_rng(3).normal(size=(n, 2))
+    # The stack's cross-validated probabilities carry nothing: the side model alone wins.
+    monkeypatch.setattr(fusion_fitting, "cross_val_predict", lambda *a, **kw: np.full((n, 2), 0.5))
+    cfg = FinetuneConfig(task="stance", data="d", fusion="sentence_encoder")
+    fusion, report = fusion_fitting.fit_fusion(
+        cfg, evidence, claims, y, evidence, claims, y, logits, NormalizerConfig()
+    )
+    assert report["side_alone"] and report["stacked_cv"] < report["fused_cv"]
+    assert not fusion.reads_encoder  # the encoder's logits are never read
+    scores = fusion.scores(evidence, claims)
+    temperature = report["side_temperature"]
+    assert temperature == pytest.approx(fit_temperature(scores, y), rel=1e-3)
+    np.testing.assert_allclose(
+        fusion.fuse(logits, evidence, claims), scores / temperature, rtol=1e-4, atol=1e-5
+    )
