@@ -123,23 +123,20 @@ def test_a_relatedness_fusion_keeps_its_scale_and_its_figures_change_the_scores(
 
 def test_a_sentence_encoder_part_that_does_not_fit_its_feature_set_is_refused(tmp_path):
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="1540"):
-        SentenceEncoderFusion(
-            rng.normal(size=(4, 2048)).astype(np.float32),
-            np.zeros(4, np.float32),
-            np.zeros((4, 8), np.float32),
-            np.zeros(4, np.float32),
-            feature_set=PAIRS_RELATEDNESS,
-        )
-    with pytest.raises(ValueError, match="scale"):
-        SentenceEncoderFusion(
-            rng.normal(size=(4, 1540)).astype(np.float32),
-            np.zeros(4, np.float32),
-            np.zeros((4, 8), np.float32),
-            np.zeros(4, np.float32),
-            feature_set=PAIRS_RELATEDNESS,
-            scale=np.ones((2, 3), np.float32),
-        )
+    # Weights of the baseline's width for the relatedness set; then a scale of 3 figures.
+    for width, scale, problem in (
+        (2048, np.zeros((2, 4), np.float32), "1540"),
+        (1540, np.ones((2, 3), np.float32), "scale"),
+    ):
+        with pytest.raises(ValueError, match=problem):
+            SentenceEncoderFusion(
+                rng.normal(size=(4, width)).astype(np.float32),
+                np.zeros(4, np.float32),
+                np.zeros((4, 8), np.float32),
+                np.zeros(4, np.float32),
+                feature_set=PAIRS_RELATEDNESS,
+                scale=scale,
+            )
     _relatedness_fusion(rng).save(tmp_path, "stance")
     meta = tmp_path / "sentence_encoder_stance.json"
     meta.write_text(meta.read_text().replace("cosine", "dot"))
@@ -210,18 +207,23 @@ def test_decision_bias_is_reported_and_only_moves_the_stacker_when_kept():
     assert moved == tuned["kept"] == (tuned["fused_cv_biased_nested"] > tuned["fused_cv_unbiased"])
 
 
+def _toy_pairs() -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Claims, evidence, labels (related pairs repeat the claim, unrelated ones are another
+    sentence) and uninformative encoder logits."""
+    claims = ARABIC_SENTENCES * 4
+    y = np.arange(len(claims)) % 2
+    evidence = [
+        c if related else ARABIC_SENTENCES[(i + 3) % 8]
+        for i, (c, related) in enumerate(zip(claims, y))
+    ]
+    return claims, evidence, y, np.random.default_rng(3).normal(size=(len(claims), 2))
+
+
 def test_the_sentence_encoder_side_model_is_the_best_on_validation_of_those_tried():
     from akhbar.training.finetune_config import FinetuneConfig
     from akhbar.training.fusion_fitting import SENTENCE_SIDE_MODELS, fit_fusion
 
-    # Related pairs repeat the claim's words, unrelated ones are another sentence.
-    claims = ARABIC_SENTENCES * 4
-    n = len(claims)
-    y = np.arange(n) % 2
-    evidence = [
-        c if label else ARABIC_SENTENCES[(i + 3) % 8] for i, (c, label) in enumerate(zip(claims, y))
-    ]
-    logits = np.random.default_rng(3).normal(size=(n, 2))
+    claims, evidence, y, logits = _toy_pairs()
     cfg = FinetuneConfig(task="stance", data="d", fusion="sentence_encoder")
     fusion, report = fit_fusion(
         cfg, evidence, claims, y, evidence, claims, y, logits, NormalizerConfig()
@@ -238,13 +240,8 @@ def test_a_side_model_that_beats_the_stack_answers_alone_at_a_fitted_temperature
     from akhbar.training.finetune_config import FinetuneConfig
     from akhbar.training.metrics import fit_temperature
 
-    claims = ARABIC_SENTENCES * 4
-    n = len(claims)
-    y = np.arange(n) % 2
-    evidence = [
-        c if label else ARABIC_SENTENCES[(i + 3) % 8] for i, (c, label) in enumerate(zip(claims, y))
-    ]
-    logits = np.random.default_rng(3).normal(size=(n, 2))
+    claims, evidence, y, logits = _toy_pairs()
+    n = len(y)
     # The stack's cross-validated probabilities carry nothing: the side model alone wins.
     monkeypatch.setattr(fusion_fitting, "cross_val_predict", lambda *a, **kw: np.full((n, 2), 0.5))
     cfg = FinetuneConfig(task="stance", data="d", fusion="sentence_encoder")
