@@ -80,25 +80,24 @@ def _label(
     if fusion is not None and not fusion.reads_encoder:
         # The side model answers alone (the shipped article stance): the model has no encoder
         # pass to run, naive or not.
-        logits = fusion.fuse(np.zeros((1, len(settings.labels))), texts, first)
-        probs = softmax(logits / settings.temperature, axis=1)[0]
-        return settings.labels[int(probs.argmax())], 0
-    if settings.reads:
-        _, windows = predictor.sentence_windows([article], settings.reads, [title])
+        logits, passes = np.zeros((len(texts), len(settings.labels))), 0
     else:
-        windows = encode_windows(
-            tokenizer, texts, settings.max_length, settings.stride, settings.max_windows, first
-        )
-    rows = []
-    for feature in windows.features:
-        t = _tensors(feature)
-        hidden = predictor.encode(t)
-        rows.append(model.sequence_logits(task, hidden, t["attention_mask"]).numpy()[0])
-    logits = pool_logits(np.stack(rows), windows.doc_index, len(texts))
+        if settings.reads:
+            _, windows = predictor.sentence_windows([article], settings.reads, [title])
+        else:
+            windows = encode_windows(
+                tokenizer, texts, settings.max_length, settings.stride, settings.max_windows, first
+            )
+        rows = []
+        for feature in windows.features:
+            t = _tensors(feature)
+            hidden = predictor.encode(t)
+            rows.append(model.sequence_logits(task, hidden, t["attention_mask"]).numpy()[0])
+        logits, passes = pool_logits(np.stack(rows), windows.doc_index, len(texts)), len(windows)
     if fusion is not None:
         logits = fusion.fuse(logits, texts, first)
     probs = softmax(logits / settings.temperature, axis=1)[0]
-    return settings.labels[int(probs.argmax())], len(windows)
+    return settings.labels[int(probs.argmax())], passes
 
 
 def _summary(

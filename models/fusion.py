@@ -63,12 +63,13 @@ class Fusion:
         return bool(np.any(self.stack_weight[:, : self.stack_weight.shape[0]]))
 
     def scores(self, texts: list[str], first: list[str] | None = None) -> np.ndarray:
+        return self.project(self.features(texts, first))
+
+    def project(self, features) -> np.ndarray:
+        """The side model's scores of rows of :meth:`features` already computed."""
         # Features in the weights' dtype: a float64 sparse row times float32 weights made
         # scipy upcast the whole weight matrix first.
-        return (
-            np.asarray(self.features(texts, first).astype(self.weight_t.dtype) @ self.weight_t)
-            + self.bias
-        )
+        return np.asarray(features.astype(self.weight_t.dtype) @ self.weight_t) + self.bias
 
     def fuse(
         self, encoder_logits: np.ndarray, texts: list[str], first: list[str] | None = None

@@ -80,44 +80,45 @@ def _side_model(
     val: tuple[list[str], list[str] | None, np.ndarray],
     normalization: NormalizerConfig,
     seed: int,
-) -> tuple[Fusion, dict]:
-    """The side model fitted on train (with a placeholder stacker), and the validation
-    macro-F1 of each candidate where there was a choice. ``train`` and ``val`` are
-    (texts, claims or None, labels)."""
+) -> tuple[Fusion, np.ndarray, dict]:
+    """The side model fitted on train (with a placeholder stacker), its scores on validation,
+    and the validation macro-F1 of each candidate where there was a choice. ``train`` and
+    ``val`` are (texts, claims or None, labels)."""
     (texts, first, y), (val_texts, val_first, val_y) = train, val
     if kind == TfidfFusion.kind:
         tfidf = NgramTfidf(NgramSettings(), normalization)
         svm = LinearSVC(C=0.5, random_state=seed).fit(tfidf.fit(texts), y)
-        return TfidfFusion(
+        fusion = TfidfFusion(
             *_per_class(svm.coef_, svm.intercept_), np.zeros(0), np.zeros(0), tfidf=tfidf
-        ), {}
+        )
+        return fusion, fusion.scores(val_texts), {}
     if kind != SentenceEncoderFusion.kind:
         raise ValueError(f"fusion kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    # Each set of embeddings once, shared by every candidate.
     (u, v), (val_u, val_v) = embed_pairs(first, texts), embed_pairs(val_first, val_texts)
     figures = relatedness(first, texts, u, v)
     scales = {
         PAIRS: np.zeros((2, 0), np.float32),
         PAIRS_RELATEDNESS: np.stack([figures.mean(0), figures.std(0) + 1e-6]).astype(np.float32),
     }
-    tried: dict[str, float] = {}
-    best: tuple[float, SentenceEncoderFusion, str] | None = None
+    candidates = []
     for feature_set, c in SENTENCE_SIDE_MODELS:
         scale = scales[feature_set]
         lr = LogisticRegression(max_iter=5000, class_weight="balanced", C=c).fit(
             pair_matrix(feature_set, scale, first, texts, u, v), y
         )
-        val_pred = lr.predict(pair_matrix(feature_set, scale, val_first, val_texts, val_u, val_v))
-        score = tried[f"{feature_set} C={c}"] = macro_f1(val_y, val_pred)
-        if best is None or score > best[0]:
-            fusion = SentenceEncoderFusion(
-                *_per_class(lr.coef_, lr.intercept_),
-                np.zeros(0),
-                np.zeros(0),
-                feature_set=feature_set,
-                scale=scale,
-            )
-            best = score, fusion, f"{feature_set} C={c}"
-    return best[1], {"side_models": tried, "side_model": best[2]}
+        fusion = SentenceEncoderFusion(
+            *_per_class(lr.coef_, lr.intercept_),
+            np.zeros(0),
+            np.zeros(0),
+            feature_set=feature_set,
+            scale=scale,
+        )
+        val_matrix = pair_matrix(feature_set, scale, val_first, val_texts, val_u, val_v)
+        candidates.append((f"{feature_set} C={c}", fusion, fusion.project(val_matrix)))
+    tried = {name: macro_f1(val_y, scores.argmax(1)) for name, _, scores in candidates}
+    name, fusion, val_scores = max(candidates, key=lambda c: tried[c[0]])  # the first on ties
+    return fusion, val_scores, {"side_models": tried, "side_model": name}
 
 
 def tune_bias(log_proba: np.ndarray, y: np.ndarray, rounds: int = 3) -> np.ndarray:
@@ -162,14 +163,13 @@ def fit_fusion(
     per-class biases (module docstring). Where the side model alone beats the stack, the
     stacker passes the side model's scores through."""
     kind = cfg.fusion
-    fusion, tried = _side_model(
+    fusion, val_scores, tried = _side_model(
         kind,
         (train_texts, train_first, train_y),
         (val_texts, val_first, val_y),
         normalization,
         cfg.seed,
     )
-    val_scores = fusion.scores(val_texts, val_first)
     stacked = np.hstack([val_logits, val_scores])
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=cfg.seed)
     # Class weights help a skewed task's stacker, or hurt it (ANS: 16 `other` pairs in 755
