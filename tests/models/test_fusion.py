@@ -38,9 +38,16 @@ def test_ngram_features_are_the_baselines_and_need_no_pickle():
     x = fitted.fit(ARABIC_SENTENCES)
     baseline = ngram_features(NGRAMS).fit(ARABIC_SENTENCES)
     restored = NgramTfidf(NGRAMS, NormalizerConfig(), fitted.arrays())
-    unseen = ["ارتفعت أسعار النفط في السوق", "سَجَّلَ المُهاجِمُ هدفين"]
+    # Repeated and one-letter words, an empty text: the word-by-word count of the character
+    # part must give what scikit-learn's own transform gives.
+    unseen = ["ارتفعت أسعار النفط في السوق", "سَجَّلَ المُهاجِمُ هدفين", "", "و النفط النفط ب"]
     assert np.allclose(x.toarray(), baseline.transform(ARABIC_SENTENCES).toarray())
     assert np.allclose(restored.transform(unseen).toarray(), baseline.transform(unseen).toarray())
+    assert np.allclose(fitted.transform(unseen).toarray(), baseline.transform(unseen).toarray())
+    # Fitted again on other texts, the cached words' ids follow the new vocabulary.
+    fitted.fit(ARABIC_SENTENCES[::2])
+    refitted = ngram_features(NGRAMS).fit(ARABIC_SENTENCES[::2])
+    assert np.allclose(fitted.transform(unseen).toarray(), refitted.transform(unseen).toarray())
     assert all(a.dtype in (np.uint8, np.float32) for a in fitted.arrays().values())
     # Diacritics are normalised away before the n-grams are taken.
     plain, marked = restored.transform(["سجل المهاجم هدفين", "سَجَّلَ المُهاجِمُ هدفين"]).toarray()
