@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import threading
@@ -497,6 +498,28 @@ def test_torch_threads_share_the_usable_cores_among_the_workers(monkeypatch):
     assert (
         config.ScoringConfig().runtime().torch_threads == 8
     )  # akhbar score: one process, every core
+
+
+def test_applying_a_runtime_sets_torch_threads_and_keeps_the_tokenizer_on_the_caller(
+    monkeypatch,
+):
+    import torch
+
+    from akhbar.serving.core.config import ScoringConfig
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")  # recorded, restored after the test
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM")
+    runtime = ScoringConfig(torch_threads=1).runtime()
+    try:
+        runtime.apply()
+        assert torch.get_num_threads() == 1
+        assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+        monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")  # a user's own setting stands
+        runtime.apply()
+        assert os.environ["TOKENIZERS_PARALLELISM"] == "true"
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_onnx_precision_without_its_extra_names_the_install(monkeypatch):
