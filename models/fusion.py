@@ -155,8 +155,6 @@ class SentenceEncoderFusion(Fusion):
 
     feature_set: str = PAIRS
     scale: np.ndarray = field(default_factory=lambda: np.zeros((2, 0), np.float32))
-    # Not stored: the Predictor that runs it sets it from its precision.
-    bf16: bool = False
     kind: ClassVar[str] = "sentence_encoder"
 
     def __post_init__(self) -> None:
@@ -184,8 +182,7 @@ class SentenceEncoderFusion(Fusion):
             raise ValueError(
                 "sentence-encoder fusion scores (claim, evidence) pairs and needs the claims"
             )
-        embeddings = embed_pairs(first, texts, self.bf16)
-        return pair_matrix(self.feature_set, self.scale, first, texts, *embeddings)
+        return pair_matrix(self.feature_set, self.scale, first, texts, *embed_pairs(first, texts))
 
     def _meta(self) -> dict:
         meta = {"encoder": SENTENCE_ENCODER_NAME}

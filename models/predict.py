@@ -6,9 +6,7 @@ sorted by length before batching so padding stays small; probabilities are
 temperature-calibrated with the temperature stored in the bundle.
 
 The encoder may run in a lower precision than it was trained in (``precision``, see
-:mod:`akhbar.models.precision`); task heads and fusions stay fp32, except that the sentence
-encoder a stance side model reads computes in bf16 alongside any reduced precision on a CPU
-with bf16 instructions. The default is fp32, the
+:mod:`akhbar.models.precision`); task heads and fusions stay fp32. The default is fp32, the
 reference training and evaluation score with; the service and the batch scorer pass the
 precision their configuration resolved (:mod:`akhbar.serving.core.config`).
 """
@@ -26,11 +24,10 @@ import torch
 from scipy.special import softmax
 
 from akhbar.models.bundle import Bundle
-from akhbar.models.fusion import SentenceEncoderFusion
 from akhbar.models.inputs import candidate_sentences, stance_head, stance_inputs, topic_inputs
 from akhbar.models.modeling import mean_pool
 from akhbar.models.ort_encoder import OrtEncoder
-from akhbar.models.precision import COMPUTED, INT8, native_bf16
+from akhbar.models.precision import COMPUTED, INT8
 from akhbar.models.sentences import Sentence
 from akhbar.models.stages import stage
 from akhbar.models.tasks import SENTENCE, SEQUENCE, STANCE_HEADS
@@ -120,10 +117,6 @@ class Predictor:
                 self.model = torch.ao.quantization.quantize_dynamic(
                     copy.deepcopy(self.model), {torch.nn.Linear}, dtype=torch.qint8
                 )
-        for fusion in bundle.fusions.values():
-            if isinstance(fusion, SentenceEncoderFusion):
-                # A quarter of its time (make bench, 2026-12-08), the accuracy guard unmoved.
-                fusion.bf16 = precision != "fp32" and native_bf16()
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Hidden states in fp32, whatever precision the encoder computed in."""

@@ -30,12 +30,11 @@ def _encoder() -> Usem3Torch:
     return Usem3Torch()
 
 
-def encode(texts: list[str], bf16: bool = False) -> np.ndarray:
-    """L2-normalised 512-dim embeddings, one row per text; ``bf16``: see
-    :meth:`Usem3Torch.encode <akhbar.models.usem3_torch.Usem3Torch.encode>`."""
+def encode(texts: list[str]) -> np.ndarray:
+    """L2-normalised 512-dim embeddings, one row per text."""
     if not texts:
         return np.zeros((0, DIM), np.float32)
-    return _encoder().encode(list(texts), bf16)
+    return _encoder().encode(list(texts))
 
 
 class _ClaimCache:
@@ -45,35 +44,28 @@ class _ClaimCache:
         self.size, self.rows = size, OrderedDict()
         self.lock = threading.Lock()  # the service and Ray actors may call from threads
 
-    def encode(self, texts: list[str], bf16: bool = False) -> np.ndarray:
-        keys = [(bf16, t) for t in texts]  # a claim's bf16 and fp32 embeddings differ a little
+    def encode(self, texts: list[str]) -> np.ndarray:
         with self.lock:
-            known = {k: self.rows[k] for k in keys if k in self.rows}
-            for key in known:
-                self.rows.move_to_end(key)
-        missing = [k for k in dict.fromkeys(keys) if k not in known]
+            known = {t: self.rows[t] for t in texts if t in self.rows}
+            for text in known:
+                self.rows.move_to_end(text)
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
         # Copies: a row view would keep its whole batch's array alive while it is cached.
-        fresh = (
-            {k: row.copy() for k, row in zip(missing, encode([t for _, t in missing], bf16))}
-            if missing
-            else {}
-        )
+        fresh = {t: row.copy() for t, row in zip(missing, encode(missing))} if missing else {}
         with self.lock:
             self.rows.update(fresh)
             while len(self.rows) > self.size:
                 self.rows.popitem(last=False)
         rows = known | fresh
-        return np.stack([rows[k] for k in keys]) if texts else np.zeros((0, DIM), np.float32)
+        return np.stack([rows[t] for t in texts]) if texts else np.zeros((0, DIM), np.float32)
 
 
 _claims = _ClaimCache(CLAIM_CACHE_SIZE)
 
 
-def embed_pairs(
-    first: list[str], second: list[str], bf16: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+def embed_pairs(first: list[str], second: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The claims' embeddings (from a cache of recent claims) and their evidence's."""
-    return _claims.encode(first, bf16), encode(second, bf16)
+    return _claims.encode(first), encode(second)
 
 
 def products(u: np.ndarray, v: np.ndarray) -> np.ndarray:

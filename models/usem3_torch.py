@@ -37,9 +37,9 @@ _LEFT, _RIGHT = 2, 2
 _TOKEN_BUDGET = 1024
 
 
-def _linear(weight: np.ndarray, bias: np.ndarray | None, dtype: torch.dtype) -> nn.Linear:
+def _linear(weight: np.ndarray, bias: np.ndarray | None = None) -> nn.Linear:
     """An nn.Linear computing ``x @ weight + bias`` (the package stores weights input-major)."""
-    layer = nn.Linear(*weight.shape, bias=bias is not None, dtype=dtype)
+    layer = nn.Linear(*weight.shape, bias=bias is not None)
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight.T)))
         if bias is not None:
@@ -48,24 +48,21 @@ def _linear(weight: np.ndarray, bias: np.ndarray | None, dtype: torch.dtype) -> 
 
 
 class _Forward(nn.Module):
-    """The deep averaging network with CNN n-gram branches, on one packed batch of sentences.
+    """The deep averaging network with CNN n-gram branches, on one packed batch of sentences."""
 
-    ``dtype``: its linear layers' (bf16 ones run under autocast; weights stored in bf16 are
-    not cast again on every call). The embedding table is the package's array, shared."""
-
-    def __init__(self, weights: NumpyBackend, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, weights: NumpyBackend) -> None:
         super().__init__()
         w = weights
         self.register_buffer("table", torch.from_numpy(w.table), persistent=False)
         self.register_buffer("scale", torch.from_numpy(w.scale), persistent=False)
         self.register_buffer("low", torch.from_numpy(w.lo), persistent=False)
-        self.project = _linear(w.proj_W, w.proj_b, dtype)
-        self.first = nn.ModuleList(_linear(m, b, dtype) for m, b in zip(w.w1, w.b1))
-        self.second = nn.ModuleList(_linear(m, b, dtype) for m, b in zip(w.w2, w.b2))
-        self.pool = _linear(w.cnn_W, None, dtype)
+        self.project = _linear(w.proj_W, w.proj_b)
+        self.first = nn.ModuleList(_linear(m, b) for m, b in zip(w.w1, w.b1))
+        self.second = nn.ModuleList(_linear(m, b) for m, b in zip(w.w2, w.b2))
+        self.pool = _linear(w.cnn_W)
         self.register_buffer("pool_bias", torch.from_numpy(w.cnn_b), persistent=False)
-        dense = (_linear(m, None, dtype) for m in (w.d0, w.d1, w.d2, w.d3, w.p1, w.p3))
-        self.d0, self.d1, self.d2, self.d3, self.p1, self.p3 = dense
+        self.d0, self.d1, self.d2, self.d3 = map(_linear, (w.d0, w.d1, w.d2, w.d3))
+        self.p1, self.p3 = _linear(w.p1), _linear(w.p3)
         self.branch_norm = self._layer_norm(w.ln_g_all, w.ln_b_all, w.eps)
         self.feature_norm = self._layer_norm(w.ln_g, w.ln_b, w.eps)
         self.eps = float(w.eps)
@@ -107,7 +104,7 @@ class _Forward(nn.Module):
         size = lengths.float()[:, None]
         mean = (self.pool(summed) + size * self.pool_bias) / size.sqrt()
         y1 = F.relu(self.p1(mean) + self.d1(F.relu(self.d0(mean))))
-        z = torch.tanh(self.p3(y1) + self.d3(F.relu(self.d2(y1)))).float()
+        z = torch.tanh(self.p3(y1) + self.d3(F.relu(self.d2(y1))))
         return z / z.norm(dim=1, keepdim=True).clamp_min(self.eps**0.5)
 
 
@@ -118,31 +115,23 @@ class Usem3Torch:
         self.tokenizer = sentencepiece.SentencePieceProcessor(
             model_file=str(_RESOURCES / "sp.model")
         )
-        weights = NumpyBackend(str(_RESOURCES / "weights.npz"), None)
-        self.forwards = {
-            bf16: _Forward(weights, torch.bfloat16 if bf16 else torch.float32).eval()
-            for bf16 in (False, True)
-        }
+        self.forward = _Forward(NumpyBackend(str(_RESOURCES / "weights.npz"), None)).eval()
 
     @torch.inference_mode()
-    def encode(self, texts: list[str], bf16: bool = False) -> np.ndarray:
-        """``bf16``: the linear layers in bfloat16 (for CPUs with bf16 instructions): 7.8 ms
-        against 10.0 for the median article's evidence in the service's scoring loop, at
-        cosine >= 0.9999 to fp32 on unifiedfc validation texts."""
+    def encode(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), DIM), np.float32)
         pieces = self.tokenizer.encode(list(texts), add_bos=True, add_eos=True)
         first, budget = 0, 0
         for i, ids in enumerate(pieces):
             if i > first and budget + len(ids) > _TOKEN_BUDGET:
-                out[first:i] = self._batch(pieces[first:i], bf16)
+                out[first:i] = self._batch(pieces[first:i])
                 first, budget = i, 0
             budget += len(ids)
         if pieces:
-            out[first:] = self._batch(pieces[first:], bf16)
+            out[first:] = self._batch(pieces[first:])
         return out
 
-    def _batch(self, pieces: list[list[int]], bf16: bool) -> np.ndarray:
+    def _batch(self, pieces: list[list[int]]) -> np.ndarray:
         ids = torch.tensor([i for p in pieces for i in p], dtype=torch.long)
         lengths = torch.tensor([len(p) for p in pieces], dtype=torch.long)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return self.forwards[bf16](ids, lengths).numpy()
+        return self.forward(ids, lengths).numpy()

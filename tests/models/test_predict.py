@@ -169,26 +169,6 @@ def test_stance_one_result_per_claim_with_exact_evidence(predictor: Predictor) -
     assert any("افتتحت البلدية حديقة" in s.text for s in preds[1].evidence)
 
 
-@pytest.mark.parametrize(
-    ("precision", "native", "bf16"),
-    [("fp32", True, False), ("int8", True, True), ("bf16", True, True), ("int8", False, False)],
-)
-def test_the_side_models_sentence_encoder_follows_a_reduced_precision_where_bf16_is_native(
-    tiny_bundle: Path, monkeypatch, precision: str, native: bool, bf16: bool
-) -> None:
-    from akhbar.models import predict
-
-    monkeypatch.setattr(predict, "native_bf16", lambda: native)
-    bundle = load_bundle(tiny_bundle)
-    n = len(STANCE_LABELS)
-    zeros = np.zeros((n, 2 * n), np.float32)
-    bundle.fusions["stance"] = SentenceEncoderFusion(
-        np.zeros((n, 2048), np.float32), np.zeros(n, np.float32), zeros, np.zeros(n, np.float32)
-    )
-    Predictor(bundle, precision=precision)
-    assert bundle.fusions["stance"].bf16 is bf16
-
-
 def test_a_side_model_that_answers_alone_spares_the_encoder_pass(
     tiny_bundle: Path, monkeypatch
 ) -> None:

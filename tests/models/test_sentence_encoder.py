@@ -28,9 +28,9 @@ def test_pair_features_are_the_claim_evidence_products_with_cached_claims():
 def test_a_repeated_claim_is_encoded_once_and_the_cache_stays_bounded(monkeypatch):
     calls: list[list[str]] = []
 
-    def counting(texts, bf16=False):
+    def counting(texts):
         calls.append(list(texts))
-        return encode(texts, bf16)
+        return encode(texts)
 
     monkeypatch.setattr(sentence_encoder, "encode", counting)
     cache = _ClaimCache(size=2)
@@ -39,11 +39,7 @@ def test_a_repeated_claim_is_encoded_once_and_the_cache_stays_bounded(monkeypatc
     assert calls == [[CLAIMS[0], CLAIMS[1]]]  # each distinct claim once, in one call
     np.testing.assert_array_equal(again, first[[2, 0]])
     cache.encode([CLAIMS[2]])  # a third claim evicts the least recently used (CLAIMS[1])
-    assert list(cache.rows) == [(False, CLAIMS[0]), (False, CLAIMS[2])]
-    # A claim in the other precision is another entry (the two embeddings differ a little).
-    bf16 = cache.encode([CLAIMS[0]], bf16=True)
-    assert calls[-1] == [CLAIMS[0]] and list(cache.rows) == [(False, CLAIMS[2]), (True, CLAIMS[0])]
-    np.testing.assert_allclose(bf16, first[:1], atol=0.02)
+    assert list(cache.rows) == [CLAIMS[0], CLAIMS[2]]
     assert cache.encode([]).shape == (0, 512)
     # Each cached row owns its memory: a view would keep its whole batch's array alive.
     assert all(row.base is None for row in cache.rows.values())
